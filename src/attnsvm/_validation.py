@@ -1,0 +1,117 @@
+"""Parameter and array validation shared by every public entry point.
+
+Messages follow one pattern: ``"The 'field' ... must be <expected>. Got <what came> instead."``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .exceptions import InvalidInputError, InvalidParameterError
+
+__all__ = ["check_choice", "check_positive", "as_float_array", "as_int_array"]
+
+
+def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
+    """Return ``value`` if it is one of ``allowed``, else raise :class:`InvalidParameterError`."""
+    allowed = list(allowed)
+    if value not in allowed:
+        shown = "{" + ", ".join(repr(a) for a in allowed) + "}"
+        raise InvalidParameterError(
+            f"The '{name}' parameter must be one of {shown}. Got {value!r} instead."
+        )
+    return value
+
+
+def check_positive(name: str, value: Any, *, integer: bool = False, allow_zero: bool = False) -> Any:
+    """Return ``value`` if it is a finite positive number (an int when ``integer``)."""
+    kind = "integer" if integer else "number"
+    ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(
+        value, (int, float, np.integer, np.floating)
+    )
+    if isinstance(value, bool) or not ok_type or not np.isfinite(value) or (
+        value < 0 or (value == 0 and not allow_zero)
+    ):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InvalidParameterError(
+            f"The '{name}' parameter must be a finite {kind} {bound}. Got {value!r} instead."
+        )
+    return value
+
+
+def _describe(arr: Any) -> str:
+    if isinstance(arr, np.ndarray):
+        return f"an array of shape {arr.shape} and dtype {arr.dtype}"
+    return f"{type(arr).__name__} {arr!r}"[:80]
+
+
+def as_float_array(name: str, value: Any, ndim: int, shape: tuple[int | None, ...] | None = None
+                   ) -> np.ndarray:
+    """Convert to a finite float64 array with ``ndim`` dimensions (and ``shape``, None = any).
+
+    Raises
+    ------
+    InvalidInputError
+        On object/str/complex dtype, wrong rank or shape, NaN or infinity.
+    """
+    arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise InvalidInputError(
+            f"The '{name}' array must hold real numbers. Got {_describe(arr)} instead."
+        )
+    if arr.ndim != ndim:
+        raise InvalidInputError(
+            f"The '{name}' array must have {ndim} dimension(s). Got {_describe(arr)} instead."
+        )
+    if shape is not None:
+        for axis, want in enumerate(shape):
+            if want is not None and arr.shape[axis] != want:
+                expected = tuple("*" if s is None else s for s in shape)
+                raise InvalidInputError(
+                    f"The '{name}' array must have shape {expected}. Got shape {arr.shape} instead."
+                )
+    out = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.all(np.isfinite(out)):
+        raise InvalidInputError(
+            f"The '{name}' array must be finite. Got NaN or infinity in it instead."
+        )
+    return out
+
+
+def as_int_array(name: str, value: Any, ndim: int, shape: tuple[int | None, ...] | None = None,
+                 low: int | None = None, high: int | None = None) -> np.ndarray:
+    """Convert to an int64 array; floats are accepted only when integral; bounds are [low, high)."""
+    arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise InvalidInputError(
+            f"The '{name}' array must hold integers. Got {_describe(arr)} instead."
+        )
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise InvalidInputError(
+                f"The '{name}' array must hold integers. Got non-integral values instead."
+            )
+    if arr.ndim != ndim:
+        raise InvalidInputError(
+            f"The '{name}' array must have {ndim} dimension(s). Got {_describe(arr)} instead."
+        )
+    if shape is not None:
+        for axis, want in enumerate(shape):
+            if want is not None and arr.shape[axis] != want:
+                expected = tuple("*" if s is None else s for s in shape)
+                raise InvalidInputError(
+                    f"The '{name}' array must have shape {expected}. Got shape {arr.shape} instead."
+                )
+    out = arr.astype(np.int64)
+    if out.size and low is not None and out.min() < low:
+        raise InvalidInputError(
+            f"The '{name}' values must be >= {low}. Got {int(out.min())} instead."
+        )
+    if out.size and high is not None and out.max() >= high:
+        raise InvalidInputError(
+            f"The '{name}' values must be < {high}. Got {int(out.max())} instead."
+        )
+    return out

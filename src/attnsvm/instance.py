@@ -1,0 +1,330 @@
+"""Attention-SVM instances: tokens, queries, labels, head and token choice.
+
+An instance holds ``n`` sequences of ``T`` tokens in ``R^d``:
+
+* ``X`` (n, T, d): tokens, ``X[i, t] = x_it``;
+* ``Z`` (n, d): queries ``z_i`` (cross-attention), or ``Z[i] = X[i, query_index]``
+  (self-attention);
+* ``Y`` (n,) in {-1, +1} and ``v`` (d,): labels and linear head, optional;
+* ``alpha`` (n,): the selected token per sequence, optional.
+
+Token scores are ``gamma_it = Y_i v^T x_it``; the optimal token is their argmax, and ties
+are reported (:class:`TiedTokensError`), never broken silently.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._validation import as_float_array, as_int_array
+from .exceptions import InstanceFileError, InvalidInputError
+
+__all__ = ["Instance", "TiedTokensError", "ConstraintSet", "random_instance"]
+
+#: Relative tolerance under which two token scores count as tied.
+TIE_RTOL = 1e-12
+
+
+class TiedTokensError(InvalidInputError):
+    """The optimal token of some sequence is not unique; ``ties`` maps i -> tied tokens."""
+
+    def __init__(self, message: str, ties: dict[int, list[int]]):
+        super().__init__(message)
+        self.ties = ties
+
+
+@dataclass(frozen=True)
+class ConstraintSet:
+    """The Att-SVM constraints of one token choice, one row per (i, t != alpha_i).
+
+    Constraint k reads ``<W, A[k] Zc[k]^T> = A[k]^T W Zc[k] >= 1``.
+
+    Attributes
+    ----------
+    A : ndarray, shape (m, d)
+        Token differences ``x_{i, alpha_i} - x_it``.
+    Zc : ndarray, shape (m, d)
+        The query ``z_i`` of each constraint's sequence.
+    index : ndarray, shape (m, 2)
+        ``(i, t)`` of each constraint.
+    seq : ndarray, shape (m,)
+        ``index[:, 0]``, the sequence of each constraint.
+    """
+
+    A: np.ndarray
+    Zc: np.ndarray
+    index: np.ndarray
+
+    @property
+    def m(self) -> int:
+        """Number of constraints."""
+        return int(self.A.shape[0])
+
+    @property
+    def seq(self) -> np.ndarray:
+        return self.index[:, 0]
+
+    def values(self, W: np.ndarray) -> np.ndarray:
+        """Constraint values ``A[k]^T W Zc[k]`` for a (d, d) matrix ``W``; shape (m,)."""
+        return np.einsum("kd,kd->k", self.A, self.Zc @ W.T)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A validated attention-SVM instance (see the module docstring for the fields).
+
+    Parameters
+    ----------
+    X : array_like, shape (n, T, d)
+    Z : array_like, shape (n, d), optional
+        Cross-attention queries.  Without it the query of sequence ``i`` is
+        ``X[i, query_index]`` (self-attention).
+    query_index : int, default 0
+    Y : array_like, shape (n,), optional
+    v : array_like, shape (d,), optional
+    alpha : array_like, shape (n,), optional
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> inst = Instance(X=np.array([[[1.0, 0.0], [0.0, 1.0]]]), Z=np.array([[1.0, 0.0]]),
+    ...                 Y=np.array([1]), v=np.array([1.0, 0.0]))
+    >>> inst.optimal_tokens().tolist()
+    [0]
+    """
+
+    X: np.ndarray
+    Z: np.ndarray | None = None
+    query_index: int | None = None
+    Y: np.ndarray | None = None
+    v: np.ndarray | None = None
+    alpha: np.ndarray | None = None
+    _Zq: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        X = as_float_array("X", self.X, 3)
+        n, T, d = X.shape
+        if n < 1:
+            raise InvalidInputError("The 'X' array must hold at least one sequence. Got n=0 instead.")
+        if T < 2:
+            raise InvalidInputError(
+                f"The 'X' array must hold at least 2 tokens per sequence. Got T={T} instead."
+            )
+        if d < 1:
+            raise InvalidInputError("The 'X' array must have embedding dimension d >= 1. Got 0.")
+        object.__setattr__(self, "X", X)
+        if self.Z is not None:
+            Z = as_float_array("Z", self.Z, 2, (n, d))
+            object.__setattr__(self, "Z", Z)
+            object.__setattr__(self, "query_index", None)
+            Zq = Z
+        else:
+            q = 0 if self.query_index is None else self.query_index
+            q = int(as_int_array("query_index", q, 0, low=-T, high=T))
+            q = q % T
+            object.__setattr__(self, "query_index", q)
+            Zq = X[:, q, :]
+        object.__setattr__(self, "_Zq", np.ascontiguousarray(Zq))
+        if self.Y is not None:
+            Y = as_float_array("Y", self.Y, 1, (n,))
+            if not np.all(np.abs(Y) == 1):
+                raise InvalidInputError(
+                    f"The 'Y' labels must be -1 or +1. Got {sorted(set(Y.tolist()))[:5]} instead."
+                )
+            object.__setattr__(self, "Y", Y)
+        if self.v is not None:
+            object.__setattr__(self, "v", as_float_array("v", self.v, 1, (d,)))
+        if self.alpha is not None:
+            object.__setattr__(self, "alpha", as_int_array("alpha", self.alpha, 1, (n,), 0, T))
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def T(self) -> int:
+        return int(self.X.shape[1])
+
+    @property
+    def d(self) -> int:
+        return int(self.X.shape[2])
+
+    @property
+    def queries(self) -> np.ndarray:
+        """The query of every sequence, shape (n, d) (``Z`` or ``X[:, query_index]``)."""
+        return self._Zq
+
+    @property
+    def has_head(self) -> bool:
+        """True when labels ``Y`` and head ``v`` are both present."""
+        return self.Y is not None and self.v is not None
+
+    # ----------------------------------------------------------------- scores
+    def token_scores(self) -> np.ndarray:
+        """Scores ``gamma_it = Y_i v^T x_it``, shape (n, T); needs ``Y`` and ``v``."""
+        if self.Y is None or self.v is None:
+            raise InvalidInputError(
+                "The instance must have labels 'Y' and head 'v' to compute token scores."
+            )
+        return self.Y[:, None] * (self.X @ self.v)
+
+    def score_ties(self) -> dict[int, list[int]]:
+        """Sequences whose best score is shared by several tokens: ``{i: [tokens]}``."""
+        g = self.token_scores()
+        best = g.max(axis=1, keepdims=True)
+        tol = TIE_RTOL * np.maximum(1.0, np.abs(best))
+        tied = (best - g) <= tol
+        return {int(i): np.flatnonzero(tied[i]).tolist() for i in np.flatnonzero(tied.sum(1) > 1)}
+
+    def optimal_tokens(self) -> np.ndarray:
+        """``opt_i = argmax_t gamma_it``, shape (n,).
+
+        Raises
+        ------
+        TiedTokensError
+            When some sequence has several tokens of maximal score.
+        """
+        ties = self.score_ties()
+        if ties:
+            first = next(iter(ties.items()))
+            raise TiedTokensError(
+                f"The optimal token is not unique in {len(ties)} sequence(s) "
+                f"(e.g. sequence {first[0]}: tokens {first[1]}); pass 'alpha' explicitly.",
+                ties,
+            )
+        return np.argmax(self.token_scores(), axis=1).astype(np.int64)
+
+    def token_choice(self) -> np.ndarray:
+        """``alpha`` when given, else the optimal tokens; shape (n,).
+
+        Raises
+        ------
+        InvalidInputError
+            With neither ``alpha`` nor both ``Y`` and ``v``.
+        """
+        if self.alpha is not None:
+            return self.alpha
+        if not self.has_head:
+            raise InvalidInputError(
+                "The instance must have 'alpha', or both 'Y' and 'v' to compute optimal tokens."
+            )
+        return self.optimal_tokens()
+
+    # ------------------------------------------------------------ constraints
+    def constraints(self, alpha: np.ndarray | None = None) -> ConstraintSet:
+        """The Att-SVM constraints for token choice ``alpha`` (default :meth:`token_choice`)."""
+        a = self.token_choice() if alpha is None else as_int_array(
+            "alpha", alpha, 1, (self.n,), 0, self.T)
+        n, T, d = self.X.shape
+        mask = np.ones((n, T), dtype=bool)
+        mask[np.arange(n), a] = False
+        ii, tt = np.nonzero(mask)
+        A = self.X[ii, a[ii]] - self.X[ii, tt]
+        Zc = self._Zq[ii]
+        return ConstraintSet(A=A, Zc=Zc, index=np.stack([ii, tt], axis=1).astype(np.int64))
+
+    def margins(self, W: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
+        """Per-constraint values ``(x_{i,alpha_i} - x_it)^T W z_i`` as an (n, T) array.
+
+        The entry at ``(i, alpha_i)`` is ``+inf`` (no constraint).
+        """
+        a = self.token_choice() if alpha is None else np.asarray(alpha, dtype=np.int64)
+        W = as_float_array("W", W, 2, (self.d, self.d))
+        s = np.einsum("ntd,nd->nt", self.X, self._Zq @ W.T)  # (n, T): x_it^T W z_i
+        out = s[np.arange(self.n), a][:, None] - s
+        out[np.arange(self.n), a] = np.inf
+        return out
+
+    def margin(self, W: np.ndarray, alpha: np.ndarray | None = None, normalized: bool = True
+               ) -> float:
+        """``min_{i, t != alpha_i} (x_{i,alpha_i} - x_it)^T W z_i``, divided by ``||W||_F``
+        when ``normalized``."""
+        val = float(np.min(self.margins(W, alpha)))
+        if normalized:
+            nrm = float(np.linalg.norm(W))
+            return val / nrm if nrm > 0 else 0.0
+        return val
+
+    # --------------------------------------------------------------- file I/O
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Instance:
+        """Read an instance from the ``.npz`` format of SPEC.md (never unpickles).
+
+        Raises
+        ------
+        InstanceFileError
+            Missing file, not a ``.npz`` archive, or missing ``X``.
+        InvalidInputError
+            Any field malformed.
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise InstanceFileError(f"The instance file '{p}' does not exist or is not a file.")
+        if not zipfile.is_zipfile(p):
+            raise InstanceFileError(f"The instance file '{p}' is not a .npz archive.")
+        try:
+            with np.load(p, allow_pickle=False) as data:
+                fields = {k: data[k] for k in data.files}
+        except ValueError as exc:  # object arrays need pickle
+            raise InvalidInputError(
+                f"The instance file '{p}' holds object arrays, which are not accepted ({exc})."
+            ) from None
+        except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+            raise InstanceFileError(f"The instance file '{p}' cannot be read: {exc}.") from None
+        if "X" not in fields:
+            raise InstanceFileError(f"The instance file '{p}' has no 'X' array (tokens, (n, T, d)).")
+        known = {"X", "Z", "query_index", "Y", "v", "alpha"}
+        kwargs: dict[str, Any] = {k: fields[k] for k in known if k in fields}
+        if "query_index" in kwargs:
+            qi = kwargs["query_index"]
+            kwargs["query_index"] = int(as_int_array("query_index", qi, 0))
+        return cls(**kwargs)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the instance in the ``.npz`` format of SPEC.md (atomically)."""
+        out: dict[str, np.ndarray] = {"X": self.X}
+        if self.Z is not None:
+            out["Z"] = self.Z
+        else:
+            out["query_index"] = np.array(self.query_index, dtype=np.int64)
+        for k in ("Y", "v", "alpha"):
+            val = getattr(self, k)
+            if val is not None:
+                out[k] = val
+        from ._io import atomic_savez
+
+        atomic_savez(path, **out)
+
+
+def random_instance(n: int, T: int, d: int, seed: int | np.random.Generator | None = None,
+                    cross: bool = True) -> Instance:
+    """The papers' data generator: Gaussian tokens and queries normalized to unit length, ``v`` a
+    random unit vector, ``Y`` the sign of a Gaussian.
+
+    Parameters
+    ----------
+    n, T, d : int
+        Sequences, tokens per sequence, embedding dimension.
+    seed : int or Generator, optional
+    cross : bool, default True
+        Cross-attention (random ``Z``); else self-attention with the query at position 0.
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, T, d))
+    X /= np.linalg.norm(X, axis=2, keepdims=True)
+    Z = None
+    if cross:
+        Z = rng.standard_normal((n, d))
+        Z /= np.linalg.norm(Z, axis=1, keepdims=True)
+    v = rng.standard_normal(d)
+    v /= np.linalg.norm(v)
+    Y = np.sign(rng.standard_normal(n))
+    Y[Y == 0] = 1.0
+    return Instance(X=X, Z=Z, query_index=None if cross else 0, Y=Y, v=v)
