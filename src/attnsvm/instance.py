@@ -71,8 +71,16 @@ class ConstraintSet:
         return self.index[:, 0]
 
     def values(self, W: np.ndarray) -> np.ndarray:
-        """Constraint values ``A[k]^T W Zc[k]`` for a (d, d) matrix ``W``; shape (m,)."""
+        """Constraint values ``A[k]^T W Zc[k]`` for a (d1, d2) matrix ``W``; shape (m,)."""
         return np.einsum("kd,kd->k", self.A, self.Zc @ W.T)
+
+    def combine(self, weights: np.ndarray) -> np.ndarray:
+        """``sum_k weights_k A[k] Zc[k]^T``, shape (d1, d2)."""
+        return self.A.T @ (np.asarray(weights)[:, None] * self.Zc)
+
+    def subset(self, mask: np.ndarray) -> ConstraintSet:
+        """The constraints selected by a boolean mask or index array."""
+        return ConstraintSet(A=self.A[mask], Zc=self.Zc[mask], index=self.index[mask])
 
 
 @dataclass(frozen=True)

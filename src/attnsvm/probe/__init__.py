@@ -1,0 +1,1 @@
+"""Probe pretrained transformers: does each head's key-query form match its Att-SVM?"""

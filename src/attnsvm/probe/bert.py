@@ -1,0 +1,103 @@
+"""Adapter for BERT-style post-norm encoders (BERT, RoBERTa, MiniLM, ELECTRA, ...).
+
+Post-norm: every sublayer ends with a LayerNorm, so the hidden state that enters a layer's
+self-attention is already normalized (by the embedding LayerNorm for layer 0, by the previous
+layer's output LayerNorm after that).  That hidden state is both the key-side token x_t and the
+query z.  Attention is bidirectional, without position-dependent terms in the score (absolute
+position embeddings are added to the input), so the head's bilinear form is exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .capture import Adapter, Capture, HeadForm
+from .corpus import Sequence
+
+__all__ = ["BertAdapter"]
+
+
+def _np(t: Any) -> np.ndarray:
+    return t.detach().to("cpu").double().numpy()
+
+
+class BertAdapter(Adapter):
+    """Reads ``encoder.layer[i].attention.self.{query,key}`` of a BERT-style model."""
+
+    family = "bert"
+    causal = False
+    rotary = False
+
+    def __init__(self, model: Any, tokenizer: Any) -> None:
+        super().__init__(model, tokenizer)
+        self.base = getattr(model, "base_model", model)
+        self.layers = self.base.encoder.layer
+        cfg = model.config
+        self._H = int(cfg.num_attention_heads)
+        self._d = int(cfg.hidden_size)
+
+    @staticmethod
+    def matches(model: Any) -> bool:
+        """True when the model has the BERT module layout."""
+        base = getattr(model, "base_model", model)
+        try:
+            sa = base.encoder.layer[0].attention.self
+        except (AttributeError, IndexError, TypeError):
+            return False
+        return all(hasattr(sa, a) for a in ("query", "key", "value"))
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def num_heads(self) -> int:
+        return self._H
+
+    @property
+    def hidden_size(self) -> int:
+        return self._d
+
+    def head_forms(self, layer: int) -> list[HeadForm]:
+        sa = self.layers[layer].attention.self
+        dh = int(sa.attention_head_size)
+        Wq, Wk = _np(sa.query.weight), _np(sa.key.weight)
+        bq = _np(sa.query.bias) if sa.query.bias is not None else np.zeros(Wq.shape[0])
+        bk = _np(sa.key.bias) if sa.key.bias is not None else np.zeros(Wk.shape[0])
+        scale = float(getattr(sa, "scaling", dh**-0.5))
+        forms = []
+        for h in range(self._H):
+            sl = slice(h * dh, (h + 1) * dh)
+            forms.append(HeadForm(layer, h, Wq[sl], bq[sl], Wk[sl], bk[sl], scale, False))
+        return forms
+
+    def capture(self, sequence: Sequence, layers: list[int]) -> Capture:
+        import torch
+
+        cap = Capture(sequence)
+        handles = []
+
+        def make_hook(li: int) -> Any:
+            def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+                hs = args[0] if args else kwargs["hidden_states"]
+                cap.X[li] = _np(hs[0])
+
+            return hook
+
+        for li in layers:
+            sa = self.layers[li].attention.self
+            handles.append(sa.register_forward_pre_hook(make_hook(li), with_kwargs=True))
+        try:
+            ids = torch.as_tensor(sequence.ids, dtype=torch.long)[None]
+            with torch.no_grad():
+                out = self.base(
+                    input_ids=ids, attention_mask=torch.ones_like(ids), output_attentions=True
+                )
+        finally:
+            for hd in handles:
+                hd.remove()
+        for li in layers:
+            cap.P[li] = _np(out.attentions[li][0])
+        return cap

@@ -1,0 +1,195 @@
+"""What the probe extracts from a transformer, independent of its architecture.
+
+Convention (THEORY.md): the score of key-side token x_t for query z is ``x_t^T W z``.  A head
+computes ``q = W_Q z + b_Q`` and ``k = W_K x_t + b_K`` and the score ``q^T k / sqrt(d_head)``::
+
+    q^T k / sqrt(d_head) = x_t^T [W_K^T W_Q | W_K^T b_Q] [z; 1] / sqrt(d_head)
+                           + (b_K^T W_Q z + b_K^T b_Q) / sqrt(d_head)
+
+The last term is the same for every key of a row and cancels in the softmax, so the head's
+bilinear form on the augmented query ``[z; 1]`` is exactly ``W = W_K^T [W_Q | b_Q] / sqrt(d_head)``
+of shape (d, d + 1): query biases fold in exactly, key biases drop out.  With rotary position
+embeddings (LLaMA-style decoders) q and k are rotated by position-dependent angles before the
+product, so no single W exists; :class:`HeadForm` then holds the position-free form (the same
+formula without the rotation) and ``rotary`` is True.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .corpus import Sequence
+
+__all__ = ["HeadForm", "Capture", "Adapter", "softmax_rows", "position_free_scores"]
+
+
+@dataclass(frozen=True)
+class HeadForm:
+    """The query/key maps of one attention head.
+
+    Attributes
+    ----------
+    layer, head : int
+        Position of the head (counted from 0).
+    Wq : numpy.ndarray, shape (d_head, d)
+        Query map W_Q of the head.
+    bq : numpy.ndarray, shape (d_head,)
+        Query bias (zeros when the model has none).
+    Wk : numpy.ndarray, shape (d_head, d)
+        Key map W_K (for grouped key/value heads, the map of the group the head reads).
+    bk : numpy.ndarray, shape (d_head,)
+        Key bias (zeros when the model has none); it cancels in every softmax row.
+    scale : float
+        The model's score scale, 1 / sqrt(d_head).
+    rotary : bool
+        True when rotary position embeddings rotate q and k, so that ``bilinear`` is only the
+        position-free approximation of the score.
+    """
+
+    layer: int
+    head: int
+    Wq: np.ndarray
+    bq: np.ndarray
+    Wk: np.ndarray
+    bk: np.ndarray
+    scale: float
+    rotary: bool = False
+
+    def bilinear(self) -> np.ndarray:
+        """The head's key-query matrix on the augmented query, shape (d, d + 1).
+
+        ``scale * W_K^T [W_Q | b_Q]``; score differences within a row are
+        ``(x_a - x_b)^T W [z; 1]`` exactly (without rotary embeddings).
+        """
+        wq_aug = np.concatenate([self.Wq, self.bq[:, None]], axis=1)
+        return float(self.scale) * (self.Wk.T @ wq_aug)
+
+
+@dataclass
+class Capture:
+    """Activations of one sequence at the probed layers.
+
+    Attributes
+    ----------
+    sequence : Sequence
+        The input (ids, special-token mask, token strings).
+    X : dict of int to numpy.ndarray, shape (T, d)
+        Per layer, the normalized input the attention reads (key-side tokens and queries),
+        float64 copies of the model's float32 activations.
+    P : dict of int to numpy.ndarray, shape (H, T, T)
+        Per layer, the model's own attention probabilities, row = query, column = key.
+    rope : tuple of numpy.ndarray (cos, sin), each shape (T, d_head), or None
+        The rotary tables the model applied (decoders), used to recompute exact scores.
+    """
+
+    sequence: Sequence
+    X: dict[int, np.ndarray] = field(default_factory=dict)
+    P: dict[int, np.ndarray] = field(default_factory=dict)
+    rope: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def softmax_rows(scores: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Row-wise softmax in float64; entries where ``mask`` is False get probability 0.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray, shape (T, T)
+    mask : numpy.ndarray of bool, shape (T, T), optional
+    """
+    s = np.asarray(scores, dtype=np.float64).copy()
+    if mask is not None:
+        s = np.where(mask, s, -np.inf)
+    s -= s.max(axis=-1, keepdims=True)
+    e = np.exp(s)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def position_free_scores(W: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Scores ``x_t^T W [z_q; 1]`` of a sequence under one bilinear form, shape (T, T).
+
+    Parameters
+    ----------
+    W : numpy.ndarray, shape (d, d + 1)
+        Key-query matrix on the augmented query.
+    X : numpy.ndarray, shape (T, d)
+        Normalized inputs; every row is both a key-side token and a query.
+
+    Returns
+    -------
+    numpy.ndarray, shape (T, T)
+        Entry (q, t) is the score of key t for query q.
+    """
+    Z = np.concatenate([X, np.ones((X.shape[0], 1))], axis=1)
+    return Z @ (X @ W).T
+
+
+class Adapter(ABC):
+    """One architecture family: how to find its attention maps and its normalized inputs.
+
+    Attributes
+    ----------
+    family : str
+        Short name of the family, e.g. ``"bert"`` or ``"llama"``.
+    causal : bool
+        Whether a query attends only to earlier positions (decoders).
+    rotary : bool
+        Whether scores depend on positions through rotary embeddings.
+    """
+
+    family: str = ""
+    causal: bool = False
+    rotary: bool = False
+
+    def __init__(self, model: Any, tokenizer: Any) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+
+    @property
+    @abstractmethod
+    def num_layers(self) -> int:
+        """Number of transformer layers."""
+
+    @property
+    @abstractmethod
+    def num_heads(self) -> int:
+        """Number of attention (query) heads per layer."""
+
+    @property
+    @abstractmethod
+    def hidden_size(self) -> int:
+        """Width d of the token vectors."""
+
+    @abstractmethod
+    def head_forms(self, layer: int) -> list[HeadForm]:
+        """The query/key maps of every head of ``layer``, in head order."""
+
+    @abstractmethod
+    def capture(self, sequence: Sequence, layers: list[int]) -> Capture:
+        """Run the model on one sequence and collect inputs and probabilities of ``layers``."""
+
+    def key_mask(self, T: int) -> np.ndarray:
+        """Which keys each query sees, shape (T, T) bool (all, or the causal triangle)."""
+        if self.causal:
+            return np.tril(np.ones((T, T), dtype=bool))
+        return np.ones((T, T), dtype=bool)
+
+    def exact_scores(self, form: HeadForm, capture: Capture) -> np.ndarray:
+        """The head's exact pre-softmax scores from the extracted pieces, shape (T, T).
+
+        The default (no rotary embeddings) is ``X W [Z; 1]^T`` with ``W = form.bilinear()``;
+        the key-bias term, constant along a row, is added too so that the numbers are the
+        model's own scores.
+        """
+        X = capture.X[form.layer]
+        q = X @ form.Wq.T + form.bq
+        k = X @ form.Wk.T + form.bk
+        return form.scale * (q @ k.T)
+
+    def recompute_probs(self, form: HeadForm, capture: Capture) -> np.ndarray:
+        """Attention probabilities recomputed from the extracted pieces, shape (T, T)."""
+        T = capture.sequence.length
+        return softmax_rows(self.exact_scores(form, capture), self.key_mask(T))

@@ -1,0 +1,176 @@
+"""The Att-SVM instance of a head's own argmax selections.
+
+Every position of every sequence is a query (self-attention): the query is z = [x_q; 1]
+(augmented so that query biases fold in, see :mod:`attnsvm.probe.capture`), its keys are the
+positions it sees (all, or 0..q in a decoder), and the selected token alpha is the key of largest
+model probability.  Each other key t gives one constraint ``(x_alpha - x_t)^T W [x_q; 1] >= 1``,
+stored as a row of ``A`` (key side, shape (m, d)) and of ``Zc`` (query side, shape (m, d + 1)).
+
+Degenerate selections are reported, not broken silently:
+
+- ties: rows whose largest probability is reached by more than one key (alpha is then the
+  first of them);
+- identical keys: constraints with ``x_alpha == x_t`` (a zero row of ``A``; no W separates them);
+- contradictory pairs: two rows with identical queries and a pair of identical key vectors
+  a, b present in both, where one row selects a and the other b.
+
+Any of these makes the instance infeasible; the solver then certifies it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .capture import Capture
+
+__all__ = ["HeadInstance", "build_instance"]
+
+
+@dataclass
+class HeadInstance:
+    """Constraints and row statistics of one head.
+
+    Attributes
+    ----------
+    A : numpy.ndarray, shape (m, d)
+        ``x_alpha - x_t`` of every constraint.
+    Zc : numpy.ndarray, shape (m, d + 1)
+        ``[x_q; 1]`` of every constraint.
+    index : numpy.ndarray of int64, shape (m, 2)
+        (query row, key position) of every constraint; query rows count over all sequences.
+    row_of : numpy.ndarray of int64, shape (m,)
+        Query row of every constraint (``index[:, 0]``).
+    alpha : numpy.ndarray of int64, shape (n,)
+        Selected key position per query row.
+    max_prob : numpy.ndarray, shape (n,)
+        Largest model probability per row.
+    sink : numpy.ndarray of bool, shape (n,)
+        Row's argmax is a special token or position 0.
+    tie : numpy.ndarray of bool, shape (n,)
+        More than one key reaches the largest probability.
+    n_keys : numpy.ndarray of int64, shape (n,)
+        Number of keys each row sees (T, or q + 1 in a decoder).
+    identical_keys : int
+        Constraints with ``x_alpha == x_t`` exactly.
+    contradictory_pairs : int
+        Pairs of rows with identical queries selecting a over b and b over a.
+    """
+
+    A: np.ndarray
+    Zc: np.ndarray
+    index: np.ndarray
+    alpha: np.ndarray
+    max_prob: np.ndarray
+    sink: np.ndarray
+    tie: np.ndarray
+    n_keys: np.ndarray
+    identical_keys: int
+    contradictory_pairs: int
+
+    @property
+    def row_of(self) -> np.ndarray:
+        """Query row of every constraint, shape (m,)."""
+        return self.index[:, 0]
+
+    @property
+    def n(self) -> int:
+        """Number of query rows."""
+        return int(self.alpha.shape[0])
+
+    @property
+    def m(self) -> int:
+        """Number of constraints."""
+        return int(self.A.shape[0])
+
+    def subset_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(A, Zc, index)`` restricted to the constraints of the query rows ``rows`` (bool (n,))."""
+        keep = np.asarray(rows, dtype=bool)[self.row_of]
+        return self.A[keep], self.Zc[keep], self.index[keep]
+
+
+def _contradictions(
+    X_rows: list[np.ndarray], Z_rows: list[np.ndarray], alpha: np.ndarray
+) -> int:
+    """Count contradictory pairs among rows with byte-identical queries."""
+    groups: dict[bytes, list[int]] = {}
+    for r, z in enumerate(Z_rows):
+        groups.setdefault(z.tobytes(), []).append(r)
+    count = 0
+    for rows in groups.values():
+        if len(rows) < 2:
+            continue
+        keysets = [{k.tobytes() for k in X_rows[r]} for r in rows]
+        chosen = [X_rows[r][alpha[r]].tobytes() for r in rows]
+        for i in range(len(rows)):
+            for j in range(i + 1, len(rows)):
+                a, b = chosen[i], chosen[j]
+                if a != b and b in keysets[i] and a in keysets[j]:
+                    count += 1
+    return count
+
+
+def build_instance(captures: list[Capture], layer: int, head: int, causal: bool) -> HeadInstance:
+    """Build the Att-SVM instance of one head from the captured sequences.
+
+    Parameters
+    ----------
+    captures : list of Capture
+        One per sequence, holding ``X[layer]`` (T, d) and ``P[layer]`` (H, T, T).
+    layer, head : int
+    causal : bool
+        Query q sees keys 0..q only.
+
+    Returns
+    -------
+    HeadInstance
+    """
+    A_parts, Z_parts, idx_parts = [], [], []
+    alpha, max_prob, sink, tie, n_keys = [], [], [], [], []
+    X_rows: list[np.ndarray] = []
+    Z_rows: list[np.ndarray] = []
+    row = 0
+    for cap in captures:
+        X = cap.X[layer]
+        P = cap.P[layer][head]
+        T = X.shape[0]
+        special = cap.sequence.special
+        for q in range(T):
+            nk = q + 1 if causal else T
+            p = P[q, :nk]
+            pmax = p.max()
+            winners = np.flatnonzero(p == pmax)
+            a = int(winners[0])
+            alpha.append(a)
+            max_prob.append(float(pmax))
+            tie.append(winners.size > 1)
+            sink.append(bool(special[a]) or a == 0)
+            n_keys.append(nk)
+            keys = X[:nk]
+            z = np.append(X[q], 1.0)
+            X_rows.append(keys)
+            Z_rows.append(z)
+            others = np.array([t for t in range(nk) if t != a], dtype=np.int64)
+            if others.size:
+                A_parts.append(keys[a][None, :] - keys[others])
+                Z_parts.append(np.broadcast_to(z, (others.size, z.size)))
+                idx_parts.append(np.column_stack([np.full(others.size, row), others]))
+            row += 1
+    d = captures[0].X[layer].shape[1]
+    A = np.concatenate(A_parts) if A_parts else np.zeros((0, d))
+    Zc = np.concatenate(Z_parts) if Z_parts else np.zeros((0, d + 1))
+    index = np.concatenate(idx_parts).astype(np.int64) if idx_parts else np.zeros((0, 2), np.int64)
+    alpha_arr = np.asarray(alpha, dtype=np.int64)
+    return HeadInstance(
+        A=np.ascontiguousarray(A),
+        Zc=np.ascontiguousarray(Zc),
+        index=index,
+        alpha=alpha_arr,
+        max_prob=np.asarray(max_prob),
+        sink=np.asarray(sink, dtype=bool),
+        tie=np.asarray(tie, dtype=bool),
+        n_keys=np.asarray(n_keys, dtype=np.int64),
+        identical_keys=int(np.sum(~A.any(axis=1))) if A.size else 0,
+        contradictory_pairs=_contradictions(X_rows, Z_rows, alpha_arr),
+    )

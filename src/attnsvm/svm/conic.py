@@ -1,0 +1,183 @@
+"""Att-SVM in any norm through cvxpy (Clarabel by default): nuclear, entrywise l_p, Frobenius.
+
+    min ||W||  s.t.  A[k]^T W Zc[k] >= b_k   (all constraints in one vectorised expression)
+
+The nuclear norm is the limit direction of the (K, Q) parametrisation, the entrywise l_p norm
+that of l_p mirror descent (THEORY.md).  No dedicated method is faster here, so the solution
+records which conic solver ran and checks its own accuracy (KKT residuals of
+:class:`~.solution.SVMSolution`); an answer outside ``accuracy`` is marked ``inaccurate`` and a
+:class:`~attnsvm.exceptions.ConvergenceWarning` is issued.
+
+Both W and the problem are first reduced to the ranges of the constraint factors: with
+``U`` an orthonormal basis of span{a_k} and ``V`` one of span{z_k}, ``U U^T W V V^T`` is feasible
+whenever ``W`` is and has no larger Frobenius or nuclear norm, so ``W = U M V^T`` loses nothing
+(not used for ``lp``, which is not rotation invariant).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .._validation import as_float_array, check_choice
+from ..exceptions import ConvergenceWarning, SolverError
+from ..instance import ConstraintSet, Instance
+from .norms import check_norm
+from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
+
+__all__ = ["solve_conic", "solve_nuc", "solve_lp", "solve_nuc_constraints"]
+
+
+def _basis(M: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
+    """Orthonormal basis of the row space of ``M`` (m, d): shape (d, r)."""
+    U, s, Vt = np.linalg.svd(M, full_matrices=False)
+    r = int(np.sum(s > rtol * (s[0] if s.size else 0.0)))
+    return Vt[:r].T
+
+
+def solve_conic(
+    A: np.ndarray,
+    Zc: np.ndarray,
+    index: np.ndarray | None = None,
+    norm: str = "nuc",
+    p: float | None = None,
+    b: np.ndarray | None = None,
+    solver: str = "CLARABEL",
+    accuracy: float = 1e-6,
+    reduce: bool = True,
+    solver_options: dict[str, Any] | None = None,
+) -> SVMSolution:
+    """Solve ``min ||W|| s.t. A[k]^T W Zc[k] >= b_k`` with cvxpy.
+
+    Parameters
+    ----------
+    A : ndarray, shape (m, d1)
+    Zc : ndarray, shape (m, d2)
+    index : ndarray, shape (m, 2), optional
+    norm : {"fro", "nuc", "lp"}
+    p : float, optional
+        Exponent for ``lp`` (> 1).
+    b : ndarray, shape (m,), optional
+        Right-hand sides (default ones).
+    solver : str
+        cvxpy solver name (``"CLARABEL"``, ``"SCS"``, ...).
+    accuracy : float
+        KKT tolerance under which the answer is reported ``optimal``.
+    reduce : bool
+        Restrict W to the factor ranges (exact for fro and nuc).
+    solver_options : dict, optional
+        Passed to ``problem.solve``.
+
+    Returns
+    -------
+    SVMSolution
+    """
+    import cvxpy as cp
+
+    t0 = time.perf_counter()
+    norm, p = check_norm(norm, p)
+    A = as_float_array("A", A, 2)
+    Zc = as_float_array("Zc", Zc, 2, (A.shape[0], None))
+    m, d1 = A.shape
+    d2 = Zc.shape[1]
+    idx = (np.stack([np.arange(m), np.zeros(m, dtype=np.int64)], 1) if index is None
+           else np.asarray(index, dtype=np.int64))
+    bb = np.ones(m) if b is None else as_float_array("b", b, 1, (m,))
+    if reduce and norm != "lp":
+        U = _basis(A)
+        V = _basis(Zc)
+    else:
+        U, V = np.eye(d1), np.eye(d2)
+    Ar, Zr = A @ U, Zc @ V  # (m, r1), (m, r2)
+    if U.shape[1] == 0 or V.shape[1] == 0:
+        M = cp.Variable((max(U.shape[1], 1), max(V.shape[1], 1)))
+        cons = [cp.Constant(np.zeros(m)) >= bb]
+    else:
+        M = cp.Variable((U.shape[1], V.shape[1]))
+        vals = cp.sum(cp.multiply(Ar @ M, Zr), axis=1)
+        cons = [vals >= bb]
+    if norm == "fro":
+        objective = cp.Minimize(cp.sum_squares(M))
+    elif norm == "nuc":
+        objective = cp.Minimize(cp.normNuc(M))
+    else:
+        objective = cp.Minimize(cp.pnorm(cp.vec(M, order="C"), p))
+    prob = cp.Problem(objective, cons)
+    check_choice("solver", solver, cp.installed_solvers())
+    try:
+        prob.solve(solver=solver, **(solver_options or {}))
+    except cp.error.SolverError as exc:
+        raise SolverError(f"the conic solver {solver} failed: {exc}") from exc
+    cset = ConstraintSet(A=A, Zc=Zc, index=idx)
+    name = f"cvxpy:{solver}"
+    if prob.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
+        y = np.asarray(cons[0].dual_value, dtype=float).ravel() if cons[0].dual_value is not None \
+            else np.ones(m)
+        cert = np.maximum(y, 0.0)
+        cert = cert / cert.sum() if cert.sum() > 0 else cert
+        sol = SVMSolution(INFEASIBLE, norm, None, cset, bb, np.zeros(m), certificate=cert,
+                          solver=name, p=p)
+    elif prob.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and M.value is not None:
+        W = U @ M.value @ V.T
+        y = np.asarray(cons[0].dual_value, dtype=float).ravel()
+        # normalise the multipliers to the norm-minimisation dual: sum mu b = ||W||
+        scale = float(y @ bb)
+        from .norms import norm_value
+
+        nrm = norm_value(W, norm, p)
+        mu = y * (nrm / scale) if scale > 0 else y
+        sol = SVMSolution(OPTIMAL, norm, W, cset, bb, mu, solver=name, p=p)
+        worst = max(sol.primal_residual(), sol.stationarity_residual(), sol.duality_gap())
+        sol.info["kkt_max_residual"] = worst
+        if prob.status != cp.OPTIMAL or worst > accuracy:
+            sol.status = INACCURATE
+            warnings.warn(
+                f"{name} returned a {norm} Att-SVM solution with KKT residual {worst:.1e} "
+                f"> accuracy {accuracy:g}", ConvergenceWarning, stacklevel=2)
+    else:
+        raise SolverError(f"the conic solver {solver} ended with status '{prob.status}'")
+    sol.info["cvxpy_status"] = prob.status
+    sol.seconds = time.perf_counter() - t0
+    return sol
+
+
+def _on_instance(instance: Instance, alpha: np.ndarray | None, **kw: Any) -> SVMSolution:
+    t0 = time.perf_counter()
+    a = instance.token_choice() if alpha is None else np.asarray(alpha, dtype=np.int64)
+    c = instance.constraints(a)
+    sol = solve_conic(c.A, c.Zc, c.index, **kw)
+    sol.alpha = a.copy()
+    sol.shape = (instance.n, instance.T)
+    sol.seconds = time.perf_counter() - t0
+    return sol
+
+
+def solve_nuc(instance: Instance, alpha: np.ndarray | None = None, solver: str = "CLARABEL",
+              accuracy: float = 1e-6) -> SVMSolution:
+    """Nuclear-norm Att-SVM ``W_*^mm`` of an instance (the (K, Q) limit direction).
+
+    Parameters
+    ----------
+    instance : Instance
+    alpha : ndarray of int, shape (n,), optional
+    solver : str
+        cvxpy solver (Clarabel: interior point, ~1e-8 KKT accuracy).
+    accuracy : float
+        KKT tolerance for status ``optimal``.
+    """
+    return _on_instance(instance, alpha, norm="nuc", solver=solver, accuracy=accuracy)
+
+
+def solve_lp(instance: Instance, p: float, alpha: np.ndarray | None = None,
+             solver: str = "CLARABEL", accuracy: float = 1e-6) -> SVMSolution:
+    """Entrywise l_p Att-SVM (the limit direction of l_p mirror descent), ``p > 1``."""
+    return _on_instance(instance, alpha, norm="lp", p=p, solver=solver, accuracy=accuracy)
+
+
+def solve_nuc_constraints(A: np.ndarray, Zc: np.ndarray, index: np.ndarray | None = None,
+                          solver: str = "CLARABEL", accuracy: float = 1e-6) -> SVMSolution:
+    """Nuclear-norm SVM over raw constraints (see :func:`solve_conic`)."""
+    return solve_conic(A, Zc, index, norm="nuc", solver=solver, accuracy=accuracy)

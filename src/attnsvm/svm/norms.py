@@ -1,0 +1,49 @@
+"""Norms of the attention SVMs and their duals.
+
+``fro`` (Frobenius / Euclidean), ``nuc`` (nuclear, dual: spectral) and ``lp`` (entrywise
+``l_p``, dual: entrywise ``l_q`` with ``1/p + 1/q = 1``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_choice
+from ..exceptions import InvalidParameterError
+
+__all__ = ["NORMS", "norm_value", "dual_norm_value", "check_norm"]
+
+NORMS = ("fro", "nuc", "lp")
+
+
+def check_norm(norm: str, p: float | None = None) -> tuple[str, float | None]:
+    """Validate a norm name and its ``p`` (only for ``lp``, ``p > 1``)."""
+    check_choice("norm", norm, NORMS)
+    if norm == "lp":
+        if p is None or not np.isfinite(p) or p <= 1:
+            raise InvalidParameterError(
+                f"The 'p' parameter of the lp norm must be a finite number > 1. Got {p!r} instead."
+            )
+        return norm, float(p)
+    return norm, None
+
+
+def norm_value(W: np.ndarray, norm: str, p: float | None = None) -> float:
+    """``||W||`` in the named norm (vectors: ``nuc`` falls back to Euclidean)."""
+    if norm == "fro" or (norm == "nuc" and W.ndim == 1):
+        return float(np.linalg.norm(W))
+    if norm == "nuc":
+        return float(np.linalg.svd(W, compute_uv=False).sum())
+    assert p is not None
+    return float(np.sum(np.abs(W) ** p) ** (1.0 / p))
+
+
+def dual_norm_value(M: np.ndarray, norm: str, p: float | None = None) -> float:
+    """The dual norm of ``M``: Frobenius, spectral, or entrywise ``l_q``."""
+    if norm == "fro" or (norm == "nuc" and M.ndim == 1):
+        return float(np.linalg.norm(M))
+    if norm == "nuc":
+        return float(np.linalg.svd(M, compute_uv=False).max()) if M.size else 0.0
+    assert p is not None
+    q = p / (p - 1.0)
+    return float(np.sum(np.abs(M) ** q) ** (1.0 / q))
