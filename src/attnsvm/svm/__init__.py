@@ -1,13 +1,47 @@
-"""Solvers for the attention SVMs (Frobenius, nuclear, l_p, several-token, prompt, head)."""
+"""Solvers for the attention SVMs.
 
+* :func:`solve_fro` / :func:`solve_constraints`: exact Frobenius Att-SVM (working-set dual).
+* :func:`solve_nuc`, :func:`solve_lp`, :func:`solve_conic`: nuclear and entrywise l_p
+  Att-SVM (cvxpy + Clarabel, accuracy-checked).
+* :func:`solve_w_dir`, :func:`solve_w_fin`, :func:`fit_svmeq`: several selected tokens.
+* :func:`solve_p_svm`, :func:`solve_p_svm_relaxed`, :func:`solve_v_svm`: prompt and head SVMs.
+* :func:`local_optimality`, :func:`svm_neighbors`, :func:`enumerate_local_optima`.
+"""
+
+from .conic import solve_conic, solve_lp, solve_nuc, solve_nuc_constraints
 from .frobenius import solve_constraints, solve_fro, solve_fro_general
+from .landscape import (
+    LocalOptimality,
+    enumerate_local_optima,
+    local_optimality,
+    svm_neighbors,
+)
 from .norms import NORMS
+from .several import SVMEquivalence, fit_svmeq, selected_sets, solve_w_dir, solve_w_fin
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
+from .vector import solve_p_svm, solve_p_svm_relaxed, solve_v_svm, solve_vector_svm
 
 __all__ = [
     "solve_fro",
     "solve_constraints",
     "solve_fro_general",
+    "solve_conic",
+    "solve_nuc",
+    "solve_lp",
+    "solve_nuc_constraints",
+    "solve_w_dir",
+    "solve_w_fin",
+    "fit_svmeq",
+    "selected_sets",
+    "SVMEquivalence",
+    "solve_p_svm",
+    "solve_p_svm_relaxed",
+    "solve_v_svm",
+    "solve_vector_svm",
+    "local_optimality",
+    "svm_neighbors",
+    "enumerate_local_optima",
+    "LocalOptimality",
     "SVMSolution",
     "OPTIMAL",
     "INFEASIBLE",

@@ -67,6 +67,8 @@ class Problem:
     v : Tensor, shape (B, d)
     H : Tensor, shape (B, n, T)
         ``h_it = v^T x_it`` (recomputed by joint training when ``v`` moves).
+    Xt : Tensor, shape (B, n, d, T)
+        Contiguous transpose of ``X`` (faster contractions over ``t``).
     """
 
     X: Tensor
@@ -74,6 +76,13 @@ class Problem:
     Y: Tensor
     v: Tensor
     H: Tensor
+    Xt: Tensor
+
+    @classmethod
+    def from_tensors(cls, X: Tensor, Z: Tensor, Y: Tensor, v: Tensor) -> Problem:
+        """Build from tensors ``X`` (B, n, T, d), ``Z`` (B, n, d), ``Y`` (B, n), ``v`` (B, d)."""
+        H = torch.einsum("bntd,bd->bnt", X, v)
+        return cls(X=X, Z=Z, Y=Y, v=v, H=H, Xt=X.transpose(2, 3).contiguous())
 
     @classmethod
     def from_instances(cls, instances: Sequence[Instance], device: torch.device,
@@ -90,8 +99,7 @@ class Problem:
         v = np.stack([inst.v if inst.v is not None else np.zeros(d) for inst in instances])
         t = {k: torch.as_tensor(a, dtype=dtype, device=device) for k, a in
              {"X": X, "Z": Z, "Y": Y, "v": v}.items()}
-        H = torch.einsum("bntd,bd->bnt", t["X"], t["v"])
-        return cls(X=t["X"], Z=t["Z"], Y=t["Y"], v=t["v"], H=H)
+        return cls.from_tensors(t["X"], t["Z"], t["Y"], t["v"])
 
     @property
     def shape(self) -> tuple[int, int, int, int]:

@@ -45,8 +45,10 @@ def instance_seeds(seed: int | Sequence[int], B: int) -> list[int]:
 def _init_blocks(param: str, init: Any, init_scale: float, seeds: list[int], d: int, m: int
                  ) -> dict[str, np.ndarray]:
     """Initial values (B, ...) as float64 arrays; random ones drawn per instance seed."""
-    shapes = {"W": {"W": (d, d)}, "KQ": {"K": (d, m), "Q": (d, m)}, "p": {"p": (d,)},
-              "vW": {"W": (d, d)}, "vp": {"p": (d,)}}[param]
+    table: dict[str, dict[str, tuple[int, ...]]] = {
+        "W": {"W": (d, d)}, "KQ": {"K": (d, m), "Q": (d, m)}, "p": {"p": (d,)},
+        "vW": {"W": (d, d)}, "vp": {"p": (d,)}}
+    shapes = table[param]
     B = len(seeds)
     if isinstance(init, str):
         check_choice("init", init, ("normal", "zero"))
@@ -333,7 +335,7 @@ def regularization_path(data: Instance | Sequence[Instance], radii: Sequence[flo
             for k in range(steps_per_radius):
                 dirn = score_direction(model.scores(prob), prob, ls, hd)
                 step = lr * r / np.sqrt(k + 1.0)
-                for P, (G, _) in zip(model.blocks, model.neg_grads(prob, dirn)):
+                for P, (G, _) in zip(model.blocks, model.neg_grads(prob, dirn), strict=True):
                     nrm = G.reshape(B, -1).norm(dim=1).reshape((-1,) + (1,) * (G.ndim - 1))
                     P.add_(step * G / torch.where(nrm > 0, nrm, 1.0))
                 sq = sum(P.reshape(B, -1).pow(2).sum(1) for P in model.blocks)

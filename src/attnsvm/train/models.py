@@ -58,7 +58,7 @@ class Model:
 
 def _grad_W(prob: Problem, C: Tensor) -> Tensor:
     """``sum_{i,t} C_it x_it z_i^T`` (B, d, d)."""
-    Xc = torch.einsum("bnt,bntd->bnd", C, prob.X)
+    Xc = torch.matmul(prob.Xt, C[..., None])[..., 0]  # (B, n, d)
     return torch.bmm(Xc.transpose(1, 2), prob.Z)
 
 

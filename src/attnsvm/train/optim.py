@@ -105,11 +105,11 @@ class Optimizer:
         self._t += 1
         name = self.name
         if name == "ngd":
-            for P, (G, _) in zip(blocks, grads):
+            for P, (G, _) in zip(blocks, grads, strict=True):
                 nrm = _bnorm(G)
-                P.add_(self.lr * G / torch.where(nrm > 0, nrm, 1.0))
+                P.addcmul_(G, self.lr / torch.where(nrm > 0, nrm, 1.0))
         elif name == "gd":
-            for P, (G, ls) in zip(blocks, grads):
+            for P, (G, ls) in zip(blocks, grads, strict=True):
                 P.add_(self.lr * _bcast(torch.exp(ls), G) * G)
         elif name == "polyak":
             # log ||grad||^2 over all blocks, then log of eta * exp(ls_k) per block.
@@ -118,20 +118,20 @@ class Optimizer:
             lL = torch.log(torch.clamp(loss, min=0.0))
             step_len = torch.exp(torch.clamp(lL - 0.5 * lg2, max=math.log(self.polyak_max_step)))
             gnorm_half = 0.5 * lg2
-            for P, (G, ls) in zip(blocks, grads):
+            for P, (G, ls) in zip(blocks, grads, strict=True):
                 # eta * exp(ls) * G = step_len * exp(ls - log||grad||) * G
                 coef = step_len * torch.exp(ls - gnorm_half)
                 coef = torch.where(torch.isfinite(coef), coef, 0.0)
                 P.add_(_bcast(coef, G) * G)
         elif name == "md":
-            for P, (G, _), st in zip(blocks, grads, self._state):
+            for P, (G, _), st in zip(blocks, grads, self._state, strict=True):
                 nrm = _bnorm(G, self.md_q)
                 psi = st["psi"]
                 psi.add_(self.lr * G / torch.where(nrm > 0, nrm, 1.0))
                 P.copy_(torch.sign(psi) * psi.abs().pow(1.0 / (self.md_p - 1.0)))
         else:  # adam on the true gradient
             b1, b2 = self.betas
-            for P, (G, ls), st in zip(blocks, grads, self._state):
+            for P, (G, ls), st in zip(blocks, grads, self._state, strict=True):
                 g = -_bcast(torch.exp(ls), G) * G
                 st["m"].mul_(b1).add_((1 - b1) * g)
                 st["v"].mul_(b2).add_((1 - b2) * g * g)

@@ -94,7 +94,7 @@ def reference_train(instance: Instance, param: str = "W", lr: float = 0.1, steps
             L = L + eps * (params[0].pow(2).sum() + params[1].pow(2).sum())
         grads = torch.autograd.grad(L, params)
         with torch.no_grad():
-            for P, g in zip(params, grads):
+            for P, g in zip(params, grads, strict=True):
                 P -= lr * g / g.norm()
     out: dict[str, Any] = {"W": keyq().detach().numpy().copy(), "trajectory": traj}
     if param == "KQ":

@@ -1,0 +1,1 @@
+"""The ``attnsvm`` command line: a thin layer over the library."""

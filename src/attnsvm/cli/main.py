@@ -1,0 +1,117 @@
+"""Entry point of the ``attnsvm`` console script.
+
+Sub-commands live in one module each (``solve_cmd``, ``train_cmd``, ``reproduce_cmd``,
+``probe_cmd``) and are imported only when used, so ``attnsvm solve`` never imports PyTorch.
+
+Exit codes: 0 success, 2 bad input (one ``error:`` line on stderr), 3 infeasible SVM,
+1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_ERROR", "EXIT_BAD_INPUT", "EXIT_INFEASIBLE"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_BAD_INPUT = 2
+EXIT_INFEASIBLE = 3
+
+#: sub-command -> (module, add-arguments function, run function, help)
+COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "solve": ("solve_cmd", "add_solve_arguments", "run_solve", "solve an Att-SVM instance"),
+    "train": ("train_cmd", "add_train_arguments", "run_train",
+              "train one-layer attention on an instance"),
+    "reproduce": ("reproduce_cmd", "add_reproduce_arguments", "run_reproduce",
+                  "regenerate the papers' figures into an HTML report"),
+    "probe": ("probe_cmd", "add_probe_arguments", "run_probe",
+              "measure how SVM-like the heads of a pretrained transformer are"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one ``error:`` line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"error: {self.prog}: {message}\n")
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; only ``command``'s module is imported (all when None)."""
+    from attnsvm import __version__
+
+    parser = _Parser(prog="attnsvm", description="Softmax attention as a max-margin SVM.")
+    parser.add_argument("--version", action="version", version=f"attnsvm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (mod, add, _run, help_) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_, description=help_)
+        if command is None or command == name:
+            module = importlib.import_module(f"attnsvm.cli.{mod}")
+            getattr(module, add)(sp)
+    return parser
+
+
+def _limit_blas_threads() -> None:
+    # Oversubscribed BLAS threads on small shared machines slow the solvers by 10x and more;
+    # one thread per process is the safe default unless the user says otherwise.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (the console script exits with it)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in args_list if a in COMMANDS), None)
+    _limit_blas_threads()
+    try:
+        parser = build_parser(command)
+        args = parser.parse_args(args_list)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_BAD_INPUT
+        mod, _add, run, _help = COMMANDS[args.command]
+        module = importlib.import_module(f"attnsvm.cli.{mod}")
+        return int(getattr(module, run)(args))
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+    except BaseException as exc:  # noqa: BLE001 - the CLI never shows a traceback
+        return report_error(exc)
+
+
+def report_error(exc: BaseException) -> int:
+    """Print one ``error:`` line for ``exc`` and return its exit code."""
+    from attnsvm.exceptions import (
+        InfeasibleProblemError,
+        InvalidInputError,
+        MissingDependencyError,
+    )
+
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, InvalidInputError):
+        code = EXIT_BAD_INPUT
+    elif isinstance(exc, MissingDependencyError):
+        code = EXIT_BAD_INPUT
+    elif isinstance(exc, InfeasibleProblemError):
+        code = EXIT_INFEASIBLE
+    else:
+        code = EXIT_ERROR
+        msg = f"{type(exc).__name__}: {msg}"
+        if os.environ.get("ATTNSVM_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+    sys.stderr.write(f"error: {msg}\n")
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
