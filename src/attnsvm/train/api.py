@@ -135,7 +135,7 @@ def _build_model(param: str, blocks: dict[str, torch.Tensor], prob: Problem, kq_
             arr = np.asarray(prompt_W, dtype=np.float64)
             if arr.shape == (d, d):
                 arr = np.broadcast_to(arr, (B, d, d))
-            arr = as_float_array("prompt_W", arr, 3, (B, d, d))
+            arr = as_float_array("prompt_W", arr, 3, (B, d, d)).copy()
             Wf = torch.as_tensor(arr, dtype=dtype, device=device)
         base = PromptModel(blocks["p"], Wf, prob)
     if param in ("vW", "vp"):
