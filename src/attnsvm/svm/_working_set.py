@@ -140,7 +140,7 @@ def solve_hard_margin(
         if cand.size == 0:
             return QPResult("optimal", active, lam, None, iterations, rounds)
         if pending is not None and pending.size:
-            prio = pending[viol[pending] > thr]
+            prio = pending[viol[pending] > thr[pending]]
             pending = None
         else:
             prio = np.zeros(0, dtype=np.int64)
@@ -261,7 +261,7 @@ def _goldfarb_idnani(
             up += t
             lam = list(lam_arr)
             if t2 <= t1:
-                chol.append(y, np.sqrt(zn))
+                chol.append(sigma * y, np.sqrt(zn))  # factor of the unflipped K_SS
                 act.append(p)
                 lam.append(sigma * up)
                 in_act[p] = True

@@ -1,0 +1,25 @@
+"""Shared fixtures: paper-style random instances and an independent cvxpy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from attnsvm.instance import Instance, random_instance
+
+
+@pytest.fixture(scope="session")
+def small_instance() -> Instance:
+    return random_instance(6, 8, 10, seed=0)
+
+
+def cvxpy_fro(A: np.ndarray, Zc: np.ndarray) -> tuple[str, np.ndarray | None]:
+    """Independent reference: min ||W||_F^2 s.t. a_k^T W z_k >= 1, written entry by entry."""
+    import cvxpy as cp
+
+    d1, d2 = A.shape[1], Zc.shape[1]
+    W = cp.Variable((d1, d2))
+    cons = [cp.sum(cp.multiply(W, np.outer(a, z))) >= 1 for a, z in zip(A, Zc, strict=True)]
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(W)), cons)
+    prob.solve(solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
+    return prob.status, W.value
