@@ -142,8 +142,11 @@ def test_bad_norm_is_usage_error(tmp_path, capsys, small_instance):
 def test_console_script_does_not_import_torch(tmp_path, small_instance):
     p = tmp_path / "i.npz"
     small_instance.save(p)
-    code = ("import sys; from attnsvm.cli.main import main; rc = main(['solve', %r, '--json']);"
-            "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)") % str(p)
+    code = (
+        "import sys; from attnsvm.cli.main import main; "
+        f"rc = main(['solve', {str(p)!r}, '--json']); "
+        "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["status"] == "optimal"

@@ -26,7 +26,8 @@ def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     return value
 
 
-def check_positive(name: str, value: Any, *, integer: bool = False, allow_zero: bool = False) -> Any:
+def check_positive(name: str, value: Any, *, integer: bool = False,
+                   allow_zero: bool = False) -> Any:
     """Return ``value`` if it is a finite positive number (an int when ``integer``)."""
     kind = "integer" if integer else "number"
     ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(

@@ -119,7 +119,8 @@ class Instance:
         X = as_float_array("X", self.X, 3)
         n, T, d = X.shape
         if n < 1:
-            raise InvalidInputError("The 'X' array must hold at least one sequence. Got n=0 instead.")
+            raise InvalidInputError(
+                "The 'X' array must hold at least one sequence. Got n=0 instead.")
         if T < 2:
             raise InvalidInputError(
                 f"The 'X' array must hold at least 2 tokens per sequence. Got T={T} instead."
@@ -287,7 +288,8 @@ class Instance:
         except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
             raise InstanceFileError(f"The instance file '{p}' cannot be read: {exc}.") from None
         if "X" not in fields:
-            raise InstanceFileError(f"The instance file '{p}' has no 'X' array (tokens, (n, T, d)).")
+            raise InstanceFileError(
+                f"The instance file '{p}' has no 'X' array (tokens, (n, T, d)).")
         known = {"X", "Z", "query_index", "Y", "v", "alpha"}
         kwargs: dict[str, Any] = {k: fields[k] for k in known if k in fields}
         if "query_index" in kwargs:

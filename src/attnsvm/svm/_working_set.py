@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from scipy.linalg import LinAlgError, cholesky
 
 from ._block_pivoting import block_pivoting

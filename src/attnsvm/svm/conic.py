@@ -104,7 +104,7 @@ def solve_conic(
     elif norm == "nuc":
         objective = cp.Minimize(cp.normNuc(M))
     else:
-        objective = cp.Minimize(cp.pnorm(cp.vec(M, order="C"), p))
+        objective = cp.Minimize(cp.pnorm(cp.vec(M, order="C"), p))  # type: ignore[arg-type]
     prob = cp.Problem(objective, cons)
     check_choice("solver", solver, cp.installed_solvers())
     try:

@@ -145,7 +145,8 @@ def solve_p_svm_relaxed(instance: Instance, W: np.ndarray | None = None,
     vsol = solve_v_svm(instance, alpha, tol)
     a = vsol.alpha
     assert a is not None
-    support_seq = vsol.support_mask(SUPPORT_TOL) if vsol.W is not None else np.ones(instance.n, bool)
+    support_seq = (vsol.support_mask(SUPPORT_TOL) if vsol.W is not None
+                   else np.ones(instance.n, bool))
     G, idx = _key_constraints(instance, W, a)
     b = np.where(support_seq[idx[:, 0]], 1.0, 0.0)
     psol = solve_vector_svm(G, b=b, index=idx, tol=tol)
