@@ -9,6 +9,7 @@
 """
 
 from .conic import solve_conic, solve_lp, solve_nuc, solve_nuc_constraints
+from .estimator import AttSVM
 from .frobenius import solve_constraints, solve_fro, solve_fro_general
 from .landscape import (
     LocalOptimality,
@@ -22,6 +23,7 @@ from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 from .vector import solve_p_svm, solve_p_svm_relaxed, solve_v_svm, solve_vector_svm
 
 __all__ = [
+    "AttSVM",
     "solve_fro",
     "solve_constraints",
     "solve_fro_general",
