@@ -1,1 +1,39 @@
-"""Probe pretrained transformers: does each head's key-query form match its Att-SVM?"""
+"""Probe pretrained transformers: does each head's key-query form match its Att-SVM?
+
+Heavy dependencies (torch, transformers) are imported only when a model is loaded.
+
+>>> from attnsvm.probe import probe, ProbeOptions          # doctest: +SKIP
+>>> res = probe("minilm", layers="0", out="attnsvm-probe")  # doctest: +SKIP
+>>> res.heads[0]["corr_fro"], res.heads[0]["corr_control"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from .analysis import ProbeOptions, analyze_head, corr
+from .capture import Adapter, Capture, HeadForm
+from .corpus import Sequence, default_corpus_text, make_sequences, read_corpus
+from .instance import HeadInstance, build_instance
+from .models import DEFAULT_MODEL, ModelSource, load_model, resolve_model
+from .run import ProbeResult, head_file, probe
+
+__all__ = [
+    "probe",
+    "ProbeOptions",
+    "ProbeResult",
+    "load_model",
+    "resolve_model",
+    "ModelSource",
+    "DEFAULT_MODEL",
+    "Adapter",
+    "HeadForm",
+    "Capture",
+    "Sequence",
+    "HeadInstance",
+    "build_instance",
+    "analyze_head",
+    "corr",
+    "head_file",
+    "read_corpus",
+    "default_corpus_text",
+    "make_sequences",
+]

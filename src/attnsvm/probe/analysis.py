@@ -74,8 +74,9 @@ def constraint_values(W: np.ndarray, A: np.ndarray, Zc: np.ndarray) -> np.ndarra
     return np.einsum("me,me->m", A @ W, Zc)
 
 
-def argmax_agreement(W: np.ndarray, captures: list[Capture], layer: int, inst: HeadInstance,
-                     causal: bool) -> float:
+def argmax_agreement(
+    W: np.ndarray, captures: list[Capture], layer: int, inst: HeadInstance, causal: bool
+) -> float:
     """Share of rows (with at least two keys) where the form's argmax is the model's.
 
     Parameters
@@ -101,8 +102,9 @@ def argmax_agreement(W: np.ndarray, captures: list[Capture], layer: int, inst: H
     return hits / total if total else float("nan")
 
 
-def _controls(W_sol: np.ndarray, W_layer: list[np.ndarray], head: int, W_rand: np.ndarray
-              ) -> dict[str, float]:
+def _controls(
+    W_sol: np.ndarray, W_layer: list[np.ndarray], head: int, W_rand: np.ndarray
+) -> dict[str, float]:
     others = [corr(W_sol, W) for h, W in enumerate(W_layer) if h != head]
     return {
         "control": float(np.mean(others)) if others else float("nan"),
@@ -111,9 +113,17 @@ def _controls(W_sol: np.ndarray, W_layer: list[np.ndarray], head: int, W_rand: n
     }
 
 
-def _solve_block(A: np.ndarray, Zc: np.ndarray, index: np.ndarray, W_head: np.ndarray,
-                 W_layer: list[np.ndarray], head: int, W_rand: np.ndarray, tol: float,
-                 warm: Any = None) -> tuple[dict[str, Any], Any]:
+def _solve_block(
+    A: np.ndarray,
+    Zc: np.ndarray,
+    index: np.ndarray,
+    W_head: np.ndarray,
+    W_layer: list[np.ndarray],
+    head: int,
+    W_rand: np.ndarray,
+    tol: float,
+    warm: Any = None,
+) -> tuple[dict[str, Any], Any]:
     """Solve the Frobenius Att-SVM of one constraint block and compare it with the head."""
     from ..svm import solve_constraints
 
@@ -121,9 +131,19 @@ def _solve_block(A: np.ndarray, Zc: np.ndarray, index: np.ndarray, W_head: np.nd
     vals = constraint_values(W_head, A, Zc)
     rec["violated_share"] = float(np.mean(vals <= 0)) if vals.size else 0.0
     if A.shape[0] == 0:
-        rec.update(status="empty", feasible=None, corr_fro=None, corr_control=None,
-                   corr_control_max=None, corr_random=None, margin_ratio=None,
-                   objective=None, duality_gap=None, support=None, solve_seconds=0.0)
+        rec.update(
+            status="empty",
+            feasible=None,
+            corr_fro=None,
+            corr_control=None,
+            corr_control_max=None,
+            corr_random=None,
+            margin_ratio=None,
+            objective=None,
+            duality_gap=None,
+            support=None,
+            solve_seconds=0.0,
+        )
         return rec, None
     t0 = time.perf_counter()
     kw: dict[str, Any] = {"tol": tol}
@@ -135,9 +155,17 @@ def _solve_block(A: np.ndarray, Zc: np.ndarray, index: np.ndarray, W_head: np.nd
     rec["feasible"] = sol.status != "infeasible"
     if sol.W is None or sol.status == "infeasible":
         cert_res = sol.certificate_residual() if sol.certificate is not None else None
-        rec.update(corr_fro=None, corr_control=None, corr_control_max=None, corr_random=None,
-                   margin_ratio=None, objective=None, duality_gap=None, support=None,
-                   certificate_residual=cert_res)
+        rec.update(
+            corr_fro=None,
+            corr_control=None,
+            corr_control_max=None,
+            corr_random=None,
+            margin_ratio=None,
+            objective=None,
+            duality_gap=None,
+            support=None,
+            certificate_residual=cert_res,
+        )
         return rec, sol
     W = np.asarray(sol.W)
     c = _controls(W, W_layer, head, W_rand)
@@ -155,9 +183,16 @@ def _solve_block(A: np.ndarray, Zc: np.ndarray, index: np.ndarray, W_head: np.nd
     return rec, sol
 
 
-def analyze_head(inst: HeadInstance, W_layer: list[np.ndarray], head: int, layer: int,
-                 captures: list[Capture], causal: bool, approximate: bool,
-                 opts: ProbeOptions) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def analyze_head(
+    inst: HeadInstance,
+    W_layer: list[np.ndarray],
+    head: int,
+    layer: int,
+    captures: list[Capture],
+    causal: bool,
+    approximate: bool,
+    opts: ProbeOptions,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Compare one head with the Att-SVM solutions of its own selections.
 
     Parameters
@@ -215,25 +250,33 @@ def analyze_head(inst: HeadInstance, W_layer: list[np.ndarray], head: int, layer
     conf_rows = mp > opts.confidence
     keep = conf_rows[inst.row_of]
     A, Zc, idx = inst.A[keep], inst.Zc[keep], inst.index[keep]
-    warm = None
-    if sol is not None and rec["feasible"] and sol.W is not None:
-        warm = np.flatnonzero(sol.support_mask()[keep])
-    conf, sol_c = _solve_block(A, Zc, idx, W_head, W_layer, head, W_rand, opts.tol, warm)
+    conf, sol_c = _solve_block(A, Zc, idx, W_head, W_layer, head, W_rand, opts.tol)
     rec["n_conf"] = int(conf_rows.sum())
     rec.update({f"{k}_conf": v for k, v in conf.items()})
     if sol_c is not None and sol_c.W is not None and conf["feasible"]:
         arrays["W_fro_conf"] = np.asarray(sol_c.W, dtype=np.float32)
 
-    rec.update(corr_nuc=None, corr_nuc_control=None, corr_nuc_random=None, nuc_queries=None,
-               nuc_status=None)
+    rec.update(
+        corr_nuc=None,
+        corr_nuc_control=None,
+        corr_nuc_random=None,
+        nuc_queries=None,
+        nuc_status=None,
+    )
     if opts.nuclear:
         rec.update(_nuclear(inst, W_layer, head, W_rand, opts, arrays))
     rec["seconds"] = time.perf_counter() - t0
     return rec, arrays
 
 
-def _nuclear(inst: HeadInstance, W_layer: list[np.ndarray], head: int, W_rand: np.ndarray,
-             opts: ProbeOptions, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+def _nuclear(
+    inst: HeadInstance,
+    W_layer: list[np.ndarray],
+    head: int,
+    W_rand: np.ndarray,
+    opts: ProbeOptions,
+    arrays: dict[str, np.ndarray],
+) -> dict[str, Any]:
     """Nuclear-norm Att-SVM on the first ``opts.nuclear_queries`` rows."""
     from ..svm import solve_nuc_constraints  # type: ignore[attr-defined]
 
@@ -251,7 +294,10 @@ def _nuclear(inst: HeadInstance, W_layer: list[np.ndarray], head: int, W_rand: n
     if sol.W is not None and sol.status != "infeasible":
         W = np.asarray(sol.W)
         c = _controls(W, W_layer, head, W_rand)
-        out.update(corr_nuc=corr(W_layer[head], W), corr_nuc_control=c["control"],
-                   corr_nuc_random=c["random"])
+        out.update(
+            corr_nuc=corr(W_layer[head], W),
+            corr_nuc_control=c["control"],
+            corr_nuc_random=c["random"],
+        )
         arrays["W_nuc"] = W.astype(np.float32)
     return out

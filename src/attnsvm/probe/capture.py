@@ -148,6 +148,11 @@ class Adapter(ABC):
         self.model = model
         self.tokenizer = tokenizer
 
+    @staticmethod
+    def matches(model: Any) -> bool:
+        """True when ``model`` has this family's module layout."""
+        return False
+
     @property
     @abstractmethod
     def num_layers(self) -> int:

@@ -50,7 +50,8 @@ class Sequence:
 
 def default_corpus_text() -> str:
     """Return the text of the corpus that ships with the package."""
-    return resources.files("attnsvm.probe").joinpath("data").joinpath(DEFAULT_CORPUS).read_text("utf-8")
+    data = resources.files("attnsvm.probe").joinpath("data")
+    return data.joinpath(DEFAULT_CORPUS).read_text("utf-8")
 
 
 def read_corpus(path: str | os.PathLike[str] | None) -> str:

@@ -85,14 +85,12 @@ class HeadInstance:
         return int(self.A.shape[0])
 
     def subset_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(A, Zc, index)`` restricted to the constraints of the query rows ``rows`` (bool (n,))."""
+        """``(A, Zc, index)`` restricted to the constraints of the rows ``rows`` (bool, (n,))."""
         keep = np.asarray(rows, dtype=bool)[self.row_of]
         return self.A[keep], self.Zc[keep], self.index[keep]
 
 
-def _contradictions(
-    X_rows: list[np.ndarray], Z_rows: list[np.ndarray], alpha: np.ndarray
-) -> int:
+def _contradictions(X_rows: list[np.ndarray], Z_rows: list[np.ndarray], alpha: np.ndarray) -> int:
     """Count contradictory pairs among rows with byte-identical queries."""
     groups: dict[bytes, list[int]] = {}
     for r, z in enumerate(Z_rows):

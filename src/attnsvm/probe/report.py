@@ -14,17 +14,50 @@ import numpy as np
 
 from .._io import atomic_write_bytes, atomic_write_text
 
-__all__ = ["TABLE_COLUMNS", "clean_json", "heat_matrix", "write_table", "write_heatmap",
-           "write_html", "write_summary"]
+__all__ = [
+    "TABLE_COLUMNS",
+    "clean_json",
+    "heat_matrix",
+    "write_table",
+    "write_heatmap",
+    "write_html",
+    "write_summary",
+]
 
 #: Columns of ``heads.csv`` and of the HTML table, in order.
 TABLE_COLUMNS = [
-    "layer", "head", "n", "T", "m", "status", "feasible", "corr_fro", "corr_control",
-    "corr_control_max", "corr_random", "margin_ratio", "violated_share", "argmax_reproduced",
-    "approximate", "max_prob_median", "sink_share", "ties", "identical_keys",
-    "contradictory_pairs", "n_conf", "m_conf", "feasible_conf", "corr_fro_conf",
-    "corr_control_conf", "margin_ratio_conf", "violated_share_conf", "corr_nuc",
-    "corr_nuc_control", "duality_gap", "support", "seconds",
+    "layer",
+    "head",
+    "n",
+    "T",
+    "m",
+    "status",
+    "feasible",
+    "corr_fro",
+    "corr_control",
+    "corr_control_max",
+    "corr_random",
+    "margin_ratio",
+    "violated_share",
+    "argmax_reproduced",
+    "approximate",
+    "max_prob_median",
+    "sink_share",
+    "ties",
+    "identical_keys",
+    "contradictory_pairs",
+    "n_conf",
+    "m_conf",
+    "feasible_conf",
+    "corr_fro_conf",
+    "corr_control_conf",
+    "margin_ratio_conf",
+    "violated_share_conf",
+    "corr_nuc",
+    "corr_nuc_control",
+    "duality_gap",
+    "support",
+    "seconds",
 ]
 
 
@@ -41,8 +74,9 @@ def clean_json(obj: Any) -> Any:
     return obj
 
 
-def heat_matrix(records: list[dict[str, Any]], key: str = "corr_fro",
-                control: str = "corr_control") -> tuple[list[int], np.ndarray]:
+def heat_matrix(
+    records: list[dict[str, Any]], key: str = "corr_fro", control: str = "corr_control"
+) -> tuple[list[int], np.ndarray]:
     """Layers x heads matrix of ``record[key] - record[control]`` (NaN where undefined).
 
     Returns
@@ -137,7 +171,7 @@ def write_html(summary: dict[str, Any], path: Path, heatmap: str = "heatmap.png"
         cls = ' class="approx"' if r.get("approximate") else ""
         rows.append(f"<tr{cls}>{cells}</tr>")
     page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>attnsvm probe: {e(str(summary['model']))}</title>
+<html lang="en"><head><meta charset="utf-8"><title>attnsvm probe: {e(str(summary["model"]))}</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; max-width: 1400px; }}
 table {{ border-collapse: collapse; font-size: 12px; }}
@@ -146,8 +180,8 @@ th {{ background: #eee; position: sticky; top: 0; }}
 tr.approx td {{ color: #666; font-style: italic; }}
 figure {{ margin: 1em 0; }}
 </style></head><body>
-<h1>Att-SVM probe of {e(str(summary['model']))}</h1>
-<ul>{''.join(head_lines)}</ul>
+<h1>Att-SVM probe of {e(str(summary["model"]))}</h1>
+<ul>{"".join(head_lines)}</ul>
 <h2>Notes</h2><ul>{notes}</ul>
 <h2>Correlation with the Frobenius Att-SVM minus control</h2>
 <figure><img src="{e(heatmap)}" alt="layers x heads heat map of corr_fro - corr_control">
@@ -157,7 +191,7 @@ Empty cells: infeasible instances.</figcaption></figure>
 <h2>Per head</h2>
 <p>Data: <a href="heads.csv">heads.csv</a>, <a href="summary.json">summary.json</a>, per-head
 arrays in <code>heads/</code>.</p>
-<table><thead><tr>{''.join(f'<th>{e(c)}</th>' for c in TABLE_COLUMNS)}</tr></thead>
+<table><thead><tr>{"".join(f"<th>{e(c)}</th>" for c in TABLE_COLUMNS)}</tr></thead>
 <tbody>
 {chr(10).join(rows)}
 </tbody></table>

@@ -151,8 +151,9 @@ def probe(
         W_layer = [f.bilinear() for f in forms]
         for f in forms:
             inst = build_instance(captures, li, f.head, ad.causal)
-            rec, arrays = analyze_head(inst, W_layer, f.head, li, captures, ad.causal,
-                                       f.rotary, opts)
+            rec, arrays = analyze_head(
+                inst, W_layer, f.head, li, captures, ad.causal, f.rotary, opts
+            )
             if out_dir is not None:
                 atomic_savez(head_file(out_dir, li, f.head), **arrays)
             records.append(rec)
@@ -187,8 +188,9 @@ def probe(
     summary["seconds"] = time.perf_counter() - t_start
     if out_dir is not None:
         write_table(records, out_dir / "heads.csv")
-        write_heatmap(records, out_dir / "heatmap.png",
-                      f"{src.label}: corr(W_head, W_fro) - control")
+        write_heatmap(
+            records, out_dir / "heatmap.png", f"{src.label}: corr(W_head, W_fro) - control"
+        )
         write_summary(summary, out_dir / "summary.json")
         write_html(summary, out_dir / "index.html")
     return ProbeResult(summary, out_dir)

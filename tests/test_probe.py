@@ -1,0 +1,346 @@
+"""Tests of ``attnsvm.probe`` on tiny randomly initialized BERT and LLaMA models.
+
+The models are built in-process with transformers, saved as safetensors to a temporary folder
+and loaded back through :func:`attnsvm.probe.models.load_model`, so the whole path (offline
+loading, adapters, instances, solver glue, files, CLI) runs in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("safetensors")
+torch = pytest.importorskip("torch")
+
+from attnsvm.cli.probe_cmd import add_probe_arguments, run_probe  # noqa: E402
+from attnsvm.exceptions import InvalidInputError, MissingDependencyError  # noqa: E402
+from attnsvm.probe import models as probe_models  # noqa: E402
+from attnsvm.probe.analysis import ProbeOptions, corr, random_control  # noqa: E402
+from attnsvm.probe.capture import Capture, position_free_scores, softmax_rows  # noqa: E402
+from attnsvm.probe.corpus import Sequence, default_corpus_text, make_sequences, read_corpus  # noqa: E402,E501
+from attnsvm.probe.instance import build_instance  # noqa: E402
+from attnsvm.probe.models import load_model, resolve_model  # noqa: E402
+from attnsvm.probe.run import head_file, parse_layers, probe  # noqa: E402
+
+SMALL = {"seq_len": 12, "max_queries": 48}
+
+
+def _words() -> list[str]:
+    return sorted(set(re.findall(r"[a-z]+|[.,]", default_corpus_text().lower())))
+
+
+def _peaky(model: torch.nn.Module, scale: float) -> None:
+    """Scale query/key weights and give every linear map a random bias (exercises folding)."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, mod in model.named_modules():
+            if isinstance(mod, torch.nn.Linear):
+                if any(k in name for k in ("query", "key", "q_proj", "k_proj")):
+                    mod.weight.mul_(scale)
+                if mod.bias is not None:
+                    mod.bias.copy_(torch.randn(mod.bias.shape, generator=g))
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *_words()]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    if "vocab_file" in inspect.signature(transformers.BertTokenizerFast.__init__).parameters:
+        tok = transformers.BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+    else:  # transformers >= 5
+        tok = transformers.BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})
+    cfg = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    model = transformers.BertModel(cfg)
+    _peaky(model, 40.0)
+    model.save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    folder = tmp_path_factory.mktemp("tiny_llama")
+    vocab = {w: i for i, w in enumerate(["<unk>", "<s>", "</s>", *_words()])}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>"
+    )
+    cfg = transformers.LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        attention_bias=True,
+    )
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(cfg)
+    _peaky(model, 40.0)
+    model.save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def _max_prob_errors(folder: Path) -> tuple[float, float, float, object]:
+    src, ad = load_model(folder)
+    seqs = make_sequences(ad.tokenizer, read_corpus(None), **SMALL)
+    layers = list(range(ad.num_layers))
+    caps = [ad.capture(s, layers) for s in seqs]
+    exact = free = 0.0
+    agree = []
+    for li in layers:
+        for f in ad.head_forms(li):
+            W = f.bilinear()
+            assert W.shape == (ad.hidden_size, ad.hidden_size + 1)
+            for c in caps:
+                P = c.P[li][f.head]
+                exact = max(exact, float(np.abs(ad.recompute_probs(f, c) - P).max()))
+                T = c.sequence.length
+                Pf = softmax_rows(position_free_scores(W, c.X[li]), ad.key_mask(T))
+                free = max(free, float(np.abs(Pf - P).max()))
+                agree.append(np.mean(Pf.argmax(1) == P.argmax(1)))
+    return exact, free, float(np.mean(agree)), ad
+
+
+def test_bert_adapter_recomputes_probabilities(tiny_bert: Path) -> None:
+    exact, free, agree, ad = _max_prob_errors(tiny_bert)
+    assert type(ad).__name__ == "BertAdapter"
+    assert exact < 1e-5
+    # no rotary embeddings: the folded bilinear form (query bias included) is exact
+    assert free < 1e-5
+    assert agree == 1.0
+
+
+def test_llama_adapter_recomputes_probabilities(tiny_llama: Path) -> None:
+    exact, free, agree, ad = _max_prob_errors(tiny_llama)
+    assert type(ad).__name__ == "LlamaAdapter" and ad.rotary and ad.causal
+    assert exact < 1e-5
+    assert free > 1e-3  # rotary: the position-free form is only an approximation
+
+
+def test_llama_grouped_heads_share_keys(tiny_llama: Path) -> None:
+    _, ad = load_model(tiny_llama)
+    forms = ad.head_forms(0)
+    assert np.array_equal(forms[0].Wk, forms[1].Wk)
+    assert not np.array_equal(forms[1].Wk, forms[2].Wk)
+    assert not np.array_equal(forms[0].Wq, forms[1].Wq)
+
+
+def test_pickle_checkpoint_refused(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04not really")
+    with pytest.raises(InvalidInputError, match="pickle"):
+        resolve_model(tmp_path)
+    with pytest.raises(InvalidInputError, match="pickle"):
+        resolve_model(tmp_path / "pytorch_model.bin")
+
+
+def test_unknown_model_and_empty_folder(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="downloads nothing"):
+        resolve_model("bert-base-uncased-not-here")
+    with pytest.raises(InvalidInputError, match="safetensors"):
+        resolve_model(tmp_path)
+
+
+def test_missing_model_packages_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(probe_models.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(MissingDependencyError, match=r"attnsvm\[probe\]"):
+        resolve_model("minilm")
+    monkeypatch.setattr(probe_models, "_has_dist", lambda name: False)
+    with pytest.raises(MissingDependencyError, match=r"attnsvm\[decoder\]"):
+        resolve_model("smollm2")
+
+
+def test_corpus(tmp_path: Path, tiny_bert: Path) -> None:
+    text = default_corpus_text()
+    assert 2000 < len(text.encode()) < 20000
+    with pytest.raises(InvalidInputError):
+        read_corpus(tmp_path / "missing.txt")
+    (tmp_path / "empty.txt").write_text("  \n")
+    with pytest.raises(InvalidInputError):
+        read_corpus(tmp_path / "empty.txt")
+    _, ad = load_model(tiny_bert)
+    seqs = make_sequences(ad.tokenizer, text, seq_len=10, max_queries=35)
+    assert [s.length for s in seqs] == [10, 10, 10, 10]
+    assert all(s.special[0] and s.special[-1] and not s.special[1:-1].any() for s in seqs)
+
+
+def test_layers_validation() -> None:
+    assert parse_layers(None, 3) == [0, 1, 2]
+    assert parse_layers("2,0", 3) == [0, 2]
+    for bad in ("3", "a", ""):
+        with pytest.raises(InvalidInputError):
+            parse_layers(bad, 3)
+
+
+def _capture(X: np.ndarray, P: np.ndarray) -> Capture:
+    T = X.shape[0]
+    seq = Sequence(np.arange(T), np.zeros(T, dtype=bool), tuple("abcdefgh"[:T]))
+    return Capture(seq, {0: X}, {0: P[None]})
+
+
+def test_contradictory_pair_ties_and_certificate() -> None:
+    pytest.importorskip("attnsvm.svm")
+    from attnsvm.probe.analysis import analyze_head
+
+    rng = np.random.default_rng(0)
+    a, b, z = rng.standard_normal((3, 4))
+    # sequence 1: query z prefers a over b; sequence 2: same z and same keys, prefers b over a
+    X1 = np.stack([z, a, b])
+    X2 = np.stack([z, a, b])
+    P1 = np.array([[0.1, 0.6, 0.3], [0.2, 0.5, 0.3], [1 / 3, 1 / 3, 1 / 3]])
+    P2 = np.array([[0.1, 0.3, 0.6], [0.2, 0.5, 0.3], [0.4, 0.3, 0.3]])
+    caps = [_capture(X1, P1), _capture(X2, P2)]
+    inst = build_instance(caps, 0, 0, causal=False)
+    assert inst.n == 6 and inst.m == 12
+    assert inst.tie.tolist() == [False, False, True, False, False, False]  # three-way tie
+    assert inst.contradictory_pairs == 1
+    assert inst.alpha.tolist() == [1, 1, 0, 2, 1, 0]
+    W_layer = [rng.standard_normal((4, 5)) for _ in range(2)]
+    rec, arrays = analyze_head(inst, W_layer, 0, 0, caps, False, False, ProbeOptions())
+    assert rec["feasible"] is False and rec["corr_fro"] is None
+    assert rec["certificate_residual"] < 1e-8
+    cert = arrays["certificate"]
+    assert cert.shape == (inst.m,) and (cert >= -1e-12).all() and cert.sum() > 0
+    G = np.einsum("k,kd,ke->de", cert, inst.A, inst.Zc)
+    assert np.abs(G).max() < 1e-8
+
+
+def _check_saved(out: Path, summary: dict) -> None:
+    heads = summary["heads"]
+    by_layer: dict[int, list[dict]] = {}
+    for r in heads:
+        by_layer.setdefault(r["layer"], []).append(r)
+    for layer, recs in by_layer.items():
+        Ws = [np.load(head_file(out, layer, r["head"]))["W_head"] for r in recs]
+        for r in recs:
+            f = np.load(head_file(out, layer, r["head"]))
+            assert f["W_head"].shape == (summary["d"], summary["d"] + 1)
+            assert f["alpha"].shape == (r["n"],) and f["index"].shape == (r["m"], 2)
+            if not r["feasible"]:
+                assert r["corr_fro"] is None and "certificate" in f
+                continue
+            W = f["W_fro"]
+            assert corr(f["W_head"], W) == pytest.approx(r["corr_fro"], abs=1e-5)
+            others = [corr(W, Ws[h]) for h in range(len(Ws)) if h != r["head"]]
+            assert np.mean(others) == pytest.approx(r["corr_control"], abs=1e-5)
+            Wr = random_control(W.shape, summary["options"]["seed"], layer, r["head"])
+            assert corr(W, Wr) == pytest.approx(r["corr_random"], abs=1e-5)
+            assert f["dual"].shape == (r["m"],) and (f["dual"] >= -1e-12).all()
+            assert r["duality_gap"] < 1e-6
+            if r.get("corr_fro_conf") is not None:
+                assert corr(f["W_head"], f["W_fro_conf"]) == pytest.approx(
+                    r["corr_fro_conf"], abs=1e-5
+                )
+            if r.get("corr_nuc") is not None:
+                assert corr(f["W_head"], f["W_nuc"]) == pytest.approx(r["corr_nuc"], abs=1e-5)
+
+
+def test_probe_bert_end_to_end(tiny_bert: Path, tmp_path: Path) -> None:
+    pytest.importorskip("attnsvm.svm")
+    out = tmp_path / "out"
+    res = probe(tiny_bert, None, None, ProbeOptions(confidence=0.3), out, **SMALL)
+    s = res.summary
+    assert s["family"] == "bert" and s["query_bias_folded"] is True and s["W_shape"] == [32, 33]
+    assert len(s["heads"]) == 8
+    for r in s["heads"]:
+        assert r["n"] == 48 and r["m"] == 48 * 11
+        assert r["argmax_reproduced"] == 1.0 and r["approximate"] is False
+        assert 0.0 <= r["sink_share"] <= 1.0 and r["corr_nuc"] is None
+        if r["feasible"] and r["ties"] == 0:
+            assert r["violated_share"] == 0.0
+            assert 0.0 < r["margin_ratio"] <= 1.0 + 1e-9
+    assert any(r["feasible"] for r in s["heads"])
+    for name in ("summary.json", "heads.csv", "heatmap.png", "index.html"):
+        assert (out / name).stat().st_size > 0
+    assert json.loads((out / "summary.json").read_text())["model"] == s["model"]
+    assert "heatmap.png" in (out / "index.html").read_text()
+    _check_saved(out, s)
+
+
+def test_probe_llama_layers_and_cli_json(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("attnsvm.svm")
+    parser = argparse.ArgumentParser()
+    add_probe_arguments(parser)
+    out = tmp_path / "cli"
+    args = parser.parse_args(
+        [
+            "--model",
+            str(tiny_llama),
+            "--layers",
+            "1",
+            "--out",
+            str(out),
+            "--seq-len",
+            "12",
+            "--max-queries",
+            "36",
+            "--json",
+        ]
+    )
+    assert run_probe(args) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert set(s) >= {"model", "heads"} and s["family"] == "llama" and s["rotary"] is True
+    assert [(r["layer"], r["head"]) for r in s["heads"]] == [(1, h) for h in range(4)]
+    for r in s["heads"]:
+        assert {
+            "layer",
+            "head",
+            "n",
+            "m",
+            "feasible",
+            "corr_fro",
+            "corr_control",
+            "corr_nuc",
+            "seconds",
+        } <= set(r)
+        assert r["approximate"] is True and r["n"] == 36 and r["m"] == 3 * 66
+        assert 0.0 <= r["argmax_reproduced"] <= 1.0
+    assert any("Rotary" in n for n in s["notes"])
+    _check_saved(out, s)
+
+
+def test_cli_rejects_bad_options(tiny_bert: Path, tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    add_probe_arguments(parser)
+    for extra in (["--confidence", "1.5"], ["--layers", "7"], ["--text", str(tmp_path / "x")]):
+        args = parser.parse_args(["--model", str(tiny_bert), "--out", str(tmp_path), *extra])
+        with pytest.raises(InvalidInputError):
+            run_probe(args)
+
+
+def test_nuclear_on_capped_queries(tiny_bert: Path, tmp_path: Path) -> None:
+    svm = pytest.importorskip("attnsvm.svm")
+    if not hasattr(svm, "solve_nuc_constraints"):
+        pytest.skip("nuclear solver not available")
+    opts = ProbeOptions(nuclear=True, nuclear_queries=3)
+    res = probe(tiny_bert, None, "0", opts, tmp_path, seq_len=8, max_queries=8)
+    for r in res.heads:
+        assert r["nuc_queries"] == 3 and r["m_nuc"] == 21
+        if r["nuc_status"] == "optimal":
+            assert r["corr_nuc"] is not None and -1.0 <= r["corr_nuc"] <= 1.0
+    _check_saved(tmp_path, res.summary)
