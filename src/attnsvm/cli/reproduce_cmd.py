@@ -1,0 +1,64 @@
+"""``attnsvm reproduce [NAME ...] [--quick] [--out DIR]``: the papers' figures as one report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["add_reproduce_arguments", "run_reproduce"]
+
+
+def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``reproduce`` options to ``parser``."""
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help="figures to run (default: all; see --list)")
+    parser.add_argument("--list", action="store_true", help="list the figures and exit")
+    parser.add_argument("--quick", action="store_true",
+                        help="reduced sizes (every figure in about a minute on two cores)")
+    parser.add_argument("--out", default="attnsvm-report", metavar="DIR",
+                        help="report folder (default: attnsvm-report/)")
+    parser.add_argument("--backend", default="batched", choices=("batched", "process", "ray"),
+                        help="where sweep cells run: in this process (default), a local "
+                             "process pool, or Ray")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="processes of the pool / CPUs of a local Ray cluster")
+    parser.add_argument("--address", default=None,
+                        help="address of an existing Ray cluster (with --backend ray)")
+    parser.add_argument("--progress", dest="progress", action="store_true", default=None,
+                        help="always show the progress bar (default: on a terminal only)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="never show the progress bar")
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    """Run the ``reproduce`` command; returns the exit code.
+
+    Raises
+    ------
+    InvalidParameterError
+        Unknown figure names (the message lists the valid ones), bad ``--workers``, or
+        ``--address`` without ``--backend ray``.
+    """
+    from attnsvm.exceptions import InvalidParameterError
+    from attnsvm.experiments.registry import describe_figures, get_figure
+
+    if args.list:
+        sys.stdout.write(describe_figures() + "\n")
+        return 0
+    for name in args.names:
+        get_figure(name)
+    if args.workers is not None and args.workers < 1:
+        raise InvalidParameterError(
+            f"The '--workers' option must be a positive integer. Got {args.workers} instead.")
+    if args.address and args.backend != "ray":
+        raise InvalidParameterError("The '--address' option needs '--backend ray'.")
+    from attnsvm.experiments.runner import reproduce
+
+    summary = reproduce(args.names or None, out=args.out, quick=args.quick,
+                        backend=args.backend, workers=args.workers, address=args.address,
+                        progress=args.progress, argv=sys.argv)
+    for name, entry in summary["figures"].items():
+        if not args.names or name in args.names:
+            sys.stdout.write(f"{name:<20} {entry['mode']:<5} {entry['seconds']:8.1f} s\n")
+    sys.stdout.write(f"report: {args.out}/index.html\n")
+    return 0

@@ -1,0 +1,1 @@
+"""One module per figure; each defines ``FIGURE`` (an :class:`~..registry.Figure`)."""

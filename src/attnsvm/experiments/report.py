@@ -1,0 +1,161 @@
+"""The HTML report and ``summary.json``.
+
+``index.html`` is one self-contained file: every figure's PNG is embedded as a base64 data URI
+(and also lies beside it as ``<name>.png``), the CSV links are relative, there is no script and
+no remote resource, so it opens from disk in any browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .._io import atomic_write_text
+from .registry import FIGURES, NEW_STUDIES
+
+__all__ = ["provenance", "git_commit", "write_report", "load_records"]
+
+
+def git_commit(path: str | Path | None = None) -> dict[str, Any]:
+    """``{"commit": sha or None, "dirty": bool or None}`` of the git tree holding ``path``."""
+    where = Path(path) if path is not None else Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
+                             text=True, timeout=10)
+        if sha.returncode != 0:
+            return {"commit": None, "dirty": None}
+        st = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+                            capture_output=True, text=True, timeout=10)
+        return {"commit": sha.stdout.strip(), "dirty": bool(st.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def provenance(**extra: Any) -> dict[str, Any]:
+    """Package version, git commit, library versions, machine and time, plus ``extra``."""
+    from .. import __version__
+
+    libs: dict[str, str | None] = {}
+    for mod in ("numpy", "scipy", "torch", "cvxpy", "pandas", "matplotlib"):
+        m = sys.modules.get(mod)
+        libs[mod] = getattr(m, "__version__", None) if m is not None else None
+    return {
+        "package": "attnsvm", "version": __version__, **git_commit(),
+        "python": platform.python_version(), "libraries": libs,
+        "platform": platform.platform(), "cpus": os.cpu_count(),
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra,
+    }
+
+
+def load_records(out: str | Path) -> list[dict[str, Any]]:
+    """The figure records under ``out/data``, in report order."""
+    recs = []
+    for name in FIGURES:
+        p = Path(out) / "data" / f"{name}.json"
+        if p.exists():
+            recs.append(json.loads(p.read_text(encoding="utf-8")))
+    return recs
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, (list, dict)):
+        return html.escape(json.dumps(v))
+    return html.escape(str(v))
+
+
+def _table(d: dict[str, Any]) -> str:
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_fmt(v)}</td></tr>"
+                   for k, v in d.items())
+    return f"<table>{rows}</table>"
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}
+h1{margin-bottom:.2em} section{border-top:1px solid #ccc;margin-top:2em;padding-top:1em}
+table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
+th,td{border:1px solid #ddd;padding:2px 8px;text-align:left;vertical-align:top}
+th{background:#f4f4f4;font-weight:600} img{max-width:100%;border:1px solid #eee}
+.claim{background:#eef5ff;padding:.5em 1em;border-left:4px solid #4a7bd0}
+.diff{background:#fff6e6;padding:.5em 1em;border-left:4px solid #d09a4a}
+.meta{color:#666;font-size:.9em} details{margin:.5em 0}
+"""
+
+
+def _section(rec: dict[str, Any], out: Path) -> str:
+    name = rec["name"]
+    png = out / rec["png"]
+    img = ""
+    if png.exists():
+        b64 = base64.b64encode(png.read_bytes()).decode("ascii")
+        img = (f'<img id="img-{html.escape(name)}" class="figure" alt="{html.escape(name)}" '
+               f'src="data:image/png;base64,{b64}">')
+    new = " (new study)" if name in NEW_STUDIES else ""
+    return f"""
+<section id="{html.escape(name)}">
+<h2>{html.escape(name)}: {html.escape(rec['title'])}{new}</h2>
+<p class="meta">Source: {html.escape(rec['source'])} &middot; mode: {html.escape(rec['mode'])}
+&middot; {rec['seconds']:.1f} s &middot; seeds {rec['seeds'][0]}..{rec['seeds'][1]}
+&middot; {rec['cells']} cells ({rec['cells_resumed']} resumed from disk)
+&middot; data: <a href="{html.escape(rec['csv'])}">{html.escape(rec['csv'])}</a></p>
+<p class="claim"><b>Claim tested.</b> {html.escape(rec['claim'])}</p>
+{img}
+<h3>Headline numbers</h3>{_table(rec['headline'])}
+<p><b>Compared with the published figure.</b> {html.escape(rec['comparison'])}</p>
+<p class="diff"><b>How these numbers differ from the official code's.</b>
+{html.escape(rec['differences'])}</p>
+<details><summary>Settings</summary>{_table(rec['settings'])}</details>
+</section>"""
+
+
+def write_report(out: str | Path, prov: dict[str, Any],
+                 records: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Write ``index.html`` and ``summary.json`` for the figure records in ``out``.
+
+    Returns
+    -------
+    dict
+        The summary: ``{"provenance": ..., "figures": {name: {headline..., "seconds"}}}``.
+    """
+    out = Path(out)
+    recs = list(records) if records is not None else load_records(out)
+    figures = {r["name"]: {**r["headline"], "seconds": r["seconds"], "mode": r["mode"],
+                           "title": r["title"], "png": r["png"], "csv": r["csv"],
+                           "settings": r["settings"]} for r in recs}
+    summary = {"provenance": prov, "figures": figures,
+               "total_seconds": round(sum(r["seconds"] for r in recs), 3)}
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+    rows = "".join(
+        f"<tr><td><a href='#{html.escape(r['name'])}'>{html.escape(r['name'])}</a></td>"
+        f"<td>{html.escape(r['mode'])}</td><td>{r['seconds']:.1f}</td>"
+        f"<td>{html.escape(r['title'])}</td></tr>" for r in recs)
+    body = "".join(_section(r, out) for r in recs)
+    doc = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>attnsvm report: attention as a max-margin SVM</title>
+<style>{_CSS}</style></head>
+<body>
+<h1>attnsvm: softmax attention trained by GD vs the Att-SVM</h1>
+<p>Each figure computes both sides of a claim of Tarzanagh et al. (MMTS, NeurIPS 2023;
+TF-SVM, 2023) or of a follow-up study, and reports the distance between them. Every SVM
+solution is checked for accuracy (KKT residuals); infeasible instances are counted apart,
+never given a rank or a correlation.</p>
+<h2>Figures</h2>
+<table><tr><th>figure</th><th>mode</th><th>seconds</th><th>title</th></tr>{rows}</table>
+<details><summary>Provenance</summary>{_table(prov)}</details>
+{body}
+</body></html>
+"""
+    atomic_write_text(out / "index.html", doc)
+    return summary

@@ -1,0 +1,194 @@
+"""Sweeps, executors, report and the ``reproduce`` command (fast: tiny configurations)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from attnsvm.cli.main import main
+from attnsvm.exceptions import InvalidParameterError
+from attnsvm.experiments.config import FigureConfig
+from attnsvm.experiments.executors import BatchedExecutor, ProcessExecutor, make_executor
+from attnsvm.experiments.registry import FIGURES, describe_figures, figure_names, get_figure
+from attnsvm.experiments.runner import figure_config, run_figure
+from attnsvm.experiments.sweep import Cell, Progress, Sweep
+
+TINY_RANK = {"ns": (4,), "Ts": (4,), "n_fixed": 4, "T_fixed": 4, "ds": (1, 3, 6), "seeds": 4,
+             "chunk": 2}
+PAPER_NAMES = ["local-convergence", "rank", "multi-token", "paths-2d", "prompt-paths",
+               "joint-vp", "losses"]
+
+
+def _tiny_rank_sweep(path: Path) -> Sweep:
+    fig = get_figure("rank")
+    cfg = figure_config(fig, True, TINY_RANK)
+    return Sweep("rank", cfg, fig.cells(cfg), fig.run_cell, path)
+
+
+def test_list_names_papers_first(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reproduce", "--list"]) == 0
+    first = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert first[:7] == PAPER_NAMES
+    assert first == figure_names() == list(FIGURES)
+    assert describe_figures().splitlines()[0].startswith("local-convergence")
+
+
+def test_unknown_name_names_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(InvalidParameterError, match="local-convergence.*rank"):
+        get_figure("no-such-figure")
+    assert main(["reproduce", "rank", "no-such-figure", "--out", "/nonexistent/x"]) == 2
+    assert "Valid figures" in capsys.readouterr().err
+
+
+def test_config_replace_rejects_unknown() -> None:
+    with pytest.raises(InvalidParameterError, match="Unknown settings"):
+        FigureConfig().replace(nope=1)
+    with pytest.raises(InvalidParameterError):
+        FigureConfig(seeds=0)
+
+
+def test_cell_keys_stable_and_distinct() -> None:
+    a, b = Cell({"n": 1}, (0, 1)), Cell({"n": 1}, (0, 2))
+    assert a.key == Cell({"n": 1}, (0, 1)).key != b.key
+
+
+def test_sweep_resumes_without_loss_or_duplicates(tmp_path: Path) -> None:
+    full = _tiny_rank_sweep(tmp_path / "a").run()
+    sw = _tiny_rank_sweep(tmp_path / "b")
+    sw.run()
+    files = sorted((tmp_path / "b").glob("cell-*.parquet"))
+    assert len(files) == len(sw.cells) == 6
+    for p in files[::2]:
+        p.unlink()
+    (tmp_path / "b" / ".cell-x.parquet.abc.tmp").write_bytes(b"half")  # a killed write
+    again = _tiny_rank_sweep(tmp_path / "b")
+    df = again.run()
+    assert again.cached == 3
+    pd.testing.assert_frame_equal(df, full)
+    assert not list((tmp_path / "b").glob(".cell-*.tmp"))
+    assert len(df) == 3 * 4 and not df.duplicated(["d", "seed"]).any()
+
+
+def test_process_executor_matches_batched(tmp_path: Path) -> None:
+    a = _tiny_rank_sweep(tmp_path / "a").run(BatchedExecutor())
+    with ProcessExecutor(2) as ex:
+        b = _tiny_rank_sweep(tmp_path / "b").run(ex)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_make_executor_rejects_unknown() -> None:
+    with pytest.raises(InvalidParameterError):
+        make_executor("threads")
+    with pytest.raises(InvalidParameterError):
+        ProcessExecutor(0)
+
+
+def test_progress_bar_text() -> None:
+    buf = io.StringIO()
+    bar = Progress(4, "rank", buf, enabled=True)
+    bar.update()
+    bar.close()
+    out = buf.getvalue()
+    assert "1/4 cells" in out and "cells/s" in out and "left" in out
+    quiet = io.StringIO()
+    Progress(4, "rank", quiet).update()  # StringIO is not a tty: silent
+    assert quiet.getvalue() == ""
+
+
+def test_report_files_and_summary(tmp_path: Path) -> None:
+    out = tmp_path / "rep"
+    res = run_figure("rank", out, quick=True, overrides=TINY_RANK)
+    from attnsvm.experiments.report import provenance, write_report
+
+    summary = write_report(out, provenance(test=True))
+    assert {"index.html", "summary.json", "rank.png", "rank.csv"} <= {
+        p.name for p in out.iterdir()}
+    s = json.loads((out / "summary.json").read_text())
+    assert s == json.loads(json.dumps(summary))
+    entry = s["figures"]["rank"]
+    assert entry["seconds"] > 0 and entry["infeasible_at_d1"] == 4
+    assert s["provenance"]["version"] and "commit" in s["provenance"]
+    html = (out / "index.html").read_text()
+    assert html.count("data:image/png;base64,") == 1
+    assert "Claim tested" in html and "differ from the official" in html
+    csv = pd.read_csv(out / "rank.csv")
+    assert set(csv["d"]) == {1, 3, 6}
+    assert res.record["cells_resumed"] == 0
+    # A rerun resumes every cell and gives the same headline numbers.
+    res2 = run_figure("rank", out, quick=True, overrides=TINY_RANK)
+    assert res2.record["cells_resumed"] == res2.record["cells"]
+    assert res2.headline == res.headline
+
+
+_KILL_SCRIPT = textwrap.dedent("""
+    import sys
+    from attnsvm.experiments.runner import run_figure
+    run_figure("rank", sys.argv[1], quick=True,
+               overrides=dict(ns=(5,), Ts=(5,), ds=(2, 3, 4, 5, 6, 8, 10), seeds=6, chunk=2))
+""")
+
+
+def _sweep_dir(out: Path) -> Path:
+    return next((out / "data" / "rank").glob("quick-*"))
+
+
+def test_sigkill_then_rerun_completes_identically(tmp_path: Path) -> None:
+    script = tmp_path / "run.py"
+    script.write_text(_KILL_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(script), str(out)], env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        d = out / "data" / "rank"
+        if d.exists() and any(d.glob("quick-*/cell-*.parquet")):
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(_sweep_dir(out).glob("cell-*.parquet")))
+    assert 1 <= done < 21, "the kill should land mid-sweep"
+    subprocess.run([sys.executable, str(script), str(out)], env=env, check=True)
+    ref = tmp_path / "ref"
+    subprocess.run([sys.executable, str(script), str(ref)], env=env, check=True)
+    a = pd.read_csv(out / "rank.csv")
+    b = pd.read_csv(ref / "rank.csv")
+    pd.testing.assert_frame_equal(a, b)
+    rec = json.loads((out / "data" / "rank.json").read_text())
+    assert rec["cells_resumed"] == done and rec["cells"] == 21
+    files_a = sorted(p.name for p in _sweep_dir(out).glob("cell-*.parquet"))
+    files_b = sorted(p.name for p in _sweep_dir(ref).glob("cell-*.parquet"))
+    assert files_a == files_b
+    for name in files_a:
+        pd.testing.assert_frame_equal(pd.read_parquet(_sweep_dir(out) / name),
+                                      pd.read_parquet(_sweep_dir(ref) / name))
+
+
+def test_cli_reproduce_writes_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "r"
+    assert main(["reproduce", "rank", "--quick", "--out", str(out)]) == 0
+    assert "rank" in capsys.readouterr().out
+    s = json.loads((out / "summary.json").read_text())
+    assert list(s["figures"]) == ["rank"]
+    assert main(["reproduce", "rank", "--address", "x:1", "--out", str(out)]) == 2
+
+
+@pytest.mark.ray
+def test_ray_backend_local_cluster(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    from attnsvm.experiments.executors import RayExecutor
+
+    a = _tiny_rank_sweep(tmp_path / "a").run(BatchedExecutor())
+    with RayExecutor(workers=2) as ex:
+        b = _tiny_rank_sweep(tmp_path / "b").run(ex)
+    pd.testing.assert_frame_equal(a, b)
