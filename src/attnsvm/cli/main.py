@@ -68,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in args_list if a in COMMANDS), None)
-    _limit_blas_threads()
+    if command != "probe":  # the probe's large dense factorizations gain from every core
+        _limit_blas_threads()
     try:
         parser = build_parser(command)
         args = parser.parse_args(args_list)

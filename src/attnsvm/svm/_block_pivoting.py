@@ -23,13 +23,16 @@ __all__ = ["block_pivoting", "KernelCache"]
 
 
 class KernelCache:
-    """Rows and columns of ``K`` computed so far, over a growing list of constraints."""
+    """Rows and columns of ``K`` computed so far, over a growing list of constraints.
+
+    The cache buffer grows by doubling, so adding rows never copies the whole block again.
+    """
 
     def __init__(self, kernel: ConstraintKernel) -> None:
         self.kernel = kernel
         self.pos = np.full(kernel.m, -1, dtype=np.int64)
         self.idx = np.zeros(0, dtype=np.int64)
-        self.K = np.zeros((0, 0))
+        self._buf = np.zeros((0, 0))
 
     def sub(self, idx: np.ndarray) -> np.ndarray:
         """``K[idx][:, idx]``, computing only the rows not cached yet."""
@@ -37,15 +40,19 @@ class KernelCache:
         if new.size:
             old_n = self.idx.size
             all_idx = np.concatenate([self.idx, new])
+            size = all_idx.size
+            if size > self._buf.shape[0]:
+                cap = max(size, 2 * self._buf.shape[0], 256)
+                buf = np.empty((cap, cap))
+                buf[:old_n, :old_n] = self._buf[:old_n, :old_n]
+                self._buf = buf
             Kn = self.kernel.block(new, all_idx)
-            K = np.empty((all_idx.size, all_idx.size))
-            K[:old_n, :old_n] = self.K
-            K[old_n:, :] = Kn
-            K[:old_n, old_n:] = Kn[:, :old_n].T
-            self.K, self.idx = K, all_idx
-            self.pos[new] = np.arange(old_n, all_idx.size)
+            self._buf[old_n:size, :size] = Kn
+            self._buf[:old_n, old_n:size] = Kn[:, :old_n].T
+            self.idx = all_idx
+            self.pos[new] = np.arange(old_n, size)
         p = self.pos[idx]
-        return self.K[np.ix_(p, p)]
+        return self._buf[np.ix_(p, p)]
 
 
 def block_pivoting(
