@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,8 @@ from .._validation import as_float_array, check_choice, check_positive
 from ..exceptions import InvalidInputError, InvalidParameterError
 from ..instance import Instance
 from ._data import Problem, as_instances, resolve_device
-from ._direction import score_direction
+from ._direction import Direction, score_direction
+from ._graph import capture_step, graph_supported
 from .heads import Head, get_head
 from .losses import Loss, get_loss
 from .models import JointModel, KQModel, Model, PromptModel, WModel
@@ -92,8 +94,10 @@ class TrainResult:
         Largest final probability per sequence.
     loss : ndarray (B,)
         Final loss.
-    history, sequences : pandas.DataFrame or None
-        :meth:`Recorder.frame` and :meth:`Recorder.sequence_frame` when recording.
+    history : pandas.DataFrame or None
+        :meth:`Recorder.frame` (one row per instance and recorded step) when recording.
+    recorder : Recorder or None
+        The raw recorded tensors; :attr:`sequences` builds the per-sequence frame.
     loss_history : ndarray (B, S) or None, recorded losses at ``record_steps``.
     record_steps : ndarray (S,) or None
     seconds : float
@@ -114,10 +118,16 @@ class TrainResult:
     seeds: list[int]
     seconds: float
     history: Any = None
-    sequences: Any = None
+    recorder: Recorder | None = None
     loss_history: np.ndarray | None = None
     record_steps: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sequences(self) -> Any:
+        """One row per (instance, step, sequence): ``max_prob``, ``selected`` (built on demand;
+        None without recording)."""
+        return None if self.recorder is None else self.recorder.sequence_frame()
 
 
 def _build_model(param: str, blocks: dict[str, torch.Tensor], prob: Problem, kq_eps: float,
@@ -150,7 +160,8 @@ def train(data: Instance | Sequence[Instance], param: str = "W", optimizer: str 
           record_every: int | None = None, record_steps: Any = None,
           targets: Mapping[str, Any] | None = None, kq_eps: float = 0.0,
           prompt_W: Any = None, md_p: float = 3.0, polyak_max_step: float = 1e3,
-          device: Any = "cpu", dtype: torch.dtype = torch.float64) -> TrainResult:
+          device: Any = "cpu", dtype: torch.dtype = torch.float64,
+          cuda_graph: bool = False) -> TrainResult:
     """Train one-layer softmax attention on B instances at once, with exact update directions.
 
     Parameters
@@ -192,6 +203,9 @@ def train(data: Instance | Sequence[Instance], param: str = "W", optimizer: str 
         ``"cpu"`` (default), ``"cuda"``, or ``"auto"``.
     dtype : torch.dtype
         float64 by default.
+    cuda_graph : bool
+        On CUDA, replay the step as CUDA graphs (not for joint training or Adam); falls back to
+        the eager loop with a warning if capture fails.
 
     Returns
     -------
@@ -234,16 +248,30 @@ def train(data: Instance | Sequence[Instance], param: str = "W", optimizer: str 
         raise InvalidParameterError("The 'targets' need 'record_every' or 'record_steps'.")
 
     need_xbar = model.need_xbar
+
+    def direction() -> Direction:
+        return score_direction(model.scores(prob), prob, ls, hd, need_xbar=need_xbar)
+
+    def update(dirn: Direction) -> None:
+        opt.step(model.blocks, model.neg_grads(prob, dirn), dirn.loss)
+        model.after_step(prob)
+
     with torch.inference_mode():
         opt.init(model.blocks)
+        if cuda_graph and steps > 0 and graph_supported(model, opt, dev):
+            try:
+                g_dir, g_upd = capture_step(model, prob, ls, hd, opt, need_xbar)
+                direction, update = g_dir, lambda _d: g_upd()  # type: ignore[assignment]
+            except RuntimeError as exc:  # pragma: no cover - GPU only
+                warnings.warn(f"CUDA graph capture failed ({exc}); running eagerly.",
+                              RuntimeWarning, stacklevel=2)
         for k in range(steps + 1):
-            dirn = score_direction(model.scores(prob), prob, ls, hd, need_xbar=need_xbar)
+            dirn = direction()
             if rec is not None and rec.wants(k):
                 rec.record(k, dirn.loss, model.key_query(), dirn.max_logprob, dirn.selected)
             if k == steps:
                 break
-            opt.step(model.blocks, model.neg_grads(prob, dirn), dirn.loss)
-            model.after_step(prob)
+            update(dirn)
 
     def out(t: torch.Tensor | None) -> np.ndarray | None:
         if t is None:
@@ -260,7 +288,7 @@ def train(data: Instance | Sequence[Instance], param: str = "W", optimizer: str 
         steps=int(steps), seeds=seeds, seconds=0.0)
     if rec is not None:
         res.history = rec.frame()
-        res.sequences = rec.sequence_frame()
+        res.recorder = rec
         lh = rec.loss.cpu().numpy().T
         res.loss_history = lh[0] if single else lh
         res.record_steps = rec.steps

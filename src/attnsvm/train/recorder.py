@@ -101,33 +101,40 @@ class Recorder:
 
     def frame(self) -> Any:
         """One row per (instance, step): ``instance, step, loss, norm, max_prob_min,
-        max_prob_mean, corr_<target>...`` (a pandas DataFrame)."""
+        max_prob_mean, corr_<target>...`` (a pandas DataFrame, sorted by instance then step)."""
         import pandas as pd
 
         S, B = self.loss.shape
-        mp = self.max_prob.cpu().numpy()
+        mp = self.max_prob.cpu().numpy()  # (S, B, n)
+
+        def col(a: np.ndarray) -> np.ndarray:  # (S, B) -> instance-major
+            return np.ascontiguousarray(a.T).ravel()
+
         cols: dict[str, Any] = {
-            "instance": np.tile(np.arange(B), S),
-            "step": np.repeat(self.steps, B),
-            "loss": self.loss.cpu().numpy().ravel(),
-            "norm": self.norm.cpu().numpy().ravel(),
-            "max_prob_min": mp.min(-1).ravel(),
-            "max_prob_mean": mp.mean(-1).ravel(),
+            "instance": np.repeat(np.arange(B), S),
+            "step": np.tile(self.steps, B),
+            "loss": col(self.loss.cpu().numpy()),
+            "norm": col(self.norm.cpu().numpy()),
+            "max_prob_min": col(mp.min(-1)),
+            "max_prob_mean": col(mp.mean(-1)),
         }
         for name, c in self.corr.items():
-            cols[f"corr_{name}"] = c.cpu().numpy().ravel()
-        return pd.DataFrame(cols).sort_values(["instance", "step"], kind="stable").reset_index(
-            drop=True)
+            cols[f"corr_{name}"] = col(c.cpu().numpy())
+        return pd.DataFrame(cols)
 
     def sequence_frame(self) -> Any:
         """One row per (instance, step, sequence): ``max_prob`` and ``selected``."""
         import pandas as pd
 
         S, B, n = self.selected.shape
-        idx = np.indices((S, B, n)).reshape(3, -1)
-        df = pd.DataFrame({
-            "instance": idx[1], "step": self.steps[idx[0]], "seq": idx[2],
-            "max_prob": self.max_prob.cpu().numpy().ravel(),
-            "selected": self.selected.cpu().numpy().ravel(),
+
+        def col(a: np.ndarray) -> np.ndarray:  # (S, B, n) -> (B, S, n) order
+            return np.ascontiguousarray(a.transpose(1, 0, 2)).ravel()
+
+        return pd.DataFrame({
+            "instance": np.repeat(np.arange(B), S * n),
+            "step": np.tile(np.repeat(self.steps, n), B),
+            "seq": np.tile(np.arange(n), B * S),
+            "max_prob": col(self.max_prob.cpu().numpy()),
+            "selected": col(self.selected.cpu().numpy()),
         })
-        return df.sort_values(["instance", "step", "seq"], kind="stable").reset_index(drop=True)
