@@ -15,7 +15,7 @@ which always terminates.
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve
+from scipy.linalg import LinAlgError, cho_solve, cholesky, solve_triangular
 
 from ._kernel import ConstraintKernel
 
@@ -33,6 +33,11 @@ class KernelCache:
         self.pos = np.full(kernel.m, -1, dtype=np.int64)
         self.idx = np.zeros(0, dtype=np.int64)
         self._buf = np.zeros((0, 0))
+
+    def block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``K[rows][:, cols]`` for cached ``rows`` (``cols`` are cached on the way)."""
+        self.sub(np.union1d(rows, cols))
+        return self._buf[np.ix_(self.pos[rows], self.pos[cols])]
 
     def sub(self, idx: np.ndarray) -> np.ndarray:
         """``K[idx][:, idx]``, computing only the rows not cached yet."""
@@ -53,6 +58,65 @@ class KernelCache:
             self.pos[new] = np.arange(old_n, size)
         p = self.pos[idx]
         return self._buf[np.ix_(p, p)]
+
+
+class _UpdatableSolve:
+    """Solves ``K_PP lambda = b_P`` for a sequence of related sets ``P``.
+
+    One Cholesky factor ``L`` of a base set ``B`` serves every ``P`` close to it: constraints
+    of ``P`` missing from ``B`` extend the factor by a block row (``O(|A| |B|^2)``, level-3
+    BLAS), and members of ``B`` missing from ``P`` are pinned to zero through the bordered
+    system ``E_D^T M^{-1} E_D mu = -E_D^T M^{-1} b`` (``O(|D| |B|^2)``).  Far sets refactor.
+    """
+
+    def __init__(self, cache: KernelCache, b: np.ndarray) -> None:
+        self.cache = cache
+        self.b = b
+        self.B = np.zeros(0, dtype=np.int64)
+        self.L = np.zeros((0, 0))
+
+    def _refactor(self, P: np.ndarray) -> None:
+        K = self.cache.sub(P)
+        self.L = cholesky(K, lower=True, check_finite=False)
+        self.B = P.copy()
+
+    def _extend(self, A: np.ndarray) -> None:
+        K_BA = self.cache.block(self.B, A)
+        K_AA = self.cache.sub(A)
+        L21 = solve_triangular(self.L, K_BA, lower=True, check_finite=False).T  # (a, |B|)
+        L22 = cholesky(K_AA - L21 @ L21.T, lower=True, check_finite=False)
+        nb, na = self.B.size, A.size
+        L = np.zeros((nb + na, nb + na))
+        L[:nb, :nb] = self.L
+        L[nb:, :nb] = L21
+        L[nb:, nb:] = L22
+        self.L, self.B = L, np.concatenate([self.B, A])
+
+    def solve(self, P: np.ndarray) -> np.ndarray:
+        """``lambda_P`` with ``K_PP lambda_P = b_P`` (P sorted); raises LinAlgError if singular."""
+        inB = np.isin(P, self.B)
+        A = P[~inB]
+        D_mask = ~np.isin(self.B, P)
+        if self.B.size == 0 or D_mask.sum() > 0.1 * self.B.size:
+            self._refactor(P)
+            return cho_solve((self.L, True), self.b[P], check_finite=False)
+        if A.size:
+            self._extend(A)
+            D_mask = np.concatenate([D_mask, np.zeros(A.size, dtype=bool)])
+        y = cho_solve((self.L, True), self.b[self.B], check_finite=False)
+        D = np.flatnonzero(D_mask)
+        if D.size:
+            # pin lambda_D = 0: with H = L^{-1} E_D, (H^T H) mu = -y_D, lambda = y + M^{-1} E_D mu
+            E = np.zeros((self.B.size, D.size))
+            E[D, np.arange(D.size)] = 1.0
+            H = solve_triangular(self.L, E, lower=True, check_finite=False)
+            mu = np.linalg.solve(H.T @ H, -y[D])
+            rhs = np.zeros(self.B.size)
+            rhs[D] = mu
+            y = y + cho_solve((self.L, True), rhs, check_finite=False)
+        order = np.argsort(self.B)
+        pos = order[np.searchsorted(self.B, P, sorter=order)]
+        return y[pos]
 
 
 def block_pivoting(
@@ -91,6 +155,7 @@ def block_pivoting(
     """
     scale = np.sqrt(np.maximum(kernel.diag(), 1e-300))
     cache = KernelCache(kernel)
+    solver = _UpdatableSolve(cache, b)
     P = np.unique(start)
     seen: set[bytes] = set()
     lam = np.zeros(P.size)
@@ -99,10 +164,8 @@ def block_pivoting(
         if key in seen or P.size == 0:
             return False, P, lam, rnd
         seen.add(key)
-        Kp = cache.sub(P)
         try:
-            lam = cho_solve(cho_factor(Kp, lower=True, check_finite=False), b[P],
-                            check_finite=False)
+            lam = solver.solve(P)
         except LinAlgError:
             return False, P, lam, rnd
         if not np.all(np.isfinite(lam)):
