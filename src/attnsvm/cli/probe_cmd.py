@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from ..exceptions import InvalidParameterError
@@ -73,6 +74,13 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random controls")
     parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="heads solved at once in separate processes (default: the CPU count, at most 2)",
+    )
+    parser.add_argument(
         "--out",
         default="attnsvm-probe",
         metavar="DIR",
@@ -85,6 +93,13 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
 def run_probe(args: argparse.Namespace) -> int:
     """Run ``attnsvm probe`` with parsed arguments; return the exit code (0)."""
     from ..probe.analysis import ProbeOptions
@@ -95,8 +110,9 @@ def run_probe(args: argparse.Namespace) -> int:
         raise InvalidParameterError(
             f"The 'confidence' option must be in [0, 1). Got {args.confidence!r} instead."
         )
-    for name in ("nuclear_queries", "seq_len", "max_queries"):
-        val = getattr(args, name)
+    jobs = args.jobs if args.jobs is not None else min(2, _cpus())
+    for name in ("nuclear_queries", "seq_len", "max_queries", "jobs"):
+        val = jobs if name == "jobs" else getattr(args, name)
         if val < (3 if name == "seq_len" else 1):
             raise InvalidParameterError(
                 f"The '{name.replace('_', '-')}' option is too small. Got {val!r} instead."
@@ -120,6 +136,7 @@ def run_probe(args: argparse.Namespace) -> int:
         seq_len=args.seq_len,
         max_queries=args.max_queries,
         progress=progress,
+        jobs=jobs,
     )
     if args.json:
         print(json.dumps(clean_json(result.summary)))

@@ -227,6 +227,7 @@ def analyze_head(
         "max_prob_q10": float(np.quantile(mp, 0.1)),
         "max_prob_median": float(np.median(mp)),
         "max_prob_q90": float(np.quantile(mp, 0.9)),
+        "max_prob_hist": np.histogram(mp, bins=10, range=(0.0, 1.0))[0].tolist(),
         "sink_share": float(inst.sink.mean()),
         "ties": int(inst.tie.sum()),
         "identical_keys": inst.identical_keys,
@@ -249,8 +250,12 @@ def analyze_head(
 
     conf_rows = mp > opts.confidence
     keep = conf_rows[inst.row_of]
-    A, Zc, idx = inst.A[keep], inst.Zc[keep], inst.index[keep]
-    conf, sol_c = _solve_block(A, Zc, idx, W_head, W_layer, head, W_rand, opts.tol)
+    if keep.all():  # every row is confident: the same instance, reuse its solution
+        conf, sol_c = dict(full), sol
+        conf["solve_seconds"] = 0.0
+    else:
+        A, Zc, idx = inst.A[keep], inst.Zc[keep], inst.index[keep]
+        conf, sol_c = _solve_block(A, Zc, idx, W_head, W_layer, head, W_rand, opts.tol)
     rec["n_conf"] = int(conf_rows.sum())
     rec.update({f"{k}_conf": v for k, v in conf.items()})
     if sol_c is not None and sol_c.W is not None and conf["feasible"]:

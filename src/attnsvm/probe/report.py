@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import html
 import io
@@ -142,6 +143,49 @@ def write_heatmap(records: list[dict[str, Any]], path: Path, title: str) -> None
     atomic_write_bytes(path, buf.getvalue())
 
 
+def write_maxprob_figure(records: list[dict[str, Any]], path: Path) -> None:
+    """Write a PNG of the distribution of the largest probability per row, one line per layer.
+
+    Uses the per-head histograms ``max_prob_hist`` (10 bins on [0, 1]) summed over each layer's
+    heads.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = sorted({int(r["layer"]) for r in records})
+    fig, ax = plt.subplots(figsize=(6.0, 3.2))
+    centers = (np.arange(10) + 0.5) / 10
+    cmap = plt.get_cmap("viridis")
+    for k, li in enumerate(layers):
+        hist = np.sum([r["max_prob_hist"] for r in records if r["layer"] == li], axis=0)
+        share = hist / max(hist.sum(), 1)
+        ax.plot(
+            centers,
+            share,
+            marker="o",
+            ms=3,
+            color=cmap(k / max(len(layers) - 1, 1)),
+            label=f"layer {li}",
+        )
+    ax.set_xlabel("largest attention probability of a row")
+    ax.set_ylabel("share of rows")
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _img(path: Path, alt: str) -> str:
+    """An <img> with the PNG embedded as a data URI (the file also lies beside the page)."""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
 def write_summary(summary: dict[str, Any], path: Path) -> str:
     """Write ``summary.json`` and return its text."""
     text = json.dumps(clean_json(summary), indent=1)
@@ -149,8 +193,14 @@ def write_summary(summary: dict[str, Any], path: Path) -> str:
     return text
 
 
-def write_html(summary: dict[str, Any], path: Path, heatmap: str = "heatmap.png") -> None:
-    """Write ``index.html``: setup, notes, the heat map and the per-head table."""
+def write_html(
+    summary: dict[str, Any], path: Path, heatmap: str = "heatmap.png", maxprob: str = "max_prob.png"
+) -> None:
+    """Write ``index.html``: setup, notes, the figures (embedded) and the per-head table.
+
+    Like the reproduction report, the page is self-contained: PNGs are embedded as data URIs
+    and also lie beside it; links to the data are relative; no script, no remote resource.
+    """
     recs = summary["heads"]
     e = html.escape
     feas = [r for r in recs if r.get("corr_fro") is not None]
@@ -162,7 +212,9 @@ def write_html(summary: dict[str, Any], path: Path, heatmap: str = "heatmap.png"
         f"<li>feasible Att-SVM instances: {len(feas)} of {len(recs)}; mean corr_fro "
         f"{_fmt(float(np.mean([r['corr_fro'] for r in feas])) if feas else None)}, mean "
         f"corr_fro - corr_control {_fmt(float(np.mean(diff)) if diff else None)}</li>",
-        f"<li>total time {summary['seconds']:.1f} s</li>",
+        f"<li>total time {summary['seconds']:.1f} s (model run {summary['capture_seconds']:.1f}"
+        " s)</li>",
+        f"<li>provenance: {e(json.dumps(summary.get('provenance', {})))}</li>",
     ]
     notes = "".join(f"<li>{e(n)}</li>" for n in summary.get("notes", []))
     rows = []
@@ -184,12 +236,18 @@ figure {{ margin: 1em 0; }}
 <ul>{"".join(head_lines)}</ul>
 <h2>Notes</h2><ul>{notes}</ul>
 <h2>Correlation with the Frobenius Att-SVM minus control</h2>
-<figure><img src="{e(heatmap)}" alt="layers x heads heat map of corr_fro - corr_control">
+<figure>{_img(path.parent / heatmap, "layers x heads heat map of corr_fro - corr_control")}
 <figcaption>Each cell: correlation of the head's W with the Frobenius Att-SVM solution of its own
 argmax selections, minus the mean correlation of that solution with the layer's other heads.
 Empty cells: infeasible instances.</figcaption></figure>
+<h2>Largest probability per row</h2>
+<figure>{_img(path.parent / maxprob, "distribution of the largest probability per row")}
+<figcaption>Distribution over all rows of each layer's heads (10 bins on [0, 1]); sinks
+(argmax on a special or the first token) are in the table's sink_share column.</figcaption>
+</figure>
 <h2>Per head</h2>
-<p>Data: <a href="heads.csv">heads.csv</a>, <a href="summary.json">summary.json</a>, per-head
+<p>Files: <a href="{e(heatmap)}">{e(heatmap)}</a>, <a href="{e(maxprob)}">{e(maxprob)}</a>,
+<a href="heads.csv">heads.csv</a>, <a href="summary.json">summary.json</a>, per-head
 arrays in <code>heads/</code>.</p>
 <table><thead><tr>{"".join(f"<th>{e(c)}</th>" for c in TABLE_COLUMNS)}</tr></thead>
 <tbody>

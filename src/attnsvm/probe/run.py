@@ -5,6 +5,7 @@ Output folder layout::
     summary.json       model, setup, notes and one record per head (the --json object)
     heads.csv          the per-head table
     heatmap.png        layers x heads heat map of corr_fro - corr_control
+    max_prob.png       distribution of the largest probability per row, per layer
     index.html         the page
     heads/L{l}_H{h}.npz  per head: W_head (d, d+1), W_fro, W_fro_conf, W_nuc (float32, when
                        solved), dual (m,), certificate (m,) when infeasible, alpha (n,),
@@ -23,11 +24,11 @@ from typing import Any
 from .._io import atomic_savez
 from ..exceptions import InvalidInputError
 from .analysis import ProbeOptions, analyze_head
-from .capture import Adapter
+from .capture import Adapter, Capture
 from .corpus import make_sequences, read_corpus
 from .instance import build_instance
 from .models import DEFAULT_MODEL, ModelSource, load_model
-from .report import write_heatmap, write_html, write_summary, write_table
+from .report import write_heatmap, write_html, write_maxprob_figure, write_summary, write_table
 
 __all__ = ["ProbeResult", "probe", "head_file", "NOTES"]
 
@@ -71,6 +72,90 @@ class ProbeResult:
         return list(self.summary["heads"])
 
 
+@dataclass
+class _HeadTask:
+    """Everything one head's analysis needs (picklable, no model)."""
+
+    layer: int
+    head: int
+    W_layer: list[Any]
+    captures: list[Capture]
+    causal: bool
+    rotary: bool
+    opts: ProbeOptions
+    path: Path | None
+
+
+def _run_head(task: _HeadTask) -> dict[str, Any]:
+    """Build, solve and save one head; returns its record."""
+    inst = build_instance(task.captures, task.layer, task.head, task.causal)
+    rec, arrays = analyze_head(
+        inst,
+        task.W_layer,
+        task.head,
+        task.layer,
+        task.captures,
+        task.causal,
+        task.rotary,
+        task.opts,
+    )
+    if task.path is not None:
+        atomic_savez(task.path, **arrays)
+    return rec
+
+
+def _progress_line(rec: dict[str, Any]) -> str:
+    cf = rec.get("corr_fro")
+    return (
+        f"layer {rec['layer']} head {rec['head']}: m={rec['m']} {rec['status']} corr_fro="
+        f"{'-' if cf is None else f'{cf:.3f}'} ({rec['seconds']:.1f} s)"
+    )
+
+
+def _run_tasks(
+    tasks: list[_HeadTask], jobs: int, progress: Callable[[str], None] | None
+) -> list[dict[str, Any]]:
+    """Run the head tasks, in this process or in a pool of ``jobs`` spawned processes."""
+    records: list[dict[str, Any]] = []
+    if jobs <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            records.append(_run_head(task))
+            if progress is not None:
+                progress(_progress_line(records[-1]))
+        return records
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn")
+    done: dict[int, dict[str, Any]] = {}
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx) as pool:
+        futures = {pool.submit(_run_head, t): k for k, t in enumerate(tasks)}
+        for fut in as_completed(futures):
+            done[futures[fut]] = fut.result()
+            if progress is not None:
+                progress(_progress_line(done[futures[fut]]))
+    return [done[k] for k in range(len(tasks))]
+
+
+def _provenance() -> dict[str, Any]:
+    import platform
+    import sys
+
+    from .. import __version__
+
+    libs = {}
+    for mod in ("numpy", "scipy", "torch", "transformers", "tokenizers", "gguf"):
+        m = sys.modules.get(mod)
+        libs[mod] = getattr(m, "__version__", None) if m is not None else None
+    return {
+        "attnsvm": __version__,
+        "python": platform.python_version(),
+        "libraries": libs,
+        "cpus": os.cpu_count(),
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
 def head_file(out_dir: str | os.PathLike[str], layer: int, head: int) -> Path:
     """Path of a head's array file."""
     return Path(out_dir) / "heads" / f"L{layer:02d}_H{head:02d}.npz"
@@ -110,6 +195,7 @@ def probe(
     max_queries: int = 352,
     adapter: tuple[ModelSource, Adapter] | None = None,
     progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> ProbeResult:
     """Probe every head of the chosen layers.
 
@@ -130,6 +216,9 @@ def probe(
         An already loaded model (skips :func:`load_model`).
     progress : callable, optional
         Called with one line per head.
+    jobs : int
+        Heads solved at once in separate processes (1: in this process).  Each process uses
+        the BLAS threads the environment allows (the command line sets one per process).
 
     Returns
     -------
@@ -145,24 +234,17 @@ def probe(
     captures = [ad.capture(s, layer_list) for s in seqs]
     capture_seconds = time.perf_counter() - t0
     out_dir = Path(out) if out is not None else None
-    records: list[dict[str, Any]] = []
+    tasks: list[_HeadTask] = []
     for li in layer_list:
         forms = ad.head_forms(li)
         W_layer = [f.bilinear() for f in forms]
+        layer_caps = [Capture(c.sequence, {li: c.X[li]}, {li: c.P[li]}) for c in captures]
         for f in forms:
-            inst = build_instance(captures, li, f.head, ad.causal)
-            rec, arrays = analyze_head(
-                inst, W_layer, f.head, li, captures, ad.causal, f.rotary, opts
+            path = head_file(out_dir, li, f.head) if out_dir is not None else None
+            tasks.append(
+                _HeadTask(li, f.head, W_layer, layer_caps, ad.causal, f.rotary, opts, path)
             )
-            if out_dir is not None:
-                atomic_savez(head_file(out_dir, li, f.head), **arrays)
-            records.append(rec)
-            if progress is not None:
-                cf = rec.get("corr_fro")
-                progress(
-                    f"layer {li} head {f.head}: m={rec['m']} {rec['status']} corr_fro="
-                    f"{'-' if cf is None else f'{cf:.3f}'} ({rec['seconds']:.1f} s)"
-                )
+    records = _run_tasks(tasks, jobs, progress)
     notes = list(NOTES)
     if ad.rotary:
         notes.append(ROTARY_NOTE)
@@ -181,8 +263,10 @@ def probe(
         "seq_len": seq_len,
         "text": "default corpus" if text is None else str(text),
         "options": asdict(opts),
+        "jobs": jobs,
         "capture_seconds": capture_seconds,
         "notes": notes,
+        "provenance": _provenance(),
         "heads": records,
     }
     summary["seconds"] = time.perf_counter() - t_start
@@ -191,6 +275,7 @@ def probe(
         write_heatmap(
             records, out_dir / "heatmap.png", f"{src.label}: corr(W_head, W_fro) - control"
         )
+        write_maxprob_figure(records, out_dir / "max_prob.png")
         write_summary(summary, out_dir / "summary.json")
         write_html(summary, out_dir / "index.html")
     return ProbeResult(summary, out_dir)
