@@ -1,0 +1,182 @@
+"""Local convergence of GD to the Att-SVM direction (TF-SVM local-convergence figure).
+
+For each random instance, GD (normalized, lr 0.1, float64, exact update directions) runs on W
+and on (K, Q); at the end the selected tokens alpha (largest probability per sequence) define
+``W^mm_alpha`` (Frobenius) and ``W_*^mm`` (nuclear), and the correlation of every recorded
+iterate with both is reported.  The (K, Q) run is repeated with the official code's tiny
+weight decay ``eps (||K||^2 + ||Q||^2)``, ``eps = 2.2e-16``, and both are shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from .._common import corr, log_steps, make_instances, new_figure, save_figure, targets
+from .._training import trajectory
+from ..config import FigureConfig
+from ..registry import Figure
+from ..sweep import Cell
+
+__all__ = ["LocalConvergenceConfig", "FIGURE"]
+
+#: Run variants: name -> (param, kq_eps).
+VARIANTS = {"W": ("W", 0.0), "KQ": ("KQ", 0.0), "KQ-official": ("KQ", 2.2e-16)}
+
+
+@dataclass(frozen=True)
+class LocalConvergenceConfig(FigureConfig):
+    """Settings (TF-SVM official notebook): n=6, T=8, d=10, cross-attention, 100 seeds,
+    normalized GD with lr 0.1 for 2000 steps on W and on (K, Q)."""
+
+    n: int = 6
+    T: int = 8
+    d: int = 10
+    steps: int = 2000
+    lr: float = 0.1
+    optimizer: str = "ngd"
+    official_eps: float = 2.2e-16
+    seeds: int = 100
+    chunk: int = 100
+    per_decade: int = 8
+
+    QUICK: ClassVar[dict[str, Any]] = {"seeds": 12, "chunk": 12, "steps": 500}
+
+
+def cells(cfg: LocalConvergenceConfig) -> list[Cell]:
+    # (K, Q) exact and official share a cell so that equal token choices share their solves.
+    return [Cell({"param": p}, ch) for p in ("W", "KQ") for ch in cfg.seed_chunks()]
+
+
+def run_cell(cfg: LocalConvergenceConfig, cell: Cell) -> pd.DataFrame:
+    insts = make_instances(cfg.n, cfg.T, cfg.d, cell.seeds)
+    opt = np.stack([inst.optimal_tokens() for inst in insts])
+    rs = log_steps(cfg.steps, cfg.per_decade)
+    variants = ["W"] if cell.params["param"] == "W" else ["KQ", "KQ-official"]
+    cache: dict[Any, Any] = {}
+    frames = []
+    for var in variants:
+        param, eps = VARIANTS[var]
+        eps = cfg.official_eps if eps else 0.0
+        tr = trajectory(insts, rs, param=param, optimizer=cfg.optimizer, lr=cfg.lr,
+                        seeds=list(cell.seeds), kq_eps=eps)
+        alpha = tr.final_selected
+        Wf, sf = targets(insts, alpha, "fro", cache)
+        Wn, sn = targets(insts, alpha, "nuc", cache)
+        assert tr.W is not None
+        S, B = tr.W.shape[:2]
+        for b in range(B):
+            glob = bool(np.array_equal(alpha[b], opt[b]))
+            for k in range(S):
+                frames.append({
+                    "variant": var, "seed": cell.seeds[b], "step": int(tr.steps[k]),
+                    "corr_fro": corr(tr.W[k, b], Wf[b] if sf[b].W is not None else None),
+                    "corr_nuc": corr(tr.W[k, b], Wn[b] if sn[b].W is not None else None),
+                    "prob_min": float(tr.max_prob[k, b].min()),
+                    "prob_mean": float(tr.max_prob[k, b].mean()),
+                    "norm": float(np.linalg.norm(tr.W[k, b])),
+                    "loss": float(tr.loss[k, b]),
+                    "global": glob, "fro_status": sf[b].status, "nuc_status": sn[b].status,
+                    "nuc_certified": bool(sn[b].W is not None and sn[b].is_optimal(1e-6)),
+                })
+    return pd.DataFrame(frames)
+
+
+def _final(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["step"] == df["step"].max()]
+
+
+def summarize(cfg: LocalConvergenceConfig, df: pd.DataFrame) -> dict[str, Any]:
+    f = _final(df)
+    out: dict[str, Any] = {}
+    for var, key in (("W", "W"), ("KQ", "KQ"), ("KQ-official", "KQ_official")):
+        g = f[f["variant"] == var]
+        out[f"corr_fro_{key}_mean"] = float(g["corr_fro"].mean())
+        out[f"corr_nuc_{key}_mean"] = float(g["corr_nuc"].mean())
+        out[f"corr_fro_{key}_min"] = float(g["corr_fro"].min())
+        out[f"corr_nuc_{key}_min"] = float(g["corr_nuc"].min())
+        out[f"prob_{key}_mean"] = float(g["prob_mean"].mean())
+        out[f"global_share_{key}"] = float(g["global"].mean())
+        out[f"infeasible_{key}"] = int((g["fro_status"] == "infeasible").sum())
+        out[f"share_{key}_nearer_fro"] = float((g["corr_fro"] > g["corr_nuc"]).mean())
+        out[f"norm_{key}_median"] = float(g["norm"].median())
+        out[f"loss_{key}_median"] = float(g["loss"].median())
+    out["runs_per_variant"] = int(len(f) // max(1, f["variant"].nunique()))
+    out["nuc_uncertified"] = int((~f["nuc_certified"] & (f["nuc_status"] != "infeasible")).sum())
+    return out
+
+
+def plot(cfg: LocalConvergenceConfig, df: pd.DataFrame, path: Path) -> None:
+    fig, ax = new_figure(3, 1)
+    styles = {"W": "C0", "KQ": "C1", "KQ-official": "C2"}
+    m = df.groupby(["variant", "step"], sort=True).mean(numeric_only=True).reset_index()
+    for var, c in styles.items():
+        g = m[m["variant"] == var]
+        ax[0, 0].plot(g["step"].clip(lower=1), g["prob_mean"], color=c, label=var)
+        main = "corr_fro" if var == "W" else "corr_nuc"
+        other = "corr_nuc" if var == "W" else "corr_fro"
+        lab = "W^mm" if var == "W" else "W_*^mm"
+        olab = "W_*^mm" if var == "W" else "W^mm"
+        ax[0, 1].loglog(g["step"].clip(lower=1), (1 - g[main]).clip(lower=1e-12), color=c,
+                        label=f"{var} vs {lab}")
+        ax[0, 1].loglog(g["step"].clip(lower=1), (1 - g[other]).clip(lower=1e-12), color=c,
+                        ls=":", label=f"{var} vs {olab}")
+    ax[0, 0].set(xscale="log", xlabel="step", ylabel="mean prob. of selected token",
+                 title="softmax probability")
+    ax[0, 1].set(xlabel="step", ylabel="1 - corr (mean over seeds)", title="alignment")
+    f = _final(df)
+    bins = np.linspace(min(0.5, float(np.nanmin(f[["corr_fro", "corr_nuc"]].values))), 1, 30)
+    for var, c in styles.items():
+        g = f[f["variant"] == var]
+        ax[0, 2].hist(g["corr_fro" if var == "W" else "corr_nuc"].dropna(), bins=bins, color=c,
+                      alpha=.5, label=f"{var} vs {'W^mm' if var == 'W' else 'W_*^mm'}")
+    ax[0, 2].set(xlabel="final correlation", ylabel="runs", title="final correlation")
+    for a in ax[0]:
+        a.legend(fontsize=7)
+    save_figure(fig, path, f"Local convergence: n={cfg.n}, T={cfg.T}, d={cfg.d}, "
+                           f"{cfg.optimizer} lr={cfg.lr}, {cfg.steps} steps")
+
+
+def notes(cfg: LocalConvergenceConfig, h: dict[str, Any]) -> dict[str, str]:
+    kq_nuc, kq_fro = h["corr_nuc_KQ_mean"], h["corr_fro_KQ_mean"]
+    where = ("ends nearer W_*^mm than W^mm" if kq_nuc >= kq_fro
+             else "ends nearer the Frobenius direction W^mm than the nuclear-norm one")
+    cmp = (f"The published figure shows the selected token's probability going to 1 and the "
+           f"correlation of W with W^mm and of K Q^T with W_*^mm going to 1. Here after "
+           f"{cfg.steps} steps: mean corr(W, W^mm) = {h['corr_fro_W_mean']:.4f} (min "
+           f"{h['corr_fro_W_min']:.4f}); (K,Q) with the exact dynamics: mean corr with W_*^mm "
+           f"= {kq_nuc:.4f}, with W^mm = {kq_fro:.4f}, so it {where}; the official protocol "
+           f"(eps = {cfg.official_eps:g} weight decay) gives corr with W_*^mm = "
+           f"{h['corr_nuc_KQ_official_mean']:.4f}. The difference is the weight decay: once "
+           f"the loss is of the order of eps ||K||^2 its gradient dominates the normalized "
+           f"update, the norm of K Q^T stops growing (median {h['norm_KQ_official_median']:.3g}"
+           f" against {h['norm_KQ_median']:.3g} for the exact dynamics; median final loss "
+           f"{h['loss_KQ_official_median']:.2g} against {h['loss_KQ_median']:.2g}), and the "
+           f"run follows the regularization path, whose limit is W_*^mm. Without it the exact "
+           f"(K,Q) dynamics, after {cfg.steps} steps, stay at 1 - corr = {1 - kq_nuc:.3f} from "
+           f"the nuclear-norm direction with a flattening curve (orange), so the published "
+           f"(K,Q) alignment is partly an effect of the official code's weight decay. GD ended at "
+           f"the globally optimal tokens in {h['global_share_W']:.0%} (W) and "
+           f"{h['global_share_KQ']:.0%} ((K,Q)) of the runs; targets are the SVMs of the "
+           f"tokens GD actually selected.")
+    diff = ("Updates use the exact normalized gradient computed in log space, so they stay "
+            "defined after the softmax saturates; the official code needs the eps weight decay "
+            "for (K,Q) to keep the update defined once the loss underflows, which is why both "
+            "(K,Q) curves are shown. W_*^mm is solved by Clarabel and certified by its KKT "
+            f"residuals ({h['nuc_uncertified']} uncertified). Random starts are N(0, 0.01^2) "
+            "per entry from each seed.")
+    return {"comparison": cmp, "differences": diff}
+
+
+FIGURE = Figure(
+    name="local-convergence", title="GD on W and (K,Q) converges in direction to the Att-SVM",
+    source="TF-SVM (Tarzanagh et al. 2023), local-convergence figure of the official code",
+    claim=("Normalized GD on W converges in direction to W^mm_alpha of the tokens it selects, "
+           "and GD on (K,Q) to the nuclear-norm solution W_*^mm_alpha; the selected tokens' "
+           "softmax probability tends to 1."),
+    config=LocalConvergenceConfig, cells=cells, run_cell=run_cell, summarize=summarize,
+    plot=plot, notes=notes)
