@@ -101,7 +101,8 @@ def trajectory(instances: Sequence[Instance], record_steps: Sequence[int] | np.n
         done = int(s)
         init = _blocks(res, param)
         if param in ("vW", "vp"):  # the head restarts from the instance's v: carry it over
-            insts = [dataclasses.replace(inst, v=res.v[b]) for b, inst in enumerate(insts)]
+            vv = np.asarray(res.v)
+            insts = [dataclasses.replace(inst, v=vv[b]) for b, inst in enumerate(insts)]
         Ws.append(None if res.W is None else res.W.copy())
         ps.append(None if res.p is None else res.p.copy())
         vs.append(None if res.v is None else res.v.copy())
