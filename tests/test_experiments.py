@@ -50,6 +50,15 @@ def test_unknown_name_names_valid_ones(capsys: pytest.CaptureFixture[str]) -> No
     assert "Valid figures" in capsys.readouterr().err
 
 
+def test_every_figure_imports_with_quick_variant() -> None:
+    for name in figure_names():
+        fig = get_figure(name)
+        cfg = fig.config().quick_variant()
+        assert cfg.quick and fig.cells(cfg)
+        assert fig.config().key() != cfg.key()
+        assert fig.claim and fig.source
+
+
 def test_config_replace_rejects_unknown() -> None:
     with pytest.raises(InvalidParameterError, match="Unknown settings"):
         FigureConfig().replace(nope=1)
