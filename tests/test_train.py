@@ -96,7 +96,8 @@ def test_gradients_nonlinear_heads():
 
 
 # ------------------------------------------------- saturated direction vs high precision
-def _mp_direction(inst: Instance, W: np.ndarray, dps: int = 80) -> np.ndarray:
+def _mp_direction(inst: Instance, W: np.ndarray, dps: int = 80, loss: str = "logistic"
+                  ) -> np.ndarray:
     import mpmath as mp
 
     mp.mp.dps = dps
@@ -117,7 +118,7 @@ def _mp_direction(inst: Instance, W: np.ndarray, dps: int = 80) -> np.ndarray:
         h = [mp.fsum(v[k] * X[i][t][k] for k in range(d)) for t in range(T)]
         f = mp.fsum(s[t] * h[t] for t in range(T))
         u = float(inst.Y[i]) * f
-        w = 1 / (1 + mp.exp(u))  # -l'(u) for the logistic loss
+        w = 1 / (1 + mp.exp(u)) if loss == "logistic" else mp.exp(-u)  # -l'(u)
         for t in range(T):
             c = w * float(inst.Y[i]) * s[t] * (h[t] - f)
             for r in range(d):
@@ -139,6 +140,21 @@ def test_direction_matches_mpmath_when_saturated(R):
     G = model.neg_grads(prob, dirn)[0][0][0].numpy()
     assert np.all(np.isfinite(G)) and np.linalg.norm(G) > 0
     ref = _mp_direction(inst, W, dps=max(50, int(R * 1.5)))
+    np.testing.assert_allclose(G / np.linalg.norm(G), ref, atol=1e-12)
+
+
+def test_direction_defined_when_loss_underflows():
+    base = random_instance(2, 3, 3, seed=4)
+    inst = Instance(X=base.X, Z=base.Z, Y=base.Y, v=2000.0 * base.v)  # |u| ~ 1000
+    W = 200.0 * w_mm(inst, inst.optimal_tokens())
+    W = W + np.random.default_rng(2).standard_normal(W.shape)
+    prob = Problem.from_instances([inst], torch.device("cpu"), torch.float64)
+    model = _build_model("W", {"W": torch.as_tensor(W[None]).clone()}, prob, 0.0, None,
+                         torch.device("cpu"), torch.float64)
+    dirn = score_direction(model.scores(prob), prob, Loss("exponential"), get_head(None))
+    G = model.neg_grads(prob, dirn)[0][0][0].numpy()
+    assert np.linalg.norm(G) > 0 and np.all(np.isfinite(G))
+    ref = _mp_direction(inst, W, dps=1200, loss="exponential")
     np.testing.assert_allclose(G / np.linalg.norm(G), ref, atol=1e-12)
 
 
@@ -307,6 +323,26 @@ def test_recorder_frames():
     assert h["corr_zero"].isna().all()
     assert len(res.sequences) == 3 * 5 * 3
     assert res.loss_history.shape == (3, 5)
+
+
+def test_device_auto_and_graph_flag_on_cpu():
+    inst = random_instance(3, 4, 5, seed=0)
+    a = train(inst, steps=50)
+    b = train(inst, steps=50, device="cpu", cuda_graph=True)  # no-op without CUDA
+    np.testing.assert_array_equal(a.W, b.W)
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidParameterError):
+            train(inst, steps=1, device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu_and_graph():
+    insts = [random_instance(6, 8, 10, seed=s) for s in range(8)]
+    cpu = train(insts, steps=300)
+    for graph in (False, True):
+        gpu = train(insts, steps=300, device="cuda", cuda_graph=graph, record_every=100)
+        np.testing.assert_allclose(gpu.W, cpu.W, rtol=1e-8, atol=1e-10)
 
 
 def test_bad_inputs():

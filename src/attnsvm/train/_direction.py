@@ -84,11 +84,11 @@ def score_direction(a: Tensor, prob: Problem, loss: Loss, head: Head,
     -------
     Direction
     """
-    n, T = a.shape[1], a.shape[2]
+    n = a.shape[1]
     amax, sel = a.max(dim=-1)  # selected token a_i = argmax_t s_it
+    sel_ = sel[..., None]
     y = a - amax[..., None]  # log s_it + L1_i, <= 0, 0 at the selected token
-    isa = torch.arange(T, device=a.device) == sel[..., None]
-    ym = y.masked_fill(isa, -math.inf)
+    ym = y.scatter(-1, sel_, -math.inf)
     m2y = ym.amax(-1)  # second largest score minus the largest
     e = torch.exp(ym - m2y[..., None])  # e_iu = s_iu / s_i(2nd) for u != a, 0 at a
     em2y = torch.exp(m2y)
@@ -97,7 +97,7 @@ def score_direction(a: Tensor, prob: Problem, loss: Loss, head: Head,
     em2 = torch.exp(m2)
     xbar = None
     if head.linear and not need_xbar:
-        h_a = prob.H.gather(-1, sel[..., None])
+        h_a = prob.H.gather(-1, sel_)
         dh = h_a - prob.H  # h_ia - h_it
         Dt = (e * dh).sum(-1)
         f = h_a[..., 0] - em2 * Dt
@@ -120,7 +120,7 @@ def score_direction(a: Tensor, prob: Problem, loss: Loss, head: Head,
     # t != a: exp(lw + log s_it - M) = e_it * c_i;  t = a: exp(lw + log s_ia + m2 - M) = c_i s_ia
     c = prob.Y * torch.exp(lw + m2 - M[:, None])  # (B, n), |c| <= 1
     ca = c * torch.exp(-L1) * Dt
-    C = e * ((em2 * Dt)[..., None] - dh) * c[..., None]
-    C = C + isa * ca[..., None]
+    C = e * ((em2 * Dt)[..., None] - dh) * c[..., None]  # 0 at the selected token
+    C.scatter_add_(-1, sel_, ca[..., None])
     return Direction(C=C, logscale=M - math.log(n), loss=loss.value(u).mean(-1), logw=lw,
                      selected=sel, max_logprob=-L1, xbar=xbar)
