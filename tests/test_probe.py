@@ -221,7 +221,7 @@ def test_contradictory_pair_ties_and_certificate() -> None:
     W_layer = [rng.standard_normal((4, 5)) for _ in range(2)]
     rec, arrays = analyze_head(inst, W_layer, 0, 0, caps, False, False, ProbeOptions())
     assert rec["feasible"] is False and rec["corr_fro"] is None
-    assert rec["certificate_residual"] < 1e-8
+    assert rec["certificate_residual"] < 1e-8 and rec["certified"] is True
     cert = arrays["certificate"]
     assert cert.shape == (inst.m,) and (cert >= -1e-12).all() and cert.sum() > 0
     G = np.einsum("k,kd,ke->de", cert, inst.A, inst.Zc)

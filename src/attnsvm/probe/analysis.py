@@ -154,7 +154,9 @@ def _solve_block(
     rec["status"] = sol.status
     rec["feasible"] = sol.status != "infeasible"
     if sol.W is None or sol.status == "infeasible":
-        cert_res = sol.certificate_residual() if sol.certificate is not None else None
+        has_cert = sol.certificate is not None
+        cert_res = sol.certificate_residual() if has_cert else None
+        rec["certified"] = bool(has_cert and sol.is_certified_infeasible())
         rec.update(
             corr_fro=None,
             corr_control=None,
@@ -255,7 +257,10 @@ def analyze_head(
         conf["solve_seconds"] = 0.0
     else:
         A, Zc, idx = inst.A[keep], inst.Zc[keep], inst.index[keep]
-        conf, sol_c = _solve_block(A, Zc, idx, W_head, W_layer, head, W_rand, opts.tol)
+        warm = None  # the full problem's support, restricted to the confident rows
+        if sol is not None and sol.W is not None and rec["feasible"]:
+            warm = np.flatnonzero(sol.support_mask()[keep])
+        conf, sol_c = _solve_block(A, Zc, idx, W_head, W_layer, head, W_rand, opts.tol, warm)
     rec["n_conf"] = int(conf_rows.sum())
     rec.update({f"{k}_conf": v for k, v in conf.items()})
     if sol_c is not None and sol_c.W is not None and conf["feasible"]:

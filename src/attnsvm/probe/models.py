@@ -161,6 +161,10 @@ def load_model(name: str | os.PathLike[str] | None = None) -> tuple[ModelSource,
     require("safetensors", "probe")
     require("tokenizers", "probe")
     transformers: Any = require("transformers", "probe")
+    try:
+        transformers.utils.logging.disable_progress_bar()
+    except AttributeError:  # pragma: no cover - older transformers
+        pass
     import torch
 
     kw: dict[str, Any] = {"local_files_only": True}

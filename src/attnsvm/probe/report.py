@@ -34,6 +34,7 @@ TABLE_COLUMNS = [
     "m",
     "status",
     "feasible",
+    "certified",
     "corr_fro",
     "corr_control",
     "corr_control_max",
@@ -134,7 +135,10 @@ def write_heatmap(records: list[dict[str, Any]], path: Path, title: str) -> None
     for i in range(M.shape[0]):
         for j in range(M.shape[1]):
             txt = "inf." if not np.isfinite(M[i, j]) else f"{M[i, j]:.2f}"
-            ax.text(j, i, txt, ha="center", va="center", fontsize=6)
+            dark = np.isfinite(M[i, j]) and abs(M[i, j]) > 0.6 * lim
+            ax.text(
+                j, i, txt, ha="center", va="center", fontsize=6, color="white" if dark else "black"
+            )
     fig.colorbar(im, ax=ax, shrink=0.8, label="corr_fro - corr_control")
     fig.tight_layout()
     buf = io.BytesIO()

@@ -88,7 +88,9 @@ class _HeadTask:
 
 def _run_head(task: _HeadTask) -> dict[str, Any]:
     """Build, solve and save one head; returns its record."""
+    t0 = time.perf_counter()
     inst = build_instance(task.captures, task.layer, task.head, task.causal)
+    t_build = time.perf_counter() - t0
     rec, arrays = analyze_head(
         inst,
         task.W_layer,
@@ -99,6 +101,7 @@ def _run_head(task: _HeadTask) -> dict[str, Any]:
         task.rotary,
         task.opts,
     )
+    rec["seconds"] += t_build
     if task.path is not None:
         atomic_savez(task.path, **arrays)
     return rec
