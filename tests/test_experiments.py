@@ -151,7 +151,8 @@ def _sweep_dir(out: Path) -> Path:
     return next((out / "data" / "rank").glob("quick-*"))
 
 
-def test_sigkill_then_rerun_completes_identically(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_interrupt_then_rerun_completes_identically(tmp_path: Path, sig: int) -> None:
     script = tmp_path / "run.py"
     script.write_text(_KILL_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -163,7 +164,7 @@ def test_sigkill_then_rerun_completes_identically(tmp_path: Path) -> None:
         if d.exists() and any(d.glob("quick-*/cell-*.parquet")):
             break
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
+    proc.send_signal(sig)
     proc.wait()
     done = len(list(_sweep_dir(out).glob("cell-*.parquet")))
     assert 1 <= done < 21, "the kill should land mid-sweep"
@@ -201,3 +202,28 @@ def test_ray_backend_local_cluster(tmp_path: Path) -> None:
     with RayExecutor(workers=2) as ex:
         b = _tiny_rank_sweep(tmp_path / "b").run(ex)
     pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.slow
+def test_quick_writes_every_figure_in_time(tmp_path: Path) -> None:
+    out = tmp_path / "quick"
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "attnsvm.cli.main", "reproduce", "--quick",
+                           "--out", str(out)], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert time.perf_counter() - t0 < 120
+    s = json.loads((out / "summary.json").read_text())
+    assert list(s["figures"]) == figure_names()
+    for name in figure_names():
+        assert (out / f"{name}.png").stat().st_size > 1000
+        assert len(pd.read_csv(out / f"{name}.csv")) > 0
+        assert s["figures"][name]["seconds"] > 0
+
+
+@pytest.mark.slow
+def test_full_local_convergence_aligns(tmp_path: Path) -> None:
+    res = run_figure("local-convergence", tmp_path)
+    assert res.headline["corr_fro_W_mean"] >= 0.99
+    assert res.headline["runs_per_variant"] == 100
+    assert res.seconds < 60
