@@ -39,5 +39,5 @@ def atomic_savez(path: str | os.PathLike[str], **arrays: Any) -> None:
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
     atomic_write_bytes(path, buf.getvalue())
