@@ -256,6 +256,9 @@ def _check_saved(out: Path, summary: dict) -> None:
                 )
             if r.get("corr_nuc") is not None:
                 assert corr(f["W_head"], f["W_nuc"]) == pytest.approx(r["corr_nuc"], abs=1e-5)
+                Wf = f["W_fro_nucrows"]
+                assert corr(f["W_head"], Wf) == pytest.approx(r["corr_fro_nucrows"], abs=1e-5)
+                assert corr(f["W_nuc"], Wf) == pytest.approx(r["corr_nuc_fro"], abs=1e-5)
 
 
 def test_probe_bert_end_to_end(tiny_bert: Path, tmp_path: Path) -> None:
@@ -328,6 +331,15 @@ def test_probe_llama_layers_and_cli_json(
     _check_saved(out, s)
 
 
+def test_user_text_and_no_output(tiny_bert: Path, tmp_path: Path) -> None:
+    pytest.importorskip("attnsvm.svm")
+    text = tmp_path / "mine.txt"
+    text.write_text("the cat sat on the mat. the dog sat on the cat.\n" * 3)
+    res = probe(tiny_bert, text, "1", ProbeOptions(), None, seq_len=8, max_queries=16)
+    assert res.out_dir is None and res.summary["text"] == str(text)
+    assert [r["n"] for r in res.heads] == [16] * 4 and all(r["layer"] == 1 for r in res.heads)
+
+
 def test_cli_rejects_bad_options(tiny_bert: Path, tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     add_probe_arguments(parser)
@@ -347,6 +359,8 @@ def test_nuclear_on_capped_queries(tiny_bert: Path, tmp_path: Path) -> None:
         assert r["nuc_queries"] == 3 and r["m_nuc"] == 21
         if r["nuc_status"] == "optimal":
             assert r["corr_nuc"] is not None and -1.0 <= r["corr_nuc"] <= 1.0
+            assert r["corr_fro_nucrows"] is not None
+    assert any(r["nuc_status"] == "optimal" for r in res.heads)
     _check_saved(tmp_path, res.summary)
 
 

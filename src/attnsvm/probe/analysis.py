@@ -11,7 +11,10 @@ For one head with bilinear form ``W_h`` (d, d + 1) and instance ``(A, Zc)`` (see
 - ``violated_share``: share of constraints with ``A_k^T W_h Zc_k <= 0`` (the head's
   position-free form does not rank its own selection first).
 - The same on the confident rows only (largest probability above ``confidence``), suffix
-  ``_conf``; and the nuclear-norm solution on the first ``nuclear_queries`` rows, ``corr_nuc``.
+  ``_conf``; and the nuclear-norm solution on the first ``nuclear_queries`` rows, ``corr_nuc``,
+  beside the Frobenius solution of those same rows (``corr_fro_nucrows``) and the correlation of
+  the two solutions (``corr_nuc_fro``).  The nuclear solve grows fast with the cap: on MiniLM-L6
+  (d = 384) 24 rows (744 constraints) take about 10 s, 64 rows about 8 minutes.
 """
 
 from __future__ import annotations
@@ -270,6 +273,8 @@ def analyze_head(
         corr_nuc=None,
         corr_nuc_control=None,
         corr_nuc_random=None,
+        corr_fro_nucrows=None,
+        corr_nuc_fro=None,
         nuc_queries=None,
         nuc_status=None,
     )
@@ -288,7 +293,7 @@ def _nuclear(
     arrays: dict[str, np.ndarray],
 ) -> dict[str, Any]:
     """Nuclear-norm Att-SVM on the first ``opts.nuclear_queries`` rows."""
-    from ..svm import solve_nuc_constraints  # type: ignore[attr-defined]
+    from ..svm import solve_constraints, solve_nuc_constraints
 
     rows = np.zeros(inst.n, dtype=bool)
     rows[: opts.nuclear_queries] = True
@@ -310,4 +315,10 @@ def _nuclear(
             corr_nuc_random=c["random"],
         )
         arrays["W_nuc"] = W.astype(np.float32)
+        # the Frobenius solution of the same capped instance, for a like-for-like comparison
+        fro = solve_constraints(A, Zc, idx, tol=opts.tol)
+        if fro.W is not None and fro.status != "infeasible":
+            out["corr_fro_nucrows"] = corr(W_layer[head], fro.W)
+            out["corr_nuc_fro"] = corr(W, fro.W)
+            arrays["W_fro_nucrows"] = np.asarray(fro.W, dtype=np.float32)
     return out

@@ -57,6 +57,7 @@ TABLE_COLUMNS = [
     "violated_share_conf",
     "corr_nuc",
     "corr_nuc_control",
+    "corr_fro_nucrows",
     "duality_gap",
     "support",
     "seconds",
