@@ -173,6 +173,21 @@ def test_missing_model_packages_name_the_extra(monkeypatch: pytest.MonkeyPatch) 
         resolve_model("smollm2")
 
 
+def test_missing_libraries_name_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tiny_bert: Path, tmp_path: Path
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(MissingDependencyError, match=r"attnsvm\[probe\]"):
+        load_model(tiny_bert)
+    monkeypatch.delitem(sys.modules, "transformers")
+    monkeypatch.setitem(sys.modules, "gguf", None)
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    with pytest.raises(MissingDependencyError, match=r"attnsvm\[decoder\]"):
+        load_model(tmp_path / "m.gguf")
+
+
 def test_corpus(tmp_path: Path, tiny_bert: Path) -> None:
     text = default_corpus_text()
     assert 2000 < len(text.encode()) < 20000
