@@ -130,7 +130,7 @@ def _solve_block(
     """Solve the Frobenius Att-SVM of one constraint block and compare it with the head."""
     from ..svm import solve_constraints
 
-    rec: dict[str, Any] = {"m": int(A.shape[0])}
+    rec: dict[str, Any] = {"m": int(A.shape[0]), "certified": None}
     vals = constraint_values(W_head, A, Zc)
     rec["violated_share"] = float(np.mean(vals <= 0)) if vals.size else 0.0
     if A.shape[0] == 0:
