@@ -160,3 +160,26 @@ def test_warm_start_gives_same_answer(small_instance):
     sol = solve_fro(small_instance)
     again = solve_fro(small_instance, warm_start=sol)
     np.testing.assert_allclose(again.W, sol.W, atol=1e-12)
+
+
+def test_block_and_active_set_agree_on_random_mixture():
+    rng = np.random.default_rng(0)
+    for k in range(40):
+        n, T, d = int(rng.integers(1, 25)), int(rng.integers(2, 10)), int(rng.integers(1, 10))
+        inst = random_instance(n, T, d, seed=k, cross=bool(k % 2))
+        c = inst.constraints(rng.integers(0, T, size=n))
+        s1 = solve_constraints(c.A, c.Zc, c.index, method="block")
+        s2 = solve_constraints(c.A, c.Zc, c.index, method="active-set")
+        assert s1.status == s2.status
+        if s1.status == "optimal":
+            assert s1.is_optimal(1e-7) and s2.is_optimal(1e-7)
+            assert s1.objective == pytest.approx(s2.objective, rel=1e-7)
+        else:
+            assert s1.is_certified_infeasible(1e-8) and s2.is_certified_infeasible(1e-8)
+
+
+@pytest.mark.slow
+def test_large_instance_kkt():
+    inst = random_instance(500, 50, 64, seed=0)  # 24,500 constraints
+    sol = solve_fro(inst)
+    assert sol.is_optimal(1e-8)

@@ -178,7 +178,9 @@ def block_pivoting(
         if pos.all() and v_idx.size == 0:
             return True, P, lam, rnd
         if v_idx.size:
-            cap = max(grow, P.size // 2)
+            n_neg = int(P.size - pos.sum())
+            # many negative multipliers mean the set overshot: grow slower until it settles
+            cap = max(grow, P.size // 2) if n_neg <= 0.1 * P.size else max(grow // 4, n_neg // 4)
             v_idx = v_idx[np.argsort((vals[v_idx] - b[v_idx]) / scale[v_idx])][:cap]
         P = np.unique(np.concatenate([P[pos], v_idx]))
     return False, P, lam, max_rounds
