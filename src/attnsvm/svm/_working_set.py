@@ -60,6 +60,7 @@ class QPResult:
     certificate: np.ndarray | None
     iterations: int
     rounds: int
+    method: str = "goldfarb-idnani"
 
 
 def solve_hard_margin(
@@ -123,10 +124,11 @@ def solve_hard_margin(
         converged, P, lamP, brounds = block_pivoting(kernel, b, thr, start)
         rounds += brounds
         if converged:
-            return QPResult("optimal", P, lamP, None, 0, rounds)
+            return QPResult("optimal", P, lamP, None, 0, rounds, "block-pivoting")
         active, lam, K_SS, chol = _valid_start(kernel, b, P[lamP > 0] if lamP.size == P.size
                                                else P)
         pending = None
+    how = "block-pivoting+goldfarb-idnani" if use_block and n_eq == 0 else "goldfarb-idnani"
 
     while True:
         rounds += 1
@@ -137,7 +139,7 @@ def solve_hard_margin(
         viol[active] = -np.inf
         cand = np.flatnonzero(viol > thr)
         if cand.size == 0:
-            return QPResult("optimal", active, lam, None, iterations, rounds)
+            return QPResult("optimal", active, lam, None, iterations, rounds, how)
         if pending is not None and pending.size:
             prio = pending[viol[pending] > thr[pending]]
             pending = None
@@ -162,9 +164,9 @@ def solve_hard_margin(
             cert = np.zeros(m)
             assert cert_local is not None
             cert[work] = cert_local
-            return QPResult("infeasible", active, lam, cert, iterations, rounds)
+            return QPResult("infeasible", active, lam, cert, iterations, rounds, how)
         if status == "max_iter":
-            return QPResult("max_iter", active, lam, None, iterations, rounds)
+            return QPResult("max_iter", active, lam, None, iterations, rounds, how)
 
 
 def _valid_start(kernel: ConstraintKernel, b: np.ndarray, S: np.ndarray

@@ -113,9 +113,11 @@ def solve_constraints(
                 f"the working-set solver stopped after {res.iterations} steps before reaching "
                 f"tol={tol:g}; primal residual {sol.primal_residual():.2e}",
                 ConvergenceWarning, stacklevel=2)
-    sol.solver = ("working-set: block pivoting + Goldfarb-Idnani dual, kernel form"
-                  if res.iterations == 0 and method != "active-set" and m > 64 else
-                  "working-set: Goldfarb-Idnani dual, kernel form")
+    sol.solver = {
+        "block-pivoting": "working-set: block pivoting (primal-dual active set), KKT exact",
+        "block-pivoting+goldfarb-idnani": "working-set: block pivoting, then Goldfarb-Idnani dual",
+        "goldfarb-idnani": "working-set: Goldfarb-Idnani dual, kernel form",
+    }[res.method]
     sol.iterations = res.iterations
     sol.info["rounds"] = res.rounds
     sol.seconds = time.perf_counter() - start
