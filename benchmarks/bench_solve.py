@@ -107,16 +107,17 @@ def bench(shape: tuple[int, int, int], seed: int) -> dict[str, object]:
         row["attnsvm_process_s"] = min(process_time(p) for _ in range(3))
     if c.m <= ARGS.cvxpy_max_m:
         W_ref, t_ref = cvxpy_vectorized(c.A, c.Zc)
-        # Clarabel's default accuracy leaves active constraints at values up to ~1 + 5e-5:
-        # compare supports at a tolerance above that accuracy
-        ref_support = {tuple(x) for x in c.index[c.values(W_ref) <= 1 + 1e-4]}
+        # Clarabel's default accuracy leaves active constraints at values up to ~1 + 2e-4
+        # (the exact solver's are 1 to 1e-14): compare supports at a tolerance above that
+        ref_support = {tuple(x) for x in c.index[c.values(W_ref) <= 1 + 1e-3]}
         row.update({
             "cvxpy_clarabel_s": t_ref,
             "speedup_vs_cvxpy": t_ref / min(times),
             "process_speedup_vs_cvxpy": t_ref / float(row["attnsvm_process_s"]),  # type: ignore
             "corr_vs_cvxpy": corr(sol.W, W_ref),
             "objective_diff_vs_cvxpy": abs(sol.objective - float(np.linalg.norm(W_ref))),
-            "same_support_as_cvxpy": ref_support == {tuple(x) for x in sol.support(1e-4)},
+            "same_support_as_cvxpy": ref_support == {tuple(x) for x in sol.support(1e-3)},
+            "max_constraint_value_diff_vs_cvxpy": float(np.abs(sol.values - c.values(W_ref)).max()),
         })
     W_svc, t_svc = linear_svc(c.A, c.Zc)
     row.update({
