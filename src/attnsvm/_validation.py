@@ -49,6 +49,22 @@ def _describe(arr: Any) -> str:
     return f"{type(arr).__name__} {arr!r}"[:80]
 
 
+def _check_shape(name: str, arr: np.ndarray, ndim: int,
+                 shape: tuple[int | None, ...] | None) -> None:
+    """Raise :class:`InvalidInputError` unless ``arr`` has ``ndim`` axes matching ``shape``."""
+    if arr.ndim != ndim:
+        raise InvalidInputError(
+            f"The '{name}' array must have {ndim} dimension(s). Got {_describe(arr)} instead."
+        )
+    if shape is not None:
+        for axis, want in enumerate(shape):
+            if want is not None and arr.shape[axis] != want:
+                expected = tuple("*" if s is None else s for s in shape)
+                raise InvalidInputError(
+                    f"The '{name}' array must have shape {expected}. Got shape {arr.shape} instead."
+                )
+
+
 def as_float_array(name: str, value: Any, ndim: int, shape: tuple[int | None, ...] | None = None
                    ) -> np.ndarray:
     """Convert to a finite float64 array with ``ndim`` dimensions (and ``shape``, None = any).
@@ -63,17 +79,7 @@ def as_float_array(name: str, value: Any, ndim: int, shape: tuple[int | None, ..
         raise InvalidInputError(
             f"The '{name}' array must hold real numbers. Got {_describe(arr)} instead."
         )
-    if arr.ndim != ndim:
-        raise InvalidInputError(
-            f"The '{name}' array must have {ndim} dimension(s). Got {_describe(arr)} instead."
-        )
-    if shape is not None:
-        for axis, want in enumerate(shape):
-            if want is not None and arr.shape[axis] != want:
-                expected = tuple("*" if s is None else s for s in shape)
-                raise InvalidInputError(
-                    f"The '{name}' array must have shape {expected}. Got shape {arr.shape} instead."
-                )
+    _check_shape(name, arr, ndim, shape)
     out = np.ascontiguousarray(arr, dtype=np.float64)
     if not np.all(np.isfinite(out)):
         raise InvalidInputError(
@@ -95,17 +101,7 @@ def as_int_array(name: str, value: Any, ndim: int, shape: tuple[int | None, ...]
             raise InvalidInputError(
                 f"The '{name}' array must hold integers. Got non-integral values instead."
             )
-    if arr.ndim != ndim:
-        raise InvalidInputError(
-            f"The '{name}' array must have {ndim} dimension(s). Got {_describe(arr)} instead."
-        )
-    if shape is not None:
-        for axis, want in enumerate(shape):
-            if want is not None and arr.shape[axis] != want:
-                expected = tuple("*" if s is None else s for s in shape)
-                raise InvalidInputError(
-                    f"The '{name}' array must have shape {expected}. Got shape {arr.shape} instead."
-                )
+    _check_shape(name, arr, ndim, shape)
     out = arr.astype(np.int64)
     if out.size and low is not None and out.min() < low:
         raise InvalidInputError(

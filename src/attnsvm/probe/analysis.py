@@ -56,6 +56,12 @@ class ProbeOptions:
     tol: float = 1e-9
 
 
+
+#: The per-head fields that only a feasible solution fills.
+_NO_SOLUTION: dict[str, Any] = dict.fromkeys(
+    ("corr_fro", "corr_control", "corr_control_max", "corr_random", "margin_ratio", "objective",
+     "duality_gap", "support"))
+
 def corr(W1: np.ndarray, W2: np.ndarray) -> float:
     """Correlation ``<W1, W2> / (||W1||_F ||W2||_F)`` in float64 (nan if either is zero)."""
     a = np.asarray(W1, dtype=np.float64).ravel()
@@ -134,19 +140,7 @@ def _solve_block(
     vals = constraint_values(W_head, A, Zc)
     rec["violated_share"] = float(np.mean(vals <= 0)) if vals.size else 0.0
     if A.shape[0] == 0:
-        rec.update(
-            status="empty",
-            feasible=None,
-            corr_fro=None,
-            corr_control=None,
-            corr_control_max=None,
-            corr_random=None,
-            margin_ratio=None,
-            objective=None,
-            duality_gap=None,
-            support=None,
-            solve_seconds=0.0,
-        )
+        rec.update(_NO_SOLUTION, status="empty", feasible=None, solve_seconds=0.0)
         return rec, None
     t0 = time.perf_counter()
     kw: dict[str, Any] = {"tol": tol}
@@ -160,17 +154,7 @@ def _solve_block(
         has_cert = sol.certificate is not None
         cert_res = sol.certificate_residual() if has_cert else None
         rec["certified"] = bool(has_cert and sol.is_certified_infeasible())
-        rec.update(
-            corr_fro=None,
-            corr_control=None,
-            corr_control_max=None,
-            corr_random=None,
-            margin_ratio=None,
-            objective=None,
-            duality_gap=None,
-            support=None,
-            certificate_residual=cert_res,
-        )
+        rec.update(_NO_SOLUTION, certificate_residual=cert_res)
         return rec, sol
     W = np.asarray(sol.W)
     c = _controls(W, W_layer, head, W_rand)
