@@ -108,7 +108,10 @@ def solve_conic(
     prob = cp.Problem(objective, cons)
     check_choice("solver", solver, cp.installed_solvers())
     try:
-        prob.solve(solver=solver, **(solver_options or {}))
+        with warnings.catch_warnings():
+            # cvxpy's "may be inaccurate" notice: the KKT check below is the verdict
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            prob.solve(solver=solver, **(solver_options or {}))
     except cp.error.SolverError as exc:
         raise SolverError(f"the conic solver {solver} failed: {exc}") from exc
     cset = ConstraintSet(A=A, Zc=Zc, index=idx)
