@@ -127,3 +127,11 @@ def test_enumeration_contains_global_choice():
     assert any(r.solution.alpha.tolist() == opt for r in found)
     for r in found:
         assert local_optimality(inst, r.solution.alpha).locally_optimal
+
+
+def test_nuclear_infeasible_has_exact_certificate():
+    inst = random_instance(3, 4, 6, seed=0)
+    X = inst.X.copy()
+    X[1, 2] = X[1, 0]
+    sol = solve_nuc(Instance(X=X, Z=inst.Z, alpha=np.zeros(3, dtype=int)))
+    assert sol.status == "infeasible" and sol.is_certified_infeasible(1e-12)

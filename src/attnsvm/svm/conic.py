@@ -117,12 +117,19 @@ def solve_conic(
     cset = ConstraintSet(A=A, Zc=Zc, index=idx)
     name = f"cvxpy:{solver}"
     if prob.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
-        y = np.asarray(cons[0].dual_value, dtype=float).ravel() if cons[0].dual_value is not None \
-            else np.ones(m)
-        cert = np.maximum(y, 0.0)
-        cert = cert / cert.sum() if cert.sum() > 0 else cert
-        sol = SVMSolution(INFEASIBLE, norm, None, cset, bb, np.zeros(m), certificate=cert,
-                          solver=name, p=p)
+        # Feasibility does not depend on the norm: the exact working-set solver gives a Farkas
+        # certificate that cancels to rounding, where the conic dual ray is only approximate.
+        from .frobenius import solve_constraints
+
+        exact = solve_constraints(A, Zc, idx, b=bb)
+        if exact.certificate is None:
+            raise SolverError(
+                f"the conic solver {solver} reported the {norm} Att-SVM infeasible, but the "
+                f"exact solver finds it feasible (||W||_F = {exact.objective:.3g}); retry with "
+                "another solver")
+        sol = SVMSolution(INFEASIBLE, norm, None, cset, bb, np.zeros(m),
+                          certificate=exact.certificate, solver=name + " (certificate: exact)",
+                          p=p)
     elif prob.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and M.value is not None:
         W = U @ M.value @ V.T
         y = np.asarray(cons[0].dual_value, dtype=float).ravel()
