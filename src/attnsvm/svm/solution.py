@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import InfeasibleProblemError
+from ..exceptions import InfeasibleProblemError, InvalidInputError
 from ..instance import ConstraintSet
 from .constraints import VectorConstraints
 from .norms import dual_norm_value, norm_value
@@ -205,7 +205,8 @@ class SVMSolution:
     # -------------------------------------------------------------- mappings
     def _to_grid(self, values: np.ndarray) -> np.ndarray:
         if self.shape is None:
-            raise ValueError("this solution has no (n, T) token grid")
+            raise InvalidInputError(
+                "This solution has no (n, T) token grid (built from raw constraints).")
         out = np.zeros(self.shape)
         idx = self.constraints.index
         out[idx[:, 0], idx[:, 1]] = values
@@ -218,7 +219,8 @@ class SVMSolution:
     def certificate_matrix(self) -> np.ndarray:
         """The infeasibility certificate on the (n, T) token grid."""
         if self.certificate is None:
-            raise ValueError("no certificate: the problem is not infeasible")
+            raise InvalidInputError(
+                "This solution has no certificate: the problem is not infeasible.")
         return self._to_grid(self.certificate)
 
     def summary(self) -> dict[str, Any]:
