@@ -13,14 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from .capture import Adapter, Capture, HeadForm
+from .capture import Adapter, Capture, HeadForm, run_with_input_hooks, to_numpy
 from .corpus import Sequence
 
 __all__ = ["BertAdapter"]
 
 
-def _np(t: Any) -> np.ndarray:
-    return t.detach().to("cpu").double().numpy()
+_np = to_numpy
 
 
 class BertAdapter(Adapter):
@@ -74,30 +73,10 @@ class BertAdapter(Adapter):
         return forms
 
     def capture(self, sequence: Sequence, layers: list[int]) -> Capture:
-        import torch
+        def on_input(cap: Capture, li: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+                     ) -> None:
+            hs = args[0] if args else kwargs["hidden_states"]
+            cap.X[li] = _np(hs[0])
 
-        cap = Capture(sequence)
-        handles = []
-
-        def make_hook(li: int) -> Any:
-            def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-                hs = args[0] if args else kwargs["hidden_states"]
-                cap.X[li] = _np(hs[0])
-
-            return hook
-
-        for li in layers:
-            sa = self.layers[li].attention.self
-            handles.append(sa.register_forward_pre_hook(make_hook(li), with_kwargs=True))
-        try:
-            ids = torch.as_tensor(sequence.ids, dtype=torch.long)[None]
-            with torch.no_grad():
-                out = self.base(
-                    input_ids=ids, attention_mask=torch.ones_like(ids), output_attentions=True
-                )
-        finally:
-            for hd in handles:
-                hd.remove()
-        for li in layers:
-            cap.P[li] = _np(out.attentions[li][0])
-        return cap
+        modules = {li: self.layers[li].attention.self for li in layers}
+        return run_with_input_hooks(self.base, modules, sequence, on_input)

@@ -17,6 +17,7 @@ formula without the rotation) and ``rotary`` is True.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,3 +199,60 @@ class Adapter(ABC):
         """Attention probabilities recomputed from the extracted pieces, shape (T, T)."""
         T = capture.sequence.length
         return softmax_rows(self.exact_scores(form, capture), self.key_mask(T))
+
+
+def to_numpy(t: Any) -> np.ndarray:
+    """A float64 NumPy copy of a torch tensor."""
+    return t.detach().to("cpu").double().numpy()
+
+
+def run_with_input_hooks(
+    base: Any,
+    modules: dict[int, Any],
+    sequence: Sequence,
+    on_input: Callable[[Capture, int, tuple[Any, ...], dict[str, Any]], None],
+    **model_kwargs: Any,
+) -> Capture:
+    """Run ``base`` on one sequence with a forward pre-hook on each attention module.
+
+    Parameters
+    ----------
+    base : torch.nn.Module
+        The transformer body (called with ``input_ids``, an all-ones ``attention_mask`` and
+        ``output_attentions=True``).
+    modules : dict of int to torch.nn.Module
+        Per probed layer, the attention module whose input is the normalized hidden state.
+    sequence : Sequence
+    on_input : callable
+        ``on_input(capture, layer, args, kwargs)`` records what the layer's module receives.
+    **model_kwargs
+        Extra arguments of the forward call (e.g. ``use_cache=False``).
+
+    Returns
+    -------
+    Capture
+        With ``P[layer]`` (H, T, T), the model's own probabilities, filled in.
+    """
+    import torch
+
+    cap = Capture(sequence)
+
+    def make_hook(li: int) -> Any:
+        def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            on_input(cap, li, args, kwargs)
+
+        return hook
+
+    handles = [m.register_forward_pre_hook(make_hook(li), with_kwargs=True)
+               for li, m in modules.items()]
+    try:
+        ids = torch.as_tensor(sequence.ids, dtype=torch.long)[None]
+        with torch.no_grad():
+            out = base(input_ids=ids, attention_mask=torch.ones_like(ids),
+                       output_attentions=True, **model_kwargs)
+    finally:
+        for hd in handles:
+            hd.remove()
+    for li in modules:
+        cap.P[li] = to_numpy(out.attentions[li][0])
+    return cap

@@ -16,14 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from .capture import Adapter, Capture, HeadForm
+from .capture import Adapter, Capture, HeadForm, run_with_input_hooks, to_numpy
 from .corpus import Sequence
 
 __all__ = ["LlamaAdapter"]
 
 
-def _np(t: Any) -> np.ndarray:
-    return t.detach().to("cpu").double().numpy()
+_np = to_numpy
 
 
 def _rotate_half(x: np.ndarray) -> np.ndarray:
@@ -94,41 +93,18 @@ class LlamaAdapter(Adapter):
         return forms
 
     def capture(self, sequence: Sequence, layers: list[int]) -> Capture:
-        import torch
+        def on_input(cap: Capture, li: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+                     ) -> None:
+            hs = args[0] if args else kwargs["hidden_states"]
+            cap.X[li] = _np(hs[0])
+            pe = kwargs.get("position_embeddings")
+            if pe is None and len(args) > 1:
+                pe = args[1]
+            if pe is not None and cap.rope is None:
+                cap.rope = (_np(pe[0][0]), _np(pe[1][0]))
 
-        cap = Capture(sequence)
-        handles = []
-
-        def make_hook(li: int) -> Any:
-            def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-                hs = args[0] if args else kwargs["hidden_states"]
-                cap.X[li] = _np(hs[0])
-                pe = kwargs.get("position_embeddings")
-                if pe is None and len(args) > 1:
-                    pe = args[1]
-                if pe is not None and cap.rope is None:
-                    cap.rope = (_np(pe[0][0]), _np(pe[1][0]))
-
-            return hook
-
-        for li in layers:
-            sa = self.layers[li].self_attn
-            handles.append(sa.register_forward_pre_hook(make_hook(li), with_kwargs=True))
-        try:
-            ids = torch.as_tensor(sequence.ids, dtype=torch.long)[None]
-            with torch.no_grad():
-                out = self.base(
-                    input_ids=ids,
-                    attention_mask=torch.ones_like(ids),
-                    output_attentions=True,
-                    use_cache=False,
-                )
-        finally:
-            for hd in handles:
-                hd.remove()
-        for li in layers:
-            cap.P[li] = _np(out.attentions[li][0])
-        return cap
+        modules = {li: self.layers[li].self_attn for li in layers}
+        return run_with_input_hooks(self.base, modules, sequence, on_input, use_cache=False)
 
     def exact_scores(self, form: HeadForm, capture: Capture) -> np.ndarray:
         """The model's scores with the rotary tables applied, shape (T, T)."""
