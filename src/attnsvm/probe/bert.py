@@ -11,9 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from .capture import Adapter, Capture, HeadForm, run_with_input_hooks, to_numpy
+from .capture import (
+    Adapter,
+    Capture,
+    HeadForm,
+    run_with_input_hooks,
+    split_head_forms,
+    to_numpy,
+)
 from .corpus import Sequence
 
 __all__ = ["BertAdapter"]
@@ -47,30 +52,11 @@ class BertAdapter(Adapter):
             return False
         return all(hasattr(sa, a) for a in ("query", "key", "value"))
 
-    @property
-    def num_layers(self) -> int:
-        return len(self.layers)
-
-    @property
-    def num_heads(self) -> int:
-        return self._H
-
-    @property
-    def hidden_size(self) -> int:
-        return self._d
-
     def head_forms(self, layer: int) -> list[HeadForm]:
         sa = self.layers[layer].attention.self
         dh = int(sa.attention_head_size)
-        Wq, Wk = _np(sa.query.weight), _np(sa.key.weight)
-        bq = _np(sa.query.bias) if sa.query.bias is not None else np.zeros(Wq.shape[0])
-        bk = _np(sa.key.bias) if sa.key.bias is not None else np.zeros(Wk.shape[0])
         scale = float(getattr(sa, "scaling", dh**-0.5))
-        forms = []
-        for h in range(self._H):
-            sl = slice(h * dh, (h + 1) * dh)
-            forms.append(HeadForm(layer, h, Wq[sl], bq[sl], Wk[sl], bk[sl], scale, False))
-        return forms
+        return split_head_forms(layer, sa.query, sa.key, dh, self._H, self._H, scale, False)
 
     def capture(self, sequence: Sequence, layers: list[int]) -> Capture:
         def on_input(cap: Capture, li: int, args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -154,20 +154,25 @@ class Adapter(ABC):
         """True when ``model`` has this family's module layout."""
         return False
 
+    #: Set by each adapter: the model's layer modules, query heads per layer, token width.
+    layers: Any = ()
+    _H: int = 0
+    _d: int = 0
+
     @property
-    @abstractmethod
     def num_layers(self) -> int:
         """Number of transformer layers."""
+        return len(self.layers)
 
     @property
-    @abstractmethod
     def num_heads(self) -> int:
         """Number of attention (query) heads per layer."""
+        return self._H
 
     @property
-    @abstractmethod
     def hidden_size(self) -> int:
         """Width d of the token vectors."""
+        return self._d
 
     @abstractmethod
     def head_forms(self, layer: int) -> list[HeadForm]:
@@ -256,3 +261,33 @@ def run_with_input_hooks(
     for li in modules:
         cap.P[li] = to_numpy(out.attentions[li][0])
     return cap
+
+
+def split_head_forms(layer: int, q_proj: Any, k_proj: Any, head_dim: int, n_heads: int,
+                     n_kv_heads: int, scale: float, rotary: bool) -> list[HeadForm]:
+    """Per-head query/key maps from a layer's fused projections.
+
+    Parameters
+    ----------
+    layer : int
+    q_proj, k_proj : torch.nn.Linear
+        Weights of shape (n_heads * head_dim, d) and (n_kv_heads * head_dim, d); bias optional.
+    head_dim, n_heads, n_kv_heads : int
+        Query head ``h`` reads key/value head ``h // (n_heads // n_kv_heads)`` (grouped
+        key/value heads; ``n_kv_heads = n_heads`` without grouping).
+    scale : float
+        The score scale, usually ``head_dim ** -0.5``.
+    rotary : bool
+        Whether the architecture rotates queries and keys by position.
+    """
+    Wq, Wk = to_numpy(q_proj.weight), to_numpy(k_proj.weight)
+    bq = to_numpy(q_proj.bias) if q_proj.bias is not None else np.zeros(Wq.shape[0])
+    bk = to_numpy(k_proj.bias) if k_proj.bias is not None else np.zeros(Wk.shape[0])
+    group = n_heads // n_kv_heads
+    forms = []
+    for h in range(n_heads):
+        sq = slice(h * head_dim, (h + 1) * head_dim)
+        g = h // group
+        sk = slice(g * head_dim, (g + 1) * head_dim)
+        forms.append(HeadForm(layer, h, Wq[sq], bq[sq], Wk[sk], bk[sk], scale, rotary))
+    return forms

@@ -16,7 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from .capture import Adapter, Capture, HeadForm, run_with_input_hooks, to_numpy
+from .capture import (
+    Adapter,
+    Capture,
+    HeadForm,
+    run_with_input_hooks,
+    split_head_forms,
+    to_numpy,
+)
 from .corpus import Sequence
 
 __all__ = ["LlamaAdapter"]
@@ -64,33 +71,11 @@ class LlamaAdapter(Adapter):
             and hasattr(layer, "input_layernorm")
         )
 
-    @property
-    def num_layers(self) -> int:
-        return len(self.layers)
-
-    @property
-    def num_heads(self) -> int:
-        return self._H
-
-    @property
-    def hidden_size(self) -> int:
-        return self._d
-
     def head_forms(self, layer: int) -> list[HeadForm]:
         sa = self.layers[layer].self_attn
-        dh = self._dh
-        Wq, Wk = _np(sa.q_proj.weight), _np(sa.k_proj.weight)
-        bq = _np(sa.q_proj.bias) if sa.q_proj.bias is not None else np.zeros(Wq.shape[0])
-        bk = _np(sa.k_proj.bias) if sa.k_proj.bias is not None else np.zeros(Wk.shape[0])
-        scale = float(getattr(sa, "scaling", dh**-0.5))
-        group = self._H // self._Hkv
-        forms = []
-        for h in range(self._H):
-            sq = slice(h * dh, (h + 1) * dh)
-            g = h // group
-            sk = slice(g * dh, (g + 1) * dh)
-            forms.append(HeadForm(layer, h, Wq[sq], bq[sq], Wk[sk], bk[sk], scale, True))
-        return forms
+        scale = float(getattr(sa, "scaling", self._dh**-0.5))
+        return split_head_forms(layer, sa.q_proj, sa.k_proj, self._dh, self._H, self._Hkv,
+                                scale, True)
 
     def capture(self, sequence: Sequence, layers: list[int]) -> Capture:
         def on_input(cap: Capture, li: int, args: tuple[Any, ...], kwargs: dict[str, Any]
