@@ -237,6 +237,9 @@ class SVMSolution:
             "primal_residual": self.primal_residual() if feas else None,
             "stationarity_residual": self.stationarity_residual() if feas else None,
             "duality_gap": self.duality_gap() if feas else None,
+            "kkt_max_residual": (max(self.primal_residual(), self.dual_residual(),
+                                     self.stationarity_residual(), self.complementarity(),
+                                     self.duality_gap()) if feas else None),
             "certificate_residual": (self.certificate_residual()
                                      if self.certificate is not None else None),
             "solver": self.solver,
