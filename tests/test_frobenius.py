@@ -183,3 +183,14 @@ def test_large_instance_kkt():
     inst = random_instance(500, 50, 64, seed=0)  # 24,500 constraints
     sol = solve_fro(inst)
     assert sol.is_optimal(1e-8)
+
+
+@pytest.mark.parametrize("scale", [1e-100, 1e-8, 1e8, 1e100])
+def test_extreme_scales_are_exact(small_instance, scale):
+    inst = small_instance
+    ref = solve_fro(inst)
+    sol = solve_fro(Instance(X=scale * inst.X, Z=scale * inst.Z, Y=inst.Y, v=inst.v))
+    assert sol.is_optimal(1e-10)
+    assert sol.alpha.tolist() == ref.alpha.tolist()
+    assert sol.objective == pytest.approx(ref.objective / scale**2, rel=1e-10)
+    assert {tuple(x) for x in sol.support()} == {tuple(x) for x in ref.support()}

@@ -113,3 +113,9 @@ def test_alpha_validator(values):
     else:
         with pytest.raises(InvalidInputError, match="alpha"):
             Instance(X=np.ones((n, 4, 2)), alpha=alpha)
+
+
+def test_ties_are_relative_to_the_scores_scale(small_instance):
+    tiny = Instance(X=1e-100 * small_instance.X, Z=small_instance.Z, Y=small_instance.Y,
+                    v=small_instance.v)
+    assert tiny.optimal_tokens().tolist() == small_instance.optimal_tokens().tolist()

@@ -188,7 +188,7 @@ class Instance:
         """Sequences whose best score is shared by several tokens: ``{i: [tokens]}``."""
         g = self.token_scores()
         best = g.max(axis=1, keepdims=True)
-        tol = TIE_RTOL * np.maximum(1.0, np.abs(best))
+        tol = TIE_RTOL * np.abs(g).max(axis=1, keepdims=True)  # relative to the row's scale
         tied = (best - g) <= tol
         return {int(i): np.flatnonzero(tied[i]).tolist() for i in np.flatnonzero(tied.sum(1) > 1)}
 
@@ -257,7 +257,9 @@ class Instance:
         when ``normalized``."""
         val = float(np.min(self.margins(W, alpha)))
         if normalized:
-            nrm = float(np.linalg.norm(W))
+            from .svm.norms import safe_norm
+
+            nrm = safe_norm(W)
             return val / nrm if nrm > 0 else 0.0
         return val
 

@@ -20,6 +20,7 @@ from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..instance import ConstraintSet, Instance
 from ._kernel import RankOneKernel
 from ._working_set import solve_hard_margin
+from .norms import safe_norm
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 
 __all__ = ["solve_fro", "solve_constraints", "solve_fro_general"]
@@ -86,7 +87,11 @@ def solve_constraints(
            else np.asarray(index, dtype=np.int64))
     bb = np.ones(m) if b is None else as_float_array("b", b, 1, (m,))
     group = idx[:, 0] if index is not None else None
-    kernel = RankOneKernel(A, Zc, group)
+    # The problem is scale-covariant (A -> A / sA, Zc -> Zc / sZ gives W -> sA sZ W): solve it
+    # at unit scale so that extreme magnitudes neither overflow nor underflow the kernel.
+    sA = float(np.max(np.linalg.norm(A, axis=1))) or 1.0
+    sZ = float(np.max(np.linalg.norm(Zc, axis=1))) or 1.0
+    kernel = RankOneKernel(A / sA, Zc / sZ, group)
     warm = None
     if isinstance(warm_start, SVMSolution):
         warm = np.flatnonzero(warm_start.dual != 0) if warm_start.dual.size == m else None
@@ -102,9 +107,11 @@ def solve_constraints(
         sol = SVMSolution(status=INFEASIBLE, norm="fro", W=None, constraints=cons, b=bb,
                           dual=np.zeros(m), certificate=res.certificate, n_eq=n_eq)
     else:
-        W = kernel.primal(res.active, res.lam)
-        nrm = float(np.linalg.norm(W))
-        mu = lam / nrm if nrm > 0 else lam
+        W_unit = kernel.primal(res.active, res.lam)  # solution at unit scale
+        W = W_unit / (sA * sZ)
+        nrm_unit = safe_norm(W_unit)
+        # norm-minimisation multipliers of the original constraints: mu = lambda / (||W'|| sA sZ)
+        mu = lam / (nrm_unit * sA * sZ) if nrm_unit > 0 else lam
         status = OPTIMAL if res.status == "optimal" else INACCURATE
         sol = SVMSolution(status=status, norm="fro", W=W, constraints=cons, b=bb, dual=mu,
                           n_eq=n_eq)

@@ -11,7 +11,7 @@ import numpy as np
 from .._validation import check_choice
 from ..exceptions import InvalidParameterError
 
-__all__ = ["NORMS", "norm_value", "dual_norm_value", "check_norm"]
+__all__ = ["NORMS", "norm_value", "dual_norm_value", "check_norm", "safe_norm"]
 
 NORMS = ("fro", "nuc", "lp")
 
@@ -28,22 +28,32 @@ def check_norm(norm: str, p: float | None = None) -> tuple[str, float | None]:
     return norm, None
 
 
+def safe_norm(x: np.ndarray, p: float = 2.0) -> float:
+    """Entrywise ``l_p`` norm computed on ``x / max|x|``, so that neither overflows nor
+    underflows for any finite input (Att-SVM solutions scale like ``1 / (|x| |z|)``)."""
+    scale = float(np.max(np.abs(x))) if x.size else 0.0
+    if scale == 0.0 or not np.isfinite(scale):
+        return scale
+    y = np.abs(x) / scale
+    return scale * float(np.sum(y**p) ** (1.0 / p)) if p != 2.0 else scale * float(
+        np.sqrt(np.sum(y * y)))
+
+
 def norm_value(W: np.ndarray, norm: str, p: float | None = None) -> float:
     """``||W||`` in the named norm (vectors: ``nuc`` falls back to Euclidean)."""
     if norm == "fro" or (norm == "nuc" and W.ndim == 1):
-        return float(np.linalg.norm(W))
+        return safe_norm(W)
     if norm == "nuc":
         return float(np.linalg.svd(W, compute_uv=False).sum())
     assert p is not None
-    return float(np.sum(np.abs(W) ** p) ** (1.0 / p))
+    return safe_norm(W, p)
 
 
 def dual_norm_value(M: np.ndarray, norm: str, p: float | None = None) -> float:
     """The dual norm of ``M``: Frobenius, spectral, or entrywise ``l_q``."""
     if norm == "fro" or (norm == "nuc" and M.ndim == 1):
-        return float(np.linalg.norm(M))
+        return safe_norm(M)
     if norm == "nuc":
         return float(np.linalg.svd(M, compute_uv=False).max()) if M.size else 0.0
     assert p is not None
-    q = p / (p - 1.0)
-    return float(np.sum(np.abs(M) ** q) ** (1.0 / q))
+    return safe_norm(M, p / (p - 1.0))

@@ -174,7 +174,7 @@ class SVMSolution:
             return float("nan")
         c = self.certificate
         M = self.constraints.combine(c)
-        G_norms = np.sqrt(_normal_norms(self.constraints))
+        G_norms = _normal_norms(self.constraints)
         denom = float(np.abs(c) @ G_norms)
         return float(np.linalg.norm(M) / max(denom, 1e-300))
 
@@ -249,7 +249,7 @@ class SVMSolution:
 
 
 def _normal_norms(cons: ConstraintSet | VectorConstraints) -> np.ndarray:
-    """``||G_k||^2`` for every constraint, shape (m,)."""
+    """``||G_k||`` for every constraint, shape (m,) (``||a_k|| ||z_k||`` for rank-one normals)."""
     if isinstance(cons, ConstraintSet):
-        return np.einsum("kd,kd->k", cons.A, cons.A) * np.einsum("kd,kd->k", cons.Zc, cons.Zc)
-    return np.einsum("kp,kp->k", cons.G, cons.G)
+        return np.linalg.norm(cons.A, axis=1) * np.linalg.norm(cons.Zc, axis=1)
+    return np.linalg.norm(cons.G, axis=1)
