@@ -91,7 +91,10 @@ def solve_conic(
         V = _basis(Zc)
     else:
         U, V = np.eye(d1), np.eye(d2)
-    Ar, Zr = A @ U, Zc @ V  # (m, r1), (m, r2)
+    # scale-covariant: solve at unit scale (W = W' / (sA sZ)) so the conic solver sees O(1) data
+    sA = float(np.max(np.linalg.norm(A, axis=1))) or 1.0
+    sZ = float(np.max(np.linalg.norm(Zc, axis=1))) or 1.0
+    Ar, Zr = (A / sA) @ U, (Zc / sZ) @ V  # (m, r1), (m, r2)
     if U.shape[1] == 0 or V.shape[1] == 0:
         M = cp.Variable((max(U.shape[1], 1), max(V.shape[1], 1)))
         cons = [cp.Constant(np.zeros(m)) >= bb]
@@ -131,7 +134,7 @@ def solve_conic(
                           certificate=exact.certificate, solver=name + " (certificate: exact)",
                           p=p)
     elif prob.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and M.value is not None:
-        W = U @ M.value @ V.T
+        W = U @ M.value @ V.T / (sA * sZ)
         y = np.asarray(cons[0].dual_value, dtype=float).ravel()
         # normalise the multipliers to the norm-minimisation dual: sum mu b = ||W||
         scale = float(y @ bb)
