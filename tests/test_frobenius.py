@@ -194,3 +194,16 @@ def test_extreme_scales_are_exact(small_instance, scale):
     assert sol.alpha.tolist() == ref.alpha.tolist()
     assert sol.objective == pytest.approx(ref.objective / scale**2, rel=1e-10)
     assert {tuple(x) for x in sol.support()} == {tuple(x) for x in ref.support()}
+
+
+@pytest.mark.parametrize("method", ["active-set", "block"])
+def test_repeated_sequences_give_the_same_solution(method):
+    # every constraint three times: K is singular, the answer must not change
+    inst = random_instance(20, 6, 12, seed=1)
+    ref = solve_fro(inst)
+    big = Instance(X=np.concatenate([inst.X] * 3), Z=np.concatenate([inst.Z] * 3),
+                   Y=np.concatenate([inst.Y] * 3), v=inst.v)
+    c = big.constraints()
+    sol = solve_constraints(c.A, c.Zc, c.index, method=method)
+    assert sol.is_optimal(1e-8)
+    np.testing.assert_allclose(sol.W, ref.W, atol=1e-10)
