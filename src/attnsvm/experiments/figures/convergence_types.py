@@ -124,6 +124,9 @@ def plot(cfg: ConvergenceTypesConfig, df: pd.DataFrame, path: Path) -> None:
             a.plot(g["d"], g["share_opt_feasible"], ls, marker="o", ms=3, color=f"C{j}",
                    label=f"n={n}, T={T}")
     a.set(xscale="log", xlabel="d", ylabel="share feasible", title="Att-SVM(opt) feasible")
+    ds = sorted(set(t["d"]))
+    a.set_xticks(ds, [str(d) for d in ds])  # plain labels at the grid's d (no 3x10^0 clutter)
+    a.minorticks_off()
     a.legend(fontsize=6)
     save_figure(fig, path, f"Convergence types of normalized GD on W ({cfg.steps} steps)")
 
