@@ -97,9 +97,7 @@ def report_error(exc: BaseException) -> int:
     )
 
     msg = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, InvalidInputError):
-        code = EXIT_BAD_INPUT
-    elif isinstance(exc, MissingDependencyError):
+    if isinstance(exc, (InvalidInputError, MissingDependencyError)):
         code = EXIT_BAD_INPUT
     elif isinstance(exc, InfeasibleProblemError):
         code = EXIT_INFEASIBLE

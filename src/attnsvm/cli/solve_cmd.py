@@ -21,8 +21,6 @@ def add_solve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_solve(args: argparse.Namespace) -> int:
     """Solve the instance's Att-SVM; exit code 0 solved, 3 infeasible."""
-    import numpy as np
-
     from attnsvm._io import atomic_savez
     from attnsvm.instance import Instance
     from attnsvm.svm import local_optimality, solve_fro
@@ -66,7 +64,6 @@ def run_solve(args: argparse.Namespace) -> int:
         else:
             print(f"infeasible: certificate residual {sol.certificate_residual():.1e}, "
                   f"{seconds:.3f} s")
-    del np
     return 3 if sol.status == INFEASIBLE else 0
 
 

@@ -24,7 +24,6 @@ from .corpus import Sequence
 __all__ = ["BertAdapter"]
 
 
-_np = to_numpy
 
 
 class BertAdapter(Adapter):
@@ -62,7 +61,7 @@ class BertAdapter(Adapter):
         def on_input(cap: Capture, li: int, args: tuple[Any, ...], kwargs: dict[str, Any]
                      ) -> None:
             hs = args[0] if args else kwargs["hidden_states"]
-            cap.X[li] = _np(hs[0])
+            cap.X[li] = to_numpy(hs[0])
 
         modules = {li: self.layers[li].attention.self for li in layers}
         return run_with_input_hooks(self.base, modules, sequence, on_input)

@@ -29,7 +29,6 @@ from .corpus import Sequence
 __all__ = ["LlamaAdapter"]
 
 
-_np = to_numpy
 
 
 def _rotate_half(x: np.ndarray) -> np.ndarray:
@@ -81,12 +80,12 @@ class LlamaAdapter(Adapter):
         def on_input(cap: Capture, li: int, args: tuple[Any, ...], kwargs: dict[str, Any]
                      ) -> None:
             hs = args[0] if args else kwargs["hidden_states"]
-            cap.X[li] = _np(hs[0])
+            cap.X[li] = to_numpy(hs[0])
             pe = kwargs.get("position_embeddings")
             if pe is None and len(args) > 1:
                 pe = args[1]
             if pe is not None and cap.rope is None:
-                cap.rope = (_np(pe[0][0]), _np(pe[1][0]))
+                cap.rope = (to_numpy(pe[0][0]), to_numpy(pe[1][0]))
 
         modules = {li: self.layers[li].self_attn for li in layers}
         return run_with_input_hooks(self.base, modules, sequence, on_input, use_cache=False)

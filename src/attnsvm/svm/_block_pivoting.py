@@ -124,6 +124,7 @@ def block_pivoting(
     b: np.ndarray,
     thr: np.ndarray,
     start: np.ndarray,
+    scale: np.ndarray,
     max_rounds: int = 40,
     grow: int = 200,
 ) -> tuple[bool, np.ndarray, np.ndarray, int]:
@@ -138,6 +139,8 @@ def block_pivoting(
         Violation thresholds.
     start : ndarray of int
         Initial guess of the active set.
+    scale : ndarray, shape (m,)
+        ``||g_k||``, to rank violations by distance rather than by raw slack.
     max_rounds : int
         Rounds before giving up (the caller then finishes with Goldfarb-Idnani).
     grow : int
@@ -153,7 +156,6 @@ def block_pivoting(
         Its multipliers.
     rounds : int
     """
-    scale = np.sqrt(np.maximum(kernel.diag(), 1e-300))
     cache = KernelCache(kernel)
     solver = _UpdatableSolve(cache, b)
     P = np.unique(start)

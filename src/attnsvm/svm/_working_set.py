@@ -121,7 +121,7 @@ def solve_hard_margin(
     use_block = method == "block" or (method == "auto" and n_eq == 0 and m > 64)
     if use_block and n_eq == 0:
         start = pending if pending is not None and pending.size else np.argsort(diag)[:chunk]
-        converged, P, lamP, brounds = block_pivoting(kernel, b, thr, start)
+        converged, P, lamP, brounds = block_pivoting(kernel, b, thr, start, scale)
         rounds += brounds
         if converged:
             return QPResult("optimal", P, lamP, None, 0, rounds, "block-pivoting")

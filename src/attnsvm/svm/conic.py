@@ -25,7 +25,7 @@ import numpy as np
 from .._validation import as_float_array, check_choice
 from ..exceptions import ConvergenceWarning, SolverError
 from ..instance import ConstraintSet, Instance
-from .norms import check_norm
+from .norms import check_norm, row_scale
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 
 __all__ = ["solve_conic", "solve_nuc", "solve_lp", "solve_nuc_constraints"]
@@ -92,8 +92,7 @@ def solve_conic(
     else:
         U, V = np.eye(d1), np.eye(d2)
     # scale-covariant: solve at unit scale (W = W' / (sA sZ)) so the conic solver sees O(1) data
-    sA = float(np.max(np.linalg.norm(A, axis=1))) or 1.0
-    sZ = float(np.max(np.linalg.norm(Zc, axis=1))) or 1.0
+    sA, sZ = row_scale(A), row_scale(Zc)
     Ar, Zr = (A / sA) @ U, (Zc / sZ) @ V  # (m, r1), (m, r2)
     if U.shape[1] == 0 or V.shape[1] == 0:
         M = cp.Variable((max(U.shape[1], 1), max(V.shape[1], 1)))

@@ -20,7 +20,7 @@ from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..instance import ConstraintSet, Instance
 from ._kernel import RankOneKernel
 from ._working_set import solve_hard_margin
-from .norms import safe_norm
+from .norms import row_scale, safe_norm
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 
 __all__ = ["solve_fro", "solve_constraints", "solve_fro_general"]
@@ -89,8 +89,7 @@ def solve_constraints(
     group = idx[:, 0] if index is not None else None
     # The problem is scale-covariant (A -> A / sA, Zc -> Zc / sZ gives W -> sA sZ W): solve it
     # at unit scale so that extreme magnitudes neither overflow nor underflow the kernel.
-    sA = float(np.max(np.linalg.norm(A, axis=1))) or 1.0
-    sZ = float(np.max(np.linalg.norm(Zc, axis=1))) or 1.0
+    sA, sZ = row_scale(A), row_scale(Zc)
     kernel = RankOneKernel(A / sA, Zc / sZ, group)
     warm = None
     if isinstance(warm_start, SVMSolution):

@@ -11,7 +11,7 @@ import numpy as np
 from .._validation import check_choice
 from ..exceptions import InvalidParameterError
 
-__all__ = ["NORMS", "norm_value", "dual_norm_value", "check_norm", "safe_norm"]
+__all__ = ["NORMS", "norm_value", "dual_norm_value", "check_norm", "safe_norm", "row_scale"]
 
 NORMS = ("fro", "nuc", "lp")
 
@@ -37,6 +37,18 @@ def safe_norm(x: np.ndarray, p: float = 2.0) -> float:
     y = np.abs(x) / scale
     return scale * float(np.sum(y**p) ** (1.0 / p)) if p != 2.0 else scale * float(
         np.sqrt(np.sum(y * y)))
+
+
+def row_scale(M: np.ndarray) -> float:
+    """Largest row norm of ``M`` (m, d), computed without overflow; 1 for a zero matrix.
+
+    The Att-SVM is scale-covariant (``A -> A / sA``, ``Z -> Z / sZ`` gives ``W -> sA sZ W``),
+    so the solvers work on constraint factors divided by their row scales.
+    """
+    peak = float(np.max(np.abs(M))) if M.size else 0.0
+    if peak == 0.0:
+        return 1.0
+    return peak * float(np.max(np.linalg.norm(M / peak, axis=1)))
 
 
 def norm_value(W: np.ndarray, norm: str, p: float | None = None) -> float:

@@ -78,6 +78,7 @@ class SVMSolution:
     alpha: np.ndarray | None = None
     shape: tuple[int, int] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    _values: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     # ----------------------------------------------------------- basic values
     @property
@@ -89,9 +90,9 @@ class SVMSolution:
         """Constraint values ``<W, G_k>``, shape (m,) (NaN when infeasible)."""
         if self.W is None:
             return np.full(self.constraints.m, np.nan)
-        if "_values" not in self.info:
-            self.info["_values"] = self.constraints.values(self.W)
-        return self.info["_values"]
+        if self._values is None:
+            self._values = self.constraints.values(self.W)
+        return self._values
 
     @property
     def objective(self) -> float:

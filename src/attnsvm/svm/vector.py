@@ -20,6 +20,7 @@ from ..instance import Instance
 from ._kernel import VectorKernel
 from ._working_set import solve_hard_margin
 from .constraints import VectorConstraints
+from .norms import safe_norm
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SUPPORT_TOL, SVMSolution
 
 __all__ = ["solve_vector_svm", "solve_p_svm", "solve_v_svm", "solve_p_svm_relaxed"]
@@ -63,7 +64,7 @@ def solve_vector_svm(G: np.ndarray, b: np.ndarray | None = None,
                           certificate=res.certificate)
     else:
         w = kernel.primal(res.active, res.lam)
-        nrm = float(np.linalg.norm(w))
+        nrm = safe_norm(w)
         sol = SVMSolution(OPTIMAL if res.status == "optimal" else INACCURATE, "fro", w, cons, bb,
                           lam / nrm if nrm > 0 else lam)
         if sol.status == INACCURATE:
