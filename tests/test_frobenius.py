@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from attnsvm import Instance, random_instance
-from attnsvm.svm import local_optimality, solve_constraints, solve_fro
+from attnsvm.svm import local_optimality, solve_fro, solve_fro_constraints
 from conftest import cvxpy_fro
 
 
@@ -20,7 +20,7 @@ def corr(a: np.ndarray, b: np.ndarray) -> float:
 def test_kkt_on_random_instances(shape, seed, method):
     inst = random_instance(*shape, seed=seed)
     c = inst.constraints()
-    sol = solve_constraints(c.A, c.Zc, c.index, method=method)
+    sol = solve_fro_constraints(c, method=method)
     assert sol.status == "optimal"
     v = sol.values
     mu = sol.dual
@@ -125,7 +125,7 @@ def test_infeasible_d1_certificates(seed, method):
     # d = 1: W is a scalar; sequences that disagree in sign make Att-SVM infeasible
     inst = random_instance(5, 5, 1, seed=seed)
     c = inst.constraints(np.zeros(5, dtype=int))
-    sol = solve_constraints(c.A, c.Zc, c.index, method=method)
+    sol = solve_fro_constraints(c, method=method)
     if sol.status == "infeasible":
         assert sol.is_certified_infeasible(1e-9)
         lam = sol.certificate
@@ -168,8 +168,8 @@ def test_block_and_active_set_agree_on_random_mixture():
         n, T, d = int(rng.integers(1, 25)), int(rng.integers(2, 10)), int(rng.integers(1, 10))
         inst = random_instance(n, T, d, seed=k, cross=bool(k % 2))
         c = inst.constraints(rng.integers(0, T, size=n))
-        s1 = solve_constraints(c.A, c.Zc, c.index, method="block")
-        s2 = solve_constraints(c.A, c.Zc, c.index, method="active-set")
+        s1 = solve_fro_constraints(c, method="block")
+        s2 = solve_fro_constraints(c, method="active-set")
         assert s1.status == s2.status
         if s1.status == "optimal":
             assert s1.is_optimal(1e-7) and s2.is_optimal(1e-7)
@@ -204,6 +204,6 @@ def test_repeated_sequences_give_the_same_solution(method):
     big = Instance(X=np.concatenate([inst.X] * 3), Z=np.concatenate([inst.Z] * 3),
                    Y=np.concatenate([inst.Y] * 3), v=inst.v)
     c = big.constraints()
-    sol = solve_constraints(c.A, c.Zc, c.index, method=method)
+    sol = solve_fro_constraints(c, method=method)
     assert sol.is_optimal(1e-8)
     np.testing.assert_allclose(sol.W, ref.W, atol=1e-10)

@@ -29,7 +29,10 @@ _LAZY = {
     "solve_fro": "svm",
     "solve_nuc": "svm",
     "solve_lp": "svm",
-    "solve_constraints": "svm",
+    "solve_fro_constraints": "svm",
+    "solve_nuc_constraints": "svm",
+    "solve": "svm",
+    "ConstraintSet": "constraints",
     "local_optimality": "svm",
     "AttnSVMError": "exceptions",
     "InvalidInputError": "exceptions",
@@ -44,6 +47,7 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .constraints import ConstraintSet
     from .exceptions import (
         AttnSVMError,
         ConvergenceWarning,
@@ -58,10 +62,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .svm import (
         SVMSolution,
         local_optimality,
-        solve_constraints,
+        solve,
         solve_fro,
+        solve_fro_constraints,
         solve_lp,
         solve_nuc,
+        solve_nuc_constraints,
     )
 
 

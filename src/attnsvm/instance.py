@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from ._validation import as_float_array, as_int_array
+from .constraints import ConstraintSet
 from .exceptions import InstanceFileError, InvalidInputError
 
-__all__ = ["Instance", "TiedTokensError", "ConstraintSet", "random_instance"]
+__all__ = ["Instance", "TiedTokensError", "random_instance"]
 
 #: Relative tolerance under which two token scores count as tied.
 TIE_RTOL = 1e-12
@@ -37,50 +38,6 @@ class TiedTokensError(InvalidInputError):
     def __init__(self, message: str, ties: dict[int, list[int]]):
         super().__init__(message)
         self.ties = ties
-
-
-@dataclass(frozen=True)
-class ConstraintSet:
-    """The Att-SVM constraints of one token choice, one row per (i, t != alpha_i).
-
-    Constraint k reads ``<W, A[k] Zc[k]^T> = A[k]^T W Zc[k] >= 1``.
-
-    Attributes
-    ----------
-    A : ndarray, shape (m, d)
-        Token differences ``x_{i, alpha_i} - x_it``.
-    Zc : ndarray, shape (m, d)
-        The query ``z_i`` of each constraint's sequence.
-    index : ndarray, shape (m, 2)
-        ``(i, t)`` of each constraint.
-    seq : ndarray, shape (m,)
-        ``index[:, 0]``, the sequence of each constraint.
-    """
-
-    A: np.ndarray
-    Zc: np.ndarray
-    index: np.ndarray
-
-    @property
-    def m(self) -> int:
-        """Number of constraints."""
-        return int(self.A.shape[0])
-
-    @property
-    def seq(self) -> np.ndarray:
-        return self.index[:, 0]
-
-    def values(self, W: np.ndarray) -> np.ndarray:
-        """Constraint values ``A[k]^T W Zc[k]`` for a (d1, d2) matrix ``W``; shape (m,)."""
-        return np.einsum("kd,kd->k", self.A, self.Zc @ W.T)
-
-    def combine(self, weights: np.ndarray) -> np.ndarray:
-        """``sum_k weights_k A[k] Zc[k]^T``, shape (d1, d2)."""
-        return self.A.T @ (np.asarray(weights)[:, None] * self.Zc)
-
-    def subset(self, mask: np.ndarray) -> ConstraintSet:
-        """The constraints selected by a boolean mask or index array."""
-        return ConstraintSet(A=self.A[mask], Zc=self.Zc[mask], index=self.index[mask])
 
 
 @dataclass(frozen=True)
@@ -257,7 +214,7 @@ class Instance:
         when ``normalized``."""
         val = float(np.min(self.margins(W, alpha)))
         if normalized:
-            from .svm.norms import safe_norm
+            from ._numerics import safe_norm
 
             nrm = safe_norm(W)
             return val / nrm if nrm > 0 else 0.0

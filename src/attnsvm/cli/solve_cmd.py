@@ -23,18 +23,13 @@ def run_solve(args: argparse.Namespace) -> int:
     """Solve the instance's Att-SVM; exit code 0 solved, 3 infeasible."""
     from attnsvm._io import atomic_savez
     from attnsvm.instance import Instance
-    from attnsvm.svm import local_optimality, solve_fro
+    from attnsvm.svm import local_optimality, solve, solve_fro
     from attnsvm.svm.solution import INFEASIBLE
 
     t0 = time.perf_counter()
     inst = Instance.load(args.instance)
     alpha = inst.token_choice()
-    if args.norm == "fro":
-        sol = solve_fro(inst, alpha)
-    else:
-        from attnsvm.svm.conic import solve_nuc
-
-        sol = solve_nuc(inst, alpha)
+    sol = solve(inst, args.norm, alpha=alpha)
     locally_optimal = None
     if inst.has_head and sol.W is not None:
         # the local-optimality test uses the support of the Frobenius solution (TF-SVM)

@@ -134,7 +134,8 @@ def _solve_block(
     warm: Any = None,
 ) -> tuple[dict[str, Any], Any]:
     """Solve the Frobenius Att-SVM of one constraint block and compare it with the head."""
-    from ..svm import solve_constraints
+    from ..constraints import ConstraintSet
+    from ..svm import solve_fro_constraints
 
     rec: dict[str, Any] = {"m": int(A.shape[0]), "certified": None}
     vals = constraint_values(W_head, A, Zc)
@@ -146,7 +147,7 @@ def _solve_block(
     kw: dict[str, Any] = {"tol": tol}
     if warm is not None:
         kw["warm_start"] = warm
-    sol = solve_constraints(A, Zc, index, **kw)
+    sol = solve_fro_constraints(ConstraintSet.from_arrays(A, Zc, index), **kw)
     rec["solve_seconds"] = time.perf_counter() - t0
     rec["status"] = sol.status
     rec["feasible"] = sol.status != "infeasible"
@@ -277,7 +278,8 @@ def _nuclear(
     arrays: dict[str, np.ndarray],
 ) -> dict[str, Any]:
     """Nuclear-norm Att-SVM on the first ``opts.nuclear_queries`` rows."""
-    from ..svm import solve_constraints, solve_nuc_constraints
+    from ..constraints import ConstraintSet
+    from ..svm import solve_fro_constraints, solve_nuc_constraints
 
     rows = np.zeros(inst.n, dtype=bool)
     rows[: opts.nuclear_queries] = True
@@ -287,7 +289,8 @@ def _nuclear(
         out["nuc_status"] = "empty"
         return out
     t0 = time.perf_counter()
-    sol = solve_nuc_constraints(A, Zc, idx)
+    cset = ConstraintSet.from_arrays(A, Zc, idx)
+    sol = solve_nuc_constraints(cset)
     out["nuc_seconds"] = time.perf_counter() - t0
     out["nuc_status"] = sol.status
     if sol.W is not None and sol.status != "infeasible":
@@ -300,7 +303,7 @@ def _nuclear(
         )
         arrays["W_nuc"] = W.astype(np.float32)
         # the Frobenius solution of the same capped instance, for a like-for-like comparison
-        fro = solve_constraints(A, Zc, idx, tol=opts.tol)
+        fro = solve_fro_constraints(cset, tol=opts.tol)
         if fro.W is not None and fro.status != "infeasible":
             out["corr_fro_nucrows"] = corr(W_layer[head], fro.W)
             out["corr_nuc_fro"] = corr(W, fro.W)

@@ -1,16 +1,18 @@
 """Solvers for the attention SVMs.
 
-* :func:`solve_fro` / :func:`solve_constraints`: exact Frobenius Att-SVM (working-set dual).
-* :func:`solve_nuc`, :func:`solve_lp`, :func:`solve_conic`: nuclear and entrywise l_p
-  Att-SVM (cvxpy + Clarabel, accuracy-checked).
+* :func:`solve`: any norm, on an instance or a :class:`~attnsvm.constraints.ConstraintSet`.
+* :func:`solve_fro` / :func:`solve_fro_constraints`: exact Frobenius Att-SVM (working-set dual).
+* :func:`solve_nuc` / :func:`solve_nuc_constraints`: nuclear-norm Att-SVM.
+* :func:`solve_lp`, :func:`solve_conic`: entrywise l_p Att-SVM and the cvxpy reference.
 * :func:`solve_w_dir`, :func:`solve_w_fin`, :func:`fit_svmeq`: several selected tokens.
 * :func:`solve_p_svm`, :func:`solve_p_svm_relaxed`, :func:`solve_v_svm`: prompt and head SVMs.
 * :func:`local_optimality`, :func:`svm_neighbors`, :func:`enumerate_local_optima`.
 """
 
-from .conic import solve_conic, solve_lp, solve_nuc, solve_nuc_constraints
+from ..constraints import ConstraintSet, VectorConstraints
+from .conic import solve_conic, solve_lp
 from .estimator import AttSVM
-from .frobenius import solve_constraints, solve_fro, solve_fro_general
+from .frobenius import solve_fro, solve_fro_constraints
 from .landscape import (
     LocalOptimality,
     enumerate_local_optima,
@@ -18,15 +20,20 @@ from .landscape import (
     svm_neighbors,
 )
 from .norms import NORMS
+from .nuclear import solve_nuc, solve_nuc_constraints
+from .registry import SOLVERS, solve
 from .several import SVMEquivalence, fit_svmeq, selected_sets, solve_w_dir, solve_w_fin
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 from .vector import solve_p_svm, solve_p_svm_relaxed, solve_v_svm, solve_vector_svm
 
 __all__ = [
+    "solve",
+    "SOLVERS",
+    "ConstraintSet",
+    "VectorConstraints",
     "AttSVM",
     "solve_fro",
-    "solve_constraints",
-    "solve_fro_general",
+    "solve_fro_constraints",
     "solve_conic",
     "solve_nuc",
     "solve_lp",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import LinAlgError, cho_solve, cholesky, solve_triangular
 
-from ._kernel import ConstraintKernel
+from ..constraints import ConstraintKernel
 
 __all__ = ["block_pivoting", "KernelCache"]
 

@@ -2,7 +2,7 @@
 
 Solves ``min_w ||w||^2 / 2`` subject to ``<w, g_k> >= b_k`` (k >= n_eq) and
 ``<w, g_k> = b_k`` (k < n_eq), where the normals ``g_k`` are known only through a
-:class:`~attnsvm.svm._kernel.ConstraintKernel`.
+:class:`~attnsvm.constraints.ConstraintKernel`.
 
 The inner method is Goldfarb and Idnani's dual algorithm (Math. Programming 27, 1983) with
 identity Hessian, written in the kernel: the iterate is always ``w = sum_k lambda_k g_k``, optimal
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import LinAlgError, cholesky
 
+from ..constraints import ConstraintKernel
 from ._block_pivoting import block_pivoting
 from ._cholesky import GrowingCholesky
-from ._kernel import ConstraintKernel
 
 __all__ = ["solve_hard_margin", "QPResult"]
 

@@ -28,7 +28,7 @@ from ..instance import ConstraintSet, Instance
 from .norms import check_norm, row_scale
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 
-__all__ = ["solve_conic", "solve_nuc", "solve_lp", "solve_nuc_constraints"]
+__all__ = ["solve_conic", "solve_lp"]
 
 
 def _basis(M: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
@@ -39,32 +39,27 @@ def _basis(M: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
 
 
 def solve_conic(
-    A: np.ndarray,
-    Zc: np.ndarray,
-    index: np.ndarray | None = None,
+    constraints: ConstraintSet,
     norm: str = "nuc",
     p: float | None = None,
-    b: np.ndarray | None = None,
+    *,
     solver: str = "CLARABEL",
-    accuracy: float = 1e-6,
+    tol: float = 1e-6,
     reduce: bool = True,
     solver_options: dict[str, Any] | None = None,
 ) -> SVMSolution:
-    """Solve ``min ||W|| s.t. A[k]^T W Zc[k] >= b_k`` with cvxpy.
+    """Solve ``min ||W|| s.t. A[k]^T W Zc[k] >= b_k`` (``= b_k`` for ``k < n_eq``) with cvxpy.
 
     Parameters
     ----------
-    A : ndarray, shape (m, d1)
-    Zc : ndarray, shape (m, d2)
-    index : ndarray, shape (m, 2), optional
+    constraints : ConstraintSet
+        Factors ``A`` (m, d1), ``Zc`` (m, d2), ``index`` (m, 2), ``b`` and ``n_eq``.
     norm : {"fro", "nuc", "lp"}
     p : float, optional
         Exponent for ``lp`` (> 1).
-    b : ndarray, shape (m,), optional
-        Right-hand sides (default ones).
     solver : str
         cvxpy solver name (``"CLARABEL"``, ``"SCS"``, ...).
-    accuracy : float
+    tol : float
         KKT tolerance under which the answer is reported ``optimal``.
     reduce : bool
         Restrict W to the factor ranges (exact for fro and nuc).
@@ -79,13 +74,13 @@ def solve_conic(
 
     t0 = time.perf_counter()
     norm, p = check_norm(norm, p)
-    A = as_float_array("A", A, 2)
-    Zc = as_float_array("Zc", Zc, 2, (A.shape[0], None))
+    A = as_float_array("A", constraints.A, 2)
+    Zc = as_float_array("Zc", constraints.Zc, 2, (A.shape[0], None))
     m, d1 = A.shape
     d2 = Zc.shape[1]
-    idx = (np.stack([np.arange(m), np.zeros(m, dtype=np.int64)], 1) if index is None
-           else np.asarray(index, dtype=np.int64))
-    bb = np.ones(m) if b is None else as_float_array("b", b, 1, (m,))
+    idx = np.asarray(constraints.index, dtype=np.int64)
+    bb = as_float_array("b", constraints.rhs, 1, (m,))
+    n_eq = int(constraints.n_eq)
     if reduce and norm != "lp":
         U = _basis(A)
         V = _basis(Zc)
@@ -100,7 +95,9 @@ def solve_conic(
     else:
         M = cp.Variable((U.shape[1], V.shape[1]))
         vals = cp.sum(cp.multiply(Ar @ M, Zr), axis=1)
-        cons = [vals >= bb]
+        cons = [vals[n_eq:] >= bb[n_eq:]] if n_eq < m else []
+        if n_eq:
+            cons.append(vals[:n_eq] == bb[:n_eq])
     if norm == "fro":
         objective = cp.Minimize(cp.sum_squares(M))
     elif norm == "nuc":
@@ -116,14 +113,14 @@ def solve_conic(
             prob.solve(solver=solver, **(solver_options or {}))
     except cp.error.SolverError as exc:
         raise SolverError(f"the conic solver {solver} failed: {exc}") from exc
-    cset = ConstraintSet(A=A, Zc=Zc, index=idx)
+    cset = ConstraintSet(A=A, Zc=Zc, index=idx, b=bb, n_eq=n_eq)
     name = f"cvxpy:{solver}"
     if prob.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
         # Feasibility does not depend on the norm: the exact working-set solver gives a Farkas
         # certificate that cancels to rounding, where the conic dual ray is only approximate.
-        from .frobenius import solve_constraints
+        from .frobenius import solve_fro_constraints
 
-        exact = solve_constraints(A, Zc, idx, b=bb)
+        exact = solve_fro_constraints(cset)
         if exact.certificate is None:
             raise SolverError(
                 f"the conic solver {solver} reported the {norm} Att-SVM infeasible, but the "
@@ -131,26 +128,29 @@ def solve_conic(
                 "another solver")
         sol = SVMSolution(INFEASIBLE, norm, None, cset, bb, np.zeros(m),
                           certificate=exact.certificate, solver=name + " (certificate: exact)",
-                          p=p)
+                          p=p, n_eq=n_eq)
     elif prob.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and M.value is not None:
         W = U @ M.value @ V.T / (sA * sZ)
-        y = np.asarray(cons[0].dual_value, dtype=float).ravel()
+        parts = [np.asarray(c.dual_value, dtype=float).ravel() for c in cons]
+        y = np.concatenate(parts[1:] + parts[:1]) if n_eq and n_eq < m else np.concatenate(parts)
+        if n_eq:  # cvxpy's equality multipliers carry the opposite sign convention
+            y[:n_eq] = -y[:n_eq]
         # normalise the multipliers to the norm-minimisation dual: sum mu b = ||W||
         scale = float(y @ bb)
         from .norms import norm_value
 
         nrm = norm_value(W, norm, p)
         mu = y * (nrm / scale) if scale > 0 else y
-        sol = SVMSolution(OPTIMAL, norm, W, cset, bb, mu, solver=name, p=p)
+        sol = SVMSolution(OPTIMAL, norm, W, cset, bb, mu, solver=name, p=p, n_eq=n_eq)
         worst = max(sol.primal_residual(), sol.stationarity_residual(), sol.duality_gap())
         sol.info["kkt_max_residual"] = worst
         # the answer's own KKT residuals decide, not the backend's flag: Clarabel often says
         # "optimal_inaccurate" for solutions that verify to 1e-8
-        if worst > accuracy:
+        if worst > tol:
             sol.status = INACCURATE
             warnings.warn(
                 f"{name} returned a {norm} Att-SVM solution with KKT residual {worst:.1e} "
-                f"> accuracy {accuracy:g}", ConvergenceWarning, stacklevel=2)
+                f"> tol {tol:g}", ConvergenceWarning, stacklevel=2)
     else:
         raise SolverError(f"the conic solver {solver} ended with status '{prob.status}'")
     sol.info["cvxpy_status"] = prob.status
@@ -161,37 +161,26 @@ def solve_conic(
 def _on_instance(instance: Instance, alpha: np.ndarray | None, **kw: Any) -> SVMSolution:
     t0 = time.perf_counter()
     a = instance.token_choice() if alpha is None else np.asarray(alpha, dtype=np.int64)
-    c = instance.constraints(a)
-    sol = solve_conic(c.A, c.Zc, c.index, **kw)
+    sol = solve_conic(instance.constraints(a), **kw)
     sol.alpha = a.copy()
     sol.shape = (instance.n, instance.T)
     sol.seconds = time.perf_counter() - t0
     return sol
 
 
-def solve_nuc(instance: Instance, alpha: np.ndarray | None = None, solver: str = "CLARABEL",
-              accuracy: float = 1e-6) -> SVMSolution:
-    """Nuclear-norm Att-SVM ``W_*^mm`` of an instance (the (K, Q) limit direction).
+def solve_lp(instance: Instance, p: float, alpha: np.ndarray | None = None,
+             solver: str = "CLARABEL", tol: float = 1e-6) -> SVMSolution:
+    """Entrywise l_p Att-SVM (the limit direction of l_p mirror descent), ``p > 1``.
 
     Parameters
     ----------
     instance : Instance
+    p : float
+        Exponent, ``p > 1``.
     alpha : ndarray of int, shape (n,), optional
     solver : str
-        cvxpy solver (Clarabel: interior point, ~1e-8 KKT accuracy).
-    accuracy : float
+        cvxpy solver.
+    tol : float
         KKT tolerance for status ``optimal``.
     """
-    return _on_instance(instance, alpha, norm="nuc", solver=solver, accuracy=accuracy)
-
-
-def solve_lp(instance: Instance, p: float, alpha: np.ndarray | None = None,
-             solver: str = "CLARABEL", accuracy: float = 1e-6) -> SVMSolution:
-    """Entrywise l_p Att-SVM (the limit direction of l_p mirror descent), ``p > 1``."""
-    return _on_instance(instance, alpha, norm="lp", p=p, solver=solver, accuracy=accuracy)
-
-
-def solve_nuc_constraints(A: np.ndarray, Zc: np.ndarray, index: np.ndarray | None = None,
-                          solver: str = "CLARABEL", accuracy: float = 1e-6) -> SVMSolution:
-    """Nuclear-norm SVM over raw constraints (see :func:`solve_conic`)."""
-    return solve_conic(A, Zc, index, norm="nuc", solver=solver, accuracy=accuracy)
+    return _on_instance(instance, alpha, norm="lp", p=p, solver=solver, tol=tol)

@@ -10,13 +10,14 @@ Examples
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .._validation import check_choice, check_positive
 from ..instance import Instance
-from .conic import solve_conic
-from .frobenius import solve_fro
 from .norms import NORMS, check_norm
+from .registry import solve
 from .solution import SVMSolution
 
 __all__ = ["AttSVM"]
@@ -28,13 +29,13 @@ class AttSVM:
     Parameters
     ----------
     norm : {"fro", "nuc", "lp"}, default "fro"
-        Frobenius uses the exact working-set solver; the others cvxpy + ``solver``.
+        Frobenius and nuclear use the dedicated exact solvers; ``lp`` cvxpy + ``solver``.
     p : float, optional
         Exponent of the ``lp`` norm.
     tol : float, default 1e-10
-        Feasibility tolerance (Frobenius) or KKT accuracy (conic, used as 1e4 * tol).
+        Solver tolerance (for ``lp``, the KKT accuracy is ``max(1e4 tol, 1e-8)``).
     solver : str, default "CLARABEL"
-        cvxpy solver for the conic norms.
+        cvxpy solver for the ``lp`` norm.
 
     Attributes
     ----------
@@ -63,14 +64,10 @@ class AttSVM:
         check_choice("norm", self.norm, NORMS)
         check_positive("tol", self.tol)
         norm, p = check_norm(self.norm, self.p)
-        if norm == "fro":
-            sol = solve_fro(instance, alpha, tol=self.tol)
-        else:
-            a = instance.token_choice() if alpha is None else np.asarray(alpha, dtype=np.int64)
-            c = instance.constraints(a)
-            sol = solve_conic(c.A, c.Zc, c.index, norm=norm, p=p, solver=self.solver,
-                              accuracy=max(1e4 * self.tol, 1e-8))
-            sol.alpha, sol.shape = a, (instance.n, instance.T)
+        opts: dict[str, Any] = {"tol": self.tol}
+        if norm == "lp":  # the conic reference: KKT accuracy, not a feasibility tolerance
+            opts = {"tol": max(1e4 * self.tol, 1e-8), "solver": self.solver}
+        sol = solve(instance, norm, alpha=alpha, p=p, **opts)
         self.solution_: SVMSolution = sol
         self.status_ = sol.status
         self.W_ = sol.W

@@ -16,22 +16,19 @@ import warnings
 import numpy as np
 
 from .._validation import as_float_array, check_choice, check_positive
+from ..constraints import ConstraintSet
 from ..exceptions import ConvergenceWarning, InvalidInputError
-from ..instance import ConstraintSet, Instance
-from ._kernel import RankOneKernel
+from ..instance import Instance
 from ._working_set import solve_hard_margin
 from .norms import row_scale, safe_norm
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 
-__all__ = ["solve_fro", "solve_constraints", "solve_fro_general"]
+__all__ = ["solve_fro", "solve_fro_constraints"]
 
 
-def solve_constraints(
-    A: np.ndarray,
-    Zc: np.ndarray,
-    index: np.ndarray | None = None,
-    b: np.ndarray | None = None,
-    n_eq: int = 0,
+def solve_fro_constraints(
+    constraints: ConstraintSet,
+    *,
     tol: float = 1e-10,
     warm_start: SVMSolution | np.ndarray | None = None,
     chunk: int | None = None,
@@ -42,17 +39,10 @@ def solve_constraints(
 
     Parameters
     ----------
-    A : ndarray, shape (m, d1)
-        Left factors of the constraint normals (token differences).
-    Zc : ndarray, shape (m, d2)
-        Right factors (queries); ``W`` has shape (d1, d2).
-    index : ndarray of int, shape (m, 2), optional
-        ``(i, t)`` of each constraint; rows with equal ``i`` must share ``Zc`` (used to price
-        constraints in ``O(n d1 d2 + m d1)``).  Default: one group per row.
-    b : ndarray, shape (m,), optional
-        Right-hand sides, default all ones.
-    n_eq : int
-        The first ``n_eq`` constraints are equalities.
+    constraints : ConstraintSet
+        Factors ``A`` (m, d1) and ``Zc`` (m, d2), ``index`` (m, 2) (rows with equal ``i`` share
+        ``Zc``), right-hand sides ``b`` (default ones) and ``n_eq`` leading equalities.
+        ``ConstraintSet.from_arrays(A, Zc, index, b, n_eq)`` builds one from raw arrays.
     tol : float
         Feasibility tolerance of the active-set method (relative to ``max(1, |b|)``).
     warm_start : SVMSolution or ndarray of int, optional
@@ -72,25 +62,26 @@ def solve_constraints(
     Examples
     --------
     >>> import numpy as np
-    >>> sol = solve_constraints(np.array([[1.0, 0.0]]), np.array([[0.0, 2.0]]))
-    >>> np.round(sol.W, 6).tolist()   # a z^T / (|a|^2 |z|^2)
+    >>> from attnsvm.constraints import ConstraintSet
+    >>> c = ConstraintSet.from_arrays(np.array([[1.0, 0.0]]), np.array([[0.0, 2.0]]))
+    >>> np.round(solve_fro_constraints(c).W, 6).tolist()   # a z^T / (|a|^2 |z|^2)
     [[0.0, 0.5], [0.0, 0.0]]
     """
     start = time.perf_counter()
-    A = as_float_array("A", A, 2)
-    Zc = as_float_array("Zc", Zc, 2, (A.shape[0], None))
+    A = as_float_array("A", constraints.A, 2)
+    Zc = as_float_array("Zc", constraints.Zc, 2, (A.shape[0], None))
     m = A.shape[0]
     if m == 0:
         raise InvalidInputError("The constraint set must hold at least one constraint. Got m=0.")
     check_positive("tol", tol)
-    idx = (np.stack([np.arange(m), np.zeros(m, dtype=np.int64)], 1) if index is None
-           else np.asarray(index, dtype=np.int64))
-    bb = np.ones(m) if b is None else as_float_array("b", b, 1, (m,))
-    group = idx[:, 0] if index is not None else None
+    n_eq = int(constraints.n_eq)
+    idx = np.asarray(constraints.index, dtype=np.int64)
+    bb = as_float_array("b", constraints.rhs, 1, (m,))
     # The problem is scale-covariant (A -> A / sA, Zc -> Zc / sZ gives W -> sA sZ W): solve it
     # at unit scale so that extreme magnitudes neither overflow nor underflow the kernel.
     sA, sZ = row_scale(A), row_scale(Zc)
-    kernel = RankOneKernel(A / sA, Zc / sZ, group)
+    cons = ConstraintSet(A=A, Zc=Zc, index=idx, b=bb, n_eq=n_eq)
+    kernel = cons.scaled(sA, sZ)
     warm = None
     if isinstance(warm_start, SVMSolution):
         warm = np.flatnonzero(warm_start.dual != 0) if warm_start.dual.size == m else None
@@ -99,7 +90,6 @@ def solve_constraints(
     check_choice("method", method, ("auto", "active-set", "block"))
     res = solve_hard_margin(kernel, bb, n_eq=n_eq, tol=tol, chunk=chunk, max_iter=max_iter,
                             warm_active=warm, method=method)
-    cons = ConstraintSet(A=A, Zc=Zc, index=idx)
     lam = np.zeros(m)
     lam[res.active] = res.lam
     if res.status == "infeasible":
@@ -163,14 +153,8 @@ def solve_fro(
     t0 = time.perf_counter()
     a = instance.token_choice() if alpha is None else alpha
     cons = instance.constraints(a)
-    sol = solve_constraints(cons.A, cons.Zc, cons.index, tol=tol, warm_start=warm_start)
+    sol = solve_fro_constraints(cons, tol=tol, warm_start=warm_start)
     sol.alpha = np.asarray(a, dtype=np.int64).copy()
     sol.shape = (instance.n, instance.T)
     sol.seconds = time.perf_counter() - t0
     return sol
-
-
-def solve_fro_general(cons: ConstraintSet, b: np.ndarray, n_eq: int = 0,
-                      tol: float = 1e-10) -> SVMSolution:
-    """Frobenius SVM over an explicit :class:`ConstraintSet` with right-hand sides ``b``."""
-    return solve_constraints(cons.A, cons.Zc, cons.index, b=b, n_eq=n_eq, tol=tol)

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import as_float_array
+from ..constraints import ConstraintSet
 from ..exceptions import InvalidInputError
-from ..instance import ConstraintSet, Instance
-from .frobenius import solve_constraints
+from ..instance import Instance
+from .frobenius import solve_fro_constraints
 from .solution import SVMSolution
 
 __all__ = ["selected_sets", "solve_w_dir", "solve_w_fin", "fit_svmeq", "SVMEquivalence"]
@@ -82,7 +83,8 @@ def solve_w_dir(instance: Instance, sets: list[np.ndarray], tol: float = 1e-10) 
     if A_all.shape[0] == n_eq:
         raise InvalidInputError("Every token is selected: W^dir has no margin constraint.")
     b = np.concatenate([np.zeros(n_eq), np.ones(A_all.shape[0] - n_eq)])
-    sol = solve_constraints(A_all, Z_all, idx_all, b=b, n_eq=n_eq, tol=tol, method="active-set")
+    cons = ConstraintSet(A=A_all, Zc=Z_all, index=idx_all, b=b, n_eq=n_eq)
+    sol = solve_fro_constraints(cons, tol=tol, method="active-set")
     sol.shape = (instance.n, instance.T)
     return sol
 

@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ..constraints import ConstraintSet, VectorConstraints
 from ..exceptions import InfeasibleProblemError, InvalidInputError
-from ..instance import ConstraintSet
-from .constraints import VectorConstraints
 from .norms import dual_norm_value, norm_value
 
 __all__ = ["SVMSolution", "OPTIMAL", "INFEASIBLE", "INACCURATE"]
@@ -175,7 +174,7 @@ class SVMSolution:
             return float("nan")
         c = self.certificate
         M = self.constraints.combine(c)
-        G_norms = _normal_norms(self.constraints)
+        G_norms = self.constraints.normal_norms()
         denom = float(np.abs(c) @ G_norms)
         return float(np.linalg.norm(M) / max(denom, 1e-300))
 
@@ -247,10 +246,3 @@ class SVMSolution:
             "iterations": int(self.iterations),
             "seconds": float(self.seconds),
         }
-
-
-def _normal_norms(cons: ConstraintSet | VectorConstraints) -> np.ndarray:
-    """``||G_k||`` for every constraint, shape (m,) (``||a_k|| ||z_k||`` for rank-one normals)."""
-    if isinstance(cons, ConstraintSet):
-        return np.linalg.norm(cons.A, axis=1) * np.linalg.norm(cons.Zc, axis=1)
-    return np.linalg.norm(cons.G, axis=1)

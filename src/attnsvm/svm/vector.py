@@ -15,11 +15,10 @@ import warnings
 import numpy as np
 
 from .._validation import as_float_array, as_int_array
+from ..constraints import VectorConstraints
 from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..instance import Instance
-from ._kernel import VectorKernel
 from ._working_set import solve_hard_margin
-from .constraints import VectorConstraints
 from .norms import safe_norm
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SUPPORT_TOL, SVMSolution
 
@@ -54,16 +53,15 @@ def solve_vector_svm(G: np.ndarray, b: np.ndarray | None = None,
     bb = np.ones(m) if b is None else as_float_array("b", b, 1, (m,))
     idx = (np.stack([np.arange(m), np.full(m, -1)], 1) if index is None
            else np.asarray(index, dtype=np.int64))
-    kernel = VectorKernel(G)
-    res = solve_hard_margin(kernel, bb, tol=tol)
-    cons = VectorConstraints(G=G, index=idx)
+    cons = VectorConstraints(G=G, index=idx, b=bb)
+    res = solve_hard_margin(cons, bb, tol=tol)
     lam = np.zeros(m)
     lam[res.active] = res.lam
     if res.status == "infeasible":
         sol = SVMSolution(INFEASIBLE, "fro", None, cons, bb, np.zeros(m),
                           certificate=res.certificate)
     else:
-        w = kernel.primal(res.active, res.lam)
+        w = cons.primal(res.active, res.lam)
         nrm = safe_norm(w)
         sol = SVMSolution(OPTIMAL if res.status == "optimal" else INACCURATE, "fro", w, cons, bb,
                           lam / nrm if nrm > 0 else lam)

@@ -110,8 +110,7 @@ def _scs_rank(inst: Any, alpha: np.ndarray) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            sol = solve_conic(c.A, c.Zc, c.index, norm="nuc", solver="SCS", reduce=False,
-                              accuracy=np.inf)
+            sol = solve_conic(c, norm="nuc", solver="SCS", reduce=False, tol=np.inf)
         except Exception:  # noqa: BLE001 - a failed low-accuracy solve is just not counted
             return float("nan")
     if sol.W is None:

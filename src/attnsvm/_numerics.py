@@ -1,0 +1,30 @@
+"""Overflow-safe norms shared by the instance layer and the solvers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["safe_norm", "row_scale"]
+
+
+def safe_norm(x: np.ndarray, p: float = 2.0) -> float:
+    """Entrywise ``l_p`` norm computed on ``x / max|x|``, so that neither overflows nor
+    underflows for any finite input (Att-SVM solutions scale like ``1 / (|x| |z|)``)."""
+    scale = float(np.max(np.abs(x))) if x.size else 0.0
+    if scale == 0.0 or not np.isfinite(scale):
+        return scale
+    y = np.abs(x) / scale
+    return scale * float(np.sum(y**p) ** (1.0 / p)) if p != 2.0 else scale * float(
+        np.sqrt(np.sum(y * y)))
+
+
+def row_scale(M: np.ndarray) -> float:
+    """Largest row norm of ``M`` (m, d), computed without overflow; 1 for a zero matrix.
+
+    The Att-SVM is scale-covariant (``A -> A / sA``, ``Z -> Z / sZ`` gives ``W -> sA sZ W``),
+    so the solvers work on constraint factors divided by their row scales.
+    """
+    peak = float(np.max(np.abs(M))) if M.size else 0.0
+    if peak == 0.0:
+        return 1.0
+    return peak * float(np.max(np.linalg.norm(M / peak, axis=1)))
