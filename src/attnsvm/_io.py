@@ -1,22 +1,39 @@
-"""Atomic file writes: a result file is either complete or absent, never half written."""
+"""File input and output.
+
+* Atomic writes: a result file is either complete or absent, never half written
+  (:func:`atomic_write_bytes`, :func:`atomic_write_text`, :func:`atomic_savez`).
+* Bounded reads: :func:`read_npz` reads a ``.npz`` archive without unpickling and checks every
+  member's ``.npy`` header (dtype, declared shape, size against the archive and a bound)
+  *before* allocating its array, so a hostile or truncated file is refused, not expanded.
+"""
 
 from __future__ import annotations
 
+import io
+import math
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_savez", "atomic_write_text", "atomic_write_bytes"]
+from .exceptions import InstanceFileError, InvalidInputError
+
+__all__ = ["atomic_savez", "atomic_write_text", "atomic_write_bytes", "read_npz",
+           "MAX_ARRAY_BYTES"]
+
+#: Largest array (bytes, after decompression) that :func:`read_npz` accepts by default (4 GiB).
+MAX_ARRAY_BYTES = 4 << 30
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    # a short temporary name: a long result name must not overflow the file-name limit
+    fd, tmp = tempfile.mkstemp(prefix=".attnsvm-", suffix=".tmp", dir=p.parent)
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -39,8 +56,107 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def atomic_savez(path: str | os.PathLike[str], **arrays: Any) -> None:
     """Atomically write a ``.npz`` archive of plain (non-object) arrays."""
-    import io
-
     buf = io.BytesIO()
     np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _read_header(fh: Any, where: str) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """The ``.npy`` header of an open member: (shape, fortran_order, dtype)."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(fh)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = fmt.read_array_header_2_0(fh)
+        else:  # pragma: no cover - numpy rejects other versions in read_magic
+            raise ValueError(f"unsupported .npy version {version}")
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile) as exc:
+        raise InstanceFileError(
+            f"{where} is not a valid .npy array (bad or truncated header: {exc}).") from None
+    return tuple(int(s) for s in shape), bool(fortran), np.dtype(dtype)
+
+
+def read_npz(path: str | os.PathLike[str], *, max_bytes: int = MAX_ARRAY_BYTES,
+             what: str = "file") -> dict[str, np.ndarray]:
+    """Read every array of a ``.npz`` archive safely.
+
+    Each member's header is read first; the member is refused, before any allocation, when
+    its dtype holds Python objects (that needs pickle), when its declared size
+    ``prod(shape) * itemsize`` exceeds the member's stored (uncompressed) size, or when it
+    exceeds ``max_bytes``.  Truncated or corrupt data is reported as such.
+
+    Parameters
+    ----------
+    path : path-like
+    max_bytes : int
+        Largest accepted array, in bytes.
+    what : str
+        Name of the file in messages (``"instance file"``, ...).
+
+    Returns
+    -------
+    dict of str to ndarray
+        Member name (without ``.npy``) to array.
+
+    Raises
+    ------
+    InstanceFileError
+        Missing file, not a ``.npz`` archive, truncated or corrupt members, declared sizes
+        that the file cannot hold or that exceed ``max_bytes``.
+    InvalidInputError
+        Object arrays.
+    """
+    p = Path(path)
+    label = f"The {what} '{p}'"
+    if not p.is_file():
+        raise InstanceFileError(f"{label} does not exist or is not a file.")
+    try:
+        zf = zipfile.ZipFile(p)
+    except zipfile.BadZipFile:
+        raise InstanceFileError(
+            f"{label} is not a .npz archive (or is truncated: no zip directory).") from None
+    except OSError as exc:
+        raise InstanceFileError(f"{label} cannot be read: {exc.strerror or exc}.") from None
+    out: dict[str, np.ndarray] = {}
+    with zf:
+        for info in zf.infolist():
+            if info.is_dir():
+                continue
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            where = f"{label}: member '{name}'"
+            try:
+                with zf.open(info) as fh:
+                    shape, fortran, dtype = _read_header(fh, where)
+                    if dtype.hasobject:
+                        raise InvalidInputError(
+                            f"{where} holds Python objects, which are not accepted "
+                            f"(they would need pickle); store plain numeric arrays.")
+                    if any(s < 0 for s in shape):
+                        raise InstanceFileError(f"{where} declares a negative shape {shape}.")
+                    nbytes = math.prod(shape) * dtype.itemsize
+                    room = info.file_size - fh.tell()
+                    if nbytes > room:
+                        raise InstanceFileError(
+                            f"{where} declares shape {shape} ({nbytes:,} bytes of "
+                            f"{dtype}) but holds only {max(room, 0):,} bytes: the file is "
+                            f"truncated or corrupt.")
+                    if nbytes > max_bytes:
+                        raise InstanceFileError(
+                            f"{where} declares shape {shape} ({nbytes:,} bytes), more than "
+                            f"the limit of {max_bytes:,} bytes.")
+                    data = fh.read(nbytes)
+                    if len(data) != nbytes:
+                        raise InstanceFileError(
+                            f"{where} is truncated: {len(data):,} of {nbytes:,} bytes.")
+            except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError,
+                    RuntimeError) as exc:
+                if isinstance(exc, InvalidInputError):
+                    raise
+                raise InstanceFileError(
+                    f"{where} is truncated or corrupt ({' '.join(str(exc).split())}).") from None
+            arr = np.frombuffer(data, dtype=dtype)
+            order = "F" if fortran else "C"
+            out[name] = arr.reshape(shape, order=order).copy()
+    return out

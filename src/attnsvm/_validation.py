@@ -88,9 +88,27 @@ def as_float_array(name: str, value: Any, ndim: int, shape: tuple[int | None, ..
     return out
 
 
+def _fmt_value(x: Any) -> str:
+    """A value as the user wrote it: integers exactly, floats in short form."""
+    if isinstance(x, (float, np.floating)):
+        xf = float(x)
+        return str(int(xf)) if xf.is_integer() and abs(xf) < 1e16 else f"{xf:g}"
+    return str(int(x))
+
+
 def as_int_array(name: str, value: Any, ndim: int, shape: tuple[int | None, ...] | None = None,
                  low: int | None = None, high: int | None = None) -> np.ndarray:
-    """Convert to an int64 array; floats are accepted only when integral; bounds are [low, high)."""
+    """Convert to an int64 array; floats are accepted only when integral; bounds are [low, high).
+
+    Bounds are checked on the values as given (before any cast), so ``1e30`` or a ``uint64``
+    above ``2**63`` is reported with its real value and never wraps around or warns.
+
+    Raises
+    ------
+    InvalidInputError
+        Non-numeric or non-integral values, wrong rank or shape, values outside
+        ``[low, high)`` or outside the int64 range.
+    """
     arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         raise InvalidInputError(
@@ -102,13 +120,19 @@ def as_int_array(name: str, value: Any, ndim: int, shape: tuple[int | None, ...]
                 f"The '{name}' array must hold integers. Got non-integral values instead."
             )
     _check_shape(name, arr, ndim, shape)
-    out = arr.astype(np.int64)
-    if out.size and low is not None and out.min() < low:
-        raise InvalidInputError(
-            f"The '{name}' values must be >= {low}. Got {int(out.min())} instead."
-        )
-    if out.size and high is not None and out.max() >= high:
-        raise InvalidInputError(
-            f"The '{name}' values must be < {high}. Got {int(out.max())} instead."
-        )
-    return out
+    if arr.size:
+        # Python ints and floats compare exactly with the bounds, whatever the dtype
+        lo_v, hi_v = arr.min().item(), arr.max().item()
+        if low is not None and lo_v < low:
+            raise InvalidInputError(
+                f"The '{name}' values must be >= {low}. Got {_fmt_value(lo_v)} instead.")
+        if high is not None and hi_v >= high:
+            raise InvalidInputError(
+                f"The '{name}' values must be < {high}. Got {_fmt_value(hi_v)} instead.")
+        i64 = np.iinfo(np.int64)
+        if lo_v < i64.min or hi_v > i64.max:
+            bad = lo_v if lo_v < i64.min else hi_v
+            raise InvalidInputError(
+                f"The '{name}' values must fit in a 64-bit integer. Got {_fmt_value(bad)} "
+                f"instead.")
+    return arr.astype(np.int64)

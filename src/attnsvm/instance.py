@@ -15,7 +15,6 @@ are reported (:class:`TiedTokensError`), never broken silently.
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +106,7 @@ class Instance:
         if self.v is not None:
             object.__setattr__(self, "v", as_float_array("v", self.v, 1, (d,)))
         if self.alpha is not None:
-            object.__setattr__(self, "alpha", as_int_array("alpha", self.alpha, 1, (n,), 0, T))
+            object.__setattr__(self, "alpha", self.check_alpha(self.alpha))
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -167,6 +166,23 @@ class Instance:
             )
         return np.argmax(self.token_scores(), axis=1).astype(np.int64)
 
+    def check_alpha(self, alpha: Any) -> np.ndarray:
+        """Validate a token choice for this instance: integers in ``[0, T)``, shape (n,).
+
+        Every entry point that takes ``alpha`` validates it here (no negative indices, no
+        silent wrap-around).
+
+        Returns
+        -------
+        ndarray of int64, shape (n,)
+
+        Raises
+        ------
+        InvalidInputError
+            Wrong shape, non-integral values, or values outside ``[0, T)``.
+        """
+        return as_int_array("alpha", alpha, 1, (self.n,), 0, self.T)
+
     def token_choice(self) -> np.ndarray:
         """``alpha`` when given, else the optimal tokens; shape (n,).
 
@@ -186,8 +202,7 @@ class Instance:
     # ------------------------------------------------------------ constraints
     def constraints(self, alpha: np.ndarray | None = None) -> ConstraintSet:
         """The Att-SVM constraints for token choice ``alpha`` (default :meth:`token_choice`)."""
-        a = self.token_choice() if alpha is None else as_int_array(
-            "alpha", alpha, 1, (self.n,), 0, self.T)
+        a = self.token_choice() if alpha is None else self.check_alpha(alpha)
         n, T, d = self.X.shape
         mask = np.ones((n, T), dtype=bool)
         mask[np.arange(n), a] = False
@@ -201,7 +216,7 @@ class Instance:
 
         The entry at ``(i, alpha_i)`` is ``+inf`` (no constraint).
         """
-        a = self.token_choice() if alpha is None else np.asarray(alpha, dtype=np.int64)
+        a = self.token_choice() if alpha is None else self.check_alpha(alpha)
         W = as_float_array("W", W, 2, (self.d, self.d))
         s = np.einsum("ntd,nd->nt", self.X, self._Zq @ W.T)  # (n, T): x_it^T W z_i
         out = s[np.arange(self.n), a][:, None] - s
@@ -232,20 +247,10 @@ class Instance:
         InvalidInputError
             Any field malformed.
         """
+        from ._io import read_npz
+
         p = Path(path)
-        if not p.is_file():
-            raise InstanceFileError(f"The instance file '{p}' does not exist or is not a file.")
-        if not zipfile.is_zipfile(p):
-            raise InstanceFileError(f"The instance file '{p}' is not a .npz archive.")
-        try:
-            with np.load(p, allow_pickle=False) as data:
-                fields = {k: data[k] for k in data.files}
-        except ValueError as exc:  # object arrays need pickle
-            raise InvalidInputError(
-                f"The instance file '{p}' holds object arrays, which are not accepted ({exc})."
-            ) from None
-        except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-            raise InstanceFileError(f"The instance file '{p}' cannot be read: {exc}.") from None
+        fields = read_npz(p, what="instance file")
         if "X" not in fields:
             raise InstanceFileError(
                 f"The instance file '{p}' has no 'X' array (tokens, (n, T, d)).")
@@ -253,6 +258,10 @@ class Instance:
         kwargs: dict[str, Any] = {k: fields[k] for k in known if k in fields}
         if "query_index" in kwargs:
             qi = kwargs["query_index"]
+            if np.ndim(qi) != 0:
+                raise InvalidInputError(
+                    f"The 'query_index' array must be a scalar (the position of the query "
+                    f"token in every sequence). Got shape {np.shape(qi)} instead.")
             kwargs["query_index"] = int(as_int_array("query_index", qi, 0))
         return cls(**kwargs)
 
