@@ -157,6 +157,5 @@ def read_npz(path: str | os.PathLike[str], *, max_bytes: int = MAX_ARRAY_BYTES,
                 raise InstanceFileError(
                     f"{where} is truncated or corrupt ({' '.join(str(exc).split())}).") from None
             arr = np.frombuffer(data, dtype=dtype)
-            order = "F" if fortran else "C"
-            out[name] = arr.reshape(shape, order=order).copy()
+            out[name] = arr.reshape(shape, order="F" if fortran else "C").copy()
     return out

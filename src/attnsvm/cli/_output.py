@@ -12,11 +12,15 @@ Every command writes through these helpers, so that the rules of SPEC.md hold ev
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,7 +30,7 @@ from .._io import atomic_savez
 from ..exceptions import InvalidInputError
 
 __all__ = ["check_out_path", "save_npz_atomic", "emit_json", "emit_text", "to_jsonable",
-           "Progress"]
+           "Progress", "json_text", "native_stdout_to_stderr", "silence_stdout", "format_warning"]
 
 _NAME_MAX = 255
 
@@ -105,24 +109,95 @@ def _clean_floats(obj: object) -> object:
     return obj
 
 
+def silence_stdout() -> None:
+    """Point stdout at ``/dev/null`` (after a broken pipe, so the flush at exit stays quiet)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):  # stdout without a descriptor
+        pass
+
+
 def _write_stdout(text: str) -> None:
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
     except BrokenPipeError:
-        # the reader went away (``| head``): not an error; silence the flush at exit
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except OSError:  # pragma: no cover - stdout without a descriptor
-            pass
+        # the reader went away (``| head``): not an error
+        silence_stdout()
+
+
+def _flush_c_stdio() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError, TypeError):  # pragma: no cover - no C library
+        pass
+
+
+@contextlib.contextmanager
+def native_stdout_to_stderr() -> Iterator[None]:
+    """While the block runs, native writes to descriptor 1 go to stderr.
+
+    LAPACK/BLAS and other C or Fortran code print diagnostics straight to descriptor 1
+    (``** On entry to DLASCL ...``), which would corrupt a JSON result on stdout.  Inside the
+    block descriptor 1 is a copy of stderr, while Python's ``sys.stdout`` keeps writing to
+    the real standard output.
+    """
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    try:
+        saved = os.dup(1)
+    except OSError:  # no descriptor 1: nothing to protect
+        yield
+        return
+    old = sys.stdout
+    try:
+        uses_fd1 = old.fileno() == 1
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        uses_fd1 = False  # captured (tests) or replaced: Python output does not touch fd 1
+    replacement = None
+    try:
+        os.dup2(2, 1)
+        if uses_fd1:
+            replacement = os.fdopen(saved, "w", closefd=False,
+                                    encoding=getattr(old, "encoding", None) or "utf-8",
+                                    errors=getattr(old, "errors", None) or "strict")
+            sys.stdout = replacement
+        yield
+    finally:
+        _flush_c_stdio()
+        if replacement is not None:
+            try:
+                replacement.flush()
+            except BrokenPipeError:
+                silence_stdout()
+            except (OSError, ValueError):
+                pass
+            sys.stdout = old
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def format_warning(w: warnings.WarningMessage) -> str:
+    """One line for a warning (no source line): ``warning: Category: message``."""
+    msg = " ".join(str(w.message).split())
+    return f"warning: {w.category.__name__}: {msg}"
+
+
+def json_text(obj: object) -> str:
+    """``obj`` as one line of strict JSON (NumPy values converted, NaN/inf as null)."""
+    return json.dumps(_clean_floats(to_jsonable_tree(obj)), allow_nan=False,
+                      default=to_jsonable)
 
 
 def emit_json(obj: object) -> None:
     """Serialise ``obj`` completely (NaN/inf as null), then write it as one line to stdout."""
-    text = json.dumps(_clean_floats(to_jsonable_tree(obj)), allow_nan=False,
-                      default=to_jsonable)
-    _write_stdout(text + "\n")
+    _write_stdout(json_text(obj) + "\n")
 
 
 def to_jsonable_tree(obj: object) -> object:

@@ -65,49 +65,90 @@ def _limit_blas_threads() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (the console script exits with it)."""
+    """Run the command line; returns the exit code (the console script exits with it).
+
+    Whatever happens, stdout holds only what the command wrote on purpose (native library
+    diagnostics are sent to stderr), Python warnings become one ``warning:`` line each on
+    stderr (none when the input is rejected, so bad input gives exactly one ``error:``
+    line), and a closed pipe (``| head``) ends the command quietly.
+    """
+    import warnings
+
+    from ._output import format_warning, native_stdout_to_stderr, silence_stdout
+
     args_list = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in args_list if a in COMMANDS), None)
     if command != "probe":  # the probe's large dense factorizations gain from every core
         _limit_blas_threads()
-    try:
-        parser = build_parser(command)
-        args = parser.parse_args(args_list)
-        if args.command is None:
-            parser.print_help()
-            return EXIT_BAD_INPUT
-        mod, _add, run, _help = COMMANDS[args.command]
-        module = importlib.import_module(f"attnsvm.cli.{mod}")
-        return int(getattr(module, run)(args))
-    except SystemExit as exc:
-        return int(exc.code) if isinstance(exc.code, int) else EXIT_ERROR
-    except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted\n")
-        return 130
-    except BaseException as exc:  # noqa: BLE001 - the CLI never shows a traceback
-        return report_error(exc)
+    error: BaseException | None = None
+    code = EXIT_ERROR
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            with native_stdout_to_stderr():
+                code = _dispatch(args_list, command)
+        except SystemExit as exc:
+            code = int(exc.code) if isinstance(exc.code, int) else EXIT_ERROR
+        except KeyboardInterrupt:
+            error, code = _INTERRUPTED, 130
+        except BrokenPipeError:
+            silence_stdout()  # the reader went away: not worth an error line
+            return EXIT_ERROR
+        except BaseException as exc:  # noqa: BLE001 - the CLI never shows a traceback
+            error, code = exc, error_code(exc)
+    if code != EXIT_BAD_INPUT:
+        seen: set[str] = set()
+        for w in caught:
+            line = format_warning(w)
+            if line not in seen:
+                seen.add(line)
+                sys.stderr.write(line + "\n")
+    if error is not None:
+        report_error(error)
+    return code
 
 
-def report_error(exc: BaseException) -> int:
-    """Print one ``error:`` line for ``exc`` and return its exit code."""
+#: Ctrl-C, reported as ``error: interrupted``
+_INTERRUPTED = KeyboardInterrupt("interrupted")
+
+
+def _dispatch(args_list: list[str], command: str | None) -> int:
+    parser = build_parser(command)
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    mod, _add, run, _help = COMMANDS[args.command]
+    module = importlib.import_module(f"attnsvm.cli.{mod}")
+    return int(getattr(module, run)(args))
+
+
+def error_code(exc: BaseException) -> int:
+    """The exit code for an exception: 2 bad input, 3 infeasible, 130 interrupt, else 1."""
     from attnsvm.exceptions import (
         InfeasibleProblemError,
         InvalidInputError,
         MissingDependencyError,
     )
 
-    msg = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, (InvalidInputError, MissingDependencyError)):
-        code = EXIT_BAD_INPUT
-    elif isinstance(exc, InfeasibleProblemError):
-        code = EXIT_INFEASIBLE
-    else:
-        code = EXIT_ERROR
+        return EXIT_BAD_INPUT
+    if isinstance(exc, InfeasibleProblemError):
+        return EXIT_INFEASIBLE
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    return EXIT_ERROR
+
+
+def report_error(exc: BaseException) -> int:
+    """Print one ``error:`` line for ``exc`` and return its exit code."""
+    code = error_code(exc)
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    if code == EXIT_ERROR:
         msg = f"{type(exc).__name__}: {msg}"
         if os.environ.get("ATTNSVM_DEBUG"):
             import traceback
 
-            traceback.print_exc()
+            traceback.print_exception(exc)
     sys.stderr.write(f"error: {msg}\n")
     return code
 
