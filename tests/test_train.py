@@ -21,8 +21,9 @@ from attnsvm.train import (
     score_direction,
     train,
 )
-from attnsvm.train.api import _build_model, _init_blocks
+from attnsvm.train.config import init_blocks as _init_blocks
 from attnsvm.train.heads import get_head
+from attnsvm.train.models import build_model
 
 torch.set_num_threads(1)
 
@@ -56,7 +57,7 @@ def _autograd_check(param: str, head=None, loss="logistic", cross=True, scale=1.
     prob = Problem.from_instances(insts, torch.device("cpu"), torch.float64)
     blocks = {k: torch.as_tensor(a).clone() for k, a in
               _init_blocks(param, "normal", scale, [seed, seed + 1], 5, 4).items()}
-    model = _build_model(param, blocks, prob, 0.0, None, torch.device("cpu"), torch.float64)
+    model = build_model(param, blocks, prob)
     hd = get_head(head)
     lo = Loss(loss)
     dirn = score_direction(model.scores(prob), prob, lo, hd, need_xbar=model.need_xbar)
@@ -134,8 +135,7 @@ def test_direction_matches_mpmath_when_saturated(R):
     W = R * w_mm(inst, inst.optimal_tokens())
     W = W + np.random.default_rng(1).standard_normal(W.shape)  # off the SVM direction
     prob = Problem.from_instances([inst], torch.device("cpu"), torch.float64)
-    model = _build_model("W", {"W": torch.as_tensor(W[None]).clone()}, prob, 0.0, None,
-                         torch.device("cpu"), torch.float64)
+    model = build_model("W", {"W": torch.as_tensor(W[None]).clone()}, prob)
     dirn = score_direction(model.scores(prob), prob, Loss("logistic"), get_head(None))
     G = model.neg_grads(prob, dirn)[0][0][0].numpy()
     assert np.all(np.isfinite(G)) and np.linalg.norm(G) > 0
@@ -149,8 +149,7 @@ def test_direction_defined_when_loss_underflows():
     W = 200.0 * w_mm(inst, inst.optimal_tokens())
     W = W + np.random.default_rng(2).standard_normal(W.shape)
     prob = Problem.from_instances([inst], torch.device("cpu"), torch.float64)
-    model = _build_model("W", {"W": torch.as_tensor(W[None]).clone()}, prob, 0.0, None,
-                         torch.device("cpu"), torch.float64)
+    model = build_model("W", {"W": torch.as_tensor(W[None]).clone()}, prob)
     dirn = score_direction(model.scores(prob), prob, Loss("exponential"), get_head(None))
     G = model.neg_grads(prob, dirn)[0][0][0].numpy()
     assert np.linalg.norm(G) > 0 and np.all(np.isfinite(G))

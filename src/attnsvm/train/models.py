@@ -17,14 +17,16 @@ direction of :func:`attnsvm.train._direction.score_direction`, as pairs ``(G, lo
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ._data import Problem
 from ._direction import Direction
 
-__all__ = ["Model", "WModel", "KQModel", "PromptModel", "JointModel"]
+__all__ = ["Model", "WModel", "KQModel", "PromptModel", "JointModel", "build_model"]
 
 Grad = tuple[Tensor, Tensor]
 
@@ -186,3 +188,43 @@ class JointModel(Model):
 
     def after_step(self, prob: Problem) -> None:
         prob.set_head(self.v)
+
+
+def build_model(param: str, blocks: dict[str, Tensor], prob: Problem, kq_eps: float = 0.0,
+                prompt_W: Any = None) -> Model:
+    """The model of parametrization ``param`` (see :mod:`attnsvm.train.params`).
+
+    Parameters
+    ----------
+    param : str
+        A name of :data:`attnsvm.train.params.PARAMS`.
+    blocks : dict name -> Tensor
+        The base's blocks (``W``; ``K, Q``; ``p``) with a leading batch axis.
+    prob : Problem
+    kq_eps : float
+        ``eps`` of :class:`KQModel`.
+    prompt_W : array (d, d) or (B, d, d), optional
+        Fixed key matrix of the prompt models (identity by default).
+    """
+    from .._validation import as_float_array
+    from .params import PARAMETRIZATIONS
+
+    spec = PARAMETRIZATIONS[param]
+    B, n, T, d = prob.shape
+    ref = prob.X
+    base: Model
+    if spec.base == "W":
+        base = WModel(blocks["W"])
+    elif spec.base == "KQ":
+        base = KQModel(blocks["K"], blocks["Q"], eps=kq_eps)
+    else:
+        if prompt_W is None:
+            Wf = torch.eye(d, dtype=ref.dtype, device=ref.device).expand(B, d, d)
+        else:
+            arr = np.asarray(prompt_W, dtype=np.float64)
+            if arr.shape == (d, d):
+                arr = np.broadcast_to(arr, (B, d, d))
+            arr = as_float_array("prompt_W", arr, 3, (B, d, d)).copy()
+            Wf = torch.as_tensor(arr, dtype=ref.dtype, device=ref.device)
+        base = PromptModel(blocks["p"], Wf, prob)
+    return JointModel(base, prob.v.clone()) if spec.joint else base
