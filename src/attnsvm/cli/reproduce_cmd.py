@@ -36,15 +36,19 @@ def run_reproduce(args: argparse.Namespace) -> int:
     Raises
     ------
     InvalidParameterError
-        Unknown figure names (the message lists the valid ones), bad ``--workers``, or
-        ``--address`` without ``--backend ray``.
+        Unknown figure names (the message lists the valid ones), bad ``--workers``,
+        ``--address`` without ``--backend ray``, or ``--out`` an existing file or an
+        unwritable place (checked before anything runs).
     """
     from attnsvm.exceptions import InvalidParameterError
     from attnsvm.experiments.registry import describe_figures, get_figure
 
+    from ._output import check_out_path, emit_text
+
     if args.list:
-        sys.stdout.write(describe_figures() + "\n")
+        emit_text(describe_figures())
         return 0
+    check_out_path(args.out, "--out", kind="dir")  # before any figure runs
     for name in args.names:
         get_figure(name)
     if args.workers is not None and args.workers < 1:
@@ -57,8 +61,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
     summary = reproduce(args.names or None, out=args.out, quick=args.quick,
                         backend=args.backend, workers=args.workers, address=args.address,
                         progress=args.progress, argv=sys.argv)
-    for name, entry in summary["figures"].items():
-        if not args.names or name in args.names:
-            sys.stdout.write(f"{name:<20} {entry['mode']:<5} {entry['seconds']:8.1f} s\n")
-    sys.stdout.write(f"report: {args.out}/index.html\n")
+    lines = [f"{name:<20} {entry['mode']:<5} {entry['seconds']:8.1f} s"
+             for name, entry in summary["figures"].items()
+             if not args.names or name in args.names]
+    emit_text("\n".join([*lines, f"report: {args.out}/index.html"]))
     return 0
