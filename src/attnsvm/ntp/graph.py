@@ -1,0 +1,204 @@
+"""Token-priority graphs, their strongly connected components and the priority order.
+
+For every last token ``k`` the graph ``G^(k)`` has the tokens of the sequences ending in ``k`` as
+nodes and an edge ``y -> x`` ("y has priority over x") for each such sequence with label ``y``
+and each token ``x != y`` of it.  Its strongly connected components (SCCs) are classes of equal
+priority; the condensation is acyclic and its topological order is the priority order.  The
+local version (:func:`kept_token_graphs`) puts an edge ``c -> x`` from every token ``c`` that
+gradient descent keeps to every other token ``x`` of the sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validation import as_int_array
+from ..exceptions import InvalidInputError
+from .dataset import NTPDataset
+
+__all__ = ["PriorityGraph", "priority_graphs", "kept_token_graphs",
+           "strongly_connected_components"]
+
+
+def strongly_connected_components(n_nodes: int, edges: np.ndarray) -> np.ndarray:
+    """SCCs of a directed graph by Tarjan's algorithm, iteratively (no recursion limit).
+
+    Parameters
+    ----------
+    n_nodes : int
+        Nodes are ``0 .. n_nodes - 1``.
+    edges : array_like of int, shape (m, 2)
+        Directed edges ``(u, v)``.
+
+    Returns
+    -------
+    ndarray of int, shape (n_nodes,)
+        Component of every node, numbered in a topological order of the condensation: every
+        edge ``u -> v`` has ``comp[u] <= comp[v]`` (equal exactly inside a component).
+
+    Examples
+    --------
+    >>> strongly_connected_components(4, np.array([[0, 1], [1, 0], [1, 2], [3, 2]])).tolist()
+    [1, 1, 2, 0]
+    """
+    edges = as_int_array("edges", np.asarray(edges).reshape(-1, 2), 2, (None, 2), low=0,
+                         high=max(n_nodes, 1))
+    order = np.argsort(edges[:, 0], kind="stable")
+    adj = edges[order, 1].tolist()
+    start = np.searchsorted(edges[order, 0], np.arange(n_nodes + 1)).tolist()
+    index = [-1] * n_nodes
+    low = [0] * n_nodes
+    on_stack = [False] * n_nodes
+    comp = [-1] * n_nodes
+    stack: list[int] = []
+    counter = ncomp = 0
+    for root in range(n_nodes):
+        if index[root] != -1:
+            continue
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack[root] = True
+        work = [[root, start[root]]]  # (node, next edge position)
+        while work:
+            frame = work[-1]
+            v, p = frame
+            if p < start[v + 1]:
+                frame[1] = p + 1
+                w = adj[p]
+                if index[w] == -1:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on_stack[w] = True
+                    work.append([w, start[w]])
+                elif on_stack[w]:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                u = work[-1][0]
+                low[u] = min(low[u], low[v])
+            if low[v] == index[v]:  # v roots a component: pop it
+                while True:
+                    x = stack.pop()
+                    on_stack[x] = False
+                    comp[x] = ncomp
+                    if x == v:
+                        break
+                ncomp += 1
+    # Tarjan emits components sinks first: reverse for a topological order
+    return (ncomp - 1) - np.asarray(comp, dtype=np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class PriorityGraph:
+    """The token-priority graph of one last token.
+
+    Attributes
+    ----------
+    query : int
+        The last token ``k``.
+    nodes : ndarray of int, shape (p,)
+        Sorted token ids of the graph.
+    edges : ndarray of int, shape (m, 2)
+        Distinct edges ``(y, x)``: ``y`` has priority over ``x``.
+    component : ndarray of int, shape (K,)
+        SCC of every token (``-1`` off the graph), numbered in priority order: 0 is a top SCC
+        and every edge ``y -> x`` has ``component[y] <= component[x]``.
+    sccs : list of list of int
+        The SCCs in that order, each a sorted list of token ids.
+    """
+
+    query: int
+    nodes: np.ndarray
+    edges: np.ndarray
+    component: np.ndarray
+    sccs: list[list[int]]
+
+    @property
+    def cyclic(self) -> bool:
+        """True when some SCC holds two or more tokens."""
+        return any(len(c) > 1 for c in self.sccs)
+
+    def same_scc(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Whether tokens ``a[j]`` and ``b[j]`` lie in one SCC (bool, broadcast shape)."""
+        ca, cb = self.component[np.asarray(a)], self.component[np.asarray(b)]
+        return (ca == cb) & (ca >= 0)
+
+
+def _graphs(queries: np.ndarray, src: np.ndarray, dst: np.ndarray, node_q: np.ndarray,
+            node_t: np.ndarray, K: int) -> dict[int, PriorityGraph]:
+    """Graphs from edge lists ``(queries[e], src[e] -> dst[e])`` and node pairs ``(q, token)``."""
+    out: dict[int, PriorityGraph] = {}
+    for k in np.unique(node_q).tolist():
+        nodes = np.unique(node_t[node_q == k])
+        sel = queries == k
+        edges = np.unique(np.stack([src[sel], dst[sel]], 1).reshape(-1, 2), axis=0)
+        local = np.full(K, -1, dtype=np.int64)
+        local[nodes] = np.arange(nodes.size)
+        comp_local = strongly_connected_components(nodes.size, local[edges])
+        component = np.full(K, -1, dtype=np.int64)
+        component[nodes] = comp_local
+        sccs = [sorted(nodes[comp_local == c].tolist()) for c in range(int(comp_local.max()) + 1)]
+        out[int(k)] = PriorityGraph(query=int(k), nodes=nodes, edges=edges, component=component,
+                                    sccs=sccs)
+    return out
+
+
+def priority_graphs(dataset: NTPDataset) -> dict[int, PriorityGraph]:
+    """The token-priority graph ``G^(k)`` of every last token ``k`` of the dataset.
+
+    Returns
+    -------
+    dict of int to PriorityGraph
+        Keyed by last-token id, in increasing order.
+    """
+    return _label_graphs(dataset.tokens, dataset.labels, dataset.K)
+
+
+def _label_graphs(tokens: np.ndarray, labels: np.ndarray, K: int) -> dict[int, PriorityGraph]:
+    n, T = tokens.shape
+    q = np.repeat(tokens[:, -1], T)
+    y = np.repeat(labels, T)
+    x = tokens.ravel()
+    keep = x != y
+    return _graphs(q[keep], y[keep], x[keep], q, x, K)
+
+
+def kept_token_graphs(dataset: NTPDataset, kept: np.ndarray) -> dict[int, PriorityGraph]:
+    """Local graphs: an edge ``c -> x`` for every kept token ``c`` and other token ``x`` of
+    a sequence (the tokens GD keeps share priority; they beat the rest).
+
+    Parameters
+    ----------
+    dataset : NTPDataset
+    kept : array_like of bool, shape (n, T)
+        Positions whose token GD keeps; every sequence must keep one.
+
+    Returns
+    -------
+    dict of int to PriorityGraph
+    """
+    kept = np.asarray(kept)
+    if kept.shape != dataset.tokens.shape or kept.dtype != bool:
+        raise InvalidInputError(
+            f"The 'kept' array must be boolean of shape {dataset.tokens.shape}. Got "
+            f"{kept.dtype} of shape {kept.shape} instead.")
+    empty = np.flatnonzero(~kept.any(axis=1))
+    if empty.size:
+        raise InvalidInputError(
+            f"The 'kept' array must keep at least one token per sequence. Sequence "
+            f"{int(empty[0])} keeps none.")
+    tok = dataset.tokens
+    n, T = tok.shape
+    i, t = np.nonzero(kept)  # kept positions
+    c = tok[i, t]
+    # every kept token c of row i against every token of row i
+    q = np.repeat(tok[i, -1], T)
+    src = np.repeat(c, T)
+    dst = tok[i].ravel()
+    ok = dst != src
+    return _graphs(q[ok], src[ok], dst[ok], np.repeat(tok[:, -1], T), tok.ravel(), dataset.K)
