@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                   "regenerate the papers' figures into an HTML report"),
     "probe": ("probe_cmd", "add_probe_arguments", "run_probe",
               "measure how SVM-like the heads of a pretrained transformer are"),
+    "ntp": ("ntp_cmd", "add_ntp_arguments", "run_ntp",
+            "next-token prediction: token-priority graphs, Graph-SVM and W_fin"),
 }
 
 
