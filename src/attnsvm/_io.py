@@ -74,7 +74,8 @@ def _read_header(fh: Any, where: str) -> tuple[tuple[int, ...], bool, np.dtype[A
             raise ValueError(f"unsupported .npy version {version}")
     except (ValueError, EOFError, OSError, zipfile.BadZipFile) as exc:
         raise InstanceFileError(
-            f"{where} is not a valid .npy array (bad or truncated header: {exc}).") from None
+            f"{where} is not a valid .npy array: its header is truncated or corrupt "
+            f"({' '.join(str(exc).split())}).") from None
     return tuple(int(s) for s in shape), bool(fortran), np.dtype(dtype)
 
 
@@ -116,7 +117,8 @@ def read_npz(path: str | os.PathLike[str], *, max_bytes: int = MAX_ARRAY_BYTES,
         zf = zipfile.ZipFile(p)
     except zipfile.BadZipFile:
         raise InstanceFileError(
-            f"{label} is not a .npz archive (or is truncated: no zip directory).") from None
+            f"{label} is not a .npz archive, or it is truncated or corrupt (no zip "
+            f"directory).") from None
     except OSError as exc:
         raise InstanceFileError(f"{label} cannot be read: {exc.strerror or exc}.") from None
     out: dict[str, np.ndarray] = {}
