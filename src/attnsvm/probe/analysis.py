@@ -1,20 +1,20 @@
 """Per-head comparison of a head's key-query form with the Att-SVM of its own selections.
 
 For one head with bilinear form ``W_h`` (d, d + 1) and instance ``(A, Zc)`` (see
-:mod:`attnsvm.probe.instance`):
+:mod:`attnsvm.probe.instance`), every target ``W_*`` below is compared with the head by the
+correlation ``<W_h, W_*> / (||W_h|| ||W_*||)`` and with the same controls: the mean (and the
+largest) correlation of ``W_*`` with the layer's other heads, and with a seeded Gaussian matrix.
 
-- ``corr_fro``: correlation ``<W_h, W_fro> / (||W_h|| ||W_fro||)`` with the Frobenius Att-SVM
-  solution; ``corr_control``: the mean correlation of the same ``W_fro`` with the other heads of
-  the layer (``corr_control_max`` the largest); ``corr_random``: with a seeded Gaussian matrix.
-- ``margin_ratio``: the margin ``min_k A_k^T W_h Zc_k / ||W_h||`` divided by the max margin
-  ``1 / ||W_fro||`` (at most 1; negative when some constraint is violated).
-- ``violated_share``: share of constraints with ``A_k^T W_h Zc_k <= 0`` (the head's
-  position-free form does not rank its own selection first).
-- The same on the confident rows only (largest probability above ``confidence``), suffix
-  ``_conf``; and the nuclear-norm solution on the first ``nuclear_queries`` rows, ``corr_nuc``,
-  beside the Frobenius solution of those same rows (``corr_fro_nucrows``) and the correlation of
-  the two solutions (``corr_nuc_fro``).  The nuclear solve grows fast with the cap: on MiniLM-L6
-  (d = 384) 24 rows (744 constraints) take about 10 s, 64 rows about 8 minutes.
+- ``fro``: the Frobenius Att-SVM on all rows: ``corr_fro``, ``corr_control``,
+  ``corr_control_max``, ``corr_random``; ``margin_ratio``: the margin
+  ``min_k A_k^T W_h Zc_k / ||W_h||`` over the max margin ``1 / ||W_fro||`` (at most 1; negative
+  when some constraint is violated); ``violated_share``: share of constraints with
+  ``A_k^T W_h Zc_k <= 0``.  The same on the confident rows only (suffix ``_conf``).
+- ``nuc``: the nuclear-norm Att-SVM ``W_*^mm`` on all rows (the limit of gradient descent on
+  factors W_K, W_Q, the right target for a real head): ``corr_nuc``, ``corr_nuc_control``, ...,
+  ``rank_nuc`` beside the head's ``d_head`` (:mod:`attnsvm.probe.nuclear`).
+- ``graph`` (decoders): the Graph-SVM of the head's token-priority graphs
+  (:mod:`attnsvm.probe.graph`): ``corr_graph``, ``corr_graph_control``, ...
 """
 
 from __future__ import annotations
@@ -25,10 +25,15 @@ from typing import Any
 
 import numpy as np
 
+from ..exceptions import InvalidParameterError
 from .capture import Capture, position_free_scores
+from .compare import compare, constraint_values, corr, random_control
+from .graph import GRAPH_FIELDS, graph_block
 from .instance import HeadInstance
+from .nuclear import nuclear_block, nuclear_skipped
 
-__all__ = ["ProbeOptions", "corr", "constraint_values", "argmax_agreement", "analyze_head"]
+__all__ = ["ProbeOptions", "corr", "compare", "random_control", "constraint_values",
+           "argmax_agreement", "analyze_head"]
 
 
 @dataclass(frozen=True)
@@ -40,47 +45,41 @@ class ProbeOptions:
     confidence : float
         Rows whose largest probability exceeds this are "confident".
     nuclear : bool
-        Also solve the nuclear-norm Att-SVM (slow: minutes per head).
-    nuclear_queries : int
-        Number of query rows (the first ones) of the nuclear-norm instance.
+        Solve the nuclear-norm Att-SVM too (default).
+    nuclear_rows : int or None
+        Cap on the query rows (the first ones) of the nuclear-norm instance; None: all rows.
+    graph : bool or None
+        Solve the Graph-SVM of the head's token-priority graphs; None (default): for causal
+        (decoder) heads only.
     seed : int
         Seed of the random control matrices (per head ``seed + 1000 * layer + head``).
     tol : float
-        Solver feasibility tolerance.
+        Feasibility tolerance of the Frobenius solver.
     """
 
     confidence: float = 0.5
-    nuclear: bool = False
-    nuclear_queries: int = 24
+    nuclear: bool = True
+    nuclear_rows: int | None = None
+    graph: bool | None = None
     seed: int = 0
     tol: float = 1e-9
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.confidence) < 1.0:
+            raise InvalidParameterError(
+                f"The 'confidence' option must be in [0, 1). Got {self.confidence!r} instead."
+            )
+        if self.nuclear_rows is not None and int(self.nuclear_rows) < 1:
+            raise InvalidParameterError(
+                f"The 'nuclear-rows' option must be at least 1. Got {self.nuclear_rows!r} "
+                "instead."
+            )
 
 
 #: The per-head fields that only a feasible solution fills.
 _NO_SOLUTION: dict[str, Any] = dict.fromkeys(
     ("corr_fro", "corr_control", "corr_control_max", "corr_random", "margin_ratio", "objective",
      "duality_gap", "support"))
-
-def corr(W1: np.ndarray, W2: np.ndarray) -> float:
-    """Correlation ``<W1, W2> / (||W1||_F ||W2||_F)`` in float64 (nan if either is zero)."""
-    a = np.asarray(W1, dtype=np.float64).ravel()
-    b = np.asarray(W2, dtype=np.float64).ravel()
-    den = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(a @ b / den) if den > 0 else float("nan")
-
-
-def random_control(shape: tuple[int, int], seed: int, layer: int, head: int) -> np.ndarray:
-    """The seeded Gaussian control matrix of one head."""
-    rng = np.random.default_rng(seed + 1000 * layer + head)
-    return rng.standard_normal(shape)
-
-
-def constraint_values(W: np.ndarray, A: np.ndarray, Zc: np.ndarray) -> np.ndarray:
-    """``A_k^T W Zc_k`` for every constraint, shape (m,)."""
-    if A.shape[0] == 0:
-        return np.zeros(0)
-    return np.einsum("me,me->m", A @ W, Zc)
 
 
 def argmax_agreement(
@@ -109,17 +108,6 @@ def argmax_agreement(
         total += int(multi.sum())
         row += T
     return hits / total if total else float("nan")
-
-
-def _controls(
-    W_sol: np.ndarray, W_layer: list[np.ndarray], head: int, W_rand: np.ndarray
-) -> dict[str, float]:
-    others = [corr(W_sol, W) for h, W in enumerate(W_layer) if h != head]
-    return {
-        "control": float(np.mean(others)) if others else float("nan"),
-        "control_max": float(np.max(others)) if others else float("nan"),
-        "random": corr(W_sol, W_rand),
-    }
 
 
 def _solve_block(
@@ -158,13 +146,13 @@ def _solve_block(
         rec.update(_NO_SOLUTION, certificate_residual=cert_res)
         return rec, sol
     W = np.asarray(sol.W)
-    c = _controls(W, W_layer, head, W_rand)
+    c = compare(W, W_layer, head, W_rand, "fro")
     nW, nH = float(np.linalg.norm(W)), float(np.linalg.norm(W_head))
     rec.update(
-        corr_fro=corr(W_head, W),
-        corr_control=c["control"],
-        corr_control_max=c["control_max"],
-        corr_random=c["random"],
+        corr_fro=c["corr_fro"],
+        corr_control=c["corr_fro_control"],
+        corr_control_max=c["corr_fro_control_max"],
+        corr_random=c["corr_fro_random"],
         margin_ratio=float(vals.min() * nW / nH) if nH > 0 else None,
         objective=nW,
         duality_gap=float(sol.duality_gap()),
@@ -182,6 +170,7 @@ def analyze_head(
     causal: bool,
     approximate: bool,
     opts: ProbeOptions,
+    d_head: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Compare one head with the Att-SVM solutions of its own selections.
 
@@ -196,6 +185,8 @@ def analyze_head(
     causal, approximate : bool
         Decoder masking; rotary embeddings make the form position-free only.
     opts : ProbeOptions
+    d_head : int, optional
+        The head's width (``W_h`` has rank at most ``d_head``), reported beside ``rank_nuc``.
 
     Returns
     -------
@@ -254,58 +245,14 @@ def analyze_head(
     if sol_c is not None and sol_c.W is not None and conf["feasible"]:
         arrays["W_fro_conf"] = np.asarray(sol_c.W, dtype=np.float32)
 
-    rec.update(
-        corr_nuc=None,
-        corr_nuc_control=None,
-        corr_nuc_random=None,
-        corr_fro_nucrows=None,
-        corr_nuc_fro=None,
-        nuc_queries=None,
-        nuc_status=None,
-    )
     if opts.nuclear:
-        rec.update(_nuclear(inst, W_layer, head, W_rand, opts, arrays))
+        rec.update(nuclear_block(inst, W_layer, head, W_rand, sol, opts.nuclear_rows, arrays))
+    else:
+        rec.update(nuclear_skipped(inst, W_layer[head]))
+    rec["d_head"] = d_head
+    if opts.graph or (opts.graph is None and causal):
+        rec.update(graph_block(captures, layer, head, causal, W_layer, W_rand, opts.tol, arrays))
+    else:
+        rec.update(dict.fromkeys(GRAPH_FIELDS))
     rec["seconds"] = time.perf_counter() - t0
     return rec, arrays
-
-
-def _nuclear(
-    inst: HeadInstance,
-    W_layer: list[np.ndarray],
-    head: int,
-    W_rand: np.ndarray,
-    opts: ProbeOptions,
-    arrays: dict[str, np.ndarray],
-) -> dict[str, Any]:
-    """Nuclear-norm Att-SVM on the first ``opts.nuclear_queries`` rows."""
-    from ..constraints import ConstraintSet
-    from ..svm import solve_fro_constraints, solve_nuc_constraints
-
-    rows = np.zeros(inst.n, dtype=bool)
-    rows[: opts.nuclear_queries] = True
-    A, Zc, idx = inst.subset_rows(rows)
-    out: dict[str, Any] = {"nuc_queries": int(rows.sum()), "m_nuc": int(A.shape[0])}
-    if A.shape[0] == 0:
-        out["nuc_status"] = "empty"
-        return out
-    t0 = time.perf_counter()
-    cset = ConstraintSet.from_arrays(A, Zc, idx)
-    sol = solve_nuc_constraints(cset)
-    out["nuc_seconds"] = time.perf_counter() - t0
-    out["nuc_status"] = sol.status
-    if sol.W is not None and sol.status != "infeasible":
-        W = np.asarray(sol.W)
-        c = _controls(W, W_layer, head, W_rand)
-        out.update(
-            corr_nuc=corr(W_layer[head], W),
-            corr_nuc_control=c["control"],
-            corr_nuc_random=c["random"],
-        )
-        arrays["W_nuc"] = W.astype(np.float32)
-        # the Frobenius solution of the same capped instance, for a like-for-like comparison
-        fro = solve_fro_constraints(cset, tol=opts.tol)
-        if fro.W is not None and fro.status != "infeasible":
-            out["corr_fro_nucrows"] = corr(W_layer[head], fro.W)
-            out["corr_nuc_fro"] = corr(W, fro.W)
-            arrays["W_fro_nucrows"] = np.asarray(fro.W, dtype=np.float32)
-    return out

@@ -174,6 +174,13 @@ class Adapter(ABC):
         """Width d of the token vectors."""
         return self._d
 
+    @property
+    def max_positions(self) -> int | None:
+        """Longest input the model accepts (``max_position_embeddings``), None if unknown."""
+        cfg = getattr(self.model, "config", None)
+        val = getattr(cfg, "max_position_embeddings", None)
+        return int(val) if isinstance(val, int) and val > 0 else None
+
     @abstractmethod
     def head_forms(self, layer: int) -> list[HeadForm]:
         """The query/key maps of every head of ``layer``, in head order."""

@@ -19,7 +19,8 @@ import numpy as np
 
 from ..exceptions import InvalidInputError
 
-__all__ = ["DEFAULT_CORPUS", "Sequence", "default_corpus_text", "read_corpus", "make_sequences"]
+__all__ = ["DEFAULT_CORPUS", "MAX_TEXT_BYTES", "Sequence", "default_corpus_text", "read_corpus",
+           "make_sequences"]
 
 DEFAULT_CORPUS = "corpus_en.txt"
 
@@ -54,26 +55,63 @@ def default_corpus_text() -> str:
     return data.joinpath(DEFAULT_CORPUS).read_text("utf-8")
 
 
-def read_corpus(path: str | os.PathLike[str] | None) -> str:
-    """Read a UTF-8 text file, or the default corpus when ``path`` is None.
+#: At most this many bytes of a user's text file are read (the default probe needs ~10 KB).
+MAX_TEXT_BYTES = 8 * 1024 * 1024
+
+
+def read_corpus(path: str | os.PathLike[str] | None, max_bytes: int | None = None) -> str:
+    """Read (the start of) a UTF-8 text file, or the default corpus when ``path`` is None.
+
+    Parameters
+    ----------
+    path : path-like or None
+    max_bytes : int, optional
+        Read bound, default :data:`MAX_TEXT_BYTES`; a longer file is cut at the last whitespace
+        before the bound (endless inputs such as ``/dev/zero`` or a pipe stop there too).
 
     Raises
     ------
     InvalidInputError
-        The file is missing, unreadable, not UTF-8 or holds no text.
+        The file is missing, unreadable, not UTF-8, binary (NUL bytes) or holds no text.
     """
     if path is None:
         return default_corpus_text()
+    limit = MAX_TEXT_BYTES if max_bytes is None else int(max_bytes)
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:
+            raw = fh.read(limit + 1)
     except FileNotFoundError as exc:
         raise InvalidInputError(f"The text file '{p}' does not exist.") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"The text file '{p}' is not readable UTF-8 text: {exc}") from exc
+    except OSError as exc:
+        raise InvalidInputError(f"The text file '{p}' is not readable: {exc}") from exc
+    if b"\x00" in raw:
+        raise InvalidInputError(
+            f"The text file '{p}' holds NUL bytes: expected UTF-8 text, got binary data."
+        )
+    if len(raw) > limit:
+        # Cut at the last whitespace (an ASCII byte, never inside a UTF-8 character), or, in a
+        # text without any, just before an incomplete trailing character.
+        raw = raw[:limit]
+        cut = max(raw.rfind(b" "), raw.rfind(b"\n"))
+        raw = raw[:cut] if cut > 0 else raw[: limit - _incomplete_tail(raw)]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"The text file '{p}' is not UTF-8 text: {exc}") from exc
     if not text.strip():
         raise InvalidInputError(f"The text file '{p}' holds no text.")
     return text
+
+
+def _incomplete_tail(raw: bytes) -> int:
+    """Number of trailing bytes of ``raw`` that start a UTF-8 character left incomplete."""
+    for k in range(1, min(4, len(raw)) + 1):
+        b = raw[-k]
+        if b & 0xC0 != 0x80:  # the lead byte of the last character
+            need = 1 if b < 0x80 else 2 if b >> 5 == 6 else 3 if b >> 4 == 14 else 4
+            return k if need > k else 0
+    return 0
 
 
 def _special_wrap(tokenizer: Any) -> tuple[list[int], list[int]]:
@@ -84,6 +122,25 @@ def _special_wrap(tokenizer: Any) -> tuple[list[int], list[int]]:
         if with_sp[i : i + len(body)] == body:
             return with_sp[:i], with_sp[i + len(body) :]
     return [], []
+
+
+def _token_stream(tokenizer: Any, text: str, need: int, words_per_chunk: int = 2000) -> list[int]:
+    """Token ids of ``text`` (whitespace runs as single spaces), tokenized in chunks of words
+    until at least ``need`` ids are there: a long text costs only what the probe uses.
+
+    Chunks are cut at spaces, so only a word-piece merge across a cut could differ from
+    tokenizing the whole text at once (word-level pre-tokenizers never merge across spaces).
+    """
+    words = text.split()
+    ids: list[int] = []
+    for start in range(0, len(words), words_per_chunk):
+        chunk = " ".join(words[start : start + words_per_chunk])
+        if start:  # the space before a chunk's first word belongs to it (byte-level BPE)
+            chunk = " " + chunk
+        ids.extend(tokenizer(chunk, add_special_tokens=False, verbose=False)["input_ids"])
+        if len(ids) >= need:
+            break
+    return ids
 
 
 def make_sequences(
@@ -113,7 +170,7 @@ def make_sequences(
     body = seq_len - len(prefix) - len(suffix)
     if body < 2:
         raise InvalidInputError(f"The sequence length {seq_len} leaves no room for text tokens.")
-    stream = tokenizer(" ".join(text.split()), add_special_tokens=False, verbose=False)["input_ids"]
+    stream = _token_stream(tokenizer, text, max_queries + seq_len)
     if len(stream) < 2:
         raise InvalidInputError("The text has fewer than two tokens.")
     out: list[Sequence] = []

@@ -10,14 +10,20 @@ Names:
   ``.gguf`` file, or a ``.gguf`` file.
 
 Pickle checkpoints (``pytorch_model.bin``, ``*.pt``, ``*.pth``, ``*.ckpt``, ``*.pkl``) are
-refused: loading them runs arbitrary code.  Nothing is downloaded; ``HF_HUB_OFFLINE=1`` is set.
+refused: loading them runs arbitrary code.  Weight files are checked (safetensors header, GGUF
+magic) before any heavy library is imported.  Nothing is downloaded: ``HF_HUB_OFFLINE=1`` is set
+only while the model loads, then the caller's environment is restored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
+import json
 import os
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +33,8 @@ from .bert import BertAdapter
 from .capture import Adapter
 from .llama import LlamaAdapter
 
-__all__ = ["ModelSource", "resolve_model", "load_model", "DEFAULT_MODEL", "ADAPTERS"]
+__all__ = ["ModelSource", "resolve_model", "load_model", "offline_hub", "check_safetensors",
+           "check_gguf", "DEFAULT_MODEL", "ADAPTERS"]
 
 DEFAULT_MODEL = "minilm"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -66,14 +73,91 @@ def _package_dir(module: str, extra: str, dist: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+#: Largest safetensors JSON header accepted (the format's own reference limit is 100 MB).
+_MAX_HEADER = 100_000_000
+
+
+def check_safetensors(path: Path) -> None:
+    """Check a ``.safetensors`` file's header without loading its tensors.
+
+    The format is an 8-byte little-endian header length ``N``, ``N`` bytes of JSON (an object of
+    tensor entries with ``dtype``, ``shape`` and ``data_offsets``), then the data.
+
+    Raises
+    ------
+    InvalidInputError
+        The file is too short, its header length is out of range, or the header is not a JSON
+        object of tensor entries whose offsets lie inside the file.
+    """
+    bad = f"'{path}' is not a valid safetensors file"
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(8)
+            n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+            raw = fh.read(n) if 0 < n <= min(_MAX_HEADER, size - 8) else None
+    except OSError as exc:
+        raise InvalidInputError(f"The weight file '{path}' is not readable: {exc}") from exc
+    if n < 0:
+        raise InvalidInputError(f"{bad}: shorter than its 8-byte header length.")
+    if raw is None:
+        raise InvalidInputError(
+            f"{bad}: its header length {n} does not fit the file of {size} bytes."
+        )
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInputError(f"{bad}: its header is not JSON ({exc}).") from exc
+    if not isinstance(header, dict):
+        raise InvalidInputError(f"{bad}: its header is not a JSON object.")
+    data = size - 8 - n
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        offs = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if (not isinstance(offs, list) or len(offs) != 2
+                or not all(isinstance(o, int) for o in offs)
+                or not 0 <= offs[0] <= offs[1] <= data):
+            raise InvalidInputError(
+                f"{bad}: the entry of tensor '{name}' has no valid data offsets."
+            )
+
+
+def check_gguf(path: Path) -> None:
+    """Check that a file starts with the GGUF magic bytes.
+
+    Raises
+    ------
+    InvalidInputError
+        Unreadable, not a regular file, or not GGUF.
+    """
+    if not path.is_file():
+        raise InvalidInputError(f"'{path}' is not a regular file.")
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise InvalidInputError(f"The weight file '{path}' is not readable: {exc}") from exc
+    if magic != b"GGUF":
+        raise InvalidInputError(f"'{path}' is not a GGUF file (it lacks the GGUF magic bytes).")
+
+
 def _check_folder(folder: Path) -> str | None:
     """Return the GGUF file name, None for safetensors, or raise on pickle-only folders."""
-    if any(folder.glob("*.safetensors")):
+    if not folder.is_dir():
+        raise InvalidInputError(
+            f"'{folder}' is not a model folder, a .gguf or a .safetensors file."
+        )
+    weights = sorted(folder.glob("*.safetensors"))
+    if weights:
         if not (folder / "config.json").is_file():
             raise InvalidInputError(f"The model folder '{folder}' has no config.json.")
+        for w in weights:
+            check_safetensors(w)
         return None
     ggufs = sorted(p.name for p in folder.glob("*.gguf"))
     if ggufs:
+        check_gguf(folder / ggufs[0])
         return ggufs[0]
     pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if pickles:
@@ -120,6 +204,7 @@ def resolve_model(name: str | os.PathLike[str] | None) -> ModelSource:
         )
     if p.is_file():
         if p.suffix == ".gguf":
+            check_gguf(p)
             return ModelSource(p.stem, p.parent, p.name)
         if p.suffix in PICKLE_SUFFIXES:
             raise InvalidInputError(
@@ -130,6 +215,26 @@ def resolve_model(name: str | os.PathLike[str] | None) -> ModelSource:
             return ModelSource(p.parent.name, p.parent, _check_folder(p.parent))
         raise InvalidInputError(f"'{p}' is not a model folder, a .gguf or a .safetensors file.")
     return ModelSource(p.name, p, _check_folder(p))
+
+
+@contextlib.contextmanager
+def offline_hub() -> Iterator[None]:
+    """Set ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` for the block only.
+
+    The caller's environment is restored afterwards (values that were set keep their value;
+    variables that were unset are removed again).
+    """
+    saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _has_dist(dist: str) -> bool:
@@ -156,8 +261,17 @@ def load_model(name: str | os.PathLike[str] | None = None) -> tuple[ModelSource,
         Bad name or path, or an architecture without an adapter.
     """
     src = resolve_model(name)
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    with offline_hub():
+        return _load(src)
+
+
+#: What a malformed model folder raises inside transformers / tokenizers / safetensors / gguf
+#: (all turned into one InvalidInputError line); programming errors are not in this list.
+_LOAD_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, KeyError,
+                                                 IndexError, TypeError, struct.error)
+
+
+def _load(src: ModelSource) -> tuple[ModelSource, Adapter]:
     require("safetensors", "probe")
     require("tokenizers", "probe")
     transformers: Any = require("transformers", "probe")
@@ -179,8 +293,16 @@ def load_model(name: str | os.PathLike[str] | None = None) -> tuple[ModelSource,
         model = transformers.AutoModel.from_pretrained(
             str(src.folder), attn_implementation="eager", dtype=torch.float32, **kw
         )
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"Could not load the model from '{src.folder}': {exc}") from exc
+    except _LOAD_ERRORS as exc:
+        raise InvalidInputError(
+            f"Could not load the model from '{src.folder}': {type(exc).__name__}: {exc}"
+        ) from exc
+    except Exception as exc:  # e.g. safetensors' SafetensorError, a plain Exception subclass
+        if type(exc).__module__.split(".")[0] not in {"safetensors", "tokenizers", "gguf"}:
+            raise
+        raise InvalidInputError(
+            f"Could not load the model from '{src.folder}': {type(exc).__name__}: {exc}"
+        ) from exc
     model.eval()
     for cls in ADAPTERS:
         if cls.matches(model):

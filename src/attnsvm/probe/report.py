@@ -1,4 +1,8 @@
-"""Write the probe's outputs: the per-head table, the heat map, the HTML page, the summary."""
+"""Write the probe's outputs: the per-head table, the heat maps, the HTML page, the summary.
+
+Figures are drawn through matplotlib's object API on an Agg canvas: the process-wide backend is
+never switched.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +21,24 @@ from .._io import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "TABLE_COLUMNS",
+    "TARGETS",
     "clean_json",
     "heat_matrix",
     "write_table",
     "write_heatmap",
+    "write_maxprob_figure",
     "write_html",
     "write_summary",
+    "write_report",
+    "target_summary",
+    "nuc_vs_fro",
+]
+
+#: The targets a head is compared with: (name, correlation key, control key, title).
+TARGETS = [
+    ("fro", "corr_fro", "corr_control", "Frobenius Att-SVM W^mm"),
+    ("nuc", "corr_nuc", "corr_nuc_control", "nuclear-norm Att-SVM W_*^mm"),
+    ("graph", "corr_graph", "corr_graph_control", "Graph-SVM (token-priority graphs)"),
 ]
 
 #: Columns of ``heads.csv`` and of the HTML table, in order.
@@ -48,6 +64,28 @@ TABLE_COLUMNS = [
     "ties",
     "identical_keys",
     "contradictory_pairs",
+    "corr_nuc",
+    "corr_nuc_control",
+    "corr_nuc_control_max",
+    "corr_nuc_random",
+    "margin_ratio_nuc",
+    "rank_nuc",
+    "rank_head",
+    "d_head",
+    "rows_nuc",
+    "nuc_status",
+    "nuc_gap",
+    "corr_nuc_fro",
+    "graph_status",
+    "graph_queries",
+    "graph_n_eq",
+    "graph_n_ineq",
+    "graph_scc_max",
+    "graph_cyclic",
+    "corr_graph",
+    "corr_graph_control",
+    "corr_graph_random",
+    "graph_violated_share",
     "n_conf",
     "m_conf",
     "feasible_conf",
@@ -55,9 +93,6 @@ TABLE_COLUMNS = [
     "corr_control_conf",
     "margin_ratio_conf",
     "violated_share_conf",
-    "corr_nuc",
-    "corr_nuc_control",
-    "corr_fro_nucrows",
     "duality_gap",
     "support",
     "seconds",
@@ -107,6 +142,68 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _mean(xs: list[Any]) -> float | None:
+    xs = [float(x) for x in xs if x is not None and math.isfinite(float(x))]
+    return float(np.mean(xs)) if xs else None
+
+
+def target_summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per target (:data:`TARGETS`) the means over the heads it was solved for.
+
+    Returns
+    -------
+    list of dict
+        ``name``, ``title``, ``heads``, ``solved``, ``corr_mean``, ``control_mean`` (the other
+        heads of the layer), ``diff_mean`` (corr - control), ``beats_all_controls`` (heads whose
+        corr exceeds the largest control), ``random_mean``; for ``nuc`` also ``rank_median`` and
+        ``d_head``.
+    """
+    out = []
+    for name, key, control, title in present_targets(records):
+        pre = "corr" if name == "fro" else f"corr_{name}"
+        solved = [r for r in records if r.get(key) is not None]
+        row: dict[str, Any] = {
+            "name": name, "title": title, "heads": len(records), "solved": len(solved),
+            "corr_mean": _mean([r[key] for r in solved]),
+            "control_mean": _mean([r.get(control) for r in solved]),
+            "diff_mean": _mean([r[key] - r[control] for r in solved
+                                if r.get(control) is not None]),
+            "beats_all_controls": sum(1 for r in solved
+                                      if r.get(f"{pre}_control_max") is not None
+                                      and r[key] > r[f"{pre}_control_max"]),
+            "random_mean": _mean([r.get(f"{pre}_random") for r in solved]),
+        }
+        if name == "nuc":
+            ranks = [r["rank_nuc"] for r in solved if r.get("rank_nuc") is not None]
+            dh = [r["d_head"] for r in solved if r.get("d_head") is not None]
+            row["rank_median"] = float(np.median(ranks)) if ranks else None
+            row["d_head"] = int(np.median(dh)) if dh else None
+        out.append(row)
+    return out
+
+
+def nuc_vs_fro(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Paired comparison over the heads with both ``corr_nuc`` and ``corr_fro``.
+
+    Returns
+    -------
+    dict
+        ``heads``, ``nuc_higher`` (heads with corr_nuc > corr_fro), ``diff_mean`` (mean
+        corr_nuc - corr_fro) and ``margin_diff_mean`` (the same for corr minus its control).
+    """
+    both = [r for r in records if r.get("corr_nuc") is not None
+            and r.get("corr_fro") is not None]
+    return {
+        "heads": len(both),
+        "nuc_higher": sum(1 for r in both if r["corr_nuc"] > r["corr_fro"]),
+        "diff_mean": _mean([r["corr_nuc"] - r["corr_fro"] for r in both]),
+        "margin_diff_mean": _mean([(r["corr_nuc"] - r["corr_nuc_control"])
+                                   - (r["corr_fro"] - r["corr_control"]) for r in both
+                                   if r.get("corr_nuc_control") is not None
+                                   and r.get("corr_control") is not None]),
+    }
+
+
 def write_table(records: list[dict[str, Any]], path: Path) -> None:
     """Write ``heads.csv``: one row per head, the columns of :data:`TABLE_COLUMNS`."""
     buf = io.StringIO()
@@ -117,35 +214,58 @@ def write_table(records: list[dict[str, Any]], path: Path) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def write_heatmap(records: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Write a PNG heat map of corr_fro - corr_control (layers x heads)."""
-    import matplotlib
+def _figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
+    """A Figure on an Agg canvas (no pyplot, no global backend switch) and its axes row."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(1, ncols, squeeze=False)[0]
 
-    layers, M = heat_matrix(records)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * max(M.shape[1], 1), 1.2 + 0.45 * len(layers)))
-    lim = float(np.nanmax(np.abs(M))) if np.isfinite(M).any() else 1.0
-    im = ax.imshow(np.ma.masked_invalid(M), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
-    ax.set_xticks(range(M.shape[1]))
-    ax.set_yticks(range(len(layers)), [str(li) for li in layers])
-    ax.set_xlabel("head")
-    ax.set_ylabel("layer")
-    ax.set_title(title, fontsize=9)
-    for i in range(M.shape[0]):
-        for j in range(M.shape[1]):
-            txt = "inf." if not np.isfinite(M[i, j]) else f"{M[i, j]:.2f}"
-            dark = np.isfinite(M[i, j]) and abs(M[i, j]) > 0.6 * lim
-            ax.text(
-                j, i, txt, ha="center", va="center", fontsize=6, color="white" if dark else "black"
-            )
-    fig.colorbar(im, ax=ax, shrink=0.8, label="corr_fro - corr_control")
-    fig.tight_layout()
+
+def _png(fig: Any, path: Path, dpi: int) -> None:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
+    fig.savefig(buf, format="png", dpi=dpi)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def present_targets(records: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """The entries of :data:`TARGETS` that some record has a value for (fro always)."""
+    return [t for t in TARGETS
+            if t[0] == "fro" or any(r.get(t[1]) is not None for r in records)]
+
+
+def write_heatmap(records: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Write a PNG of layers x heads heat maps of corr - control, one panel per target.
+
+    All panels share one colour scale, so the targets can be compared cell by cell.
+    """
+    targets = present_targets(records)
+    mats = [heat_matrix(records, key, control) for _, key, control, _ in targets]
+    layers = mats[0][0]
+    finite = [np.abs(M[np.isfinite(M)]) for _, M in mats]
+    lim = max((float(f.max()) for f in finite if f.size), default=1.0) or 1.0
+    H = mats[0][1].shape[1]
+    fig, axes = _figure(0.6 + len(targets) * (0.9 + 0.5 * max(H, 1)), 1.6 + 0.45 * len(layers),
+                        len(targets))
+    im = None
+    for ax, (_, key, control, name), (_, M) in zip(axes, targets, mats, strict=True):
+        im = ax.imshow(np.ma.masked_invalid(M), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+        ax.set_xticks(range(M.shape[1]))
+        ax.set_yticks(range(len(layers)), [str(li) for li in layers])
+        ax.set_xlabel("head")
+        ax.set_ylabel("layer")
+        ax.set_title(f"{name}\n{key} - {control}", fontsize=8)
+        for i in range(M.shape[0]):
+            for j in range(M.shape[1]):
+                txt = "-" if not np.isfinite(M[i, j]) else f"{M[i, j]:.2f}"
+                dark = np.isfinite(M[i, j]) and abs(M[i, j]) > 0.6 * lim
+                ax.text(j, i, txt, ha="center", va="center", fontsize=6,
+                        color="white" if dark else "black")
+    fig.suptitle(title, fontsize=9)
+    fig.colorbar(im, ax=list(axes), shrink=0.9, label="corr - control")
+    _png(fig, path, 120)
 
 
 def write_maxprob_figure(records: list[dict[str, Any]], path: Path) -> None:
@@ -154,15 +274,12 @@ def write_maxprob_figure(records: list[dict[str, Any]], path: Path) -> None:
     Uses the per-head histograms ``max_prob_hist`` (10 bins on [0, 1]) summed over each layer's
     heads.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
 
     layers = sorted({int(r["layer"]) for r in records})
-    fig, ax = plt.subplots(figsize=(6.0, 3.2))
+    fig, (ax,) = _figure(6.0, 3.2)
     centers = (np.arange(10) + 0.5) / 10
-    cmap = plt.get_cmap("viridis")
+    cmap = colormaps["viridis"]
     for k, li in enumerate(layers):
         hist = np.sum([r["max_prob_hist"] for r in records if r["layer"] == li], axis=0)
         share = hist / max(hist.sum(), 1)
@@ -177,18 +294,25 @@ def write_maxprob_figure(records: list[dict[str, Any]], path: Path) -> None:
     ax.set_xlabel("largest attention probability of a row")
     ax.set_ylabel("share of rows")
     ax.set_xlim(0, 1)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    ax.legend(fontsize=8, ncol=2)
+    _png(fig, path, 110)
 
 
 def _img(path: Path, alt: str) -> str:
     """An <img> with the PNG embedded as a data URI (the file also lies beside the page)."""
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def write_report(summary: dict[str, Any], out_dir: Path) -> None:
+    """Write the table, the figures, ``summary.json`` and ``index.html`` into ``out_dir``."""
+    recs = summary["heads"]
+    write_table(recs, out_dir / "heads.csv")
+    write_heatmap(recs, out_dir / "heatmap.png", f"{summary['model']}: corr(W_head, target) - "
+                  "mean corr(target, other heads)")
+    write_maxprob_figure(recs, out_dir / "max_prob.png")
+    write_summary(summary, out_dir / "summary.json")
+    write_html(summary, out_dir / "index.html")
 
 
 def write_summary(summary: dict[str, Any], path: Path) -> str:
@@ -208,19 +332,33 @@ def write_html(
     """
     recs = summary["heads"]
     e = html.escape
-    feas = [r for r in recs if r.get("corr_fro") is not None]
-    diff = [r["corr_fro"] - r["corr_control"] for r in feas if r.get("corr_control") is not None]
     head_lines = [
         f"<li>model: <b>{e(str(summary['model']))}</b> ({e(str(summary['family']))}), "
         f"{summary['n_sequences']} sequences of {summary['seq_len']} tokens, "
         f"{len(recs)} heads in layers {e(str(summary['layers']))}</li>",
-        f"<li>feasible Att-SVM instances: {len(feas)} of {len(recs)}; mean corr_fro "
-        f"{_fmt(float(np.mean([r['corr_fro'] for r in feas])) if feas else None)}, mean "
-        f"corr_fro - corr_control {_fmt(float(np.mean(diff)) if diff else None)}</li>",
         f"<li>total time {summary['seconds']:.1f} s (model run {summary['capture_seconds']:.1f}"
         " s)</li>",
-        f"<li>provenance: {e(json.dumps(summary.get('provenance', {})))}</li>",
+        f"<li>provenance: {e(json.dumps(clean_json(summary.get('provenance', {}))))}</li>",
     ]
+    tcols = ["target", "heads solved", "mean corr", "mean control", "mean corr - control",
+             "corr > every other head", "mean corr_random", "median rank / d_head"]
+    trows = []
+    for t in summary.get("targets") or target_summary(recs):
+        rank = (f"{_fmt(t['rank_median'])} / {_fmt(t['d_head'])}"
+                if t.get("rank_median") is not None else "")
+        vals = [t["title"], f"{t['solved']} of {t['heads']}", _fmt(t["corr_mean"]),
+                _fmt(t["control_mean"]), _fmt(t["diff_mean"]),
+                f"{t['beats_all_controls']} of {t['solved']}", _fmt(t["random_mean"]), rank]
+        trows.append("<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in vals) + "</tr>")
+    paired = summary.get("nuc_vs_fro") or nuc_vs_fro(recs)
+    paired_line = (
+        f"<p>Paired over the {paired['heads']} heads with both targets: corr_nuc > corr_fro in "
+        f"{paired['nuc_higher']}; mean corr_nuc - corr_fro {_fmt(paired['diff_mean'])}; mean "
+        f"(corr_nuc - corr_nuc_control) - (corr_fro - corr_control) "
+        f"{_fmt(paired['margin_diff_mean'])}.</p>" if paired["heads"] else "")
+    target_table = (
+        "<table><thead><tr>" + "".join(f"<th>{e(c)}</th>" for c in tcols) + "</tr></thead>"
+        "<tbody>" + "".join(trows) + "</tbody></table>" + paired_line)
     notes = "".join(f"<li>{e(n)}</li>" for n in summary.get("notes", []))
     rows = []
     for r in recs:
@@ -239,12 +377,16 @@ figure {{ margin: 1em 0; }}
 </style></head><body>
 <h1>Att-SVM probe of {e(str(summary["model"]))}</h1>
 <ul>{"".join(head_lines)}</ul>
+<h2>Each head against each target</h2>
+{target_table}
 <h2>Notes</h2><ul>{notes}</ul>
-<h2>Correlation with the Frobenius Att-SVM minus control</h2>
-<figure>{_img(path.parent / heatmap, "layers x heads heat map of corr_fro - corr_control")}
-<figcaption>Each cell: correlation of the head's W with the Frobenius Att-SVM solution of its own
-argmax selections, minus the mean correlation of that solution with the layer's other heads.
-Empty cells: infeasible instances.</figcaption></figure>
+<h2>Correlation with each target minus control</h2>
+<figure>{_img(path.parent / heatmap, "layers x heads heat maps of corr - control per target")}
+<figcaption>Each cell: correlation of the head's W with the target solved from its own argmax
+selections (left: Frobenius Att-SVM W^mm; then the nuclear-norm Att-SVM W_*^mm, the limit of
+gradient descent on factored heads; for decoders the Graph-SVM), minus the mean correlation of
+that target with the layer's other heads. One colour scale for all panels. "-": not solved or
+infeasible.</figcaption></figure>
 <h2>Largest probability per row</h2>
 <figure>{_img(path.parent / maxprob, "distribution of the largest probability per row")}
 <figcaption>Distribution over all rows of each layer's heads (10 bins on [0, 1]); sinks

@@ -4,17 +4,22 @@ Output folder layout::
 
     summary.json       model, setup, notes and one record per head (the --json object)
     heads.csv          the per-head table
-    heatmap.png        layers x heads heat map of corr_fro - corr_control
+    heatmap.png        layers x heads heat maps: corr - control for every target solved
+                       (Frobenius, nuclear, Graph-SVM)
     max_prob.png       distribution of the largest probability per row, per layer
     index.html         the page
-    heads/L{l}_H{h}.npz  per head: W_head (d, d+1), W_fro, W_fro_conf, W_nuc (float32, when
-                       solved), dual (m,), certificate (m,) when infeasible, alpha (n,),
-                       max_prob (n,), index (m, 2)
+    heads/L{l}_H{h}.npz  per head: W_head (d, d+1), W_fro, W_fro_conf, W_nuc, W_graph
+                       (float32, when solved), dual (m,), dual_nuc, dual_graph, certificate
+                       (m,) when infeasible, alpha (n,), max_prob (n,), index (m, 2)
+
+Files are written last: the head arrays go to a staging folder inside the output folder and
+replace ``heads/`` only when every head is done, so a failed run leaves an earlier report whole.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -22,15 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_savez
-from ..exceptions import InvalidInputError
+from ..exceptions import InvalidInputError, InvalidParameterError
 from .analysis import ProbeOptions, analyze_head
 from .capture import Adapter, Capture
 from .corpus import make_sequences, read_corpus
 from .instance import build_instance
 from .models import DEFAULT_MODEL, ModelSource, load_model
-from .report import write_heatmap, write_html, write_maxprob_figure, write_summary, write_table
+from .report import nuc_vs_fro, target_summary, write_report
 
-__all__ = ["ProbeResult", "probe", "head_file", "NOTES"]
+__all__ = ["ProbeResult", "probe", "head_file", "head_line", "parse_layers", "check_sizes",
+           "check_out_dir", "NOTES", "MAX_QUERIES"]
 
 NOTES = [
     "Convention: score = x_t^T W z with x_t the key-side token (the layer's normalized input) and "
@@ -41,9 +47,16 @@ NOTES = [
     "The Att-SVM instance of a head: every position is a query, its selected token is the "
     "model's argmax; ties (alpha = first maximizer), identical keys and contradictory pairs are "
     "counted, and infeasible instances carry a certificate.",
-    "corr_control: the same solution against the other heads of the layer (mean); corr_random: "
-    "against a seeded Gaussian matrix. margin_ratio: the head's margin over the max margin.",
+    "Targets: fro = Frobenius Att-SVM W^mm (all rows); nuc = nuclear-norm Att-SVM W_*^mm (all "
+    "rows unless capped; the limit of gradient descent on factors W_K, W_Q, so the right target "
+    "for a real head); graph = Graph-SVM of the head's token-priority graphs (decoders).",
+    "corr_X_control: the same solution against the other heads of the layer (mean; corr_control "
+    "for fro); corr_X_random: against a seeded Gaussian matrix. margin_ratio: the head's margin "
+    "over the max margin (in the target's norm).",
+    "rank_nuc: rank of W_*^mm; rank_head: rank of the head's W (at most d_head).",
 ]
+#: Largest accepted --max-queries (about 3 GB of constraints for a 384-wide model at T = 32).
+MAX_QUERIES = 20000
 ROTARY_NOTE = (
     "Rotary position embeddings make the score position-dependent: there is no single W. The "
     "position-free form W_K^T W_Q / sqrt(d_head) is used; argmax_reproduced gives the share of "
@@ -84,6 +97,7 @@ class _HeadTask:
     rotary: bool
     opts: ProbeOptions
     path: Path | None
+    d_head: int | None = None
 
 
 def _run_head(task: _HeadTask) -> dict[str, Any]:
@@ -100,6 +114,7 @@ def _run_head(task: _HeadTask) -> dict[str, Any]:
         task.causal,
         task.rotary,
         task.opts,
+        task.d_head,
     )
     rec["seconds"] += t_build
     if task.path is not None:
@@ -107,24 +122,38 @@ def _run_head(task: _HeadTask) -> dict[str, Any]:
     return rec
 
 
-def _progress_line(rec: dict[str, Any]) -> str:
-    cf = rec.get("corr_fro")
-    return (
-        f"layer {rec['layer']} head {rec['head']}: m={rec['m']} {rec['status']} corr_fro="
-        f"{'-' if cf is None else f'{cf:.3f}'} ({rec['seconds']:.1f} s)"
-    )
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def head_line(rec: dict[str, Any]) -> str:
+    """One head's result in one line (the progress messages)."""
+    line = (f"layer {rec['layer']} head {rec['head']}: m={rec['m']} {rec['status']} "
+            f"corr_fro={_fmt(rec.get('corr_fro'))}")
+    if rec.get("nuc_status") is not None:
+        line += f" corr_nuc={_fmt(rec.get('corr_nuc'))} rank_nuc={rec.get('rank_nuc') or '-'}"
+    if rec.get("graph_status") is not None:
+        line += f" corr_graph={_fmt(rec.get('corr_graph'))} n_eq={rec.get('graph_n_eq')}"
+    return line + f" ({rec['seconds']:.1f} s)"
+
+
+#: ``progress(message, done, total)``: a stage (``done`` None) or ``done`` of ``total`` heads.
+ProgressFn = Callable[[str, "int | None", "int | None"], None]
 
 
 def _run_tasks(
-    tasks: list[_HeadTask], jobs: int, progress: Callable[[str], None] | None
+    tasks: list[_HeadTask], jobs: int, progress: ProgressFn | None
 ) -> list[dict[str, Any]]:
     """Run the head tasks, in this process or in a pool of ``jobs`` spawned processes."""
     records: list[dict[str, Any]] = []
+    total = len(tasks)
+    if progress is not None:
+        progress(f"solving {total} heads", 0, total)
     if jobs <= 1 or len(tasks) <= 1:
         for task in tasks:
             records.append(_run_head(task))
             if progress is not None:
-                progress(_progress_line(records[-1]))
+                progress(head_line(records[-1]), len(records), total)
         return records
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -136,7 +165,7 @@ def _run_tasks(
         for fut in as_completed(futures):
             done[futures[fut]] = fut.result()
             if progress is not None:
-                progress(_progress_line(done[futures[fut]]))
+                progress(head_line(done[futures[fut]]), len(done), total)
     return [done[k] for k in range(len(tasks))]
 
 
@@ -164,10 +193,14 @@ def head_file(out_dir: str | os.PathLike[str], layer: int, head: int) -> Path:
     return Path(out_dir) / "heads" / f"L{layer:02d}_H{head:02d}.npz"
 
 
-def parse_layers(spec: str | Sequence[int] | None, num_layers: int) -> list[int]:
-    """Validate a layer list (``"0,2"`` or ints, counted from 0); None means all layers."""
+def parse_layers(spec: str | Sequence[int] | None, num_layers: int | None) -> list[int] | None:
+    """Validate a layer list (``"0,2"`` or ints, counted from 0); None means all layers.
+
+    With ``num_layers`` None only the syntax is checked (before the model is loaded), and None
+    is returned for "all".
+    """
     if spec is None:
-        return list(range(num_layers))
+        return None if num_layers is None else list(range(num_layers))
     if isinstance(spec, str):
         try:
             items = [int(s) for s in spec.replace(" ", "").split(",") if s != ""]
@@ -179,12 +212,81 @@ def parse_layers(spec: str | Sequence[int] | None, num_layers: int) -> list[int]
         items = [int(s) for s in spec]
     if not items:
         raise InvalidInputError("The 'layers' option names no layer.")
-    bad = [li for li in items if not 0 <= li < num_layers]
+    hi = num_layers if num_layers is not None else None
+    bad = [li for li in items if li < 0 or (hi is not None and li >= hi)]
     if bad:
+        expected = f"0..{hi - 1}" if hi is not None else "counted from 0"
         raise InvalidInputError(
-            f"The 'layers' option must name layers in 0..{num_layers - 1}. Got {bad} instead."
+            f"The 'layers' option must name layers in {expected}. Got {bad} instead."
         )
     return sorted(set(items))
+
+
+def check_sizes(seq_len: int, max_queries: int, jobs: int) -> None:
+    """Refuse sizes the probe cannot use, before anything is loaded.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``seq_len < 3``, ``max_queries`` outside ``1..MAX_QUERIES`` or ``jobs < 1``.
+    """
+    if int(seq_len) < 3:
+        raise InvalidParameterError(
+            f"The 'seq-len' option must be at least 3. Got {seq_len!r} instead."
+        )
+    if not 1 <= int(max_queries) <= MAX_QUERIES:
+        raise InvalidParameterError(
+            f"The 'max-queries' option must be in 1..{MAX_QUERIES}. Got {max_queries!r} instead."
+        )
+    if int(jobs) < 1:
+        raise InvalidParameterError(f"The 'jobs' option must be at least 1. Got {jobs!r} instead.")
+
+
+def check_out_dir(out: str | os.PathLike[str] | None) -> Path | None:
+    """The output folder, refused early when it is an existing file (None passes through)."""
+    if out is None:
+        return None
+    p = Path(out)
+    if str(out) == "" or (p.exists() and not p.is_dir()):
+        raise InvalidInputError(f"The 'out' option must be a folder. Got {str(out)!r} instead.")
+    return p
+
+
+def _check_seq_len(seq_len: int, ad: Adapter, label: str) -> None:
+    limit = ad.max_positions
+    if limit is not None and seq_len > limit:
+        raise InvalidParameterError(
+            f"The 'seq-len' option must be at most {limit} for {label} (its "
+            f"max_position_embeddings). Got {seq_len} instead."
+        )
+
+
+class _Staging:
+    """Head files go to a hidden folder inside ``out``; :meth:`commit` swaps it in as heads/."""
+
+    def __init__(self, out: Path | None) -> None:
+        self.out = out
+        self.dir = out / f".heads-partial-{os.getpid()}" if out is not None else None
+
+    def path(self, layer: int, head: int) -> Path | None:
+        if self.dir is None:
+            return None
+        return self.dir / head_file(".", layer, head).relative_to("heads")
+
+    def commit(self) -> None:
+        if self.out is None or self.dir is None:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        final = self.out / "heads"
+        old = self.out / f".heads-old-{os.getpid()}"
+        if final.exists():
+            final.rename(old)
+        self.dir.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def discard(self) -> None:
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def probe(
@@ -197,31 +299,37 @@ def probe(
     seq_len: int = 32,
     max_queries: int = 352,
     adapter: tuple[ModelSource, Adapter] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressFn | None = None,
     jobs: int = 1,
 ) -> ProbeResult:
     """Probe every head of the chosen layers.
+
+    Options, the text and the output folder are checked before the model is loaded; the files
+    are written at the end, only when every head is done.
 
     Parameters
     ----------
     model : str or path, optional
         ``minilm`` (default), ``smollm2``, or a local model folder / GGUF file.
     text : path, optional
-        UTF-8 text file; default the corpus shipped with the package.
+        UTF-8 text file (its first :data:`~attnsvm.probe.corpus.MAX_TEXT_BYTES`); default the
+        corpus shipped with the package.
     layers : str or sequence of int, optional
         Layers to probe (from 0); default all.
     options : ProbeOptions, optional
     out : path or None
         Output folder; None writes nothing.
     seq_len, max_queries : int
-        Tokens per sequence and total query rows (see :func:`make_sequences`).
+        Tokens per sequence (at most the model's ``max_position_embeddings``) and total query
+        rows, at most :data:`MAX_QUERIES` (see :func:`make_sequences`).
     adapter : (ModelSource, Adapter), optional
         An already loaded model (skips :func:`load_model`).
     progress : callable, optional
-        Called with one line per head.
+        ``progress(message, done, total)``: stages (loading, running the model) with ``done``
+        None, then ``done`` of ``total`` heads with the head's one-line result.
     jobs : int
         Heads solved at once in separate processes (1: in this process).  Each process uses
-        the BLAS threads the environment allows (the command line sets one per process).
+        the BLAS threads the environment allows.
 
     Returns
     -------
@@ -229,25 +337,39 @@ def probe(
     """
     t_start = time.perf_counter()
     opts = options or ProbeOptions()
-    src, ad = adapter if adapter is not None else load_model(model or DEFAULT_MODEL)
+    check_sizes(seq_len, max_queries, jobs)
+    layer_req = parse_layers(layers, None)
     corpus = read_corpus(text)
-    layer_list = parse_layers(layers, ad.num_layers)
+    out_dir = check_out_dir(out)
+
+    def say(msg: str) -> None:
+        if progress is not None:
+            progress(msg, None, None)
+
+    if adapter is None:
+        say(f"loading {model or DEFAULT_MODEL} (transformers, offline)")
+    src, ad = adapter if adapter is not None else load_model(model or DEFAULT_MODEL)
+    layer_list = parse_layers(layer_req, ad.num_layers) or []
+    _check_seq_len(seq_len, ad, src.label)
     seqs = make_sequences(ad.tokenizer, corpus, seq_len=seq_len, max_queries=max_queries)
+    say(f"running {src.label} on {len(seqs)} sequences of up to {seq_len} tokens")
     t0 = time.perf_counter()
     captures = [ad.capture(s, layer_list) for s in seqs]
     capture_seconds = time.perf_counter() - t0
-    out_dir = Path(out) if out is not None else None
+    staging = _Staging(out_dir)
     tasks: list[_HeadTask] = []
     for li in layer_list:
         forms = ad.head_forms(li)
         W_layer = [f.bilinear() for f in forms]
         layer_caps = [Capture(c.sequence, {li: c.X[li]}, {li: c.P[li]}) for c in captures]
         for f in forms:
-            path = head_file(out_dir, li, f.head) if out_dir is not None else None
-            tasks.append(
-                _HeadTask(li, f.head, W_layer, layer_caps, ad.causal, f.rotary, opts, path)
-            )
-    records = _run_tasks(tasks, jobs, progress)
+            tasks.append(_HeadTask(li, f.head, W_layer, layer_caps, ad.causal, f.rotary, opts,
+                                   staging.path(li, f.head), int(f.Wq.shape[0])))
+    try:
+        records = _run_tasks(tasks, jobs, progress)
+    except BaseException:
+        staging.discard()
+        raise
     notes = list(NOTES)
     if ad.rotary:
         notes.append(ROTARY_NOTE)
@@ -270,15 +392,16 @@ def probe(
         "capture_seconds": capture_seconds,
         "notes": notes,
         "provenance": _provenance(),
+        "targets": target_summary(records),
+        "nuc_vs_fro": nuc_vs_fro(records),
         "heads": records,
     }
     summary["seconds"] = time.perf_counter() - t_start
     if out_dir is not None:
-        write_table(records, out_dir / "heads.csv")
-        write_heatmap(
-            records, out_dir / "heatmap.png", f"{src.label}: corr(W_head, W_fro) - control"
-        )
-        write_maxprob_figure(records, out_dir / "max_prob.png")
-        write_summary(summary, out_dir / "summary.json")
-        write_html(summary, out_dir / "index.html")
+        try:
+            write_report(summary, out_dir)
+            staging.commit()
+        except BaseException:
+            staging.discard()
+            raise
     return ProbeResult(summary, out_dir)

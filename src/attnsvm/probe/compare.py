@@ -1,0 +1,55 @@
+"""How a target matrix is compared with a head: correlation and the controls."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["corr", "compare", "random_control", "constraint_values"]
+
+
+def corr(W1: np.ndarray, W2: np.ndarray) -> float:
+    """Correlation ``<W1, W2> / (||W1||_F ||W2||_F)`` in float64 (nan if either is zero)."""
+    a = np.asarray(W1, dtype=np.float64).ravel()
+    b = np.asarray(W2, dtype=np.float64).ravel()
+    den = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b / den) if den > 0 else float("nan")
+
+
+def random_control(shape: tuple[int, int], seed: int, layer: int, head: int) -> np.ndarray:
+    """The seeded Gaussian control matrix of one head."""
+    rng = np.random.default_rng(seed + 1000 * layer + head)
+    return rng.standard_normal(shape)
+
+
+def constraint_values(W: np.ndarray, A: np.ndarray, Zc: np.ndarray) -> np.ndarray:
+    """``A_k^T W Zc_k`` for every constraint, shape (m,)."""
+    if A.shape[0] == 0:
+        return np.zeros(0)
+    return np.einsum("me,me->m", A @ W, Zc)
+
+
+def compare(
+    W_sol: np.ndarray, W_layer: list[np.ndarray], head: int, W_rand: np.ndarray, name: str
+) -> dict[str, float]:
+    """The correlation of a target ``W_sol`` with the head and its controls.
+
+    Parameters
+    ----------
+    W_sol : numpy.ndarray, shape (d, d + 1)
+        The target (an SVM solution).
+    W_layer : list of numpy.ndarray, each shape (d, d + 1)
+        Every head of the layer; ``W_layer[head]`` is the probed one, the others are controls.
+    head : int
+    W_rand : numpy.ndarray, shape (d, d + 1)
+        The random control.
+    name : str
+        Key prefix: ``corr_{name}``, ``corr_{name}_control`` (mean over the other heads),
+        ``corr_{name}_control_max`` and ``corr_{name}_random``.
+    """
+    others = [corr(W_sol, W) for h, W in enumerate(W_layer) if h != head]
+    return {
+        f"corr_{name}": corr(W_layer[head], W_sol),
+        f"corr_{name}_control": float(np.mean(others)) if others else float("nan"),
+        f"corr_{name}_control_max": float(np.max(others)) if others else float("nan"),
+        f"corr_{name}_random": corr(W_sol, W_rand),
+    }
