@@ -314,3 +314,12 @@ def test_tiny_scale_stdout_is_pure_json(tmp_path):
     assert res.returncode in (0, 1)
     json.loads(res.stdout)
     assert res.stdout.count("\n") == 1
+
+
+def test_report_module_examples_run():
+    import doctest
+
+    import attnsvm.report_solve as rs
+
+    result = doctest.testmod(rs, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -50,9 +50,14 @@ class Instance:
         Cross-attention queries.  Without it the query of sequence ``i`` is
         ``X[i, query_index]`` (self-attention).
     query_index : int, default 0
+        Without ``Z``: the position of the query token in every sequence (a scalar;
+        negative values count from the end).
     Y : array_like, shape (n,), optional
+        Labels, each -1 or +1.
     v : array_like, shape (d,), optional
+        Linear head; token scores are ``Y_i v^T x_it``.
     alpha : array_like, shape (n,), optional
+        Chosen token per sequence, integers in ``[0, T)``.
 
     Examples
     --------
