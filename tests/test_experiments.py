@@ -19,7 +19,13 @@ from attnsvm.cli.main import main
 from attnsvm.exceptions import InvalidParameterError
 from attnsvm.experiments.config import FigureConfig
 from attnsvm.experiments.executors import BatchedExecutor, ProcessExecutor, make_executor
-from attnsvm.experiments.registry import FIGURES, describe_figures, figure_names, get_figure
+from attnsvm.experiments.registry import (
+    FIGURES,
+    TIMINGS,
+    describe_figures,
+    figure_names,
+    get_figure,
+)
 from attnsvm.experiments.runner import figure_config, run_figure
 from attnsvm.experiments.sweep import Cell, Progress, Sweep
 
@@ -35,12 +41,22 @@ def _tiny_rank_sweep(path: Path) -> Sweep:
     return Sweep("rank", cfg, fig.cells(cfg), fig.run_cell, path)
 
 
-def test_list_names_papers_first(capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_names_papers_first_with_measured_times(capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
     assert main(["reproduce", "--list"]) == 0
-    first = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["figure", "quick", "full"]
+    first = [line.split()[0] for line in lines[1:1 + len(FIGURES)]]
     assert first[:7] == PAPER_NAMES
     assert first == figure_names() == list(FIGURES)
-    assert describe_figures().splitlines()[0].startswith("local-convergence")
+    assert describe_figures().splitlines()[1].startswith("local-convergence")
+    # Every figure has a measured quick and full time, and the listing says where.
+    for name in figure_names():
+        quick, full = TIMINGS[name]
+        assert 0 < quick < full
+    assert "2-core CPU" in lines[-1] and "measured" in lines[-1]
+    rank = next(line for line in lines if line.startswith("rank "))
+    assert "2 min 46 s" in rank  # 165.9 s measured at the papers' sizes
 
 
 def test_unknown_name_names_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
@@ -102,16 +118,30 @@ def test_make_executor_rejects_unknown() -> None:
         ProcessExecutor(0)
 
 
-def test_progress_bar_text() -> None:
-    buf = io.StringIO()
-    bar = Progress(4, "rank", buf, enabled=True)
-    bar.update()
+def test_progress_lines_when_not_a_terminal() -> None:
+    buf = io.StringIO()  # not a tty: whole lines, never a carriage return
+    bar = Progress(4, "rank", buf, unit="cells", min_interval=0.0)
+    bar.advance()
+    bar.advance()
     bar.close()
-    out = buf.getvalue()
-    assert "1/4 cells" in out and "cells/s" in out and "left" in out
+    lines = buf.getvalue().splitlines()
+    assert "\r" not in buf.getvalue()
+    assert lines[0].startswith("rank: 1/4 cells (25%)") and "left" in lines[0]
+    assert lines[-1].startswith("rank: 2/4 cells (50%)")
     quiet = io.StringIO()
-    Progress(4, "rank", quiet).update()  # StringIO is not a tty: silent
+    Progress(4, "rank", quiet, enabled=False).advance()
     assert quiet.getvalue() == ""
+
+
+def test_reproduce_reports_progress_with_eta(tmp_path: Path) -> None:
+    err = io.StringIO()
+    from attnsvm.experiments.runner import reproduce
+
+    reproduce(["rank", "paths-2d"], tmp_path / "r", quick=True, stream=err)
+    text = err.getvalue()
+    assert "reproduce: 1/2 figures, rank done in" in text and "left" in text
+    assert "reproduce: 2/2 figures, paths-2d done in" in text
+    assert "rank: " in text and "cells" in text
 
 
 def test_report_files_and_summary(tmp_path: Path) -> None:
@@ -191,6 +221,30 @@ def test_cli_reproduce_writes_report(tmp_path: Path, capsys: pytest.CaptureFixtu
     s = json.loads((out / "summary.json").read_text())
     assert list(s["figures"]) == ["rank"]
     assert main(["reproduce", "rank", "--address", "x:1", "--out", str(out)]) == 2
+
+
+def test_workers_imply_the_process_backend_or_fail_clearly() -> None:
+    from attnsvm.experiments.runner import resolve_backend
+
+    assert resolve_backend(None, None) == "batched"
+    assert resolve_backend(None, 2) == "process"
+    assert resolve_backend("ray", 2) == "ray"
+    with pytest.raises(InvalidParameterError, match="'--workers' option needs a parallel"):
+        resolve_backend("batched", 2)
+    with pytest.raises(InvalidParameterError, match="positive integer"):
+        resolve_backend(None, 0)
+
+
+def test_cli_workers_use_a_process_pool(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "w"
+    assert main(["reproduce", "rank", "--quick", "--workers", "2", "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["provenance"]["backend"] == "process" and s["provenance"]["workers"] == 2
+    code = main(["reproduce", "rank", "--quick", "--backend", "batched", "--workers", "2",
+                 "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: ") and "--workers" in err[-1]
 
 
 @pytest.mark.ray

@@ -17,9 +17,9 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reduced sizes (every figure in about a minute on two cores)")
     parser.add_argument("--out", default="attnsvm-report", metavar="DIR",
                         help="report folder (default: attnsvm-report/)")
-    parser.add_argument("--backend", default="batched", choices=("batched", "process", "ray"),
+    parser.add_argument("--backend", default=None, choices=("batched", "process", "ray"),
                         help="where sweep cells run: in this process (default), a local "
-                             "process pool, or Ray")
+                             "process pool (the default with --workers), or Ray")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="processes of the pool / CPUs of a local Ray cluster")
     parser.add_argument("--address", default=None,

@@ -1,4 +1,7 @@
-"""Helpers shared by the figure modules: instances, SVM targets, correlations, plotting."""
+"""Helpers shared by the figure modules: instances, SVM targets, correlations, plotting.
+
+Figures are drawn with matplotlib's object API (:func:`attnsvm.reporting.new_figure`): the
+process-wide backend is never switched."""
 
 from __future__ import annotations
 
@@ -9,13 +12,24 @@ from typing import Any
 import numpy as np
 
 from ..instance import Instance, random_instance
+from ..reporting import correlation, save_png
+from ..reporting import new_figure as _new_figure
 from ..svm import SVMSolution, solve_fro, solve_lp, solve_nuc
 
 __all__ = ["make_instances", "optimal_or_first", "corr", "solve", "solution_fields", "targets",
-           "new_figure", "save_figure", "SOLVE_TOL", "log_steps"]
+           "new_figure", "save_figure", "series_style", "add_legend", "SOLVE_TOL", "ALIGNED",
+           "aligned", "log_steps"]
 
 #: KKT accuracy an SVM solution must reach to count as certified.
 SOLVE_TOL = 1e-6
+
+#: Correlation from which the report's verdicts count a run as aligned with its SVM direction.
+ALIGNED = 0.95
+
+
+def aligned(*values: Any) -> bool:
+    """True when every value is a number >= :data:`ALIGNED` (None or NaN is not aligned)."""
+    return all(v is not None and np.isfinite(v) and v >= ALIGNED for v in values)
 
 
 def make_instances(n: int, T: int, d: int, seeds: Sequence[int], cross: bool = True
@@ -36,13 +50,9 @@ def optimal_or_first(instance: Instance) -> tuple[np.ndarray, bool]:
 
 
 def corr(A: Any, B: Any) -> float:
-    """``<A, B> / (||A||_F ||B||_F)``; NaN when either is missing or zero."""
-    if A is None or B is None:
-        return float("nan")
-    a = np.asarray(A, dtype=np.float64).ravel()
-    b = np.asarray(B, dtype=np.float64).ravel()
-    den = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(a @ b / den) if den > 0 and np.isfinite(den) else float("nan")
+    """``<A, B> / (||A||_F ||B||_F)``; NaN when either is missing or zero
+    (:func:`attnsvm.reporting.correlation`)."""
+    return correlation(A, B)
 
 
 def solve(instance: Instance, alpha: np.ndarray, norm: str = "fro", p: float = 3.0
@@ -106,31 +116,57 @@ def log_steps(steps: int, per_decade: int = 12) -> np.ndarray:
     return np.unique(np.r_[0, pts.astype(np.int64), steps])
 
 
+#: Markers and dash patterns of :func:`series_style` (one per series, cycled).
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+_DASHES = ("-", "--", "-.", ":")
+
+
+def series_style(j: int, n_points: int = 30) -> dict[str, Any]:
+    """Plot keywords that keep series ``j`` visible where curves coincide.
+
+    Each series has its own colour, marker and dash pattern; earlier series are drawn wider
+    and lower (``zorder``) so that a later series lying exactly on top leaves a visible rim,
+    and markers are staggered along the curve (``markevery``) so they never hide each other.
+    """
+    every = max(1, n_points // 8)
+    return {"color": f"C{j % 10}", "marker": _MARKERS[j % len(_MARKERS)],
+            "ls": _DASHES[j % len(_DASHES)], "lw": max(3.4 - 0.9 * j, 1.0),
+            "ms": max(7.0 - 1.2 * j, 3.5), "markevery": (j % every, every),
+            "zorder": 2 + j, "mfc": "none" if j % 2 else f"C{j % 10}"}
+
+
+def add_legend(ax: Any, **kw: Any) -> Any:
+    """A legend in a readable size (8 pt) with a half-transparent frame."""
+    kw.setdefault("fontsize", 8)
+    kw.setdefault("framealpha", 0.85)
+    return ax.legend(**kw)
+
+
 def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float = 3.4
                ) -> tuple[Any, Any]:
-    """A matplotlib figure (Agg) with a grid of axes (always a 2-D array)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
-                             squeeze=False)
-    return fig, axes
+    """A figure (object API, Agg canvas, no pyplot) with a 2-D array of axes."""
+    return _new_figure(ncols, nrows, width, height)
 
 
-def save_figure(fig: Any, path: str | Path, title: str | None = None) -> None:
-    """Save a matplotlib figure as PNG atomically and close it."""
-    import io
+def save_figure(fig: Any, path: str | Path | None, title: str | None = None,
+                caption: str | None = None) -> Any:
+    """Lay out the figure (title on top, ``caption`` below), write it as PNG to ``path``
+    atomically when a path is given, and return it.
 
-    import matplotlib.pyplot as plt
-
-    from .._io import atomic_write_bytes
+    ``caption`` is the sentence that says what the reader should see.
+    """
+    import textwrap
 
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    bottom = 0.0
+    if caption:
+        width_in = fig.get_size_inches()[0]
+        lines = textwrap.wrap(caption, width=max(40, int(width_in * 15)))
+        fig.text(0.5, 0.01, "\n".join(lines), ha="center", va="bottom", fontsize=8.5,
+                 style="italic", wrap=False)
+        bottom = (0.16 * len(lines) + 0.1) / fig.get_size_inches()[1]
+    fig.tight_layout(rect=(0.0, bottom, 1.0, 1.0))
+    if path is not None:
+        save_png(fig, path)
+    return fig

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from ..exceptions import InvalidParameterError
+from ..reporting import to_jsonable
 
 __all__ = ["FigureConfig", "config_key", "jsonable"]
 
@@ -23,14 +24,9 @@ C = TypeVar("C", bound="FigureConfig")
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` with tuples turned into lists and numpy scalars into Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalar
-        return value.item()
-    return value
+    """``value`` with tuples turned into lists and numpy scalars into Python numbers
+    (:func:`attnsvm.reporting.to_jsonable`, non-finite floats kept: this names folders)."""
+    return to_jsonable(value, strict=False)
 
 
 def config_key(data: Any, length: int = 12) -> str:

@@ -19,8 +19,8 @@ from ..exceptions import InvalidParameterError
 from .config import FigureConfig
 from .sweep import Cell
 
-__all__ = ["Figure", "FIGURES", "PAPER_FIGURES", "NEW_STUDIES", "figure_names", "get_figure",
-           "describe_figures"]
+__all__ = ["Figure", "Verdict", "FIGURES", "PAPER_FIGURES", "NEW_STUDIES", "TIMINGS",
+           "TIMINGS_MACHINE", "figure_names", "get_figure", "describe_figures", "expected_seconds"]
 
 #: Figures of the papers' official code, in report order: name -> (module, one-line summary).
 PAPER_FIGURES: dict[str, tuple[str, str]] = {
@@ -48,6 +48,39 @@ NEW_STUDIES: dict[str, tuple[str, str]] = {
 
 FIGURES: dict[str, tuple[str, str]] = {**PAPER_FIGURES, **NEW_STUDIES}
 
+#: Measured wall seconds per figure, ``(quick, full)``: ``attnsvm reproduce --quick`` and
+#: ``attnsvm reproduce`` (papers' sizes), the ``seconds`` of each figure in ``summary.json``.
+TIMINGS: dict[str, tuple[float, float]] = {
+    "local-convergence": (3.9, 15.2), "rank": (1.6, 165.9), "multi-token": (0.6, 17.8),
+    "paths-2d": (0.7, 2.2), "prompt-paths": (1.7, 7.2), "joint-vp": (0.4, 1.3),
+    "losses": (0.7, 1.4), "convergence-types": (0.5, 23.3), "optimizer-rates": (1.8, 10.6),
+    "numerics": (1.0, 11.4), "regularization-path": (0.8, 3.5),
+}
+
+#: Where :data:`TIMINGS` were measured.
+TIMINGS_MACHINE = ("measured on this project's 2-core CPU machine (no GPU) while it was quiet; "
+                   "a busy machine takes 2-5x longer; the whole command adds about 5 s of start-up")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A figure's claim against its measured numbers (the report's first table).
+
+    Attributes
+    ----------
+    measured : str
+        The headline numbers that decide, formatted for reading.
+    passed : bool or None
+        ``True`` when the numbers meet ``criterion``, ``False`` for a deviation, ``None`` for
+        a study that measures without a pass/fail criterion.
+    criterion : str
+        What counts as agreeing with the claim.
+    """
+
+    measured: str
+    passed: bool | None
+    criterion: str
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -74,6 +107,13 @@ class Figure:
         "differences": how the numbers differ from the official code's, and why}``.
     table : callable ``(config, DataFrame) -> DataFrame``, optional
         The data written as CSV (default: the sweep table itself).
+    takeaway : str
+        One sentence: what the reader should see in the figure (caption and report).
+    verdict : callable ``(config, dict) -> Verdict``, optional
+        The claim checked against the headline numbers.
+
+    The ``plot`` function returns the :class:`matplotlib.figure.Figure` it drew (and writes
+    the PNG when given a path; ``None`` only draws), so tests can inspect its axes.
     """
 
     name: str
@@ -84,9 +124,11 @@ class Figure:
     cells: Callable[[Any], list[Cell]]
     run_cell: Callable[[Any, Cell], pd.DataFrame]
     summarize: Callable[[Any, pd.DataFrame], dict[str, Any]]
-    plot: Callable[[Any, pd.DataFrame, Path], None]
+    plot: Callable[[Any, pd.DataFrame, Path | None], Any]
     notes: Callable[[Any, dict[str, Any]], dict[str, str]]
     table: Callable[[Any, pd.DataFrame], pd.DataFrame] | None = None
+    takeaway: str = ""
+    verdict: Callable[[Any, dict[str, Any]], Verdict] | None = None
 
 
 def figure_names() -> list[str]:
@@ -111,7 +153,28 @@ def get_figure(name: str) -> Figure:
     return fig
 
 
+def expected_seconds(name: str, quick: bool) -> float | None:
+    """Measured seconds of a figure (:data:`TIMINGS`), or None when never measured."""
+    t = TIMINGS.get(name)
+    return None if t is None else t[0 if quick else 1]
+
+
 def describe_figures() -> str:
-    """One line per figure: name, then its summary (what ``reproduce --list`` prints)."""
+    """What ``reproduce --list`` prints: per figure its name, measured times (quick and full)
+    and summary, then the totals and where the times were measured."""
+    from ..progress import format_seconds
+
     width = max(len(n) for n in FIGURES)
-    return "\n".join(f"{n:<{width}}  {FIGURES[n][1]}" for n in FIGURES)
+
+    def cell(name: str, quick: bool) -> str:
+        t = expected_seconds(name, quick)
+        return "?" if t is None else format_seconds(t) if t >= 1 else f"{t:.1f} s"
+
+    lines = [f"{'figure':<{width}}  {'quick':>7}  {'full':>10}  what it shows"]
+    for n in FIGURES:
+        lines.append(f"{n:<{width}}  {cell(n, True):>7}  {cell(n, False):>10}  {FIGURES[n][1]}")
+    tq = sum(TIMINGS.get(n, (0.0, 0.0))[0] for n in FIGURES)
+    tf = sum(TIMINGS.get(n, (0.0, 0.0))[1] for n in FIGURES)
+    lines.append(f"{'all':<{width}}  {format_seconds(tq):>7}  {format_seconds(tf):>10}")
+    lines.append(f"Times {TIMINGS_MACHINE}.")
+    return "\n".join(lines)

@@ -7,53 +7,24 @@ no remote resource, so it opens from disk in any browser.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
-import os
-import platform
-import subprocess
-import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_text
+from ..reporting import fmt_number, git_commit, plural, png_data_uri, write_json_atomic
+from ..reporting import provenance as _provenance
 from .registry import FIGURES, NEW_STUDIES
 
-__all__ = ["provenance", "git_commit", "write_report", "load_records"]
-
-
-def git_commit(path: str | Path | None = None) -> dict[str, Any]:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the git tree holding ``path``."""
-    where = Path(path) if path is not None else Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
-                             text=True, timeout=10)
-        if sha.returncode != 0:
-            return {"commit": None, "dirty": None}
-        st = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
-                            capture_output=True, text=True, timeout=10)
-        return {"commit": sha.stdout.strip(), "dirty": bool(st.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+__all__ = ["provenance", "git_commit", "write_report", "load_records", "claims_table"]
 
 
 def provenance(**extra: Any) -> dict[str, Any]:
-    """Package version, git commit, library versions, machine and time, plus ``extra``."""
-    from .. import __version__
-
-    libs: dict[str, str | None] = {}
-    for mod in ("numpy", "scipy", "torch", "cvxpy", "pandas", "matplotlib"):
-        m = sys.modules.get(mod)
-        libs[mod] = getattr(m, "__version__", None) if m is not None else None
-    return {
-        "package": "attnsvm", "version": __version__, **git_commit(),
-        "python": platform.python_version(), "libraries": libs,
-        "platform": platform.platform(), "cpus": os.cpu_count(),
-        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra,
-    }
+    """Package version, git commit, library versions, machine and time, plus ``extra``
+    (:func:`attnsvm.reporting.provenance`)."""
+    return _provenance(**extra)
 
 
 def load_records(out: str | Path) -> list[dict[str, Any]]:
@@ -68,7 +39,7 @@ def load_records(out: str | Path) -> list[dict[str, Any]]:
 
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
-        return f"{v:.6g}"
+        return html.escape(fmt_number(v, 4))
     if isinstance(v, (list, dict)):
         return html.escape(json.dumps(v))
     return html.escape(str(v))
@@ -90,7 +61,32 @@ th{background:#f4f4f4;font-weight:600} img{max-width:100%;border:1px solid #eee}
 .claim{background:#eef5ff;padding:.5em 1em;border-left:4px solid #4a7bd0}
 .diff{background:#fff6e6;padding:.5em 1em;border-left:4px solid #d09a4a}
 .meta{color:#666;font-size:.9em} details{margin:.5em 0}
+.see{font-size:1.05em;font-weight:600}
+.pass{color:#17692e;font-weight:700} .dev{color:#a5340f;font-weight:700}
+.study{color:#555;font-weight:700}
 """
+
+_MARKS = {True: ("pass", "&#10003; pass"), False: ("dev", "&#9888; deviation"),
+          None: ("study", "&#8212; measured")}
+
+
+def claims_table(recs: Sequence[dict[str, Any]]) -> str:
+    """The report's first screen: every claim, its measured numbers and a pass/deviation mark.
+
+    A figure without a verdict (a record written before verdicts existed) shows no mark.
+    """
+    rows = []
+    for r in recs:
+        v = r.get("verdict") or {}
+        cls, mark = _MARKS.get(v.get("passed"), ("study", "")) if v else ("study", "")
+        rows.append(
+            f"<tr><td><a href='#{html.escape(r['name'])}'>{html.escape(r['name'])}</a></td>"
+            f"<td>{html.escape(r['claim'])}</td>"
+            f"<td>{html.escape(v.get('measured', ''))}</td>"
+            f"<td class='{cls}' title='{html.escape(v.get('criterion', ''))}'>{mark}</td>"
+            f"<td>{html.escape(r['mode'])}, {r['seconds']:.1f} s</td></tr>")
+    return ("<table id='claims'><tr><th>figure</th><th>claim</th><th>measured</th>"
+            "<th>verdict</th><th>run</th></tr>" + "".join(rows) + "</table>")
 
 
 def _section(rec: dict[str, Any], out: Path) -> str:
@@ -98,19 +94,23 @@ def _section(rec: dict[str, Any], out: Path) -> str:
     png = out / rec["png"]
     img = ""
     if png.exists():
-        b64 = base64.b64encode(png.read_bytes()).decode("ascii")
         img = (f'<img id="img-{html.escape(name)}" class="figure" alt="{html.escape(name)}" '
-               f'src="data:image/png;base64,{b64}">')
+               f'src="{png_data_uri(png)}">')
+    see = rec.get("takeaway") or ""
+    v = rec.get("verdict") or {}
+    crit = (f"<p class='meta'>Verdict criterion: {html.escape(v['criterion'])}</p>"
+            if v.get("criterion") else "")
     new = " (new study)" if name in NEW_STUDIES else ""
     return f"""
 <section id="{html.escape(name)}">
 <h2>{html.escape(name)}: {html.escape(rec['title'])}{new}</h2>
 <p class="meta">Source: {html.escape(rec['source'])} &middot; mode: {html.escape(rec['mode'])}
 &middot; {rec['seconds']:.1f} s &middot; seeds {rec['seeds'][0]}..{rec['seeds'][1]}
-&middot; {rec['cells']} cells ({rec['cells_resumed']} resumed from disk)
+&middot; {plural(rec['cells'], 'cell')} ({rec['cells_resumed']} resumed from disk)
 &middot; data: <a href="{html.escape(rec['csv'])}">{html.escape(rec['csv'])}</a></p>
 <p class="claim"><b>Claim tested.</b> {html.escape(rec['claim'])}</p>
-{img}
+<p class="see">What to see: {html.escape(see)}</p>
+{img}{crit}
 <h3>Headline numbers</h3>{_table(rec['headline'])}
 <p><b>Compared with the published figure.</b> {html.escape(rec['comparison'])}</p>
 <p class="diff"><b>How these numbers differ from the official code's.</b>
@@ -132,14 +132,11 @@ def write_report(out: str | Path, prov: dict[str, Any],
     recs = list(records) if records is not None else load_records(out)
     figures = {r["name"]: {**r["headline"], "seconds": r["seconds"], "mode": r["mode"],
                            "title": r["title"], "png": r["png"], "csv": r["csv"],
-                           "settings": r["settings"]} for r in recs}
+                           "settings": r["settings"], "verdict": r.get("verdict")}
+               for r in recs}
     summary = {"provenance": prov, "figures": figures,
                "total_seconds": round(sum(r["seconds"] for r in recs), 3)}
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
-    rows = "".join(
-        f"<tr><td><a href='#{html.escape(r['name'])}'>{html.escape(r['name'])}</a></td>"
-        f"<td>{html.escape(r['mode'])}</td><td>{r['seconds']:.1f}</td>"
-        f"<td>{html.escape(r['title'])}</td></tr>" for r in recs)
+    write_json_atomic(out / "summary.json", summary)
     body = "".join(_section(r, out) for r in recs)
     doc = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -147,12 +144,12 @@ def write_report(out: str | Path, prov: dict[str, Any],
 <style>{_CSS}</style></head>
 <body>
 <h1>attnsvm: softmax attention trained by GD vs the Att-SVM</h1>
+<h2>Claims and what was measured</h2>
+{claims_table(recs)}
 <p>Each figure computes both sides of a claim of Tarzanagh et al. (MMTS, NeurIPS 2023;
 TF-SVM, 2023) or of a follow-up study, and reports the distance between them. Every SVM
 solution is checked for accuracy (KKT residuals); infeasible instances are counted apart,
 never given a rank or a correlation.</p>
-<h2>Figures</h2>
-<table><tr><th>figure</th><th>mode</th><th>seconds</th><th>title</th></tr>{rows}</table>
 <details><summary>Provenance</summary>{_table(prov)}</details>
 {body}
 </body></html>

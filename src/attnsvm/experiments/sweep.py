@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ import pandas as pd
 
 from .._io import atomic_write_bytes, atomic_write_text
 from ..exceptions import InvalidInputError
+from ..progress import Progress
 from .config import config_key, jsonable
 from .executors import BatchedExecutor, Executor
 
@@ -51,52 +50,6 @@ class Cell:
 
     def __hash__(self) -> int:
         return hash(self.key)
-
-
-class Progress:
-    """A one-line progress bar (cells done, rate, time left) on a terminal; silent otherwise.
-
-    Parameters
-    ----------
-    total : int
-        Cells to run.
-    label : str
-    stream : file, optional
-        Default ``sys.stderr``.
-    enabled : bool, optional
-        Default: only when ``stream`` is a tty (quiet in CI and in pipes).
-    """
-
-    def __init__(self, total: int, label: str = "", stream: IO[str] | None = None,
-                 enabled: bool | None = None):
-        self.total = total
-        self.label = label
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = (self.stream.isatty() if enabled is None else enabled)
-        self.done = 0
-        self.t0 = time.perf_counter()
-
-    def text(self) -> str:
-        """The current line."""
-        el = time.perf_counter() - self.t0
-        rate = self.done / el if el > 0 else 0.0
-        left = (self.total - self.done) / rate if rate > 0 else float("nan")
-        eta = "--:--" if left != left else f"{int(left) // 60:02d}:{int(left) % 60:02d}"
-        width = 24
-        fill = int(width * self.done / self.total) if self.total else width
-        return (f"{self.label} [{'#' * fill}{'.' * (width - fill)}] {self.done}/{self.total} "
-                f"cells | {rate:.2f} cells/s | {eta} left")
-
-    def update(self, k: int = 1) -> None:
-        self.done += k
-        if self.enabled:
-            self.stream.write("\r" + self.text())
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 def _to_parquet_bytes(df: pd.DataFrame) -> bytes:
@@ -170,9 +123,10 @@ class Sweep:
         executor : Executor, optional
             Default :class:`~.executors.BatchedExecutor`.
         progress : bool, optional
-            Force the progress bar on or off (default: on a tty only).
+            ``False`` silences the progress lines (default: on; redrawn in place on a
+            terminal, one line every few seconds otherwise).
         stream : file, optional
-            Where the progress bar goes (default stderr).
+            Where the progress goes (default stderr).
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         self._write_manifest()
@@ -180,7 +134,8 @@ class Sweep:
         todo = self.pending()
         self.cached = len(self.cells) - len(todo)
         ex = executor if executor is not None else BatchedExecutor()
-        bar = Progress(len(todo), self.name, stream, progress)
+        bar = Progress(len(todo), self.name, stream, progress is not False and bool(todo),
+                       unit="cells")
         try:
             if todo:
                 for k, df in ex.run(self.fn, self.config, todo):
@@ -189,7 +144,7 @@ class Sweep:
                             f"The cell function of sweep '{self.name}' must return a DataFrame. "
                             f"Got {type(df).__name__} instead.")
                     atomic_write_bytes(self.path(todo[k]), _to_parquet_bytes(df))
-                    bar.update()
+                    bar.advance()
         finally:
             bar.close()
         return self.load()

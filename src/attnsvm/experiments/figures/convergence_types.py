@@ -16,12 +16,20 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from .._common import corr, make_instances, new_figure, save_figure, solve
+from ...reporting import fmt_number as num
+from ...reporting import fmt_share as share
+from .._common import add_legend, corr, make_instances, new_figure, save_figure, solve
 from ..config import FigureConfig
-from ..registry import Figure
+from ..registry import Figure, Verdict
 from ..sweep import Cell
 
 __all__ = ["ConvergenceTypesConfig", "FIGURE"]
+
+#: What the reader should see (figure caption and report).
+TAKEAWAY = (
+    "Green bars (the globally optimal tokens) dominate, blue shows how often GD ends at another "
+    "locally optimal choice, red at anything else; the optimal tokens' Att-SVM becomes "
+    "feasible as d grows.")
 
 KINDS = ("global", "local", "other")
 
@@ -102,7 +110,7 @@ def summarize(cfg: ConvergenceTypesConfig, df: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def plot(cfg: ConvergenceTypesConfig, df: pd.DataFrame, path: Path) -> None:
+def plot(cfg: ConvergenceTypesConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
     t = table(cfg, df)
     fig, ax = new_figure(len(cfg.Ts) + 1, 1, width=4.3)
     colors = {"global": "C2", "local": "C0", "other": "C3"}
@@ -116,7 +124,7 @@ def plot(cfg: ConvergenceTypesConfig, df: pd.DataFrame, path: Path) -> None:
             bottom += g[f"share_{k}"].to_numpy()
         a.set_xticks(range(len(g)), labels, fontsize=6)
         a.set(ylabel="share of runs", title=f"T={T}: where GD ends")
-        a.legend(fontsize=7)
+        add_legend(a)
     a = ax[0, -1]
     for j, n in enumerate(cfg.ns):
         for T, ls in zip(cfg.Ts, ("-", "--", ":", "-."), strict=False):
@@ -127,20 +135,28 @@ def plot(cfg: ConvergenceTypesConfig, df: pd.DataFrame, path: Path) -> None:
     ds = sorted(set(t["d"]))
     a.set_xticks(ds, [str(d) for d in ds])  # plain labels at the grid's d (no 3x10^0 clutter)
     a.minorticks_off()
-    a.legend(fontsize=6)
-    save_figure(fig, path, f"Convergence types of normalized GD on W ({cfg.steps} steps)")
+    add_legend(a)
+    return save_figure(fig, path, f"Convergence types of normalized GD on W ({cfg.steps} steps)",
+                       caption=TAKEAWAY)
 
 
 def notes(cfg: ConvergenceTypesConfig, h: dict[str, Any]) -> dict[str, str]:
-    cmp = (f"No published counterpart. Over {h['runs']} runs: {h['share_global']:.1%} end at "
-           f"the globally optimal tokens, {h['share_local']:.1%} at a verified locally optimal "
-           f"choice, {h['share_other']:.1%} elsewhere (not locally optimal, infeasible, or not "
-           f"yet selecting). Mean corr with W^mm_alpha: {h['corr_fro_mean_global']:.4f} "
-           f"(global), {h['corr_fro_mean_local']:.4f} (local). Att-SVM for the optimal tokens "
-           f"is feasible in {h['share_opt_feasible']:.1%} of the instances.")
+    cmp = (f"No published counterpart. Over {h['runs']} runs: {share(h['share_global'])} end "
+           f"at the globally optimal tokens, {share(h['share_local'])} at a verified locally "
+           f"optimal choice, {share(h['share_other'])} elsewhere (not locally optimal, "
+           f"infeasible, or not yet selecting). Mean corr with W^mm_alpha: "
+           f"{num(h['corr_fro_mean_global'])} (global), {num(h['corr_fro_mean_local'])} "
+           f"(local). Att-SVM for the optimal tokens is feasible in "
+           f"{share(h['share_opt_feasible'])} of the instances.")
     diff = ("New study. Local optimality is verified with the SVM-neighbour test on the solved "
             "W^mm_alpha, not assumed from GD's convergence.")
     return {"comparison": cmp, "differences": diff}
+
+
+def verdict(cfg: ConvergenceTypesConfig, h: dict[str, Any]) -> Verdict:
+    return Verdict(f"global {share(h['share_global'])}, locally optimal "
+                   f"{share(h['share_local'])}, other {share(h['share_other'])} of "
+                   f"{h['runs']} runs", None, "new study: measured shares, no threshold")
 
 
 FIGURE = Figure(
@@ -149,4 +165,5 @@ FIGURE = Figure(
     claim=("GD on W ends at a token choice that is globally or locally optimal (TF-SVM); how "
            "often each happens, and how often Att-SVM is feasible, over a grid of (n, T, d)."),
     config=ConvergenceTypesConfig, cells=cells, run_cell=run_cell, summarize=summarize,
-    plot=plot, notes=notes, table=table)
+    plot=plot, notes=notes, takeaway=TAKEAWAY,
+    verdict=verdict, table=table)

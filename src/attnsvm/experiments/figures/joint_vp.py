@@ -16,13 +16,29 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from .._common import corr, log_steps, make_instances, new_figure, save_figure
+from ...reporting import fmt_number as num
+from ...reporting import fmt_share as share
+from .._common import (
+    ALIGNED,
+    add_legend,
+    aligned,
+    corr,
+    log_steps,
+    make_instances,
+    new_figure,
+    save_figure,
+)
 from .._training import trajectory
 from ..config import FigureConfig
-from ..registry import Figure
+from ..registry import Figure, Verdict
 from ..sweep import Cell
 
 __all__ = ["JointVPConfig", "FIGURE"]
+
+#: What the reader should see (figure caption and report).
+TAKEAWAY = (
+    "The scaled paths of v and p end on the dashed v^mm and p^mm (or relaxed p-SVM) "
+    "directions, and the mean correlations rise towards 1.")
 
 
 @dataclass(frozen=True)
@@ -91,7 +107,7 @@ def summarize(cfg: JointVPConfig, df: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def plot(cfg: JointVPConfig, df: pd.DataFrame, path: Path) -> None:
+def plot(cfg: JointVPConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
     fig, ax = new_figure(3, 1, width=3.8, height=3.6)
     g = df[df["seed"] == cfg.seed0].sort_values("step")
     last = g.iloc[-1]
@@ -107,26 +123,34 @@ def plot(cfg: JointVPConfig, df: pd.DataFrame, path: Path) -> None:
                 a.plot([0, u[0]], [0, u[1]], "--", color=f"C{j}", label=nm)
         a.set_aspect("equal")
         a.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), title=f"{lab} path, seed {cfg.seed0}")
-        a.legend(fontsize=7)
+        add_legend(a)
     m = df.groupby("step").mean(numeric_only=True).reset_index()
     for j, (col, lab) in enumerate((("corr_v", "v vs v^mm"), ("corr_p", "p vs p^mm"),
                                     ("corr_p_relaxed", "p vs relaxed"))):
         ax[0, 2].semilogx(m["step"].clip(lower=1), m[col], color=f"C{j}", label=lab)
     ax[0, 2].set(xlabel="step", ylabel="mean correlation", title="all seeds")
-    ax[0, 2].legend(fontsize=7)
-    save_figure(fig, path, f"Joint (v, p): n={cfg.n}, T={cfg.T}, d={cfg.d}")
+    add_legend(ax[0, 2])
+    return save_figure(fig, path, f"Joint (v, p): n={cfg.n}, T={cfg.T}, d={cfg.d}",
+                       caption=TAKEAWAY)
 
 
 def notes(cfg: JointVPConfig, h: dict[str, Any]) -> dict[str, str]:
     cmp = (f"The published figure shows v aligning with v^mm and p with p^mm or with the relaxed "
-           f"p-SVM. Here over {h['runs']} instances: mean corr(v, v^mm) = {h['corr_v_mean']:.4f},"
-           f" corr(p, p^mm) = {h['corr_p_mean']:.4f}, corr(p, relaxed) = "
-           f"{h['corr_p_relaxed_mean']:.4f}; the relaxed p-SVM is the closer one in "
-           f"{h['share_relaxed_closer']:.0%} of the runs.")
+           f"p-SVM. Here over {h['runs']} instances: mean corr(v, v^mm) = {num(h['corr_v_mean'])},"
+           f" corr(p, p^mm) = {num(h['corr_p_mean'])}, corr(p, relaxed) = "
+           f"{num(h['corr_p_relaxed_mean'])}; the relaxed p-SVM is the closer one in "
+           f"{share(h['share_relaxed_closer'])} of the runs.")
     diff = ("The SVMs are those of the tokens selected at the end of training. The MMTS result "
             "is about the regularization path; GD with normalized per-block steps is shown, "
             "as in the official notebooks, on random instances rather than one hand-picked one.")
     return {"comparison": cmp, "differences": diff}
+
+
+def verdict(cfg: JointVPConfig, h: dict[str, Any]) -> Verdict:
+    ok = aligned(h["corr_v_mean"], h["corr_p_best_of_two_mean"])
+    return Verdict(f"mean corr(v, v^mm) = {num(h['corr_v_mean'])}; corr(p, nearer of p^mm and "
+                   f"relaxed) = {num(h['corr_p_best_of_two_mean'])}", ok,
+                   f"both mean correlations >= {ALIGNED}")
 
 
 FIGURE = Figure(

@@ -16,13 +16,31 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from .._common import corr, log_steps, make_instances, new_figure, save_figure, targets
+from ...reporting import fmt_number as num
+from ...reporting import fmt_share as share
+from .._common import (
+    ALIGNED,
+    add_legend,
+    aligned,
+    corr,
+    log_steps,
+    make_instances,
+    new_figure,
+    save_figure,
+    series_style,
+    targets,
+)
 from .._training import trajectory
 from ..config import FigureConfig
-from ..registry import Figure
+from ..registry import Figure, Verdict
 from ..sweep import Cell
 
 __all__ = ["LocalConvergenceConfig", "FIGURE"]
+
+#: What the reader should see (figure caption and report).
+TAKEAWAY = ("All three 1 - corr curves fall: GD on W aligns with W^mm; K Q^T aligns with the "
+            "nuclear-norm W_*^mm (dotted: the other norm's SVM, which it does not approach), "
+            "the exact (K,Q) run (orange) more slowly than the official weight-decayed one.")
 
 #: Run variants: name -> (param, kq_eps).
 VARIANTS = {"W": ("W", 0.0), "KQ": ("KQ", 0.0), "KQ-official": ("KQ", 2.2e-16)}
@@ -110,35 +128,49 @@ def summarize(cfg: LocalConvergenceConfig, df: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def plot(cfg: LocalConvergenceConfig, df: pd.DataFrame, path: Path) -> None:
+def plot(cfg: LocalConvergenceConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
     fig, ax = new_figure(3, 1)
-    styles = {"W": "C0", "KQ": "C1", "KQ-official": "C2"}
     m = df.groupby(["variant", "step"], sort=True).mean(numeric_only=True).reset_index()
-    for var, c in styles.items():
+    npts = int(m["step"].nunique())
+    for j, var in enumerate(VARIANTS):
         g = m[m["variant"] == var]
-        ax[0, 0].plot(g["step"].clip(lower=1), g["prob_mean"], color=c, label=var)
+        st = series_style(j, npts)
+        x = g["step"].clip(lower=1)
+        ax[0, 0].plot(x, g["prob_mean"], label=var, **st)
         main = "corr_fro" if var == "W" else "corr_nuc"
-        other = "corr_nuc" if var == "W" else "corr_fro"
         lab = "W^mm" if var == "W" else "W_*^mm"
+        ax[0, 1].loglog(x, (1 - g[main]).clip(lower=1e-12), label=f"{var} vs {lab}", **st)
+        # The other norm's SVM: same colour, thin dotted, no marker.
+        other = "corr_nuc" if var == "W" else "corr_fro"
         olab = "W_*^mm" if var == "W" else "W^mm"
-        ax[0, 1].loglog(g["step"].clip(lower=1), (1 - g[main]).clip(lower=1e-12), color=c,
-                        label=f"{var} vs {lab}")
-        ax[0, 1].loglog(g["step"].clip(lower=1), (1 - g[other]).clip(lower=1e-12), color=c,
-                        ls=":", label=f"{var} vs {olab}")
+        ax[0, 1].loglog(x, (1 - g[other]).clip(lower=1e-12), color=st["color"], ls=":",
+                        lw=1.0, label=f"{var} vs {olab}", zorder=1)
     ax[0, 0].set(xscale="log", xlabel="step", ylabel="mean prob. of selected token",
                  title="softmax probability")
     ax[0, 1].set(xlabel="step", ylabel="1 - corr (mean over seeds)", title="alignment")
     f = _final(df)
     bins = np.linspace(min(0.5, float(np.nanmin(f[["corr_fro", "corr_nuc"]].values))), 1, 30)
-    for var, c in styles.items():
+    for j, var in enumerate(VARIANTS):
         g = f[f["variant"] == var]
-        ax[0, 2].hist(g["corr_fro" if var == "W" else "corr_nuc"].dropna(), bins=bins, color=c,
-                      alpha=.5, label=f"{var} vs {'W^mm' if var == 'W' else 'W_*^mm'}")
+        ax[0, 2].hist(g["corr_fro" if var == "W" else "corr_nuc"].dropna(), bins=bins,
+                      color=f"C{j}", histtype="step", lw=2.4 - 0.6 * j,
+                      ls=("-", "--", ":")[j],
+                      label=f"{var} vs {'W^mm' if var == 'W' else 'W_*^mm'}")
     ax[0, 2].set(xlabel="final correlation", ylabel="runs", title="final correlation")
-    for a in ax[0]:
-        a.legend(fontsize=7)
-    save_figure(fig, path, f"Local convergence: n={cfg.n}, T={cfg.T}, d={cfg.d}, "
-                           f"{cfg.optimizer} lr={cfg.lr}, {cfg.steps} steps")
+    add_legend(ax[0, 0], loc="lower right")
+    add_legend(ax[0, 1], fontsize=7, loc="lower left")
+    add_legend(ax[0, 2], loc="upper left")
+    return save_figure(fig, path, f"Local convergence: n={cfg.n}, T={cfg.T}, d={cfg.d}, "
+                                  f"{cfg.optimizer} lr={cfg.lr}, {cfg.steps} steps",
+                       caption=TAKEAWAY)
+
+
+def verdict(cfg: LocalConvergenceConfig, h: dict[str, Any]) -> Verdict:
+    w, kq, kqo = (h["corr_fro_W_mean"], h["corr_nuc_KQ_mean"],
+                  h["corr_nuc_KQ_official_mean"])
+    return Verdict(f"mean corr(W, W^mm) = {num(w)}; mean corr(K Q^T, W_*^mm) = {num(kq)} "
+                   f"(exact), {num(kqo)} (official weight decay)", aligned(w, kq),
+                   f"W and exact (K,Q) mean correlations >= {ALIGNED}")
 
 
 def notes(cfg: LocalConvergenceConfig, h: dict[str, Any]) -> dict[str, str]:
@@ -147,25 +179,25 @@ def notes(cfg: LocalConvergenceConfig, h: dict[str, Any]) -> dict[str, str]:
              else "ends nearer the Frobenius direction W^mm than the nuclear-norm one")
     cmp = (f"The published figure shows the selected token's probability going to 1 and the "
            f"correlation of W with W^mm and of K Q^T with W_*^mm going to 1. Here after "
-           f"{cfg.steps} steps: mean corr(W, W^mm) = {h['corr_fro_W_mean']:.4f} (min "
-           f"{h['corr_fro_W_min']:.4f}); (K,Q) with the exact dynamics: mean corr with W_*^mm "
-           f"= {kq_nuc:.4f}, with W^mm = {kq_fro:.4f}, so it {where}; the official protocol "
+           f"{cfg.steps} steps: mean corr(W, W^mm) = {num(h['corr_fro_W_mean'])} (min "
+           f"{num(h['corr_fro_W_min'])}); (K,Q) with the exact dynamics: mean corr with W_*^mm "
+           f"= {num(kq_nuc)}, with W^mm = {num(kq_fro)}, so it {where}; the official protocol "
            f"(eps = {cfg.official_eps:g} weight decay) gives corr with W_*^mm = "
-           f"{h['corr_nuc_KQ_official_mean']:.4f}. The difference is the weight decay: the "
+           f"{num(h['corr_nuc_KQ_official_mean'])}. The difference is the weight decay: the "
            f"loss gradient vanishes exponentially as the softmax saturates (the loss itself "
-           f"stays near its floor, median {h['loss_KQ_median']:.3g}, because the head v is "
+           f"stays near its floor, median {num(h['loss_KQ_median'])}, because the head v is "
            f"fixed), and once it is of the order of eps ||K|| the decay term dominates the "
            f"normalized update, so the norm of K Q^T stops growing (median "
-           f"{h['norm_KQ_official_median']:.3g} against {h['norm_KQ_median']:.3g} for the exact "
+           f"{num(h['norm_KQ_official_median'])} against {num(h['norm_KQ_median'])} for the exact "
            f"dynamics) and the run behaves like the regularization path (compare the "
            f"regularization-path figure), whose limit is W_*^mm. "
            f"Without it the exact "
-           f"(K,Q) dynamics, after {cfg.steps} steps, stay at 1 - corr = {1 - kq_nuc:.3f} from "
+           f"(K,Q) dynamics, after {cfg.steps} steps, stay at 1 - corr = {num(1 - kq_nuc)} from "
            f"the nuclear-norm direction with a flattening curve (orange), so the published "
            f"(K,Q) alignment is partly an effect of the official code's weight decay. GD ended "
            f"at "
-           f"the globally optimal tokens in {h['global_share_W']:.0%} (W) and "
-           f"{h['global_share_KQ']:.0%} ((K,Q)) of the runs; targets are the SVMs of the "
+           f"the globally optimal tokens in {share(h['global_share_W'])} (W) and "
+           f"{share(h['global_share_KQ'])} ((K,Q)) of the runs; targets are the SVMs of the "
            f"tokens GD actually selected.")
     diff = ("Updates use the exact normalized gradient computed in log space, so they stay "
             "defined after the softmax saturates; the official code needs the eps weight decay "
@@ -183,4 +215,4 @@ FIGURE = Figure(
            "and GD on (K,Q) to the nuclear-norm solution W_*^mm_alpha; the selected tokens' "
            "softmax probability tends to 1."),
     config=LocalConvergenceConfig, cells=cells, run_cell=run_cell, summarize=summarize,
-    plot=plot, notes=notes)
+    plot=plot, notes=notes, takeaway=TAKEAWAY, verdict=verdict)

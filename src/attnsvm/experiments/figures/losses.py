@@ -15,13 +15,28 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from .._common import corr, log_steps, make_instances, new_figure, save_figure
+from ...reporting import fmt_number as num
+from .._common import (
+    ALIGNED,
+    add_legend,
+    aligned,
+    corr,
+    log_steps,
+    make_instances,
+    new_figure,
+    save_figure,
+)
 from .._training import trajectory
 from ..config import FigureConfig
-from ..registry import Figure
+from ..registry import Figure, Verdict
 from ..sweep import Cell
 
 __all__ = ["LossesConfig", "FIGURE"]
+
+#: What the reader should see (figure caption and report).
+TAKEAWAY = (
+    "Both losses drive 1 - corr(p, p^mm) down alike: the max-margin direction does not "
+    "depend on the loss.")
 
 
 @dataclass(frozen=True)
@@ -79,7 +94,7 @@ def summarize(cfg: LossesConfig, df: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def plot(cfg: LossesConfig, df: pd.DataFrame, path: Path) -> None:
+def plot(cfg: LossesConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
     fig, ax = new_figure(2, 1)
     m = df.groupby(["loss", "step"]).mean(numeric_only=True).reset_index()
     for j, (lo, g) in enumerate(m.groupby("loss")):
@@ -89,18 +104,26 @@ def plot(cfg: LossesConfig, df: pd.DataFrame, path: Path) -> None:
     ax[0, 0].set(xlabel="step", ylabel="1 - corr(p, p^mm)", title="alignment (mean)")
     ax[0, 1].set(xlabel="step", ylabel="prob. of selected token", title="selection")
     for a in ax[0]:
-        a.legend(fontsize=7)
-    save_figure(fig, path, f"Losses: prompt p, n={cfg.n}, T={cfg.T}, d={cfg.d}")
+        add_legend(a)
+    return save_figure(fig, path, f"Losses: prompt p, n={cfg.n}, T={cfg.T}, d={cfg.d}",
+                       caption=TAKEAWAY)
 
 
 def notes(cfg: LossesConfig, h: dict[str, Any]) -> dict[str, str]:
-    parts = "; ".join(f"{lo}: mean corr {h[f'corr_p_{lo}_mean']:.4f} (min "
-                      f"{h[f'corr_p_{lo}_min']:.4f})" for lo in cfg.losses)
+    parts = "; ".join(f"{lo}: mean corr {num(h[f'corr_p_{lo}_mean'])} (min "
+                      f"{num(h[f'corr_p_{lo}_min'])})" for lo in cfg.losses)
     cmp = ("The published figure shows both losses driving p to the p^mm direction. Here: "
            + parts + ".")
     diff = ("Correlations are with the p-SVM of the tokens selected at the end of each run; "
             f"{cfg.seeds} random instances instead of one.")
     return {"comparison": cmp, "differences": diff}
+
+
+def verdict(cfg: LossesConfig, h: dict[str, Any]) -> Verdict:
+    vals = [h.get(f"corr_p_{lo}_mean") for lo in cfg.losses]
+    return Verdict("; ".join(f"{lo}: mean corr(p, p^mm) = {num(v)}"
+                             for lo, v in zip(cfg.losses, vals, strict=True)),
+                   aligned(*vals), f"every loss's mean correlation >= {ALIGNED}")
 
 
 FIGURE = Figure(

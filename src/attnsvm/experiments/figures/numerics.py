@@ -16,13 +16,29 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from .._common import corr, log_steps, make_instances, new_figure, save_figure, targets
+from ...reporting import fmt_number as num
+from .._common import (
+    ALIGNED,
+    add_legend,
+    aligned,
+    corr,
+    log_steps,
+    make_instances,
+    new_figure,
+    save_figure,
+    targets,
+)
 from .._training import trajectory
 from ..config import FigureConfig
-from ..registry import Figure
+from ..registry import Figure, Verdict
 from ..sweep import Cell
 
 __all__ = ["NumericsConfig", "FIGURE"]
+
+#: What the reader should see (figure caption and report).
+TAKEAWAY = (
+    "The plain-autograd curve follows the exact one until the softmax saturates, then stalls "
+    "while the exact direction keeps converging.")
 
 
 @dataclass(frozen=True)
@@ -91,7 +107,7 @@ def summarize(cfg: NumericsConfig, df: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def plot(cfg: NumericsConfig, df: pd.DataFrame, path: Path) -> None:
+def plot(cfg: NumericsConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
     fig, ax = new_figure(2, 1, width=4.8)
     m = df.groupby("step").median(numeric_only=True).reset_index()
     s = m["step"].clip(lower=1)
@@ -105,21 +121,31 @@ def plot(cfg: NumericsConfig, df: pd.DataFrame, path: Path) -> None:
     ax2.set_ylabel("top score gap, sequence 0", color="C2")
     ax[0, 1].set(xlabel="step", title="departure of the plain gradient")
     for a in ax[0]:
-        a.legend(fontsize=7)
-    save_figure(fig, path, f"Numerics: NGD lr={cfg.lr}, n={cfg.n}, T={cfg.T}, d={cfg.d}")
+        add_legend(a)
+    return save_figure(fig, path, f"Numerics: NGD lr={cfg.lr}, n={cfg.n}, T={cfg.T}, d={cfg.d}",
+                       caption=TAKEAWAY)
 
 
 def notes(cfg: NumericsConfig, h: dict[str, Any]) -> dict[str, str]:
-    cmp = (f"No published counterpart. Final mean corr with W^mm: exact {h['corr_exact_mean']:.6f}"
-           f", plain autograd {h['corr_plain_mean']:.6f}; the plain run departs from the exact "
-           f"one (relative difference > 1e-6) at step "
-           f"{h['first_step_rel_diff_above_1e-6_median']} (median; {h['runs_departed']} of "
-           f"{cfg.seeds} runs), and ends at a median relative difference of "
-           f"{h['rel_diff_final_median']:.2e}.")
+    cmp = (f"No published counterpart. Final mean corr with W^mm: exact "
+           f"{num(h['corr_exact_mean'], 6)}, plain autograd {num(h['corr_plain_mean'], 6)}; the "
+           f"plain run departs from the exact one (relative difference > 1e-6) at step "
+           f"{num(h['first_step_rel_diff_above_1e-6_median'])} (median; {h['runs_departed']} "
+           f"of {cfg.seeds} runs), and ends at a median relative difference of "
+           f"{num(h['rel_diff_final_median'])}.")
     diff = ("The plain run is the official protocol (torch autograd, softmax then "
             "log(1+exp(-u)), float64, one instance at a time); both start from the same "
             "N(0, 0.01^2) W.")
     return {"comparison": cmp, "differences": diff}
+
+
+def verdict(cfg: NumericsConfig, h: dict[str, Any]) -> Verdict:
+    ok = (aligned(h["corr_exact_mean"]) and h["runs_departed"] > 0
+          and h["corr_plain_mean"] < h["corr_exact_mean"])
+    return Verdict(f"final mean corr(W, W^mm): exact {num(h['corr_exact_mean'])}, plain "
+                   f"{num(h['corr_plain_mean'])}; {h['runs_departed']} of {cfg.seeds} plain runs "
+                   f"departed", ok,
+                   f"exact >= {ALIGNED}, plain below exact, and at least one run departs")
 
 
 FIGURE = Figure(

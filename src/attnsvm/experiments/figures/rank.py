@@ -14,19 +14,29 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from ...reporting import fmt_number as num
+from ...reporting import fmt_share as share
+from ...reporting import plural
 from .._common import (
+    add_legend,
     make_instances,
     new_figure,
     optimal_or_first,
     save_figure,
+    series_style,
     solution_fields,
     solve,
 )
 from ..config import FigureConfig
-from ..registry import Figure
+from ..registry import Figure, Verdict
 from ..sweep import Cell
 
 __all__ = ["RankConfig", "FIGURE"]
+
+#: What the reader should see (figure caption and report).
+TAKEAWAY = ("Dashed lines (nuclear-norm W_*^mm) lie below the solid ones of the same colour "
+            "(Frobenius W^mm), which never exceed n; at small d many instances are infeasible "
+            "and are counted apart (right).")
 
 
 @dataclass(frozen=True)
@@ -177,40 +187,60 @@ def _scs_summary(ok: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def plot(cfg: RankConfig, df: pd.DataFrame, path: Path) -> None:
+def plot(cfg: RankConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
+    from matplotlib.lines import Line2D
+
     t = table(cfg, df)
-    fig, ax = new_figure(3, 1)
+    fig, ax = new_figure(3, 1, width=4.4, height=3.8)
+    norm_keys = [Line2D([], [], color="k", ls="-", marker="o", label="W^mm (Frobenius)"),
+                 Line2D([], [], color="k", ls="--", marker="s", mfc="none",
+                        label="W_*^mm (nuclear)")]
     for k, (col, vals, fixed) in enumerate((("n", cfg.ns, "T"), ("T", cfg.Ts, "n"))):
         a = ax[0, k]
         fv = cfg.T_fixed if fixed == "T" else cfg.n_fixed
         for j, v in enumerate(vals):
             g = t[(t[col] == v) & (t[fixed] == fv)].sort_values("d")
             c = f"C{j}"
-            a.plot(g["d"], g["rank_fro_mean"], "-o", color=c, ms=4, label=f"{col}={v} W^mm")
-            a.plot(g["d"], g["rank_nuc_mean"], "--s", color=c, ms=4, label=f"{col}={v} W_*^mm")
+            a.plot(g["d"], g["rank_fro_mean"], "-o", color=c, ms=5, lw=1.8, label=f"{col}={v}")
+            a.plot(g["d"], g["rank_nuc_mean"], "--s", color=c, ms=5, mfc="none", lw=1.4)
         a.set_xlabel("d")
         a.set_ylabel("mean rank (feasible, certified)")
         a.set_title(f"{fixed}={fv}, varying {col}")
-        a.legend(fontsize=7)
+        a.add_artist(add_legend(a, loc="upper left", title="colour"))
+        add_legend(a, handles=norm_keys, loc="lower right")
     a = ax[0, 2]
     for j, (n, T) in enumerate(dict.fromkeys(zip(t["n"], t["T"], strict=False))):
         g = t[(t["n"] == n) & (t["T"] == T)].sort_values("d")
-        a.plot(g["d"], g["infeasible"] / g["instances"], "-o", ms=4, color=f"C{j}",
-               label=f"n={n}, T={T}")
+        a.plot(g["d"], g["infeasible"] / g["instances"], label=f"n={n}, T={T}",
+               **series_style(j, len(g)))
     a.set_xlabel("d")
     a.set_ylabel("share infeasible (certified)")
     a.set_title("Att-SVM infeasible")
-    a.legend(fontsize=7)
-    save_figure(fig, path, "Rank of W^mm (solid) vs W_*^mm (dashed)")
+    add_legend(a)
+    return save_figure(fig, path, "Rank of W^mm (solid) vs W_*^mm (dashed)", caption=TAKEAWAY)
+
+
+def verdict(cfg: RankConfig, h: dict[str, Any]) -> Verdict:
+    fro, nuc = h.get("rank_fro_mean"), h.get("rank_nuc_mean")
+    ok = (fro is not None and nuc is not None and nuc < fro
+          and h["max_rank_fro_over_n"] is not None and h["max_rank_fro_over_n"] <= 1
+          and h["share_nuc_rank_above_fro"] == 0)
+    return Verdict(f"mean rank W^mm {num(fro)}, W_*^mm {num(nuc)}; max rank(W^mm)/n = "
+                   f"{num(h['max_rank_fro_over_n'])}; W_*^mm lower in "
+                   f"{share(h['share_nuc_rank_below_fro'])}, higher in "
+                   f"{share(h['share_nuc_rank_above_fro'])}", ok,
+                   "rank(W^mm) <= n everywhere, W_*^mm never of higher rank and lower on average")
 
 
 def notes(cfg: RankConfig, h: dict[str, Any]) -> dict[str, str]:
+    feas = plural(h['instances'] - h['infeasible'], 'feasible certified instance')
     cmp = (f"The published figure shows the nuclear-norm solution W_*^mm with lower rank than "
-           f"W^mm, and rank(W^mm) <= n. Here, over {h['instances'] - h['infeasible']} feasible "
-           f"certified instances, mean rank W^mm = {h['rank_fro_mean']}, mean rank W_*^mm = "
-           f"{h['rank_nuc_mean']}; W_*^mm has strictly lower rank in "
-           f"{h['share_nuc_rank_below_fro']} of them and higher rank in "
-           f"{h['share_nuc_rank_above_fro']}; max rank(W^mm)/n = {h['max_rank_fro_over_n']}.")
+           f"W^mm, and rank(W^mm) <= n. Here, over {feas}, mean "
+           f"rank W^mm = {num(h['rank_fro_mean'])}, mean rank W_*^mm = "
+           f"{num(h['rank_nuc_mean'])}; W_*^mm has strictly lower rank in "
+           f"{share(h['share_nuc_rank_below_fro'])} of them and higher rank in "
+           f"{share(h['share_nuc_rank_above_fro'])}; max rank(W^mm)/n = "
+           f"{num(h['max_rank_fro_over_n'])}.")
     diff = (f"The official notebook records an infeasible instance as rank 1 (the solver returns "
             f"no matrix and matrix_rank(None) is 1); here the {h['infeasible']} infeasible "
             f"instances ({h['infeasible_certified']} with a Farkas certificate; "
@@ -219,13 +249,13 @@ def notes(cfg: RankConfig, h: dict[str, Any]) -> dict[str, str]:
             f"resolved as the official code does by the first argmax) are counted apart and "
             f"left out of every rank. "
             f"With the official rule the mean nuclear rank would read "
-            f"{h['rank_nuc_mean_official_rule']}. The official notebook also counts ranks of "
+            f"{num(h['rank_nuc_mean_official_rule'])}. The official notebook also counts ranks of "
             f"SCS's low-accuracy nuclear-norm solutions with tolerance 1e-7, which reads ranks "
             f"such as 5, 6, 9 where accurate solutions have 2, 2, 5. Measured here on "
             f"{h.get('scs_instances', 0)} instances: that rule gives mean rank "
-            f"{h.get('rank_nuc_scs_tol1e-7_mean')} against the certified "
-            f"{h.get('rank_nuc_certified_same_instances_mean')}, inflated in "
-            f"{h.get('share_scs_rank_inflated')} of them. Here every solution is "
+            f"{num(h.get('rank_nuc_scs_tol1e-7_mean'))} against the certified "
+            f"{num(h.get('rank_nuc_certified_same_instances_mean'))}, inflated in "
+            f"{share(h.get('share_scs_rank_inflated'))} of them. Here every solution is "
             f"certified by its KKT residuals (Clarabel, {h['uncertified_solutions']} not "
             f"certified and excluded) and ranks use a tolerance tied to that accuracy "
             f"(the CSV also gives matrix_rank with tol 1e-7 on the accurate solution). "
@@ -240,4 +270,4 @@ FIGURE = Figure(
     claim=("rank(W^mm) <= n by the KKT conditions, and the nuclear-norm solution W_*^mm "
            "(the (K,Q) limit direction) is of lower rank than the Frobenius one."),
     config=RankConfig, cells=cells, run_cell=run_cell, summarize=summarize, plot=plot,
-    notes=notes, table=table)
+    notes=notes, table=table, takeaway=TAKEAWAY, verdict=verdict)

@@ -15,13 +15,29 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from .._common import corr, log_steps, make_instances, new_figure, save_figure, targets
+from ...reporting import fmt_number as num
+from .._common import (
+    ALIGNED,
+    add_legend,
+    aligned,
+    corr,
+    log_steps,
+    make_instances,
+    new_figure,
+    save_figure,
+    targets,
+)
 from .._training import trajectory
 from ..config import FigureConfig
-from ..registry import Figure
+from ..registry import Figure, Verdict
 from ..sweep import Cell
 
 __all__ = ["RegularizationPathConfig", "FIGURE"]
+
+#: What the reader should see (figure caption and report).
+TAKEAWAY = (
+    "Both the regularization path (dots) and GD approach 1 - corr = 0 as the norm grows, "
+    "the path at least as fast.")
 
 
 @dataclass(frozen=True)
@@ -83,7 +99,7 @@ def summarize(cfg: RegularizationPathConfig, df: pd.DataFrame) -> dict[str, Any]
     return out
 
 
-def plot(cfg: RegularizationPathConfig, df: pd.DataFrame, path: Path) -> None:
+def plot(cfg: RegularizationPathConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
     fig, ax = new_figure(2, 1, width=4.8)
     for j, param in enumerate(("W", "KQ")):
         a = ax[0, j]
@@ -96,21 +112,29 @@ def plot(cfg: RegularizationPathConfig, df: pd.DataFrame, path: Path) -> None:
         tgt = "W^mm" if param == "W" else "W_*^mm"
         a.set(xlabel="||W|| (Frobenius, of W_R or W(k))", ylabel=f"1 - corr with {tgt}",
               title=f"{param}")
-        a.legend(fontsize=7)
-    save_figure(fig, path, f"Regularization path vs GD: n={cfg.n}, T={cfg.T}, d={cfg.d}")
+        add_legend(a)
+    return save_figure(fig, path, f"Regularization path vs GD: n={cfg.n}, T={cfg.T}, d={cfg.d}",
+                       caption=TAKEAWAY)
 
 
 def notes(cfg: RegularizationPathConfig, h: dict[str, Any]) -> dict[str, str]:
     cmp = (f"No published plot of this in the two papers (the path result is their theorem). "
-           f"At the largest radius R = {cfg.radii[-1]:g}: mean corr(W_R, W^mm) = "
-           f"{h.get('path_W_final_corr_mean', float('nan')):.4f}, (K,Q) path vs W_*^mm = "
-           f"{h.get('path_KQ_final_corr_mean', float('nan')):.4f}; GD after {cfg.gd_steps} steps:"
-           f" {h.get('gd_W_final_corr_mean', float('nan')):.4f} (W), "
-           f"{h.get('gd_KQ_final_corr_mean', float('nan')):.4f} ((K,Q)).")
+           f"At the largest radius R = {num(cfg.radii[-1])}: mean corr(W_R, W^mm) = "
+           f"{num(h.get('path_W_final_corr_mean'))}, (K,Q) path vs W_*^mm = "
+           f"{num(h.get('path_KQ_final_corr_mean'))}; GD after {cfg.gd_steps} steps:"
+           f" {num(h.get('gd_W_final_corr_mean'))} (W), "
+           f"{num(h.get('gd_KQ_final_corr_mean'))} ((K,Q)).")
     diff = (f"New study. W_R is computed by projected normalized GD warm-started along the "
             f"radii ({cfg.steps_per_radius} steps per radius), so it is an approximate minimiser;"
             f" targets are the SVMs of the tokens selected at the largest radius / last step.")
     return {"comparison": cmp, "differences": diff}
+
+
+def verdict(cfg: RegularizationPathConfig, h: dict[str, Any]) -> Verdict:
+    w, kq = h.get("path_W_final_corr_mean"), h.get("path_KQ_final_corr_mean")
+    return Verdict(f"at R = {num(cfg.radii[-1])}: mean corr(W_R, W^mm) = {num(w)}, "
+                   f"(K,Q) path vs W_*^mm = {num(kq)}", aligned(w, kq),
+                   f"both mean correlations >= {ALIGNED}")
 
 
 FIGURE = Figure(
@@ -119,4 +143,5 @@ FIGURE = Figure(
     claim=("As R grows the norm-constrained minimiser W_R aligns with W^mm (K_R Q_R^T with "
            "W_*^mm), as GD does as its norm grows."),
     config=RegularizationPathConfig, cells=cells, run_cell=run_cell, summarize=summarize,
-    plot=plot, notes=notes)
+    plot=plot, notes=notes, takeaway=TAKEAWAY,
+    verdict=verdict)
