@@ -1,0 +1,192 @@
+"""Token-priority graphs, the Graph-SVM and W^fin against independent formulations.
+
+SCCs against networkx, W^svm against cvxpy written from the raw (duplicated) edges of the
+official code, W^fin against scipy's BFGS on a redundant parametrization of S_fin.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import numpy as np
+import pytest
+
+from attnsvm.ntp import (
+    NTPDataset,
+    fin_subspace,
+    priority_graphs,
+    random_ntp_dataset,
+    solve_graph_svm,
+    solve_w_fin,
+    strongly_connected_components,
+)
+
+nx = pytest.importorskip("networkx")
+
+
+def nx_sccs(n_nodes, edges):
+    G = nx.DiGraph()
+    G.add_nodes_from(range(n_nodes))
+    G.add_edges_from(map(tuple, edges))
+    return {frozenset(c) for c in nx.strongly_connected_components(G)}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_sccs_match_networkx(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 40))
+    m = int(rng.integers(0, 3 * n))
+    edges = rng.integers(0, n, size=(m, 2))
+    comp = strongly_connected_components(n, edges)
+    ours = {frozenset(np.flatnonzero(comp == c).tolist()) for c in np.unique(comp)}
+    assert ours == nx_sccs(n, edges)
+    assert np.all(comp[edges[:, 0]] <= comp[edges[:, 1]])  # topological (priority) order
+    assert sorted(np.unique(comp).tolist()) == list(range(len(ours)))
+
+
+def test_sccs_iterative_on_deep_graphs():
+    n = 20000  # far beyond Python's recursion limit
+    chain = np.stack([np.arange(n - 1), np.arange(1, n)], 1)
+    assert strongly_connected_components(n, chain).tolist() == list(range(n))
+    ring = np.concatenate([chain, [[n - 1, 0]]])
+    assert set(strongly_connected_components(n, ring).tolist()) == {0}
+
+
+def datasets():
+    out = []
+    for seed in range(3):
+        out.append(random_ntp_dataset(10, 4, 6, 5, cyclic=True, seed=seed))
+        out.append(random_ntp_dataset(10, 4, 6, 5, cyclic=False, seed=seed))
+    return out
+
+
+@pytest.mark.parametrize("ds", datasets(), ids=lambda d: f"{d!r}")
+def test_graphs_match_networkx(ds):
+    graphs = priority_graphs(ds)
+    for k, g in graphs.items():
+        rows = np.flatnonzero(ds.queries == k)
+        raw = [(ds.labels[i], x) for i in rows for x in ds.tokens[i] if x != ds.labels[i]]
+        G = nx.DiGraph()
+        G.add_nodes_from(np.unique(ds.tokens[rows]).tolist())
+        G.add_edges_from(raw)
+        assert {frozenset(c) for c in g.sccs} == {frozenset(c) for c in
+                                                  nx.strongly_connected_components(G)}
+        assert sorted(map(tuple, g.edges.tolist())) == sorted(G.edges)
+        assert all(g.component[y] <= g.component[x] for y, x in raw)
+
+
+def cvxpy_graph_svm(ds):
+    """The official formulation: one row per sample and token, SCCs from networkx."""
+    import cvxpy as cp
+
+    W = cp.Variable((ds.d, ds.d))
+    cons = []
+    E = ds.E
+    for k in np.unique(ds.queries):
+        rows = np.flatnonzero(ds.queries == k)
+        G = nx.DiGraph()
+        G.add_edges_from((ds.labels[i], x) for i in rows for x in ds.tokens[i]
+                         if x != ds.labels[i])
+        comp = {v: j for j, c in enumerate(nx.strongly_connected_components(G)) for v in c}
+        for i in rows:
+            y = ds.labels[i]
+            for x in ds.tokens[i]:
+                if x == y:
+                    continue
+                expr = cp.sum(cp.multiply(W, np.outer(E[y] - E[x], E[k])))
+                cons.append(expr == 0 if comp[x] == comp[y] else expr >= 1)
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(W)), cons)
+    prob.solve(solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
+    return prob.status, W.value
+
+
+@pytest.mark.parametrize("ds", datasets(), ids=lambda d: f"{d!r}")
+def test_graph_svm_matches_cvxpy(ds):
+    g = solve_graph_svm(ds)
+    status, W_ref = cvxpy_graph_svm(ds)
+    assert status == "optimal" and g.status == "optimal"
+    assert g.solution.is_optimal(1e-8)
+    np.testing.assert_allclose(g.W, W_ref, atol=1e-6 * max(1.0, np.abs(W_ref).max()))
+    # equalities hold exactly; no duplicate rows
+    v = g.solution.values
+    assert np.abs(v[:g.n_eq]).max(initial=0.0) < 1e-9
+    assert len({tuple(r) for r in g.edges.tolist()}) == g.edges.shape[0]
+    # W^svm is orthogonal to S_fin
+    B = fin_subspace(ds, g.graphs)
+    assert np.abs(np.einsum("bij,ij->b", B, g.W)).max(initial=0.0) < 1e-9
+    assert (g.n_eq > 0) == g.cyclic == (B.shape[0] > 0)
+
+
+def test_graph_svm_invariances():
+    ds = random_ntp_dataset(12, 4, 7, 5, cyclic=True, seed=4)
+    g = solve_graph_svm(ds)
+    f = solve_w_fin(ds, g.graphs)
+    rng = np.random.default_rng(0)
+    Q = np.linalg.qr(rng.standard_normal((5, 5)))[0]
+    rot = NTPDataset(ds.E @ Q, ds.tokens, ds.labels)  # rotated embeddings
+    gr, fr = solve_graph_svm(rot), None
+    fr = solve_w_fin(rot, gr.graphs)
+    np.testing.assert_allclose(gr.W, Q.T @ g.W @ Q, atol=1e-8)
+    np.testing.assert_allclose(fr.W_fin, Q.T @ f.W_fin @ Q, atol=1e-7)
+    perm = rng.permutation(ds.K)  # relabel the vocabulary: new id perm[old id]
+    inv = np.argsort(perm)
+    rel = NTPDataset(ds.E[inv], perm[ds.tokens], perm[ds.labels])
+    gp = solve_graph_svm(rel)
+    np.testing.assert_allclose(gp.W, g.W, atol=1e-8)
+    np.testing.assert_allclose(solve_w_fin(rel, gp.graphs).W_fin, f.W_fin, atol=1e-7)
+
+
+def test_infeasible_with_certificate():
+    # e_2 is the midpoint of e_0 and e_1: 0 and 1 cannot both beat 2 by a margin under query 3
+    E = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.3, -1.0]])
+    ds = NTPDataset(E, [[0, 2, 3], [1, 2, 3]], [0, 1])
+    g = solve_graph_svm(ds)
+    assert g.status == "infeasible" and g.W is None
+    assert g.solution.is_certified_infeasible(1e-10)
+
+
+def fin_loss_reference(ds, graphs, W):
+    """The top-SCC loss from its definition, on the full W."""
+    total = 0.0
+    for i in range(ds.n):
+        k, y, row = ds.queries[i], ds.labels[i], ds.tokens[i]
+        comp = graphs[int(k)].component
+        top = comp[row] == comp[y]
+        a = ds.E[row] @ W @ ds.E[k]
+        a_top = a[top]
+        total += np.logaddexp.reduce(a_top) - np.logaddexp.reduce(a[row == y])
+    return total / ds.n
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_w_fin_matches_scipy(seed):
+    from scipy.optimize import minimize
+
+    ds = random_ntp_dataset(14, 4, 6, 5, cyclic=True, seed=seed)
+    graphs = priority_graphs(ds)
+    fin = solve_w_fin(ds, graphs)
+    assert fin.grad_norm <= 1e-10
+    # redundant generators (e_i - e_j) e_k^T over all ordered pairs of every SCC
+    gens = np.array([np.outer(ds.E[i] - ds.E[j], ds.E[k]) for k, g in graphs.items()
+                     for c in g.sccs for i in c for j in c if i != j])
+    res = minimize(lambda c: fin_loss_reference(ds, graphs, np.tensordot(c, gens, 1)),
+                   np.zeros(len(gens)), method="BFGS", options={"gtol": 1e-11, "maxiter": 5000})
+    W_ref = np.tensordot(res.x, gens, 1)
+    assert fin_loss_reference(ds, graphs, fin.W_fin) <= res.fun + 1e-12
+    assert fin.loss == pytest.approx(fin_loss_reference(ds, graphs, fin.W_fin), abs=1e-12)
+    np.testing.assert_allclose(fin.W_fin, W_ref, atol=1e-5)
+    np.testing.assert_allclose(fin.project(fin.W_fin), fin.W_fin, atol=1e-12)
+
+
+def test_acyclic_has_no_finite_part():
+    ds = random_ntp_dataset(10, 4, 6, 5, cyclic=False, seed=1)
+    g = solve_graph_svm(ds)
+    fin = solve_w_fin(ds, g.graphs)
+    assert g.n_eq == 0 and fin.dim == 0 and not fin.W_fin.any()
+
+
+@pytest.mark.parametrize("name", ["attnsvm.ntp.graph", "attnsvm.ntp.svm", "attnsvm.ntp.dataset"])
+def test_doctests(name):
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0
