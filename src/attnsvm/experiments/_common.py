@@ -118,7 +118,7 @@ def log_steps(steps: int, per_decade: int = 12) -> np.ndarray:
 
 #: Markers and dash patterns of :func:`series_style` (one per series, cycled).
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-_DASHES = ("-", "--", "-.", ":")
+_DASHES: tuple[Any, ...] = ("-", "--", "-.", (0, (6, 2, 1, 2, 1, 2)))
 
 
 def series_style(j: int, n_points: int = 30) -> dict[str, Any]:

@@ -190,7 +190,8 @@ def plot(cfg: Paths2DConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
             row = good.iloc[int(np.argsort(good["corr"].to_numpy())[(len(good) - 1) // 2])]
             _panel(top, cfg, df, T, param, int(row["seed"]))
             top.set_title(f"T={T}, {param}: setting holds (seed {int(row['seed'])}; "
-                          f"{len(good)} of {len(runs)} runs)\ncorr = {num(row['corr'])}", fontsize=8.5)
+                          f"{len(good)} of {len(runs)} runs)\ncorr = {num(row['corr'])}",
+                          fontsize=8.5)
         else:
             top.text(0.5, 0.5, "no run in the theorem's setting", ha="center",
                      transform=top.transAxes)

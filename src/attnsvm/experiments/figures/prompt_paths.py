@@ -146,20 +146,28 @@ def summarize(cfg: PromptPathsConfig, df: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def _groups(g: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """Runs grouped for plotting: random starts per optimizer, local starts per optimizer
-    split into those that stay at beta and those that leave it."""
+#: Plot style index per run group (same colour in every panel; "leaves beta" dotted).
+_STYLE = {("random", "ngd"): 0, ("random", "gd"): 1, ("local", "ngd"): 2, ("local", "gd"): 3}
+
+
+def _groups(g: pd.DataFrame) -> list[tuple[str, int, bool, pd.DataFrame]]:
+    """Runs grouped for plotting, as ``(label, style index, leaves beta, rows)``: random starts
+    per optimizer, local starts per optimizer split into runs that stay at beta and runs that
+    leave it."""
     out = []
-    for (start, opt), h in g.groupby(["start", "optimizer"]):
+    for (start, opt), j in _STYLE.items():
+        h = g[(g["start"] == start) & (g["optimizer"] == opt)]
+        if not len(h):
+            continue
         if start == "random":
-            out.append((f"random start, {opt}", h))
+            out.append((f"random start, {opt}", j, False, h))
             continue
         stays = h.groupby("seed")["ends_at_target"].transform("last").astype(bool)
         for flag, word in ((True, "stays at beta"), (False, "leaves beta")):
             sub = h[stays == flag]
             if len(sub):
                 runs = sub["seed"].nunique()
-                out.append((f"local, {opt}, {word} ({plural(runs, 'run')})", sub))
+                out.append((f"local, {opt}, {word} ({plural(runs, 'run')})", j, not flag, sub))
     return out
 
 
@@ -167,11 +175,11 @@ def plot(cfg: PromptPathsConfig, df: pd.DataFrame, path: Path | None = None) -> 
     fig, ax = new_figure(2, len(cfg.settings), width=4.8, height=3.6)
     for r, (n, T, d) in enumerate(cfg.settings):
         g = df[(df["n"] == n) & (df["T"] == T) & (df["step"] > 0)]
-        for j, (lab, h) in enumerate(_groups(g)):
+        for lab, j, leaves, h in _groups(g):
             m = h.groupby("step").median(numeric_only=True).reset_index()
             st = series_style(j, len(m))
-            if "leaves" in lab:
-                st.update(ls=":", lw=1.2)
+            if leaves:
+                st.update(ls=":", lw=1.3, marker="x", mfc=st["color"], zorder=1)
             ax[r, 0].loglog(m["step"], (1 - m["corr_target"]).clip(lower=1e-12), label=lab,
                             **st)
             ax[r, 1].loglog(m["step"], m["norm"], label=lab, **st)
@@ -211,7 +219,8 @@ def notes(cfg: PromptPathsConfig, h: dict[str, Any]) -> dict[str, str]:
            "p(0) = 10 p^mm_beta / ||p^mm_beta|| has 1 - corr = 0 exactly, but the iterates "
            "of GD have the form p(k) = R(k) p^mm_beta / ||p^mm_beta|| + p_fin + o(1) with a "
            "bounded p_fin set by the non-support tokens, so 1 - corr first grows to about "
-           "||p_fin||^2 / (2 R^2) and only then decays as R = ||p|| grows: linearly in k for "
+           "||P p_fin||^2 / (2 R^2) (P: the projection orthogonal to p^mm_beta) and "
+           "only then decays as R = ||p|| grows: linearly in k for "
            "normalized GD, logarithmically for plain GD, whose curve therefore shows mostly "
            "the rise within these steps.")
     diff = (f"Here each setting is run on {cfg.seeds} instances instead of one hand-picked "
