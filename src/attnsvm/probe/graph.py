@@ -91,6 +91,10 @@ class HeadGraphs:
         Every distinct edge ``(graph, i, j)`` with global key-class ids.
     comp : numpy.ndarray of int64, shape (E, 2)
         SCC label of ``i`` and of ``j`` within the edge's graph.
+    keys : numpy.ndarray, shape (n_nodes, d)
+        The distinct key vectors (node ``i`` is ``keys[i]``).
+    queries : numpy.ndarray, shape (n_graphs, d + 1)
+        The distinct augmented queries (graph ``g`` belongs to ``queries[g]``).
     n_graphs, n_nodes : int
         Query classes (graphs) and key classes (nodes).
     scc_sizes : list of int
@@ -106,6 +110,8 @@ class HeadGraphs:
     n_eq: int
     edges: np.ndarray
     comp: np.ndarray
+    keys: np.ndarray
+    queries: np.ndarray
     n_graphs: int
     n_nodes: int
     scc_sizes: list[int]
@@ -204,6 +210,8 @@ def build_graphs(captures: list[Capture], layer: int, head: int, causal: bool) -
         n_eq=n_eq,
         edges=edges,
         comp=comp,
+        keys=Xk,
+        queries=Zq,
         n_graphs=len(query_vecs),
         n_nodes=len(key_vecs),
         scc_sizes=sorted(scc_sizes, reverse=True),

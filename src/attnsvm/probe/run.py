@@ -32,7 +32,7 @@ from .analysis import ProbeOptions, analyze_head
 from .capture import Adapter, Capture
 from .corpus import make_sequences, read_corpus
 from .instance import build_instance
-from .models import DEFAULT_MODEL, ModelSource, load_model
+from .models import DEFAULT_MODEL, ModelSource, load_model, resolve_model
 from .report import nuc_vs_fro, target_summary, write_report
 
 __all__ = ["ProbeResult", "probe", "head_file", "head_line", "parse_layers", "check_sizes",
@@ -347,7 +347,8 @@ def probe(
             progress(msg, None, None)
 
     if adapter is None:
-        say(f"loading {model or DEFAULT_MODEL} (transformers, offline)")
+        found = resolve_model(model or DEFAULT_MODEL)  # file checks before any output
+        say(f"loading {found.label} from {found.folder} (offline)")
     src, ad = adapter if adapter is not None else load_model(model or DEFAULT_MODEL)
     layer_list = parse_layers(layer_req, ad.num_layers) or []
     _check_seq_len(seq_len, ad, src.label)
