@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_probe import build_tiny_bert
 
 from attnsvm.cli.main import main
 from attnsvm.exceptions import InvalidInputError
 from attnsvm.probe import corpus as probe_corpus
 from attnsvm.probe import run as probe_run
 from attnsvm.probe.models import load_model
+from test_probe import build_tiny_bert
 
 SMALL = ["--seq-len", "8", "--max-queries", "16", "--jobs", "1"]
 
