@@ -7,7 +7,11 @@ Every command writes through these helpers, so that the rules of SPEC.md hold ev
 * stdout holds nothing or one complete JSON object (:func:`emit_json` serialises first, then
   writes), and a closed pipe (``attnsvm solve --json | head``) is not an error;
 * progress goes to stderr, one line per update when stderr is not a terminal, with an estimate
-  of the time left (:class:`Progress`).
+  of the time left (:class:`attnsvm.progress.Progress`, re-exported here);
+* native (C/Fortran) writes to descriptor 1 go to stderr while a command runs
+  (:func:`native_stdout_to_stderr`), and warnings become one line each (:func:`format_warning`).
+
+JSON conversion is :func:`attnsvm.reporting.to_jsonable`, shared with the report writers.
 """
 
 from __future__ import annotations
@@ -15,19 +19,17 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import os
 import sys
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
-
-import numpy as np
+from typing import Any
 
 from .._io import atomic_savez
 from ..exceptions import InvalidInputError
+from ..progress import Progress
+from ..reporting import to_jsonable
 
 __all__ = ["check_out_path", "save_npz_atomic", "emit_json", "emit_text", "to_jsonable",
            "Progress", "json_text", "native_stdout_to_stderr", "silence_stdout", "format_warning"]
@@ -87,26 +89,10 @@ def save_npz_atomic(path: str | os.PathLike[str], **arrays: Any) -> None:
     atomic_savez(path, **arrays)
 
 
-def to_jsonable(obj: object) -> object:
-    """``json`` default hook: NumPy scalars and arrays to Python values."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
+def _json_default(obj: object) -> object:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def _clean_floats(obj: object) -> object:
-    """Non-finite floats become ``None`` (JSON has no NaN/inf)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _clean_floats(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean_floats(v) for v in obj]
-    return obj
 
 
 def silence_stdout() -> None:
@@ -191,8 +177,7 @@ def format_warning(w: warnings.WarningMessage) -> str:
 
 def json_text(obj: object) -> str:
     """``obj`` as one line of strict JSON (NumPy values converted, NaN/inf as null)."""
-    return json.dumps(_clean_floats(to_jsonable_tree(obj)), allow_nan=False,
-                      default=to_jsonable)
+    return json.dumps(to_jsonable(obj), allow_nan=False, default=_json_default)
 
 
 def emit_json(obj: object) -> None:
@@ -200,99 +185,6 @@ def emit_json(obj: object) -> None:
     _write_stdout(json_text(obj) + "\n")
 
 
-def to_jsonable_tree(obj: object) -> object:
-    """Recursively convert NumPy values inside dicts and lists (so NaN cleaning sees floats)."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable_tree(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable_tree(v) for v in obj]
-    if isinstance(obj, (np.generic, np.ndarray)):
-        return to_jsonable_tree(to_jsonable(obj))
-    return obj
-
-
 def emit_text(text: str) -> None:
     """Write a human summary (one or more lines) to stdout."""
     _write_stdout(text if text.endswith("\n") else text + "\n")
-
-
-class Progress:
-    """Progress with an estimate of the time left, on stderr.
-
-    On a terminal one line is redrawn; otherwise a new line is printed at most every
-    ``min_interval`` seconds (and at the end), so logs and pipes see it too.
-
-    Parameters
-    ----------
-    total : int
-        Number of units of work.
-    label : str
-        What is being done (``"train"``, ``"figure rank"``, ...).
-    stream : file, optional
-        Default ``sys.stderr``.
-    min_interval : float
-        Seconds between printed updates.
-    enabled : bool
-        ``False`` prints nothing (e.g. for very short runs).
-    """
-
-    def __init__(self, total: int, label: str, stream: TextIO | None = None,
-                 min_interval: float = 2.0, enabled: bool = True) -> None:
-        self.total = max(int(total), 1)
-        self.label = label
-        self.stream = stream if stream is not None else sys.stderr
-        self.min_interval = min_interval
-        self.enabled = enabled
-        self.t0 = time.perf_counter()
-        self._last = -math.inf
-        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.done = 0
-
-    def _line(self) -> str:
-        el = time.perf_counter() - self.t0
-        frac = self.done / self.total
-        eta = el * (1 - frac) / frac if frac > 0 else float("nan")
-        eta_s = f", about {_fmt_seconds(eta)} left" if frac > 0 and frac < 1 else ""
-        return (f"{self.label}: {self.done}/{self.total} ({100 * frac:.0f} %), "
-                f"{_fmt_seconds(el)} elapsed{eta_s}")
-
-    def update(self, done: int) -> None:
-        """Record ``done`` units finished and print when due."""
-        self.done = min(int(done), self.total)
-        now = time.perf_counter()
-        if not self.enabled or (now - self._last < self.min_interval and self.done < self.total):
-            return
-        self._last = now
-        self._print()
-
-    def _print(self) -> None:
-        try:
-            if self._tty:
-                self.stream.write("\r" + self._line() + "\x1b[K")
-            else:
-                self.stream.write(self._line() + "\n")
-            self.stream.flush()
-        except (BrokenPipeError, ValueError):  # pragma: no cover - stderr closed
-            self.enabled = False
-
-    def close(self) -> None:
-        """Finish the line (terminal) or print the final state once."""
-        if not self.enabled:
-            return
-        if self.done < self.total or self._tty:
-            self._print()
-        if self._tty:
-            try:
-                self.stream.write("\n")
-            except (BrokenPipeError, ValueError):  # pragma: no cover
-                pass
-
-
-def _fmt_seconds(s: float) -> str:
-    if not math.isfinite(s):
-        return "?"
-    if s < 60:
-        return f"{s:.0f} s"
-    if s < 3600:
-        return f"{int(s // 60)} min {int(s % 60):02d} s"
-    return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
