@@ -10,13 +10,12 @@ the Graph-SVM of the tokens gradient descent actually keeps.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from .._validation import as_float_array, check_positive
 from .dataset import NTPDataset
-from .fin import FinPart, fit_r, solve_w_fin, top_scc_mask
+from .fin import FinPart, fin_subspace, fit_r, top_scc_mask
 from .graph import kept_token_graphs
 from .svm import GraphSVM, solve_graph_svm
 
@@ -100,20 +99,29 @@ def kept_tokens(probs: np.ndarray, dataset: NTPDataset, threshold: float = 1e-2)
 
 @dataclass
 class LocalGraphSVM:
-    """The Graph-SVM of the tokens GD keeps, with its finite part.
+    """The Graph-SVM of the tokens GD keeps.
 
     Attributes
     ----------
     kept : ndarray of bool, shape (n, T)
     svm : GraphSVM
-    fin : FinPart or None
-        ``W^fin`` of the local graphs (None when the local SVM is infeasible).
+    basis : ndarray, shape (r, d, d)
+        Orthonormal basis of the local ``S_fin`` (the kept tokens that share an SCC).
+    threshold : float
     """
 
     kept: np.ndarray
     svm: GraphSVM
-    fin: FinPart | None
-    info: dict[str, Any]
+    basis: np.ndarray
+    threshold: float
+
+    def corr_perp(self, W: np.ndarray) -> np.ndarray:
+        """``cos(W - P W, W^svm_loc)`` with ``P`` the projection on the local ``S_fin``."""
+        if self.svm.W is None:
+            raise ValueError("the local Graph-SVM is infeasible: no W^svm to compare with")
+        PW = (np.einsum("...b,bij->...ij", np.einsum("bij,...ij->...b", self.basis, W),
+                        self.basis) if self.basis.shape[0] else np.zeros_like(W))
+        return cosine(W - PW, np.broadcast_to(self.svm.W, np.shape(W)))
 
 
 def local_graph_svm(dataset: NTPDataset, probs: np.ndarray, threshold: float = 1e-2
@@ -121,8 +129,8 @@ def local_graph_svm(dataset: NTPDataset, probs: np.ndarray, threshold: float = 1
     """Graph-SVM built from the kept tokens: edges ``c -> x`` from every kept ``c``.
 
     The kept tokens of a sequence share priority (one SCC when several are kept); they have
-    priority over the rest.  The local ``W^fin`` uses each sequence's labels as in the global
-    problem, restricted to the local SCCs.
+    priority over the rest.  No local ``W^fin`` is formed: its loss would be that of the run
+    (the local experiments train with other losses than the log-loss of ``W^fin``).
 
     Parameters
     ----------
@@ -138,12 +146,5 @@ def local_graph_svm(dataset: NTPDataset, probs: np.ndarray, threshold: float = 1
     kept = kept_tokens(probs, dataset, threshold)
     graphs = kept_token_graphs(dataset, kept)
     svm = solve_graph_svm(dataset, graphs)
-    fin = None
-    if svm.W is not None:
-        # the label of the local problem: the kept token with the most attention
-        tok = dataset.tokens
-        same = tok[:, :, None] == tok[:, None, :]
-        mass = np.einsum("nts,ns->nt", same, probs)
-        lab = tok[np.arange(dataset.n), np.argmax(mass, axis=1)]
-        fin = solve_w_fin(NTPDataset(dataset.E, tok, lab), graphs)
-    return LocalGraphSVM(kept=kept, svm=svm, fin=fin, info={"threshold": threshold})
+    return LocalGraphSVM(kept=kept, svm=svm, basis=fin_subspace(dataset, graphs),
+                         threshold=threshold)
