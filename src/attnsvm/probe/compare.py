@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..reporting import correlation
+
 __all__ = ["corr", "compare", "random_control", "constraint_values"]
 
 
 def corr(W1: np.ndarray, W2: np.ndarray) -> float:
-    """Correlation ``<W1, W2> / (||W1||_F ||W2||_F)`` in float64 (nan if either is zero)."""
-    a = np.asarray(W1, dtype=np.float64).ravel()
-    b = np.asarray(W2, dtype=np.float64).ravel()
-    den = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(a @ b / den) if den > 0 else float("nan")
+    """Correlation ``<W1, W2> / (||W1||_F ||W2||_F)`` in float64 (nan if either is zero).
+
+    :func:`attnsvm.reporting.correlation`, the measure every report uses.
+    """
+    return correlation(W1, W2)
 
 
 def random_control(shape: tuple[int, int], seed: int, layer: int, head: int) -> np.ndarray:

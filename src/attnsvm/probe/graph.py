@@ -50,6 +50,9 @@ GRAPH_FIELDS = (
 def strong_components(n_nodes: int, edges: np.ndarray) -> np.ndarray:
     """Strongly connected component label of every node of a directed graph.
 
+    The iterative Tarjan algorithm of :func:`attnsvm.ntp.graph.strongly_connected_components`
+    (labels in a topological order of the condensation).
+
     Parameters
     ----------
     n_nodes : int
@@ -60,15 +63,11 @@ def strong_components(n_nodes: int, edges: np.ndarray) -> np.ndarray:
     Returns
     -------
     numpy.ndarray of int64, shape (n_nodes,)
-        Equal labels exactly for nodes of one component (scipy's iterative algorithm).
+        Equal labels exactly for nodes of one component.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    from ..ntp.graph import strongly_connected_components
 
-    e = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
-    adj = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n_nodes, n_nodes)).tocsr()
-    _, labels = connected_components(adj, directed=True, connection="strong")
-    return np.asarray(labels, dtype=np.int64)
+    return strongly_connected_components(n_nodes, np.asarray(edges, dtype=np.int64))
 
 
 @dataclass

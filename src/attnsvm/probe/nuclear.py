@@ -13,7 +13,7 @@ SPEC.md:
   rank (``rank_head``, at most ``d_head``);
 - ``rows_nuc`` / ``m_nuc``: rows and constraints of the nuclear instance; ``nuc_status``,
   ``nuc_objective`` (``||W_*^mm||_*``), ``nuc_gap`` (relative duality gap of the certificate),
-  ``nuc_seconds``;
+  ``nuc_seconds``, ``nuc_warning`` (the solver's convergence warning, kept in the record);
 - ``margin_ratio_nuc``: the head's nuclear-norm margin ``min_k A_k^T W_h Zc_k / ||W_h||_*``
   over the optimal one ``1 / ||W_*^mm||_*``;
 - ``corr_nuc_fro``: the correlation of the two targets, and ``corr_fro_nucrows``: the head
@@ -26,10 +26,12 @@ on all rows is infeasible here too (same certificate); it is not solved twice.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import numpy as np
 
+from ..exceptions import ConvergenceWarning
 from .compare import compare, constraint_values, corr
 from .instance import HeadInstance
 
@@ -39,7 +41,7 @@ __all__ = ["nuclear_block", "nuclear_skipped", "head_rank", "NUCLEAR_FIELDS"]
 NUCLEAR_FIELDS = (
     "corr_nuc", "corr_nuc_control", "corr_nuc_control_max", "corr_nuc_random", "rank_nuc",
     "rows_nuc", "m_nuc", "nuc_status", "nuc_objective", "nuc_gap", "nuc_seconds",
-    "margin_ratio_nuc", "corr_nuc_fro", "corr_fro_nucrows",
+    "margin_ratio_nuc", "corr_nuc_fro", "corr_fro_nucrows", "nuc_warning",
 )
 
 
@@ -126,7 +128,15 @@ def nuclear_block(
     cset = ConstraintSet.from_arrays(A, Zc, idx)
     t0 = time.perf_counter()
     warm = fro_sol if (all_rows and fro_ok) else None
-    sol = solve_nuc_constraints(cset, warm_start=warm)
+    with warnings.catch_warnings(record=True) as caught:
+        # a solver's warning belongs to this head's record, not to the progress stream
+        warnings.simplefilter("always", ConvergenceWarning)
+        sol = solve_nuc_constraints(cset, warm_start=warm)
+    notes = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    for w in caught:
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    out["nuc_warning"] = "; ".join(notes) if notes else None
     out["nuc_seconds"] = time.perf_counter() - t0
     out["nuc_status"] = sol.status
     if sol.W is None or sol.status == "infeasible":

@@ -1,12 +1,12 @@
 """Write the probe's outputs: the per-head table, the heat maps, the HTML page, the summary.
 
-Figures are drawn through matplotlib's object API on an Agg canvas: the process-wide backend is
-never switched.
+JSON conversion, figures (matplotlib's object API on an Agg canvas: the process-wide backend is
+never switched), PNG embedding and number formatting come from :mod:`attnsvm.reporting`, shared
+with ``attnsvm reproduce``.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import io
@@ -17,12 +17,19 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_write_bytes, atomic_write_text
+from .._io import atomic_write_text
+from ..reporting import (
+    fmt_number,
+    new_figure,
+    png_data_uri,
+    save_png,
+    to_jsonable,
+    write_json_atomic,
+)
 
 __all__ = [
     "TABLE_COLUMNS",
     "TARGETS",
-    "clean_json",
     "heat_matrix",
     "write_table",
     "write_heatmap",
@@ -99,19 +106,6 @@ TABLE_COLUMNS = [
 ]
 
 
-def clean_json(obj: Any) -> Any:
-    """Replace NaN/inf by None and numpy scalars by Python ones, recursively."""
-    if isinstance(obj, dict):
-        return {str(k): clean_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [clean_json(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def heat_matrix(
     records: list[dict[str, Any]], key: str = "corr_fro", control: str = "corr_control"
 ) -> tuple[list[int], np.ndarray]:
@@ -133,13 +127,12 @@ def heat_matrix(
 
 
 def _fmt(v: Any) -> str:
-    if v is None:
+    """A table cell: empty for missing values, 4 significant digits for floats."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return ""
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return ""
-        return f"{v:.3g}" if abs(v) < 1e-3 and v != 0 else f"{v:.4f}".rstrip("0").rstrip(".")
-    return str(v)
+    if isinstance(v, str):
+        return v
+    return fmt_number(v, 4)
 
 
 def _mean(xs: list[Any]) -> float | None:
@@ -210,24 +203,15 @@ def write_table(records: list[dict[str, Any]], path: Path) -> None:
     w = csv.writer(buf)
     w.writerow(TABLE_COLUMNS)
     for r in records:
-        w.writerow([_fmt(r.get(c)) for c in TABLE_COLUMNS])
+        w.writerow(["" if r.get(c) is None else r.get(c) for c in TABLE_COLUMNS])
     atomic_write_text(path, buf.getvalue())
 
 
 def _figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
-    """A Figure on an Agg canvas (no pyplot, no global backend switch) and its axes row."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.subplots(1, ncols, squeeze=False)[0]
-
-
-def _png(fig: Any, path: Path, dpi: int) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    atomic_write_bytes(path, buf.getvalue())
+    """A Figure (constrained layout, no pyplot) and its row of ``ncols`` axes."""
+    fig, axes = new_figure(ncols, 1, width / ncols, height)
+    fig.set_layout_engine("constrained")
+    return fig, axes[0]
 
 
 def present_targets(records: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
@@ -265,7 +249,7 @@ def write_heatmap(records: list[dict[str, Any]], path: Path, title: str) -> None
                         color="white" if dark else "black")
     fig.suptitle(title, fontsize=9)
     fig.colorbar(im, ax=list(axes), shrink=0.9, label="corr - control")
-    _png(fig, path, 120)
+    save_png(fig, path, dpi=120)
 
 
 def write_maxprob_figure(records: list[dict[str, Any]], path: Path) -> None:
@@ -295,13 +279,12 @@ def write_maxprob_figure(records: list[dict[str, Any]], path: Path) -> None:
     ax.set_ylabel("share of rows")
     ax.set_xlim(0, 1)
     ax.legend(fontsize=8, ncol=2)
-    _png(fig, path, 110)
+    save_png(fig, path, dpi=110)
 
 
 def _img(path: Path, alt: str) -> str:
     """An <img> with the PNG embedded as a data URI (the file also lies beside the page)."""
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+    return f'<img src="{png_data_uri(path)}" alt="{html.escape(alt)}">'
 
 
 def write_report(summary: dict[str, Any], out_dir: Path) -> None:
@@ -317,9 +300,7 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> None:
 
 def write_summary(summary: dict[str, Any], path: Path) -> str:
     """Write ``summary.json`` and return its text."""
-    text = json.dumps(clean_json(summary), indent=1)
-    atomic_write_text(path, text + "\n")
-    return text
+    return write_json_atomic(path, summary, indent=1)
 
 
 def write_html(
@@ -338,7 +319,7 @@ def write_html(
         f"{len(recs)} heads in layers {e(str(summary['layers']))}</li>",
         f"<li>total time {summary['seconds']:.1f} s (model run {summary['capture_seconds']:.1f}"
         " s)</li>",
-        f"<li>provenance: {e(json.dumps(clean_json(summary.get('provenance', {}))))}</li>",
+        f"<li>provenance: {e(json.dumps(to_jsonable(summary.get('provenance', {}))))}</li>",
     ]
     tcols = ["target", "heads solved", "mean corr", "mean control", "mean corr - control",
              "corr > every other head", "mean corr_random", "median rank / d_head"]

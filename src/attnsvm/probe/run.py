@@ -28,6 +28,7 @@ from typing import Any
 
 from .._io import atomic_savez
 from ..exceptions import InvalidInputError, InvalidParameterError
+from ..reporting import provenance
 from .analysis import ProbeOptions, analyze_head
 from .capture import Adapter, Capture
 from .corpus import make_sequences, read_corpus
@@ -170,22 +171,8 @@ def _run_tasks(
 
 
 def _provenance() -> dict[str, Any]:
-    import platform
-    import sys
-
-    from .. import __version__
-
-    libs = {}
-    for mod in ("numpy", "scipy", "torch", "transformers", "tokenizers", "gguf"):
-        m = sys.modules.get(mod)
-        libs[mod] = getattr(m, "__version__", None) if m is not None else None
-    return {
-        "attnsvm": __version__,
-        "python": platform.python_version(),
-        "libraries": libs,
-        "cpus": os.cpu_count(),
-        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    return provenance(("numpy", "scipy", "torch", "transformers", "tokenizers", "gguf",
+                       "matplotlib"))
 
 
 def head_file(out_dir: str | os.PathLike[str], layer: int, head: int) -> Path:
