@@ -51,12 +51,11 @@ def run_reproduce(args: argparse.Namespace) -> int:
     check_out_path(args.out, "--out", kind="dir")  # before any figure runs
     for name in args.names:
         get_figure(name)
-    if args.workers is not None and args.workers < 1:
-        raise InvalidParameterError(
-            f"The '--workers' option must be a positive integer. Got {args.workers} instead.")
+    from attnsvm.experiments.runner import reproduce, resolve_backend
+
+    resolve_backend(args.backend, args.workers)  # --workers with 'batched' fails here, early
     if args.address and args.backend != "ray":
         raise InvalidParameterError("The '--address' option needs '--backend ray'.")
-    from attnsvm.experiments.runner import reproduce
 
     summary = reproduce(args.names or None, out=args.out, quick=args.quick,
                         backend=args.backend, workers=args.workers, address=args.address,
