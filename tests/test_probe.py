@@ -280,6 +280,8 @@ def _check_saved(out: Path, summary: dict) -> None:
             if r.get("corr_graph") is not None:
                 _check_target(f, r, Ws, layer, seed, "graph", "W_graph")
                 assert f["dual_graph"].shape == (r["graph_n_eq"] + r["graph_n_ineq"],)
+            if r.get("corr_graph_nuc") is not None:
+                _check_target(f, r, Ws, layer, seed, "graph_nuc", "W_graph_nuc")
             if not r["feasible"]:
                 assert r["corr_fro"] is None and "certificate" in f and r["corr_nuc"] is None
                 continue

@@ -251,7 +251,8 @@ def analyze_head(
         rec.update(nuclear_skipped(inst, W_layer[head]))
     rec["d_head"] = d_head
     if opts.graph or (opts.graph is None and causal):
-        rec.update(graph_block(captures, layer, head, causal, W_layer, W_rand, opts.tol, arrays))
+        rec.update(graph_block(captures, layer, head, causal, W_layer, W_rand, opts.tol, arrays,
+                               nuclear=opts.nuclear))
     else:
         rec.update(dict.fromkeys(GRAPH_FIELDS))
     rec["seconds"] = time.perf_counter() - t0

@@ -28,11 +28,13 @@ constraints are equalities and how large the SCCs are.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..exceptions import ConvergenceWarning
 from .capture import Capture
 from .compare import compare, constraint_values
 
@@ -43,7 +45,9 @@ GRAPH_FIELDS = (
     "graph_status", "graph_feasible", "graph_queries", "graph_nodes", "graph_n_eq",
     "graph_n_ineq", "graph_scc_max", "graph_scc_sizes", "graph_cyclic", "graph_objective",
     "graph_gap", "graph_violated_share", "graph_seconds", "corr_graph", "corr_graph_control",
-    "corr_graph_control_max", "corr_graph_random",
+    "corr_graph_control_max", "corr_graph_random", "graph_nuc_status", "corr_graph_nuc",
+    "corr_graph_nuc_control", "corr_graph_nuc_control_max", "corr_graph_nuc_random",
+    "rank_graph_nuc", "graph_nuc_objective", "graph_nuc_seconds",
 )
 
 
@@ -227,6 +231,7 @@ def graph_block(
     W_rand: np.ndarray,
     tol: float,
     arrays: dict[str, np.ndarray],
+    nuclear: bool = False,
 ) -> dict[str, Any]:
     """Solve one head's Graph-SVM (Frobenius, exact) and compare it with the head.
 
@@ -241,7 +246,11 @@ def graph_block(
     tol : float
         Feasibility tolerance of the Frobenius solver.
     arrays : dict
-        Receives ``W_graph`` (float32) and ``dual_graph``, or ``certificate_graph``.
+        Receives ``W_graph`` (float32) and ``dual_graph``, or ``certificate_graph``; with
+        ``nuclear`` also ``W_graph_nuc``.
+    nuclear : bool
+        Also solve the nuclear-norm Graph-SVM (the target of a factored head) when the
+        Frobenius one is feasible: ``corr_graph_nuc`` with its controls and ``rank_graph_nuc``.
 
     Returns
     -------
@@ -285,4 +294,26 @@ def graph_block(
         arrays["W_graph"] = W.astype(np.float32)
         arrays["dual_graph"] = np.asarray(sol.dual, dtype=np.float64)
     out["graph_seconds"] = time.perf_counter() - t0
+    if nuclear and out["graph_feasible"]:
+        out.update(_graph_nuclear(cset, sol, W_layer, head, W_rand, arrays))
+    return out
+
+
+def _graph_nuclear(cset: Any, fro_sol: Any, W_layer: list[np.ndarray], head: int,
+                   W_rand: np.ndarray, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The nuclear-norm Graph-SVM, warm-started from the Frobenius one."""
+    from ..svm import solve_nuc_constraints
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the status says it
+        sol = solve_nuc_constraints(cset, warm_start=fro_sol)
+    out: dict[str, Any] = {"graph_nuc_status": sol.status,
+                           "graph_nuc_seconds": time.perf_counter() - t0}
+    if sol.W is not None and sol.status != "infeasible":
+        W = np.asarray(sol.W, dtype=np.float64)
+        c = compare(W, W_layer, head, W_rand, "graph_nuc")
+        out.update(c, rank_graph_nuc=int(sol.rank),
+                   graph_nuc_objective=float(np.linalg.svd(W, compute_uv=False).sum()))
+        arrays["W_graph_nuc"] = W.astype(np.float32)
     return out

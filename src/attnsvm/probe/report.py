@@ -46,6 +46,7 @@ TARGETS = [
     ("fro", "corr_fro", "corr_control", "Frobenius Att-SVM W^mm"),
     ("nuc", "corr_nuc", "corr_nuc_control", "nuclear-norm Att-SVM W_*^mm"),
     ("graph", "corr_graph", "corr_graph_control", "Graph-SVM (token-priority graphs)"),
+    ("graph_nuc", "corr_graph_nuc", "corr_graph_nuc_control", "nuclear-norm Graph-SVM"),
 ]
 
 #: Columns of ``heads.csv`` and of the HTML table, in order.
@@ -93,6 +94,9 @@ TABLE_COLUMNS = [
     "corr_graph_control",
     "corr_graph_random",
     "graph_violated_share",
+    "corr_graph_nuc",
+    "corr_graph_nuc_control",
+    "rank_graph_nuc",
     "n_conf",
     "m_conf",
     "feasible_conf",
@@ -166,8 +170,9 @@ def target_summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                       and r[key] > r[f"{pre}_control_max"]),
             "random_mean": _mean([r.get(f"{pre}_random") for r in solved]),
         }
-        if name == "nuc":
-            ranks = [r["rank_nuc"] for r in solved if r.get("rank_nuc") is not None]
+        if name in ("nuc", "graph_nuc"):
+            rk = "rank_nuc" if name == "nuc" else "rank_graph_nuc"
+            ranks = [r[rk] for r in solved if r.get(rk) is not None]
             dh = [r["d_head"] for r in solved if r.get("d_head") is not None]
             row["rank_median"] = float(np.median(ranks)) if ranks else None
             row["d_head"] = int(np.median(dh)) if dh else None
