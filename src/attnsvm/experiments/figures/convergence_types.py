@@ -123,7 +123,8 @@ def plot(cfg: ConvergenceTypesConfig, df: pd.DataFrame, path: Path | None = None
             a.bar(range(len(g)), g[f"share_{k}"], bottom=bottom, color=colors[k], label=k)
             bottom += g[f"share_{k}"].to_numpy()
         a.set_xticks(range(len(g)), labels, fontsize=6)
-        a.set(ylabel="share of runs", title=f"T={T}: where GD ends")
+        a.set(xlabel="n (sequences), d (dimension)", ylabel="share of runs",
+              title=f"T={T}: where GD ends")
         add_legend(a)
     a = ax[0, -1]
     for j, n in enumerate(cfg.ns):

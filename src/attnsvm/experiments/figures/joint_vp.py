@@ -120,9 +120,11 @@ def plot(cfg: JointVPConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
             u = np.array([last[f"{pre}0"], last[f"{pre}1"]])
             if np.all(np.isfinite(u)):
                 u = u / np.linalg.norm(u)
-                a.plot([0, u[0]], [0, u[1]], "--", color=f"C{j}", label=nm)
+                a.plot([0, u[0]], [0, u[1]], ("--", ":")[j % 2], color=f"C{j}",
+                       lw=2.4 - 1.2 * j, label=nm)
         a.set_aspect("equal")
-        a.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), title=f"{lab} path, seed {cfg.seed0}")
+        a.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), title=f"{lab} path, seed {cfg.seed0}",
+              xlabel=f"{lab}_1 (scaled to the unit disc)", ylabel=f"{lab}_2")
         add_legend(a)
     m = df.groupby("step").mean(numeric_only=True).reset_index()
     for j, (col, lab) in enumerate((("corr_v", "v vs v^mm"), ("corr_p", "p vs p^mm"),
@@ -160,4 +162,4 @@ FIGURE = Figure(
            "of the selected tokens and p to p^mm, or to the relaxed p-SVM when some inputs are "
            "not support vectors of v^mm."),
     config=JointVPConfig, cells=cells, run_cell=run_cell, summarize=summarize, plot=plot,
-    notes=notes)
+    notes=notes, takeaway=TAKEAWAY, verdict=verdict)

@@ -144,7 +144,8 @@ def plot(cfg: LocalConvergenceConfig, df: pd.DataFrame, path: Path | None = None
         other = "corr_nuc" if var == "W" else "corr_fro"
         olab = "W_*^mm" if var == "W" else "W^mm"
         ax[0, 1].loglog(x, (1 - g[other]).clip(lower=1e-12), color=st["color"], ls=":",
-                        lw=1.0, label=f"{var} vs {olab}", zorder=1)
+                        lw=1.0, marker=st["marker"], ms=3, mfc="none",
+                        markevery=st["markevery"], label=f"{var} vs {olab}", zorder=1)
     ax[0, 0].set(xscale="log", xlabel="step", ylabel="mean prob. of selected token",
                  title="softmax probability")
     ax[0, 1].set(xlabel="step", ylabel="1 - corr (mean over seeds)", title="alignment")

@@ -132,4 +132,4 @@ FIGURE = Figure(
     claim=("The max-margin implicit bias of prompt attention does not depend on the loss: "
            "with the correlation loss as with the logistic loss, p(k) aligns with p^mm."),
     config=LossesConfig, cells=cells, run_cell=run_cell, summarize=summarize, plot=plot,
-    notes=notes)
+    notes=notes, takeaway=TAKEAWAY, verdict=verdict)

@@ -182,4 +182,4 @@ FIGURE = Figure(
     claim=("When GD keeps several tokens per sequence (ReLU value head), the iterate follows "
            "W^svmeq = W^fin + R W^dir, better than W^dir alone and the one-token W^mm."),
     config=MultiTokenConfig, cells=cells, run_cell=run_cell, summarize=summarize, plot=plot,
-    notes=notes, table=table)
+    notes=notes, table=table, takeaway=TAKEAWAY, verdict=verdict)

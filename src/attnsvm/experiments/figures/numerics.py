@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ...reporting import fmt_number as num
+from ...reporting import plural
 from .._common import (
     ALIGNED,
     add_legend,
@@ -119,7 +120,8 @@ def plot(cfg: NumericsConfig, df: pd.DataFrame, path: Path | None = None) -> Any
     ax2 = ax[0, 1].twinx()
     ax2.semilogx(s, m["score_gap_seq0"], color="C2", lw=.8)
     ax2.set_ylabel("top score gap, sequence 0", color="C2")
-    ax[0, 1].set(xlabel="step", title="departure of the plain gradient")
+    ax[0, 1].set(xlabel="step", ylabel="relative difference (median)",
+                 title="departure of the plain gradient")
     for a in ax[0]:
         add_legend(a)
     return save_figure(fig, path, f"Numerics: NGD lr={cfg.lr}, n={cfg.n}, T={cfg.T}, d={cfg.d}",
@@ -131,7 +133,7 @@ def notes(cfg: NumericsConfig, h: dict[str, Any]) -> dict[str, str]:
            f"{num(h['corr_exact_mean'], 6)}, plain autograd {num(h['corr_plain_mean'], 6)}; the "
            f"plain run departs from the exact one (relative difference > 1e-6) at step "
            f"{num(h['first_step_rel_diff_above_1e-6_median'])} (median; {h['runs_departed']} "
-           f"of {cfg.seeds} runs), and ends at a median relative difference of "
+           f"of {plural(cfg.seeds, 'run')}), and ends at a median relative difference of "
            f"{num(h['rel_diff_final_median'])}.")
     diff = ("The plain run is the official protocol (torch autograd, softmax then "
             "log(1+exp(-u)), float64, one instance at a time); both start from the same "
@@ -143,8 +145,8 @@ def verdict(cfg: NumericsConfig, h: dict[str, Any]) -> Verdict:
     ok = (aligned(h["corr_exact_mean"]) and h["runs_departed"] > 0
           and h["corr_plain_mean"] < h["corr_exact_mean"])
     return Verdict(f"final mean corr(W, W^mm): exact {num(h['corr_exact_mean'])}, plain "
-                   f"{num(h['corr_plain_mean'])}; {h['runs_departed']} of {cfg.seeds} plain runs "
-                   f"departed", ok,
+                   f"{num(h['corr_plain_mean'])}; {h['runs_departed']} of "
+                   f"{plural(cfg.seeds, 'plain run')} departed", ok,
                    f"exact >= {ALIGNED}, plain below exact, and at least one run departs")
 
 
@@ -155,4 +157,4 @@ FIGURE = Figure(
            "the softmax saturates, then departs from it and from W^mm; the exact direction "
            "keeps converging."),
     config=NumericsConfig, cells=cells, run_cell=run_cell, summarize=summarize, plot=plot,
-    notes=notes)
+    notes=notes, takeaway=TAKEAWAY, verdict=verdict)

@@ -161,11 +161,11 @@ def _panel(a: Any, cfg: Paths2DConfig, df: pd.DataFrame, T: int, param: str, see
         c = f"C{i}"
         gi = g[g["seq"] == i].sort_values("step")
         scale = float(np.hypot(gi["x"], gi["y"]).max()) or 1.0
-        a.plot(gi["x"] / scale, gi["y"] / scale, "-", color=c, lw=1.8,
+        a.plot(gi["x"] / scale, gi["y"] / scale, "-", color=c, lw=2.4 - 1.0 * i,
                label=f"W(k) z_{i + 1}" if param == "W" else f"K Q^T(k) z_{i + 1}")
         sv = gi[["svm_x", "svm_y"]].iloc[-1].to_numpy()
         sv = sv / (np.linalg.norm(sv) or 1.0)
-        a.plot([0, sv[0]], [0, sv[1]], "--", color=c, lw=1.2,
+        a.plot([0, sv[0]], [0, sv[1]], ("--", ":")[i % 2], color=c, lw=2.0 - 0.8 * i,
                label=f"{'W^mm' if param == 'W' else 'W_*^mm'} z_{i + 1}")
         X = inst.X[i]
         a.scatter(X[:, 0], X[:, 1], s=18, color=c, marker="o", alpha=.6)
@@ -201,6 +201,7 @@ def plot(cfg: Paths2DConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
         seed = int(worst["seed"])
         bottom = ax[1, j]
         _panel(bottom, cfg, df, T, param, seed)
+        add_legend(bottom, fontsize=7, loc="lower left")
         label = "FAILURE CASE" if worst["corr"] < 0.95 else "lowest correlation"
         why = diagnose(cfg, df, T, param, seed) if worst["corr"] < 0.95 else "aligned"
         bottom.set_title(f"{label}: seed {seed}, corr = {num(worst['corr'])}\n"

@@ -43,7 +43,7 @@ TAKEAWAY = ("From random starts 1 - corr falls (normalized GD faster). A local s
             "exactly on p^mm_beta, so its 1 - corr starts at 0 and first rises while p takes on "
             "its bounded finite part (p ~ R p^mm + p_fin gives 1 - corr ~ 1/R^2), then falls "
             "again as ||p|| grows (NGD); plain GD at norm 10 barely grows ||p|| in these steps. "
-            "Runs that leave beta are dotted.")
+            "Runs that leave beta are dotted; the norm panels use the same styles.")
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ def plot(cfg: PromptPathsConfig, df: pd.DataFrame, path: Path | None = None) -> 
                 st.update(ls=":", lw=1.3, marker="x", mfc=st["color"], zorder=1)
             ax[r, 0].loglog(m["step"], (1 - m["corr_target"]).clip(lower=1e-12), label=lab,
                             **st)
-            ax[r, 1].loglog(m["step"], m["norm"], label=lab, **st)
+            ax[r, 1].loglog(m["step"], m["norm"], **st)  # legend: left panel
         ax[r, 0].set(xlabel="step", ylabel="1 - corr(p, target p^mm) (median)",
                      title=f"n={n}, T={T}, d={d}: alignment")
         ax[r, 1].set(xlabel="step", ylabel="||p|| (median)", title="norm")

@@ -1,0 +1,169 @@
+"""Every figure runs in the default test run (tiny settings) and reads well.
+
+Each figure is swept, summarised, plotted and written; the matplotlib ``Figure`` its ``plot``
+returns is inspected as objects (no pixels): every axes has labels, every labelled curve is in
+a visible, readable legend, coinciding curves stay distinguishable, the figure carries its
+one-sentence takeaway; its prose prints formatted numbers and its verdict is decided by its own
+headline numbers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure as MplFigure
+from matplotlib.lines import Line2D
+
+from attnsvm.experiments.registry import Verdict, figure_names, get_figure
+from attnsvm.experiments.report import write_report
+from attnsvm.experiments.runner import run_figure
+from attnsvm.reporting import provenance
+
+#: Settings small enough for the default run (seconds per figure), still exercising every
+#: branch of the plots (several settings, both parametrizations, local and random starts).
+TINY: dict[str, dict[str, Any]] = {
+    "local-convergence": {"seeds": 2, "chunk": 2, "steps": 60},
+    "rank": {"ns": (4,), "Ts": (4,), "n_fixed": 4, "T_fixed": 4, "ds": (2, 4), "seeds": 2,
+             "chunk": 2},
+    "multi-token": {"seeds": 4, "chunk": 4, "ds": (4,), "steps": 150},
+    "paths-2d": {"seeds": 2, "chunk": 2, "steps": 60},
+    "prompt-paths": {"seeds": 2, "chunk": 2, "steps": 60, "settings": ((1, 3, 3), (2, 4, 3))},
+    "joint-vp": {"seeds": 2, "chunk": 2, "steps": 60},
+    "losses": {"seeds": 2, "chunk": 2, "steps": 60},
+    "convergence-types": {"seeds": 2, "chunk": 2, "ns": (2,), "ds": (2, 4), "steps": 60},
+    "optimizer-rates": {"seeds": 2, "chunk": 2, "steps": 60},
+    "numerics": {"seeds": 1, "chunk": 1, "steps": 120},
+    "regularization-path": {"seeds": 2, "chunk": 2, "radii": (1.0, 4.0),
+                            "steps_per_radius": 30, "gd_steps": 60},
+}
+
+RAW_FLOAT = re.compile(r"\d\.\d{7,}")          # e.g. 5.190476190476191
+BAD_PLURAL = re.compile(r"(?<![\d.])1 (cells|runs|instances|seeds)\b")
+
+
+def _run(name: str, out: Path, tiny: bool = True) -> tuple[Any, MplFigure]:
+    res = run_figure(name, out, quick=True, overrides=TINY.get(name) if tiny else None,
+                     progress=False)
+    drawn = get_figure(name).plot(res.config, res.data, None)
+    assert isinstance(drawn, MplFigure), f"{name}: plot must return its matplotlib Figure"
+    return res, drawn
+
+
+def _labelled_lines(ax: Any) -> list[Line2D]:
+    return [ln for ln in ax.get_lines() if not ln.get_label().startswith("_")]
+
+
+def _check_axes(name: str, fig: MplFigure) -> None:
+    axes = [a for a in fig.axes if a.get_visible() and a.has_data()]
+    assert axes, f"{name}: nothing drawn"
+    twins = {id(b) for a, b in itertools.combinations(fig.axes, 2)
+             if a.get_position().bounds == b.get_position().bounds}
+    for ax in axes:
+        where = f"{name}, axes '{ax.get_title()}'"
+        assert ax.get_ylabel().strip(), f"{where}: no y label"
+        if id(ax) not in twins:
+            assert ax.get_xlabel().strip(), f"{where}: no x label"
+        labelled = _labelled_lines(ax) + [c for c in ax.collections + ax.patches
+                                          if not str(c.get_label()).startswith("_")]
+        leg = ax.get_legend()
+        if labelled:
+            assert leg is not None and leg.get_visible(), f"{where}: curves without a legend"
+        if leg is not None:
+            sizes = [t.get_fontsize() for t in leg.get_texts()]
+            assert sizes and min(sizes) >= 7, f"{where}: legend text {min(sizes)} pt"
+        # Curves that coincide must differ in marker, dash pattern or width.
+        lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) > 1]
+        for a, b in itertools.combinations(lines, 2):
+            xa, ya = np.asarray(a.get_xdata(), float), np.asarray(a.get_ydata(), float)
+            xb, yb = np.asarray(b.get_xdata(), float), np.asarray(b.get_ydata(), float)
+            if xa.shape == xb.shape and np.allclose(xa, xb) and np.allclose(
+                    ya, yb, rtol=1e-3, equal_nan=True):
+                look_a = (a.get_marker(), str(a.get_linestyle()), a.get_linewidth())
+                look_b = (b.get_marker(), str(b.get_linestyle()), b.get_linewidth())
+                assert look_a != look_b, f"{where}: '{a.get_label()}' hides '{b.get_label()}'"
+
+
+@pytest.mark.parametrize("name", figure_names())
+def test_figure_runs_plots_and_reads_well(name: str, tmp_path: Path) -> None:
+    res, fig = _run(name, tmp_path)
+    spec = get_figure(name)
+    _check_axes(name, fig)
+    # The takeaway is one sentence... or two short ones; it is drawn as the caption.
+    assert spec.takeaway and len(spec.takeaway) < 450
+    assert any(spec.takeaway[:40] in t.get_text().replace("\n", " ") for t in fig.texts)
+    # The PNG, CSV and record are written; the record carries the verdict.
+    assert (tmp_path / f"{name}.png").stat().st_size > 5000
+    rec = json.loads((tmp_path / "data" / f"{name}.json").read_text())
+    assert rec["takeaway"] == spec.takeaway
+    assert spec.verdict is not None
+    v = spec.verdict(res.config, res.headline)
+    assert isinstance(v, Verdict) and v.measured and v.criterion
+    assert rec["verdict"] == {"measured": v.measured, "passed": v.passed,
+                              "criterion": v.criterion}
+    # Prose: numbers formatted, plurals right.
+    prose = " ".join([rec["comparison"], rec["differences"], v.measured, v.criterion])
+    assert not RAW_FLOAT.search(prose), RAW_FLOAT.search(prose)
+    assert not BAD_PLURAL.search(prose), BAD_PLURAL.search(prose)
+
+
+def test_verdicts_follow_the_numbers() -> None:
+    """The pass/deviation mark is decided by the headline numbers against the criterion."""
+    lc = get_figure("local-convergence")
+    cfg = lc.config().quick_variant()
+    good = {"corr_fro_W_mean": 0.99, "corr_nuc_KQ_mean": 0.97, "corr_nuc_KQ_official_mean": 0.98}
+    assert lc.verdict is not None and lc.verdict(cfg, good).passed is True
+    assert lc.verdict(cfg, {**good, "corr_nuc_KQ_mean": 0.92}).passed is False
+    assert lc.verdict(cfg, {**good, "corr_fro_W_mean": None}).passed is False
+    mt = get_figure("multi-token")
+    h = {"one_minus_corr_svmeq_median": 1e-3, "one_minus_corr_dir_median": 2e-3,
+         "one_minus_corr_mm_median": 5e-3, "accepted": 1}
+    assert mt.verdict is not None
+    v = mt.verdict(mt.config(), h)
+    assert v.passed is True and "1 accepted run)" in v.measured
+    assert mt.verdict(mt.config(), {**h, "one_minus_corr_mm_median": 1e-4}).passed is False
+    ct = get_figure("convergence-types")
+    assert ct.verdict is not None
+    assert ct.verdict(ct.config(), {"share_global": .5, "share_local": .25,
+                                    "share_other": .25, "runs": 4}).passed is None
+
+
+def test_report_opens_with_the_claims_table(tmp_path: Path) -> None:
+    for name in ("rank", "multi-token"):
+        run_figure(name, tmp_path, quick=True, overrides=TINY[name], progress=False)
+    summary = write_report(tmp_path, provenance(test=True))
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    first = html.index("<table id='claims'>")
+    assert first < html.index("<section")  # the first thing after the heading
+    claims = html[first:html.index("</table>", first)]
+    for name in ("rank", "multi-token"):
+        rec = summary["figures"][name]
+        assert f"href='#{name}'" in claims and rec["verdict"]["measured"] in claims
+        mark = {True: "pass", False: "deviation", None: "measured"}[rec["verdict"]["passed"]]
+        assert mark in claims
+    assert "What to see:" in html
+    assert not re.search(r"\b1 cells\b", html)
+
+
+def test_paths_2d_separates_the_setting_from_failures(tmp_path: Path) -> None:
+    """The T=3 (K,Q) run of seed 0 ends at the optimal tokens yet far from W_*^mm: it is drawn
+    as a labelled failure (rank-1 limit), never as the instance showing the theorem."""
+    from attnsvm.experiments.figures.paths_2d import diagnose, setting_holds
+
+    res, fig = _run("paths-2d", tmp_path, tiny=False)  # --quick: 4 seeds, 300 steps
+    cfg, df = res.config, res.data
+    final = df[(df["step"] == df["step"].max()) & (df["seq"] == 0)]
+    row = final[(final["T"] == 3) & (final["param"] == "KQ") & (final["seed"] == 0)].iloc[0]
+    assert row["corr"] < 0.5
+    assert setting_holds(cfg, df, 3, "KQ", 0)  # the hypotheses hold; the conclusion fails
+    assert "rank 1" in diagnose(cfg, df, 3, "KQ", 0)
+    titles = [a.get_title() for a in fig.axes]
+    top, bottom = titles[:4], titles[4:]
+    assert all("setting holds" in t for t in top)
+    assert any(t.startswith("FAILURE CASE: seed 0") and "rank 1" in t for t in bottom)
+    assert not any("seed 0;" in t for t in top[1:2])
