@@ -1,4 +1,5 @@
-"""Open the HTML report in headless Chromium: every figure image loads, the page logs no error."""
+"""Open the HTML report in headless Chromium: every figure image loads, the page logs no error,
+and the first screen shows the table of claims."""
 
 from __future__ import annotations
 
@@ -35,7 +36,11 @@ window.addEventListener('load', function () {
     return {id: i.id, complete: i.complete, w: i.naturalWidth, h: i.naturalHeight}; });
   var pre = document.createElement('pre');
   pre.id = '__result';
-  pre.textContent = JSON.stringify({images: imgs, errors: window.__errs});
+  var claims = document.getElementById('claims');
+  var rows = claims ? claims.querySelectorAll('tr').length : 0;
+  var top = claims ? claims.getBoundingClientRect().top : null;
+  pre.textContent = JSON.stringify({images: imgs, errors: window.__errs, claims_top: top,
+                                    claims_rows: rows, height: window.innerHeight});
   document.body.appendChild(pre);
 });
 </script>"""
@@ -57,7 +62,7 @@ def test_report_opens_in_headless_chromium(tmp_path: Path) -> None:
         [_CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
          "--disable-background-networking", "--disable-component-update", "--no-first-run",
          f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-         "--virtual-time-budget=5000", "--dump-dom", check.as_uri()],
+         "--virtual-time-budget=5000", "--window-size=1280,800", "--dump-dom", check.as_uri()],
         capture_output=True, text=True, timeout=120)
     m = re.search(r'<pre id="__result">(.*?)</pre>', proc.stdout, re.S)
     assert m, f"no probe output; stderr: {proc.stderr[-2000:]}"
@@ -67,5 +72,8 @@ def test_report_opens_in_headless_chromium(tmp_path: Path) -> None:
     for img in res["images"]:
         assert img["complete"] and img["w"] > 100 and img["h"] > 100, img
     assert res["errors"] == []
+    # The claims table (a header row and one row per figure) starts on the first screen.
+    assert res["claims_rows"] == 3
+    assert res["claims_top"] is not None and 0 <= res["claims_top"] < res["height"] / 2
     console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
     assert console == [], console
