@@ -103,14 +103,23 @@ def test_cli_subprocess_shows_no_warning_or_source_line(tmp_path):
     _one_error_line(res.stderr)
 
 
-@pytest.mark.parametrize("bad_out", ["folder", "long name"])
-def test_unwritable_out_is_bad_input(tmp_path, capsys, bad_out):
-    p = _instance_file(tmp_path)
-    out = tmp_path if bad_out == "folder" else tmp_path / ("a" * 300 + ".npz")
-    code = main(["solve", str(p), "--out", str(out)])
+@pytest.mark.parametrize("bad_out", ["folder", "long name", "file as folder"])
+@pytest.mark.parametrize("command", ["solve", "train"])
+def test_unwritable_out_is_bad_input(tmp_path, capsys, bad_out, command):
+    p = _instance_file(tmp_path, Y=np.array([1.0, -1.0, 1.0]), v=np.array([1.0, 0.5]))
+    out = {"folder": tmp_path, "long name": tmp_path / ("a" * 300 + ".npz"),
+           "file as folder": p / "r.npz"}[bad_out]
+    before = p.read_bytes()
+    args = [command, str(p), "--out", str(out)]
+    if command == "train":
+        args += ["--param", "W", "--steps", "2"]
+    code = main(args)
     cap = capsys.readouterr()
-    assert code == 2 and cap.out == ""
-    assert "--out" in _one_error_line(cap.err)
+    assert code == 2
+    line = _one_error_line(cap.err)
+    assert "--out" in line or "Cannot write" in line
+    assert p.read_bytes() == before
+    assert [q.name for q in tmp_path.iterdir() if q.name.endswith(".tmp")] == []
 
 
 def test_long_but_legal_out_name_is_written(tmp_path, capsys):

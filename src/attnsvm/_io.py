@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import math
 import os
@@ -28,13 +29,30 @@ __all__ = ["atomic_savez", "atomic_write_text", "atomic_write_bytes", "read_npz"
 MAX_ARRAY_BYTES = 4 << 30
 
 
+#: errors of an output path the user gave (reported as bad input, exit code 2)
+_PATH_ERRNOS = {errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.EACCES, errno.EPERM,
+                errno.ENOENT, errno.EROFS, errno.EEXIST}
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    Raises
+    ------
+    InvalidInputError
+        ``path`` cannot be a file: a folder, a name too long, a parent that is a file, no
+        permission.  Nothing is written then and an existing file is left as it was.
+    """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    # a short temporary name: a long result name must not overflow the file-name limit
-    fd, tmp = tempfile.mkstemp(prefix=".attnsvm-", suffix=".tmp", dir=p.parent)
+    if any(len(part.encode()) > 255 for part in p.parts):
+        raise InvalidInputError(f"Cannot write '{p}': a name in it is longer than 255 bytes.")
+    if p.is_dir():
+        raise InvalidInputError(f"Cannot write '{p}': it is a folder.")
+    tmp: str | None = None
     try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        # a short temporary name: a long result name must not overflow the file-name limit
+        fd, tmp = tempfile.mkstemp(prefix=".attnsvm-", suffix=".tmp", dir=p.parent)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
@@ -43,9 +61,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in _PATH_ERRNOS:
+            why = ("a part of its folder path is a file" if exc.errno in
+                   (errno.EEXIST, errno.ENOTDIR) else exc.strerror or str(exc))
+            raise InvalidInputError(f"Cannot write '{p}': {why}.") from None
         raise
 
 
