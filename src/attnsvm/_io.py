@@ -25,7 +25,8 @@ from .exceptions import InstanceFileError, InvalidInputError
 __all__ = ["atomic_savez", "atomic_write_text", "atomic_write_bytes", "read_npz",
            "MAX_ARRAY_BYTES"]
 
-#: Largest array (bytes, after decompression) that :func:`read_npz` accepts by default (4 GiB).
+#: Largest total size of the arrays (bytes, after decompression) that :func:`read_npz` accepts
+#: by default (4 GiB).
 MAX_ARRAY_BYTES = 4 << 30
 
 
@@ -107,14 +108,14 @@ def read_npz(path: str | os.PathLike[str], *, max_bytes: int = MAX_ARRAY_BYTES,
 
     Each member's header is read first; the member is refused, before any allocation, when
     its dtype holds Python objects (that needs pickle), when its declared size
-    ``prod(shape) * itemsize`` exceeds the member's stored (uncompressed) size, or when it
-    exceeds ``max_bytes``.  Truncated or corrupt data is reported as such.
+    ``prod(shape) * itemsize`` exceeds the member's stored (uncompressed) size, or when the
+    arrays together would exceed ``max_bytes``.  Truncated or corrupt data is reported as such.
 
     Parameters
     ----------
     path : path-like
     max_bytes : int
-        Largest accepted array, in bytes.
+        Largest accepted total size of the arrays, in bytes.
     what : str
         Name of the file in messages (``"instance file"``, ...).
 
@@ -144,6 +145,7 @@ def read_npz(path: str | os.PathLike[str], *, max_bytes: int = MAX_ARRAY_BYTES,
     except OSError as exc:
         raise InstanceFileError(f"{label} cannot be read: {exc.strerror or exc}.") from None
     out: dict[str, np.ndarray] = {}
+    total = 0
     with zf:
         for info in zf.infolist():
             if info.is_dir():
@@ -166,10 +168,11 @@ def read_npz(path: str | os.PathLike[str], *, max_bytes: int = MAX_ARRAY_BYTES,
                             f"{where} declares shape {shape} ({nbytes:,} bytes of "
                             f"{dtype}) but holds only {max(room, 0):,} bytes: the file is "
                             f"truncated or corrupt.")
-                    if nbytes > max_bytes:
+                    total += nbytes
+                    if total > max_bytes:
                         raise InstanceFileError(
-                            f"{where} declares shape {shape} ({nbytes:,} bytes), more than "
-                            f"the limit of {max_bytes:,} bytes.")
+                            f"{where} declares shape {shape} ({nbytes:,} bytes): the arrays "
+                            f"would exceed the limit of {max_bytes:,} bytes in all.")
                     data = fh.read(nbytes)
                     if len(data) != nbytes:
                         raise InstanceFileError(
