@@ -209,7 +209,8 @@ def test_never_reports_an_unverified_answer(tmp_path, capsys, case):
     res = json.loads(out)  # stdout is one complete JSON object either way
     if code == 0:
         assert res["status"] == "optimal"
-        _check_dual_file(r, inst, "fro", res["objective"])
+        # recomputed here in another order: allow float64 rounding at extreme scales
+        _check_dual_file(r, inst, "fro", res["objective"], tol=1e-5)
     else:
         assert code == 1 and res["status"] == "inaccurate" and res["verified"] is False
         assert not r.exists()
