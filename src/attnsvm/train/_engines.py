@@ -131,8 +131,8 @@ class FusedEngine:
 
         self._fused = _fused_triton
         self.names = names
-        self.X, self.Z, self.Y, self.H = (
-            t.contiguous() for t in (prob.X, prob.Z, prob.Y, prob.H))
+        self.X, self.Z, self.Y, self.v = (
+            t.contiguous() for t in (prob.X, prob.Z, prob.Y, prob.v))
         self.P = [b.contiguous() for b in blocks]
         self.S = [_md_state(P, opt.md_p) for P in self.P] if opt.name == "md" else None
         self.opt, self.loss, self.kq_eps = opt, loss, kq_eps
@@ -140,7 +140,7 @@ class FusedEngine:
     def advance(self, n: int) -> Stats:
         o = self.opt
         loss, sel, mlp = self._fused.fused_steps(
-            self.X, self.Z, self.Y, self.H, self.P, self.S, int(n), optimizer=o.name, lr=o.lr,
+            self.X, self.Z, self.Y, self.v, self.P, self.S, int(n), optimizer=o.name, lr=o.lr,
             loss=self.loss.name, md_p=o.md_p, polyak_max_step=o.polyak_max_step, kq_eps=self.kq_eps)
         return Stats(loss, mlp, sel)
 

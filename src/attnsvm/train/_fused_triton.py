@@ -1,6 +1,6 @@
 r"""Fused Triton trainer: every step of the exact update in one kernel launch.
 
-One program owns one instance.  It loads ``X`` (n, T, d), ``Z`` (n, d), ``Y`` (n,), ``h`` (n, T)
+One program owns one instance.  It loads ``X`` (n, T, d), ``Z`` (n, d), ``Y`` (n,), ``v`` (d,)
 and the trainable block(s) once, runs ``steps`` updates with all of them held on chip (the
 padded tiles are (NP, TP, DP) with NP, TP, DP the next powers of two), and writes back the
 blocks, the optimizer state and the statistics of the final iterate (loss, selected tokens,
@@ -27,7 +27,8 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["fused_steps", "interpreter_active", "FUSED_OPTIMIZERS", "FUSED_LOSSES"]
+__all__ = ["fused_steps", "interpreter_active", "compile_for_gpu", "FUSED_OPTIMIZERS",
+           "FUSED_LOSSES"]
 
 FUSED_OPTIMIZERS = ("gd", "ngd", "polyak", "md")
 FUSED_LOSSES = ("logistic", "exponential", "correlation")
@@ -122,7 +123,7 @@ def _block_norm(G, OPT: tl.constexpr, MD_Q):
 
 
 @triton.jit
-def _w_kernel(X_ptr, Z_ptr, Y_ptr, H_ptr, P1_ptr, P2_ptr, S1_ptr, S2_ptr,
+def _w_kernel(X_ptr, Z_ptr, Y_ptr, V_ptr, P1_ptr, P2_ptr, S1_ptr, S2_ptr,
               loss_ptr, sel_ptr, mlp_ptr, steps, lr, md_p, md_q, log_max_step, log_2eps,
               N: tl.constexpr, T: tl.constexpr, D: tl.constexpr, M: tl.constexpr,
               NP: tl.constexpr, TP: tl.constexpr, DP: tl.constexpr, MP: tl.constexpr,
@@ -144,7 +145,9 @@ def _w_kernel(X_ptr, Z_ptr, Y_ptr, H_ptr, P1_ptr, P2_ptr, S1_ptr, S2_ptr,
     tmask = t2 < T
     mNT = (i2 < N) & tmask
     Y = tl.load(Y_ptr + b * N + i1, mask=mN, other=0.0)
-    H = tl.load(H_ptr + b * (N * T) + i2 * T + t2, mask=mNT, other=0.0)
+    v = tl.load(V_ptr + b * D + tl.arange(0, DP), mask=tl.arange(0, DP) < D, other=0.0)
+    H = tl.sum(X * v[None, None, :], axis=2)  # (NP, TP): h_it = v^T x_it, computed here so
+    # that every instance's numbers depend on its own data only
     r2 = tl.arange(0, DP)[:, None]
     if KQ:
         c2 = tl.arange(0, MP)[None, :]
@@ -255,11 +258,12 @@ def _p2(k: int) -> int:
 
 
 def num_warps_default() -> int:
-    """Warps per program (``ATTNSVM_TRITON_WARPS``, default 2)."""
-    return int(os.environ.get("ATTNSVM_TRITON_WARPS", "2"))
+    """Warps per program (``ATTNSVM_TRITON_WARPS``; default 4: no register spills at the
+    papers' shapes on sm_90, where 2 warps spill)."""
+    return int(os.environ.get("ATTNSVM_TRITON_WARPS", "4"))
 
 
-def fused_steps(X: torch.Tensor, Z: torch.Tensor, Y: torch.Tensor, H: torch.Tensor,
+def fused_steps(X: torch.Tensor, Z: torch.Tensor, Y: torch.Tensor, v: torch.Tensor,
                 blocks: list[torch.Tensor], states: list[torch.Tensor] | None, steps: int, *,
                 optimizer: str, lr: float, loss: str = "logistic", md_p: float = 3.0,
                 polyak_max_step: float = 1e3, kq_eps: float = 0.0,
@@ -268,7 +272,7 @@ def fused_steps(X: torch.Tensor, Z: torch.Tensor, Y: torch.Tensor, H: torch.Tens
 
     Parameters
     ----------
-    X : Tensor (B, n, T, d); Z : Tensor (B, n, d); Y : Tensor (B, n); H : Tensor (B, n, T)
+    X : Tensor (B, n, T, d); Z : Tensor (B, n, d); Y : Tensor (B, n); v : Tensor (B, d)
         Contiguous, one dtype, one device.
     blocks : list of Tensor
         ``[W]`` (B, d, d) or ``[K, Q]`` (B, d, m), contiguous; updated in place.
@@ -300,13 +304,70 @@ def fused_steps(X: torch.Tensor, Z: torch.Tensor, Y: torch.Tensor, H: torch.Tens
     S2 = states[1] if states and kq else S1
     md_q = md_p / (md_p - 1.0)
     _w_kernel[(B,)](
-        X, Z, Y, H, P1, P2, S1, S2, out_loss, out_sel, out_mlp, int(steps), float(lr),
+        X, Z, Y, v, P1, P2, S1, S2, out_loss, out_sel, out_mlp, int(steps), float(lr),
         float(md_p), float(md_q), math.log(polyak_max_step),
         math.log(2.0 * kq_eps) if kq_eps > 0 else 0.0,
         N=n, T=T, D=d, M=m, NP=_p2(n), TP=_p2(T), DP=_p2(d), MP=_p2(m), KQ=kq,
         HAS_EPS=bool(kq and kq_eps > 0), OPT=opt, LOSS=_LOSS_CODE[loss],
-        num_warps=num_warps or num_warps_default())
+        num_warps=num_warps or num_warps_default(), enable_fp_fusion=True)
     return out_loss, out_sel, out_mlp
+
+
+def compile_for_gpu(param: str = "W", optimizer: str = "ngd",
+                    shape: tuple[int, int, int] = (6, 8, 10),
+                    m: int | None = None, dtype: str = "fp64", arch: int = 90,
+                    num_warps: int | None = None) -> dict[str, Any]:
+    """Compile the kernel for an NVIDIA GPU of compute capability ``arch`` without one.
+
+    Checks that the kernel lowers to machine code (which the interpreter does not) and reports
+    its resource use.  Needs Triton without the interpreter.
+
+    Returns
+    -------
+    dict
+        ``ptx_lines``, ``fma_f64`` (double FMA instructions in the PTX), ``local_memory``
+        (PTX local loads and stores: register spills), ``registers`` and ``stack`` when
+        ``cuobjdump`` is available.
+    """
+    import re
+    import subprocess
+    import tempfile
+
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    n, T, d = shape
+    mm = d if m is None else m
+    names = _w_kernel.arg_names
+    sig: dict[str, str] = {k: f"*{dtype}" for k in names if k.endswith("_ptr")}
+    sig["sel_ptr"] = "*i64"
+    sig["steps"] = "i32"
+    sig.update({k: "fp64" for k in ("lr", "md_p", "md_q", "log_max_step", "log_2eps")})
+    const = {"N": n, "T": T, "D": d, "M": mm, "NP": _p2(n), "TP": _p2(T), "DP": _p2(d),
+             "MP": _p2(mm), "KQ": param == "KQ", "HAS_EPS": False,
+             "OPT": _OPT_CODE[optimizer], "LOSS": 0}
+    sig.update({k: "constexpr" for k in const})
+    src = ASTSource(fn=_w_kernel, signature=sig,
+                    constexprs={(names.index(k),): v for k, v in const.items()})
+    k = triton.compile(src, target=GPUTarget("cuda", arch, 32),
+                       options={"num_warps": num_warps or num_warps_default(),
+                                "enable_fp_fusion": True})
+    ptx = k.asm["ptx"]
+    out: dict[str, Any] = {"ptx_lines": ptx.count("\n"), "fma_f64": ptx.count("fma.rn.f64"),
+                           "local_memory": ptx.count("ld.local") + ptx.count("st.local")}
+    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin",
+                        "cuobjdump")
+    if os.path.exists(tool) and "cubin" in k.asm:
+        with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+            f.write(k.asm["cubin"])
+            f.flush()
+            res = subprocess.run([tool, "--dump-resource-usage", f.name], capture_output=True,
+                                 text=True, check=False).stdout
+        for key, pat in (("registers", r"REG:(\d+)"), ("stack", r"STACK:(\d+)")):
+            mt = re.search(pat, res)
+            if mt:
+                out[key] = int(mt.group(1))
+    return out
 
 
 def describe() -> dict[str, Any]:

@@ -124,6 +124,15 @@ def _segments(steps: int, record: np.ndarray | None, progress: bool) -> list[int
     return sorted(stops)
 
 
+def _check_record_size(S: int, B: int, n: int, targets: Any) -> None:
+    """Refuse recordings whose preallocated arrays would exceed :data:`MAX_RECORD_BYTES`."""
+    need = S * B * (3 * n + 3 + len(targets or {})) * 8
+    if need > MAX_RECORD_BYTES:
+        raise InvalidParameterError(
+            f"Recording {S} steps of {B} instances needs {need / 2**30:.1f} GiB; "
+            f"record fewer steps (at most {MAX_RECORD_BYTES / 2**30:.0f} GiB).")
+
+
 def train(data: Instance | Sequence[Instance], config: TrainConfig | None = None,
           **settings: Any) -> TrainResult:
     """Train one-layer softmax attention on B instances at once, with exact update directions.
@@ -216,6 +225,7 @@ def train(data: Instance | Sequence[Instance], config: TrainConfig | None = None
     record_steps = cfg.record_steps
     if record_steps is None and cfg.record_every is not None:
         check_positive("record_every", cfg.record_every, integer=True)
+        _check_record_size(steps // cfg.record_every + 2, B, n, cfg.targets)
         record_steps = np.unique(np.r_[np.arange(0, steps + 1, cfg.record_every), steps])
     rs: np.ndarray | None = None
     if record_steps is not None:
@@ -223,11 +233,7 @@ def train(data: Instance | Sequence[Instance], config: TrainConfig | None = None
         if rs.size and (rs.min() < 0 or rs.max() > steps):
             raise InvalidParameterError(
                 f"The 'record_steps' must lie in [0, {steps}]. Got {rs.min()}..{rs.max()}.")
-        need = rs.size * B * (3 * n + 3 + len(cfg.targets or {})) * 8
-        if need > MAX_RECORD_BYTES:
-            raise InvalidParameterError(
-                f"Recording {rs.size} steps of {B} instances needs {need / 2**30:.1f} GiB; "
-                f"record fewer steps (at most {MAX_RECORD_BYTES / 2**30:.0f} GiB).")
+        _check_record_size(rs.size, B, n, cfg.targets)
     elif cfg.targets:
         raise InvalidParameterError("The 'targets' need 'record_every' or 'record_steps'.")
     backend = choose_backend(cfg.backend, spec, hd, ls, opt, (B, n, T, d), mm, dev, dtype,
