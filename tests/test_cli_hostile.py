@@ -140,3 +140,9 @@ def test_reproduce_out_existing_file_is_refused_up_front(tmp_path, capsys):
     assert code == 2 and cap.out == ""
     assert "--out" in _one_error_line(cap.err)
     assert f.read_text() == "keep me"
+
+
+def test_no_command_is_one_error_line(capsys):
+    assert main([]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and "a command is required" in _one_error_line(cap.err)

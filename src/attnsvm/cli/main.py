@@ -117,8 +117,8 @@ def _dispatch(args_list: list[str], command: str | None) -> int:
     parser = build_parser(command)
     args = parser.parse_args(args_list)
     if args.command is None:
-        parser.print_help()
-        return EXIT_BAD_INPUT
+        parser.error(f"a command is required (one of {', '.join(COMMANDS)}); "
+                     f"see 'attnsvm --help'")
     mod, _add, run, _help = COMMANDS[args.command]
     module = importlib.import_module(f"attnsvm.cli.{mod}")
     return int(getattr(module, run)(args))
