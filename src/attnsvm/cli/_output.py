@@ -146,9 +146,14 @@ def native_stdout_to_stderr() -> Iterator[None]:
         uses_fd1 = old.fileno() == 1
     except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
         uses_fd1 = False  # captured (tests) or replaced: Python output does not touch fd 1
-    replacement = None
     try:
         os.dup2(2, 1)
+    except OSError:  # no usable stderr: leave descriptor 1 alone
+        os.close(saved)
+        yield
+        return
+    replacement = None
+    try:
         if uses_fd1:
             replacement = os.fdopen(saved, "w", closefd=False,
                                     encoding=getattr(old, "encoding", None) or "utf-8",
