@@ -33,6 +33,9 @@ PAPER_FIGURES: dict[str, tuple[str, str]] = {
     "prompt-paths": ("prompt_paths", "MMTS: prompt p paths vs p^mm, global and local"),
     "joint-vp": ("joint_vp", "MMTS: joint (v, p) training vs (v^mm, p^mm) / relaxed p-SVM"),
     "losses": ("losses", "MMTS: correlation loss vs logistic loss on the prompt"),
+    "ntp-acyclic": ("ntp_acyclic", "NTP: GD on W vs the Graph-SVM, acyclic graphs (n=4,T=6,K=8)"),
+    "ntp-cyclic": ("ntp_cyclic", "NTP: GD on W vs R W^svm + W^fin, cyclic graphs (n=6,T=4,K=6)"),
+    "ntp-local": ("ntp_local", "NTP: squared loss, GD vs the global and the local Graph-SVM"),
 }
 
 #: Studies none of the papers ran.
@@ -53,7 +56,8 @@ FIGURES: dict[str, tuple[str, str]] = {**PAPER_FIGURES, **NEW_STUDIES}
 TIMINGS: dict[str, tuple[float, float]] = {
     "local-convergence": (3.9, 15.2), "rank": (1.6, 165.9), "multi-token": (0.6, 17.8),
     "paths-2d": (0.7, 2.2), "prompt-paths": (1.7, 7.2), "joint-vp": (0.4, 1.3),
-    "losses": (0.7, 1.4), "convergence-types": (0.5, 23.3), "optimizer-rates": (1.8, 10.6),
+    "losses": (0.7, 1.4), "ntp-acyclic": (4.5, 6.8), "ntp-cyclic": (3.4, 6.0),
+    "ntp-local": (2.8, 5.1), "convergence-types": (0.5, 23.3), "optimizer-rates": (1.8, 10.6),
     "numerics": (1.0, 11.4), "regularization-path": (0.8, 3.5),
 }
 

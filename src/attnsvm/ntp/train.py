@@ -46,7 +46,8 @@ __all__ = ["NTP_LOSSES", "NTPRun", "train_ntp", "log_direction"]
 NTP_LOSSES = ("log", "ce", "sq")
 
 
-def log_direction(a: Tensor, label: Tensor) -> Direction:
+def log_direction(a: Tensor, label: Tensor, masks: tuple[Tensor, Tensor] | None = None
+                  ) -> Direction:
     """Exact ``-dL/da`` of the log-loss up to a positive factor per instance.
 
     Parameters
@@ -55,30 +56,37 @@ def log_direction(a: Tensor, label: Tensor) -> Direction:
         Scores.
     label : Tensor of bool, shape (B, n, T)
         Positions holding the label token.
+    masks : (Tensor, Tensor), optional
+        ``0 / -inf`` masks of the label and of the other positions (built when absent).
 
     Returns
     -------
     Direction
         ``C`` (B, n, T) and ``logscale`` (B,) with ``-dL/da = exp(logscale) C``; ``loss`` (B,).
+        With ``m_i = log(1 - S_iy) = log sigmoid(u_i)`` and ``M = max_i m_i``:
+        ``C = exp(a - lse_label + m_i - M)`` on label positions and
+        ``-exp(a - lse_all - M)`` elsewhere (both at most 1); ``logw`` holds ``m_i``.
     """
     n = a.shape[1]
-    ninf = torch.tensor(-math.inf, dtype=a.dtype, device=a.device)
-    lse_l = torch.logsumexp(torch.where(label, a, ninf), -1)  # (B, n)
-    lse_o = torch.logsumexp(torch.where(label, ninf, a), -1)  # -inf when all are the label
+    lmask, omask = _masks(label, a.dtype) if masks is None else masks
+    al, ao = a + lmask, a + omask  # -inf off the label / on the label
+    lse_l = torch.logsumexp(al, -1)  # (B, n)
+    lse_o = torch.logsumexp(ao, -1)  # -inf when every position holds the label
     u = lse_o - lse_l
-    loss = F.softplus(u)  # -log S_y = log(1 + exp(u))
     m = F.logsigmoid(u)  # log(1 - S_y)
+    M = torch.clamp(m.amax(-1), min=-1e300)  # finite even when no sequence has other tokens
     lse_all = torch.logaddexp(lse_l, lse_o)
-    C = torch.where(label, torch.exp(a - lse_l[..., None]),
-                    -torch.exp(a - lse_all[..., None] - m[..., None]))
-    C = torch.where(torch.isfinite(m)[..., None], C, 0.0)
-    M = m.amax(-1)
-    M = torch.where(torch.isfinite(M), M, 0.0)
-    C = C * torch.exp(m - M[:, None])[..., None]
-    logp = a - lse_all[..., None]
-    mx, sel = logp.max(-1)
-    return Direction(C=C, logscale=M - math.log(n), loss=loss.mean(-1),
-                     logw=torch.zeros_like(u), selected=sel, max_logprob=mx)
+    C = torch.exp(al + (m - M[:, None] - lse_l)[..., None])
+    C -= torch.exp(ao - (lse_all + M[:, None])[..., None])
+    mx, sel = a.max(-1)
+    return Direction(C=C, logscale=M - math.log(n), loss=F.softplus(u).mean(-1), logw=m,
+                     selected=sel, max_logprob=mx - lse_all)
+
+
+def _masks(label: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    zero = torch.zeros((), dtype=dtype, device=label.device)
+    ninf = torch.full((), -math.inf, dtype=dtype, device=label.device)
+    return torch.where(label, zero, ninf), torch.where(label, ninf, zero)
 
 
 class _LogitHead(Head):
@@ -192,6 +200,7 @@ def train_ntp(datasets: NTPDataset | Sequence[NTPDataset], *, param: str = "W",
     prob = Problem.from_tensors(X, X[:, :, -1].contiguous(), torch.ones(B, n, dtype=dt),
                                 torch.zeros(B, d, dtype=dt))
     label = torch.as_tensor(np.stack([ds.label_mask for ds in items]))
+    masks = _masks(label, dt)
     head = None
     if loss != "log":
         head = _LogitHead(torch.as_tensor(np.stack([ds.E for ds in items]), dtype=dt),
@@ -210,7 +219,7 @@ def train_ntp(datasets: NTPDataset | Sequence[NTPDataset], *, param: str = "W",
     with torch.no_grad():
         for step in range(int(steps) + 1):
             a = model.scores(prob)
-            dirn = (log_direction(a, label) if head is None
+            dirn = (log_direction(a, label, masks) if head is None
                     else score_direction(a, prob, corr, head, need_xbar=True))
             if step in rec:
                 kq = model.key_query()
