@@ -92,3 +92,44 @@ def test_module_import_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_default_output_is_a_human_summary(inst_path, capsys):
+    assert run_train(_args(inst_path, steps=300)) == 0
+    text = capsys.readouterr().out
+    assert "selected tokens:" in text and "Frobenius Att-SVM" in text and "nuclear" in text
+    assert "final loss:" in text and "largest probability" in text
+    # the numbers printed are those of --json
+    assert run_train(_args(inst_path, steps=300, json=True)) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert " ".join(str(t) for t in res["selected"]) in text
+    assert f"{res['corr_fro']:.6f}" in text and f"{res['loss']:.6g}" in text
+
+
+def test_absurd_steps_refused_before_loading(tmp_path):
+    missing = tmp_path / "missing.npz"  # never read: the size is refused first
+    with pytest.raises(InvalidParameterError, match="steps"):
+        run_train(_args(missing, steps=10**12))
+    out = subprocess.run([sys.executable, "-m", "attnsvm.cli.main", "train", str(missing),
+                          "--steps", "1000000000000"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith("error:") and out.stderr.count("\n") == 1
+
+
+def test_bad_out_path_refused_before_training(inst_path, tmp_path, capsys):
+    with pytest.raises(InvalidInputError, match="--out"):
+        run_train(_args(inst_path, out=str(tmp_path), json=True))
+    assert capsys.readouterr().out == ""
+
+
+def test_progress_on_stderr_line_by_line_when_piped(inst_path, capsys, monkeypatch):
+    from attnsvm.cli import train_cmd
+
+    monkeypatch.setattr(train_cmd, "_QUIET_SECONDS", 0.0)  # report even a short run
+    assert run_train(_args(inst_path, steps=3000, json=True)) == 0
+    cap = capsys.readouterr()
+    json.loads(cap.out)  # stdout: exactly one JSON object
+    lines = [ln for ln in cap.err.splitlines() if ln.startswith("train:")]
+    assert lines and lines[-1].startswith("train: 3000/3000")
+    assert "\r" not in cap.err  # not a terminal: whole lines

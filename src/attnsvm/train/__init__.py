@@ -21,6 +21,7 @@ from __future__ import annotations
 from ._data import Problem
 from ._direction import Direction, score_direction
 from .api import TrainResult, train
+from .compare import compare_with_svms, matrix_corr
 from .config import BACKENDS, TrainConfig, instance_seeds
 from .heads import Head, LambdaHead, LinearHead, ReLUHead
 from .losses import LOSSES, Loss
@@ -32,7 +33,8 @@ from .recorder import Recorder, batched_corr
 from .reference import autograd_loss, reference_train
 
 __all__ = [
-    "train", "TrainConfig", "TrainResult", "BACKENDS", "PARAMETRIZATIONS", "ParamSpec",
+    "train", "TrainConfig", "TrainResult", "compare_with_svms", "matrix_corr", "BACKENDS",
+    "PARAMETRIZATIONS", "ParamSpec",
     "build_model", "regularization_path", "PathResult", "instance_seeds", "PARAMS",
     "OPTIMIZERS", "LOSSES", "Optimizer", "Loss", "Head", "LinearHead", "ReLUHead", "LambdaHead",
     "Model", "WModel", "KQModel", "PromptModel", "JointModel", "Problem", "Direction",

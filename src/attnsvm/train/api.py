@@ -62,7 +62,8 @@ class TrainResult:
     loss : ndarray (B,)
         Final loss.
     history : pandas.DataFrame or None
-        :meth:`Recorder.frame` (one row per instance and recorded step) when recording.
+        :meth:`Recorder.frame` (one row per instance and recorded step) when recording; built
+        on first access (so that pandas is imported only when needed).
     recorder : Recorder or None
         The raw recorded tensors; :attr:`sequences` builds the per-sequence frame.
     loss_history : ndarray (B, S) or None, recorded losses at ``record_steps``.
@@ -86,12 +87,21 @@ class TrainResult:
     steps: int
     seeds: list[int]
     seconds: float
-    history: Any = None
     recorder: Recorder | None = None
     loss_history: np.ndarray | None = None
     record_steps: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     backend: str = "torch"
+
+    @property
+    def history(self) -> Any:
+        """One row per (instance, recorded step), built on first access (None without
+        recording)."""
+        if self.recorder is None:
+            return None
+        if "history" not in self.extra:
+            self.extra["history"] = self.recorder.frame()
+        return self.extra["history"]
 
     @property
     def sequences(self) -> Any:
@@ -298,7 +308,6 @@ def train(data: Instance | Sequence[Instance], config: TrainConfig | None = None
         loss=out(stats.loss), param=cfg.param, optimizer=opt.name, lr=opt.lr,  # type: ignore
         steps=steps, seeds=seeds, seconds=0.0, backend=backend)
     if rec is not None:
-        res.history = rec.frame()
         res.recorder = rec
         lh = rec.loss.cpu().numpy().T
         res.loss_history = lh[0] if single else lh
