@@ -190,3 +190,58 @@ def test_acyclic_has_no_finite_part():
 def test_doctests(name):
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_nuclear_graph_svm_matches_cvxpy():
+    import cvxpy as cp
+
+    ds = random_ntp_dataset(8, 4, 6, 4, cyclic=True, seed=1)
+    g = solve_graph_svm(ds, norm="nuc")
+    assert g.status == "optimal" and g.solution.is_optimal(1e-6)
+    cons = g.solution.constraints
+    W = cp.Variable((ds.d, ds.d))
+    vals = cp.sum(cp.multiply(cons.A @ W, cons.Zc), axis=1)
+    prob = cp.Problem(cp.Minimize(cp.normNuc(W)), [vals[:g.n_eq] == 0, vals[g.n_eq:] >= 1])
+    prob.solve(solver="CLARABEL")
+    assert g.solution.objective == pytest.approx(prob.value, rel=1e-5)
+
+
+def test_kept_token_graphs_and_local_svm():
+    from attnsvm.ntp import kept_token_graphs, kept_tokens, local_graph_svm
+
+    ds = random_ntp_dataset(8, 4, 6, 6, cyclic=True, seed=3)
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.full(ds.T, 0.3), size=ds.n)
+    kept = kept_tokens(probs, ds, threshold=0.05)
+    assert kept[np.arange(ds.n), probs.argmax(1)].all()
+    np.testing.assert_array_equal(kept, (probs > 0.05) | (probs == probs.max(1, keepdims=True)))
+    graphs = kept_token_graphs(ds, kept)
+    for k, g in graphs.items():
+        rows = np.flatnonzero(ds.queries == k)
+        G = nx.DiGraph()
+        G.add_nodes_from(np.unique(ds.tokens[rows]).tolist())
+        G.add_edges_from((c, x) for i in rows for c in ds.tokens[i][kept[i]]
+                         for x in ds.tokens[i] if x != c)
+        assert {frozenset(c) for c in g.sccs} == {frozenset(c) for c in
+                                                  nx.strongly_connected_components(G)}
+        for i in rows:  # the kept tokens of a sequence share one SCC
+            assert len({int(g.component[c]) for c in ds.tokens[i][kept[i]]}) == 1
+    loc = local_graph_svm(ds, probs, threshold=0.05)
+    if loc.svm.W is not None:
+        assert loc.svm.solution.is_optimal(1e-8)
+        eq = {(k, *sorted(e)) for k, g in graphs.items() for e in g.edges.tolist()
+              if g.component[e[0]] == g.component[e[1]]}
+        assert loc.svm.n_eq == len(eq)  # one row per unordered pair inside an SCC
+        assert sorted(map(tuple, loc.svm.edges[:loc.svm.n_eq].tolist())) == sorted(eq)
+        assert loc.corr_perp(loc.svm.W) == pytest.approx(1.0, abs=1e-9)
+    else:
+        assert loc.svm.solution.is_certified_infeasible(1e-8)
+
+
+@pytest.mark.slow
+def test_benchmark_size_matches_cvxpy():
+    ds = random_ntp_dataset(200, 6, 40, 24, seed=0)
+    g = solve_graph_svm(ds)
+    status, W_ref = cvxpy_graph_svm(ds)
+    assert status == "optimal" and g.solution.is_optimal(1e-8)
+    np.testing.assert_allclose(g.W, W_ref, atol=1e-5 * np.abs(W_ref).max())
