@@ -22,12 +22,61 @@ import numpy as np
 
 from .exceptions import InstanceFileError, InvalidInputError
 
-__all__ = ["atomic_savez", "atomic_write_text", "atomic_write_bytes", "read_npz",
-           "MAX_ARRAY_BYTES"]
+__all__ = ["atomic_savez", "atomic_write_text", "atomic_write_bytes", "check_output_path",
+           "read_npz", "MAX_ARRAY_BYTES"]
 
 #: Largest total size of the arrays (bytes, after decompression) that :func:`read_npz` accepts
 #: by default (4 GiB).
 MAX_ARRAY_BYTES = 4 << 30
+
+
+_NAME_MAX = 255
+
+
+def check_output_path(path: str | os.PathLike[str], field: str = "output path",
+                      kind: str = "file") -> Path:
+    """Check that ``path`` can be written, before any work is done.
+
+    Parameters
+    ----------
+    path : path-like
+    field : str
+        What the path is (an option name such as ``"--out"``), used in messages.
+    kind : {"file", "dir"}
+        A result file (must not be an existing folder) or an output folder (must not be an
+        existing file).  Either way the nearest existing ancestor must be a writable folder.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    InvalidInputError
+        With a one-line message naming ``field``.
+    """
+    p = Path(path)
+    if str(path) == "":
+        raise InvalidInputError(f"{field} must be a path; got an empty string")
+    if any(len(part.encode()) > _NAME_MAX for part in p.parts):
+        raise InvalidInputError(
+            f"{field}: a name in '{str(p)[:60]}...' is longer than {_NAME_MAX} bytes")
+    if kind == "file":
+        if p.is_dir():
+            raise InvalidInputError(f"{field} must be a file path; '{p}' is a folder")
+        parent = p.parent
+    else:
+        if p.exists() and not p.is_dir():
+            raise InvalidInputError(f"{field} must be a folder; '{p}' is an existing file")
+        parent = p
+    anc = parent if str(parent) else Path(".")
+    while not anc.exists():
+        anc = anc.parent
+    if not anc.is_dir():
+        raise InvalidInputError(f"{field}: '{anc}' is a file, not a folder")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise InvalidInputError(f"{field}: the folder '{anc}' is not writable")
+    return p
 
 
 #: errors of an output path the user gave (reported as bad input, exit code 2)
@@ -44,11 +93,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         ``path`` cannot be a file: a folder, a name too long, a parent that is a file, no
         permission.  Nothing is written then and an existing file is left as it was.
     """
-    p = Path(path)
-    if any(len(part.encode()) > 255 for part in p.parts):
-        raise InvalidInputError(f"Cannot write '{p}': a name in it is longer than 255 bytes.")
-    if p.is_dir():
-        raise InvalidInputError(f"Cannot write '{p}': it is a folder.")
+    p = check_output_path(path, "the output file")
     tmp: str | None = None
     try:
         p.parent.mkdir(parents=True, exist_ok=True)

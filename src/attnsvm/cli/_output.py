@@ -26,16 +26,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_savez
-from ..exceptions import InvalidInputError
+from .._io import atomic_savez, check_output_path
 from ..progress import Progress
 from ..reporting import to_jsonable
 
 __all__ = ["check_out_path", "save_npz_atomic", "emit_json", "emit_text", "to_jsonable",
            "Progress", "json_text", "native_stdout_to_stderr", "silence_stdout", "format_warning"]
-
-_NAME_MAX = 255
-
 
 def check_out_path(path: str | os.PathLike[str] | None, field: str = "--out",
                    kind: str = "file") -> Path | None:
@@ -57,28 +53,7 @@ def check_out_path(path: str | os.PathLike[str] | None, field: str = "--out",
     """
     if path is None:
         return None
-    p = Path(path)
-    if str(path) == "":
-        raise InvalidInputError(f"{field} must be a path; got an empty string")
-    if any(len(part.encode()) > _NAME_MAX for part in p.parts):
-        raise InvalidInputError(f"{field}: a path component is longer than {_NAME_MAX} bytes")
-    if kind == "file":
-        if p.is_dir():
-            raise InvalidInputError(f"{field} must be a file path; '{p}' is a folder")
-        parent = p.parent
-    else:
-        if p.exists() and not p.is_dir():
-            raise InvalidInputError(f"{field} must be a folder; '{p}' is an existing file")
-        parent = p
-    # the nearest existing ancestor must be a writable folder
-    anc = parent if str(parent) else Path(".")
-    while not anc.exists():
-        anc = anc.parent
-    if not anc.is_dir():
-        raise InvalidInputError(f"{field}: '{anc}' is a file, not a folder")
-    if not os.access(anc, os.W_OK | os.X_OK):
-        raise InvalidInputError(f"{field}: the folder '{anc}' is not writable")
-    return p
+    return check_output_path(path, field, kind)
 
 
 def save_npz_atomic(path: str | os.PathLike[str], **arrays: Any) -> None:
