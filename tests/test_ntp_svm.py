@@ -245,3 +245,30 @@ def test_benchmark_size_matches_cvxpy():
     status, W_ref = cvxpy_graph_svm(ds)
     assert status == "optimal" and g.solution.is_optimal(1e-8)
     np.testing.assert_allclose(g.W, W_ref, atol=1e-5 * np.abs(W_ref).max())
+
+
+def repeated_token_dataset(seed):
+    """Sequences drawn with replacement: repeated tokens, labels with several copies."""
+    rng = np.random.default_rng(seed)
+    E = rng.standard_normal((5, 4))
+    E /= np.linalg.norm(E, axis=1, keepdims=True)
+    tok = rng.integers(0, 5, size=(12, 5))
+    return NTPDataset(E, tok, tok[np.arange(12), rng.integers(0, 5, 12)])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_repeated_tokens_svm_and_w_fin(seed):
+    from scipy.optimize import minimize
+
+    ds = repeated_token_dataset(seed)
+    g = solve_graph_svm(ds)
+    status, W_ref = cvxpy_graph_svm(ds)
+    assert status == "optimal" and g.solution.is_optimal(1e-8)
+    np.testing.assert_allclose(g.W, W_ref, atol=1e-6 * np.abs(W_ref).max())
+    fin = solve_w_fin(ds, g.graphs)
+    assert fin.dim > 0 and np.linalg.norm(fin.W_fin) > 0.1
+    gens = np.array([np.outer(ds.E[i] - ds.E[j], ds.E[k]) for k, gr in g.graphs.items()
+                     for c in gr.sccs for i in c for j in c if i != j])
+    res = minimize(lambda c: fin_loss_reference(ds, g.graphs, np.tensordot(c, gens, 1)),
+                   np.zeros(len(gens)), method="BFGS", options={"gtol": 1e-11, "maxiter": 5000})
+    np.testing.assert_allclose(fin.W_fin, np.tensordot(res.x, gens, 1), atol=1e-5)

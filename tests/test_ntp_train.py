@@ -9,6 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from attnsvm.ntp import (  # noqa: E402
+    NTPDataset,
     local_graph_svm,
     ntp_metrics,
     random_ntp_dataset,
@@ -33,10 +34,15 @@ def autograd_loss(ds, W, loss):
     return (-torch.log(p) if loss == "ce" else (1 - p) ** 2).mean()
 
 
+@pytest.mark.parametrize("repeated", [False, True])
 @pytest.mark.parametrize("loss", ["log", "ce", "sq"])
 @pytest.mark.parametrize("param", ["W", "KQ"])
-def test_one_gd_step_matches_autograd(loss, param):
+def test_one_gd_step_matches_autograd(loss, param, repeated):
     ds = random_ntp_dataset(5, 4, 6, 3, cyclic=True, seed=2)
+    if repeated:  # repeated tokens: the label's mass is summed over its copies
+        tok = ds.tokens.copy()
+        tok[:, 1] = tok[:, 0]
+        ds = NTPDataset(ds.E, tok, tok[:, 0])
     lr, scale = 0.3, 0.5
     run = train_ntp(ds, param=param, loss=loss, optimizer="gd", lr=lr, steps=1, seed=7,
                     init_scale=scale, record_steps=[0, 1])

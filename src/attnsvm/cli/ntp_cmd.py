@@ -43,7 +43,7 @@ def run_ntp(args: argparse.Namespace) -> int:
     from attnsvm.ntp import NTPDataset, ntp_metrics, solve_graph_svm, solve_w_fin
     from attnsvm.svm.solution import INFEASIBLE
 
-    from ._output import check_out_path, emit_json, emit_text, save_npz_atomic
+    from ._output import Progress, check_out_path, emit_json, emit_text, save_npz_atomic
 
     t0 = time.perf_counter()
     out_path = check_out_path(args.out)
@@ -76,7 +76,10 @@ def run_ntp(args: argparse.Namespace) -> int:
             from attnsvm.ntp import train_ntp
 
             torch.set_num_threads(1)  # small problems: threads only add overhead
-            run = train_ntp(ds, loss="log", optimizer="ngd", lr=lr, steps=steps, seed=seed)
+            bar = Progress(steps, "ntp: train", enabled=steps >= 2000)
+            run = train_ntp(ds, loss="log", optimizer="ngd", lr=lr, steps=steps, seed=seed,
+                            callback=bar.update)
+            bar.close()
             W = run.W[0]
             m = ntp_metrics(ds, W, g, fin)
             res.update({"steps": steps, "lr": lr, "seed": seed,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,7 +149,8 @@ class NTPRun:
 def train_ntp(datasets: NTPDataset | Sequence[NTPDataset], *, param: str = "W",
               loss: str = "log", optimizer: str = "ngd", lr: float = 0.01, steps: int = 4000,
               seed: int | Sequence[int] = 0, init_scale: float = 0.01,
-              record_steps: Sequence[int] | None = None) -> NTPRun:
+              record_steps: Sequence[int] | None = None,
+              callback: Callable[[int], None] | None = None) -> NTPRun:
     """Train ``W`` (or ``K, Q``) on one or several datasets of one shape, float64.
 
     Parameters
@@ -167,6 +168,8 @@ def train_ntp(datasets: NTPDataset | Sequence[NTPDataset], *, param: str = "W",
     init_scale : float
     record_steps : sequence of int, optional
         Steps at which ``W`` and the loss are recorded (default: 0 and the last).
+    callback : callable, optional
+        Called with the number of finished steps every 100 steps and at the end (progress).
 
     Returns
     -------
@@ -226,6 +229,8 @@ def train_ntp(datasets: NTPDataset | Sequence[NTPDataset], *, param: str = "W",
                 assert kq is not None
                 W_hist.append(kq.numpy().copy())
                 L_hist.append(dirn.loss.numpy().copy())
+            if callback is not None and (step % 100 == 0 or step == steps):
+                callback(step)
             if step == steps:
                 break
             opt.step(model.blocks, model.neg_grads(prob, dirn), dirn.loss)
