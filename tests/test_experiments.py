@@ -138,11 +138,11 @@ def test_reproduce_reports_progress_with_eta(tmp_path: Path) -> None:
     err = io.StringIO()
     from attnsvm.experiments.runner import reproduce
 
-    reproduce(["rank", "paths-2d"], tmp_path / "r", quick=True, stream=err)
+    reproduce(["joint-vp", "losses"], tmp_path / "r", quick=True, stream=err)
     text = err.getvalue()
-    assert "reproduce: 1/2 figures, rank done in" in text and "left" in text
-    assert "reproduce: 2/2 figures, paths-2d done in" in text
-    assert "rank: " in text and "cells" in text
+    assert "reproduce: 1/2 figures, joint-vp done in" in text and "left" in text
+    assert "reproduce: 2/2 figures, losses done in" in text
+    assert "losses: 2/2 cells (100%)" in text
 
 
 def test_report_files_and_summary(tmp_path: Path) -> None:
@@ -236,16 +236,27 @@ def test_workers_imply_the_process_backend_or_fail_clearly() -> None:
         resolve_backend(None, 0)
 
 
-def test_cli_workers_use_a_process_pool(tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_workers_use_a_process_pool(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import attnsvm.experiments.runner as runner
+
+    made = []
+
+    def spy(backend: str, workers: int | None = None, address: str | None = None) -> object:
+        made.append((backend, workers))
+        return BatchedExecutor()  # same numbers (see test_process_executor_matches_batched)
+
+    monkeypatch.setattr(runner, "make_executor", spy)
     out = tmp_path / "w"
-    assert main(["reproduce", "rank", "--quick", "--workers", "2", "--out", str(out)]) == 0
+    assert main(["reproduce", "joint-vp", "--quick", "--workers", "2", "--out", str(out)]) == 0
+    assert made == [("process", 2)]
     s = json.loads((out / "summary.json").read_text())
     assert s["provenance"]["backend"] == "process" and s["provenance"]["workers"] == 2
-    code = main(["reproduce", "rank", "--quick", "--backend", "batched", "--workers", "2",
+    code = main(["reproduce", "joint-vp", "--quick", "--backend", "batched", "--workers", "2",
                  "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("error: ") and "--workers" in err[-1]
+    assert made == [("process", 2)]  # refused before anything ran
 
 
 @pytest.mark.ray

@@ -23,7 +23,7 @@ from matplotlib.lines import Line2D
 from attnsvm.experiments.registry import Verdict, figure_names, get_figure
 from attnsvm.experiments.report import write_report
 from attnsvm.experiments.runner import run_figure
-from attnsvm.reporting import provenance
+from attnsvm.reporting import provenance, write_json_atomic
 
 #: Settings small enough for the default run (seconds per figure), still exercising every
 #: branch of the plots (several settings, both parametrizations, local and random starts).
@@ -32,7 +32,7 @@ TINY: dict[str, dict[str, Any]] = {
     "rank": {"ns": (4,), "Ts": (4,), "n_fixed": 4, "T_fixed": 4, "ds": (2, 4), "seeds": 2,
              "chunk": 2},
     "multi-token": {"seeds": 4, "chunk": 4, "ds": (4,), "steps": 150},
-    "paths-2d": {"seeds": 2, "chunk": 2, "steps": 60},
+    "paths-2d": {},  # --quick itself (4 seeds, 300 steps): the failure case below needs it
     "prompt-paths": {"seeds": 2, "chunk": 2, "steps": 60, "settings": ((1, 3, 3), (2, 4, 3))},
     "joint-vp": {"seeds": 2, "chunk": 2, "steps": 60},
     "losses": {"seeds": 2, "chunk": 2, "steps": 60},
@@ -41,18 +41,27 @@ TINY: dict[str, dict[str, Any]] = {
     "numerics": {"seeds": 1, "chunk": 1, "steps": 120},
     "regularization-path": {"seeds": 2, "chunk": 2, "radii": (1.0, 4.0),
                             "steps_per_radius": 30, "gd_steps": 60},
+    "ntp-acyclic": {"seeds": 1, "chunk": 1, "steps": 300},
+    "ntp-cyclic": {"seeds": 1, "chunk": 1, "steps": 300},
+    "ntp-local": {"seeds": 1, "chunk": 1, "steps": 200},
 }
 
 RAW_FLOAT = re.compile(r"\d\.\d{7,}")          # e.g. 5.190476190476191
 BAD_PLURAL = re.compile(r"(?<![\d.])1 (cells|runs|instances|seeds)\b")
 
 
-def _run(name: str, out: Path, tiny: bool = True) -> tuple[Any, MplFigure]:
-    res = run_figure(name, out, quick=True, overrides=TINY.get(name) if tiny else None,
-                     progress=False)
-    drawn = get_figure(name).plot(res.config, res.data, None)
-    assert isinstance(drawn, MplFigure), f"{name}: plot must return its matplotlib Figure"
-    return res, drawn
+_CACHE: dict[str, tuple[Any, MplFigure, Path]] = {}
+
+
+def _run(name: str, factory: pytest.TempPathFactory) -> tuple[Any, MplFigure, Path]:
+    """Run a figure once per test session (tiny settings): result, drawing, report folder."""
+    if name not in _CACHE:
+        out = factory.mktemp(name)
+        res = run_figure(name, out, quick=True, overrides=TINY.get(name) or None,
+                         progress=False)
+        assert isinstance(res.figure, MplFigure), f"{name}: plot must return its Figure"
+        _CACHE[name] = (res, res.figure, out)
+    return _CACHE[name]
 
 
 def _labelled_lines(ax: Any) -> list[Line2D]:
@@ -90,16 +99,17 @@ def _check_axes(name: str, fig: MplFigure) -> None:
 
 
 @pytest.mark.parametrize("name", figure_names())
-def test_figure_runs_plots_and_reads_well(name: str, tmp_path: Path) -> None:
-    res, fig = _run(name, tmp_path)
+def test_figure_runs_plots_and_reads_well(name: str,
+                                         tmp_path_factory: pytest.TempPathFactory) -> None:
+    res, fig, out = _run(name, tmp_path_factory)
     spec = get_figure(name)
     _check_axes(name, fig)
     # The takeaway is one sentence... or two short ones; it is drawn as the caption.
     assert spec.takeaway and len(spec.takeaway) < 450
     assert any(spec.takeaway[:40] in t.get_text().replace("\n", " ") for t in fig.texts)
     # The PNG, CSV and record are written; the record carries the verdict.
-    assert (tmp_path / f"{name}.png").stat().st_size > 5000
-    rec = json.loads((tmp_path / "data" / f"{name}.json").read_text())
+    assert (out / f"{name}.png").stat().st_size > 5000
+    rec = json.loads((out / "data" / f"{name}.json").read_text())
     assert rec["takeaway"] == spec.takeaway
     assert spec.verdict is not None
     v = spec.verdict(res.config, res.headline)
@@ -133,11 +143,13 @@ def test_verdicts_follow_the_numbers() -> None:
                                     "share_other": .25, "runs": 4}).passed is None
 
 
-def test_report_opens_with_the_claims_table(tmp_path: Path) -> None:
+def test_report_opens_with_the_claims_table(tmp_path_factory: pytest.TempPathFactory) -> None:
+    out = tmp_path_factory.mktemp("report")
     for name in ("rank", "multi-token"):
-        run_figure(name, tmp_path, quick=True, overrides=TINY[name], progress=False)
-    summary = write_report(tmp_path, provenance(test=True))
-    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+        res, _, _ = _run(name, tmp_path_factory)
+        write_json_atomic(out / "data" / f"{name}.json", res.record)
+    summary = write_report(out, provenance(test=True))
+    html = (out / "index.html").read_text(encoding="utf-8")
     first = html.index("<table id='claims'>")
     assert first < html.index("<section")  # the first thing after the heading
     claims = html[first:html.index("</table>", first)]
@@ -150,12 +162,13 @@ def test_report_opens_with_the_claims_table(tmp_path: Path) -> None:
     assert not re.search(r"\b1 cells\b", html)
 
 
-def test_paths_2d_separates_the_setting_from_failures(tmp_path: Path) -> None:
+def test_paths_2d_separates_the_setting_from_failures(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
     """The T=3 (K,Q) run of seed 0 ends at the optimal tokens yet far from W_*^mm: it is drawn
     as a labelled failure (rank-1 limit), never as the instance showing the theorem."""
     from attnsvm.experiments.figures.paths_2d import diagnose, setting_holds
 
-    res, fig = _run("paths-2d", tmp_path, tiny=False)  # --quick: 4 seeds, 300 steps
+    res, fig, _ = _run("paths-2d", tmp_path_factory)  # --quick: 4 seeds, 300 steps
     cfg, df = res.config, res.data
     final = df[(df["step"] == df["step"].max()) & (df["seq"] == 0)]
     row = final[(final["T"] == 3) & (final["param"] == "KQ") & (final["seed"] == 0)].iloc[0]
@@ -167,3 +180,24 @@ def test_paths_2d_separates_the_setting_from_failures(tmp_path: Path) -> None:
     assert all("setting holds" in t for t in top)
     assert any(t.startswith("FAILURE CASE: seed 0") and "rank 1" in t for t in bottom)
     assert not any("seed 0;" in t for t in top[1:2])
+
+
+def test_figures_leave_the_matplotlib_backend_and_pyplot_alone(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    """Drawing a figure neither switches the process-wide backend nor registers pyplot
+    figures (the earlier code called matplotlib.use("Agg") and plt.subplots)."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    res, _, _ = _run("losses", tmp_path_factory)
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # the user's choice, e.g. a notebook's
+    try:
+        n_open = len(plt.get_fignums())
+        drawn = get_figure("losses").plot(res.config, res.data, tmp_path / "x.png")
+        assert matplotlib.get_backend() == "svg"
+        assert len(plt.get_fignums()) == n_open
+        assert isinstance(drawn, MplFigure)
+        assert (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG"
+    finally:
+        matplotlib.use(before)

@@ -6,9 +6,6 @@ import doctest
 import io
 import json
 import math
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -84,25 +81,3 @@ def test_progress_redraws_one_line_on_a_terminal() -> None:
     text = out.getvalue()
     assert text.count("\r") == 3 and text.endswith("\n") and text.count("\n") == 1
     assert "3/3 cells (100%)" in text
-
-
-_SIDE_EFFECTS = textwrap.dedent("""
-    import matplotlib
-    matplotlib.use("svg")                      # the user's choice, e.g. a notebook's
-    import matplotlib.pyplot as plt
-    from attnsvm.experiments.runner import run_figure
-    run_figure("rank", sys.argv[1], quick=True, progress=False,
-               overrides=dict(ns=(4,), Ts=(4,), n_fixed=4, T_fixed=4, ds=(2,), seeds=2,
-                              chunk=2))
-    print(matplotlib.get_backend(), len(plt.get_fignums()))
-""")
-
-
-def test_figures_leave_the_matplotlib_backend_and_pyplot_alone(tmp_path: object) -> None:
-    """Rendering a figure neither switches the process-wide backend nor registers pyplot
-    figures (the earlier code called matplotlib.use("Agg") and plt.subplots)."""
-    proc = subprocess.run([sys.executable, "-c", "import sys\n" + _SIDE_EFFECTS,
-                           str(tmp_path)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split() == ["svg", "0"]
-    assert (tmp_path / "rank.png").read_bytes()[:4] == b"\x89PNG"  # type: ignore[operator]

@@ -51,6 +51,8 @@ class FigureResult:
         Everything the report shows for the figure (written to ``data/<name>.json``).
     seconds : float
         Wall time of this run of the figure (sweep, summary and plot).
+    figure : matplotlib.figure.Figure or None
+        The figure as drawn (what ``plot`` returned), for inspection.
     """
 
     name: str
@@ -59,6 +61,7 @@ class FigureResult:
     headline: dict[str, Any]
     record: dict[str, Any]
     seconds: float
+    figure: Any = None
 
 
 def figure_config(fig: Figure, quick: bool = False,
@@ -132,7 +135,7 @@ def run_figure(name: str, out: str | Path = DEFAULT_OUT, quick: bool = False,
     df = sweep.run(executor, progress=progress, stream=stream)
     headline = to_jsonable(fig.summarize(cfg, df))
     png = out / f"{name}.png"
-    fig.plot(cfg, df, png)  # returns the matplotlib Figure; the PNG is what the report needs
+    drawn = fig.plot(cfg, df, png)  # the matplotlib Figure; it also wrote the PNG
     table = fig.table(cfg, df) if fig.table is not None else df
     atomic_write_bytes(out / f"{name}.csv", table.to_csv(index=False).encode("utf-8"))
     notes = fig.notes(cfg, headline)
@@ -153,7 +156,7 @@ def run_figure(name: str, out: str | Path = DEFAULT_OUT, quick: bool = False,
         "executor": executor.name if executor is not None else "batched",
     })
     write_json_atomic(out / "data" / f"{name}.json", record)
-    return FigureResult(name, cfg, df, headline, record, seconds)
+    return FigureResult(name, cfg, df, headline, record, seconds, drawn)
 
 
 def reproduce(names: Sequence[str] | None = None, out: str | Path = DEFAULT_OUT,
