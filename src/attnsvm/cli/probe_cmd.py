@@ -142,7 +142,7 @@ def _summary_text(s: dict[str, Any], out: str | None) -> str:
             f"  {t['name']:5s} {t['title']}: {t['solved']}/{t['heads']} solved, mean corr "
             f"{_f(t['corr_mean'])} vs control {_f(t['control_mean'])} (random "
             f"{_f(t['random_mean'])}), above every other head in {t['beats_all_controls']}"
-            + (f", median rank {_f(t['rank_median'])} of d_head {t['d_head']}"
+            + (f", median rank {t['rank_median']:g} of d_head {t['d_head']}"
                if t.get("rank_median") is not None else "")
         )
     p = s["nuc_vs_fro"]
