@@ -134,3 +134,14 @@ def test_local_graph_svm_explains_sq_loss_runs():
         glob = solve_graph_svm(ds)
         assert cosine(run.W[b], loc.svm.W) >= cosine(run.W[b], glob.W) - 1e-9
         assert cosine(run.W[b], loc.svm.W) > 0.95
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    dss = [random_ntp_dataset(6, 4, 6, 8, cyclic=True, seed=s) for s in range(4)]
+    for loss, param in (("log", "W"), ("sq", "KQ")):
+        cpu = train_ntp(dss, loss=loss, param=param, lr=0.05, steps=300, seed=0)
+        gpu = train_ntp(dss, loss=loss, param=param, lr=0.05, steps=300, seed=0, device="cuda")
+        np.testing.assert_allclose(gpu.W, cpu.W, rtol=1e-9, atol=1e-12)

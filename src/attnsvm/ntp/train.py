@@ -25,6 +25,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ from torch.nn import functional as F
 
 from .._validation import check_choice, check_positive
 from ..exceptions import InvalidInputError
-from ..train._data import Problem
+from ..train._data import Problem, resolve_device
 from ..train._direction import Direction, score_direction
 from ..train.heads import Head
 from ..train.losses import Loss
@@ -150,7 +151,7 @@ def train_ntp(datasets: NTPDataset | Sequence[NTPDataset], *, param: str = "W",
               loss: str = "log", optimizer: str = "ngd", lr: float = 0.01, steps: int = 4000,
               seed: int | Sequence[int] = 0, init_scale: float = 0.01,
               record_steps: Sequence[int] | None = None,
-              callback: Callable[[int], None] | None = None) -> NTPRun:
+              callback: Callable[[int], None] | None = None, device: Any = "cpu") -> NTPRun:
     """Train ``W`` (or ``K, Q``) on one or several datasets of one shape, float64.
 
     Parameters
@@ -170,6 +171,8 @@ def train_ntp(datasets: NTPDataset | Sequence[NTPDataset], *, param: str = "W",
         Steps at which ``W`` and the loss are recorded (default: 0 and the last).
     callback : callable, optional
         Called with the number of finished steps every 100 steps and at the end (progress).
+    device : str or torch.device
+        ``"cpu"`` (default), ``"cuda"`` or ``"auto"`` (CUDA when available).
 
     Returns
     -------
@@ -199,47 +202,50 @@ def train_ntp(datasets: NTPDataset | Sequence[NTPDataset], *, param: str = "W",
     rec = sorted({0, int(steps)} if record_steps is None
                  else {int(s) for s in record_steps if 0 <= int(s) <= steps})
     dt = torch.float64
-    X = torch.as_tensor(np.stack([ds.X for ds in items]), dtype=dt)  # (B, n, T, d)
-    prob = Problem.from_tensors(X, X[:, :, -1].contiguous(), torch.ones(B, n, dtype=dt),
-                                torch.zeros(B, d, dtype=dt))
-    label = torch.as_tensor(np.stack([ds.label_mask for ds in items]))
+    dev = resolve_device(device)
+
+    def tensor(arr: np.ndarray, dtype: torch.dtype | None = dt) -> Tensor:
+        return torch.as_tensor(arr, dtype=dtype, device=dev)
+
+    X = tensor(np.stack([ds.X for ds in items]))  # (B, n, T, d)
+    prob = Problem.from_tensors(X, X[:, :, -1].contiguous(), tensor(np.ones((B, n))),
+                                tensor(np.zeros((B, d))))
+    label = tensor(np.stack([ds.label_mask for ds in items]), None)
     masks = _masks(label, dt)
     head = None
     if loss != "log":
-        head = _LogitHead(torch.as_tensor(np.stack([ds.E for ds in items]), dtype=dt),
-                          torch.as_tensor(np.stack([ds.labels for ds in items])), loss)
+        head = _LogitHead(tensor(np.stack([ds.E for ds in items])),
+                          tensor(np.stack([ds.labels for ds in items]), None), loss)
     corr = Loss("correlation")
     rngs = [np.random.default_rng(s) for s in seeds]
     model: Model
     if param == "W":
-        model = WModel(torch.as_tensor(np.stack([init_scale * r.standard_normal((d, d))
-                                                 for r in rngs]), dtype=dt))
+        model = WModel(tensor(np.stack([init_scale * r.standard_normal((d, d)) for r in rngs])))
     else:
         KQ = [init_scale * r.standard_normal((2, d, d)) for r in rngs]
-        model = KQModel(torch.as_tensor(np.stack([x[0] for x in KQ]), dtype=dt),
-                        torch.as_tensor(np.stack([x[1] for x in KQ]), dtype=dt))
-    W_hist, L_hist = [], []
+        model = KQModel(tensor(np.stack([x[0] for x in KQ])), tensor(np.stack([x[1] for x in KQ])))
+    W_hist, L_hist, rec_set = [], [], set(rec)
     with torch.no_grad():
         for step in range(int(steps) + 1):
             a = model.scores(prob)
             dirn = (log_direction(a, label, masks) if head is None
                     else score_direction(a, prob, corr, head, need_xbar=True))
-            if step in rec:
+            if step in rec_set:
                 kq = model.key_query()
                 assert kq is not None
-                W_hist.append(kq.numpy().copy())
-                L_hist.append(dirn.loss.numpy().copy())
+                W_hist.append(kq.cpu().numpy().copy())
+                L_hist.append(dirn.loss.cpu().numpy().copy())
             if callback is not None and (step % 100 == 0 or step == steps):
                 callback(step)
             if step == steps:
                 break
             opt.step(model.blocks, model.neg_grads(prob, dirn), dirn.loss)
-        probs = torch.softmax(a, -1).numpy()
+        probs = torch.softmax(a, -1).cpu().numpy()
     kq = model.key_query()
     assert kq is not None
-    return NTPRun(W=kq.numpy().copy(),
-                  K=model.K.numpy().copy() if isinstance(model, KQModel) else None,
-                  Q=model.Q.numpy().copy() if isinstance(model, KQModel) else None,
+    return NTPRun(W=kq.cpu().numpy().copy(),
+                  K=model.K.cpu().numpy().copy() if isinstance(model, KQModel) else None,
+                  Q=model.Q.cpu().numpy().copy() if isinstance(model, KQModel) else None,
                   steps=np.asarray(rec, dtype=np.int64), W_history=np.stack(W_hist),
                   loss_history=np.stack(L_hist), probs=probs,
                   seconds=time.perf_counter() - t0)
