@@ -20,7 +20,7 @@ from .landscape import (
     svm_neighbors,
 )
 from .norms import NORMS
-from .nuclear import solve_nuc, solve_nuc_constraints
+from .nuclear import certified_rank, solve_nuc, solve_nuc_constraints
 from .registry import SOLVERS, solve
 from .several import SVMEquivalence, fit_svmeq, selected_sets, solve_w_dir, solve_w_fin
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
@@ -34,6 +34,7 @@ __all__ = [
     "AttSVM",
     "solve_fro",
     "solve_fro_constraints",
+    "certified_rank",
     "solve_conic",
     "solve_nuc",
     "solve_lp",

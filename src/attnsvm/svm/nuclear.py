@@ -205,13 +205,18 @@ def solve_nuc_constraints(
         nz = np.linalg.norm(Zq, axis=1)
         nz[nz == 0] = 1.0
         rs = na * nz[loc]
-        res = nuclear_ipm(Ar / na[:, None], Zq / nz[:, None], loc, bb[S] / rs,
-                          n_eq=int(np.sum(S < n_eq)), W0=W0,
+        An, Zn, bn = Ar / na[:, None], Zq / nz[:, None], bb[S] / rs
+        # repeated constraints make the Newton system singular: keep one copy of each
+        key = np.concatenate([An, Zn[loc], bn[:, None], (S < n_eq)[:, None]], axis=1)
+        _, keep = np.unique(key, axis=0, return_index=True)
+        keep = np.sort(keep)
+        res = nuclear_ipm(An[keep], Zn, loc[keep], bn[keep],
+                          n_eq=int(np.sum(S[keep] < n_eq)), W0=W0,
                           gap_tol=min(1e-12, tol * 1e-3) if final else _LOWACC)
         iters += res.iterations
         W_cand = U @ res.W @ V.T
         y_full = np.zeros(m)
-        y_full[S] = res.y / rs
+        y_full[S[keep]] = res.y / rs[keep]
         vals = unit.values(W_cand)
         viol = (bb - vals) / np.maximum(1.0, np.abs(bb))
         viol[:n_eq] = 0.0  # equalities are all in S

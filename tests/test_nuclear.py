@@ -1,0 +1,179 @@
+"""The dedicated nuclear-norm solver: certificates, agreement with cvxpy, invariances, rank.
+
+An independent reference is written here directly in cvxpy (not through attnsvm's conic
+module): ``min ||W||_* s.t. a_k^T W z_k >= b_k`` (``= b_k`` on equality rows), Clarabel at
+tight tolerances.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from attnsvm import Instance, random_instance
+from attnsvm.constraints import ConstraintSet
+from attnsvm.svm import certified_rank, solve, solve_fro, solve_nuc, solve_nuc_constraints
+
+
+def cvxpy_nuc(c: ConstraintSet) -> float:
+    import cvxpy as cp
+
+    W = cp.Variable((c.A.shape[1], c.Zc.shape[1]))
+    vals = cp.sum(cp.multiply(c.A @ W, c.Zc), axis=1)
+    b = c.rhs
+    cons = []
+    if c.n_eq:
+        cons.append(vals[: c.n_eq] == b[: c.n_eq])
+    if c.n_eq < c.m:
+        cons.append(vals[c.n_eq:] >= b[c.n_eq:])
+    prob = cp.Problem(cp.Minimize(cp.normNuc(W)), cons)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "may be inaccurate": its value is compared to 1e-6
+        prob.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+    assert prob.status in ("optimal", "optimal_inaccurate")
+    return float(prob.value)
+
+
+def _check_certificate(sol, tol=1e-9):
+    """The conditions every nuclear answer must meet (issue 8)."""
+    assert sol.status == "optimal"
+    assert sol.info["certified_gap"] <= tol
+    assert sol.margin >= 1 - tol or sol.n_eq == sol.constraints.m
+    mu = sol.dual
+    assert mu[sol.n_eq:].min() >= 0
+    G = sol.constraints.combine(mu)
+    assert np.linalg.norm(G, 2) <= 1 + 1e-12
+    # weak duality makes sum(mu b) a lower bound; the gap closes to tol
+    lower = float(mu @ sol.b)
+    assert lower <= sol.objective * (1 + 1e-12)
+    assert sol.objective - lower <= tol * sol.objective
+    assert sol.is_optimal(1e-7)
+
+
+def _rank_deficient(n, T, d, r, seed):
+    """Tokens and queries in an r-dimensional subspace of R^d."""
+    rng = np.random.default_rng(seed)
+    B = np.linalg.qr(rng.standard_normal((d, r)))[0]
+    X = rng.standard_normal((n, T, r)) @ B.T
+    Z = rng.standard_normal((n, r)) @ B.T
+    X /= np.linalg.norm(X, axis=2, keepdims=True)
+    Z /= np.linalg.norm(Z, axis=1, keepdims=True)
+    return Instance(X=X, Z=Z, alpha=np.zeros(n, dtype=np.int64))
+
+
+def _repeated(seed):
+    inst = random_instance(5, 6, 8, seed=seed)
+    X = np.concatenate([inst.X, inst.X[:2]])
+    Z = np.concatenate([inst.Z, inst.Z[:2]])
+    alpha = np.concatenate([inst.token_choice(), inst.token_choice()[:2]])
+    return Instance(X=X, Z=Z, alpha=alpha)
+
+
+STANDARD = {
+    "paper-6x8x10": lambda: random_instance(6, 8, 10, seed=0),
+    "paper-10x5x6": lambda: random_instance(10, 5, 6, seed=1),
+    "paper-15x5x20": lambda: random_instance(15, 5, 20, seed=2),
+    "self-attention": lambda: random_instance(6, 6, 8, seed=3, cross=False),
+    "rank-deficient": lambda: _rank_deficient(8, 5, 10, 4, seed=4),
+    "repeated-sequences": lambda: _repeated(5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STANDARD))
+def test_standard_problems_match_cvxpy_and_certify(name):
+    inst = STANDARD[name]()
+    sol = solve_nuc(inst)
+    _check_certificate(sol)
+    ref = cvxpy_nuc(inst.constraints())
+    assert sol.objective == pytest.approx(ref, rel=1e-6)
+    # the nuclear solution is optimal in its norm: no worse than the Frobenius one's norm
+    fro = solve_fro(inst)
+    assert sol.objective <= np.linalg.svd(fro.W, compute_uv=False).sum() * (1 + 1e-9)
+    assert fro.objective <= np.linalg.norm(sol.W) * (1 + 1e-9)
+
+
+def test_equality_rows_match_cvxpy():
+    inst = random_instance(6, 6, 8, seed=7)
+    c = inst.constraints()
+    # the first rows of each of two sequences become equalities with b = 0 (Graph-SVM style)
+    eq = np.flatnonzero(np.isin(c.index[:, 1], [1]) & (c.index[:, 0] < 3))
+    order = np.concatenate([eq, np.setdiff1d(np.arange(c.m), eq)])
+    b = np.concatenate([np.zeros(eq.size), np.ones(c.m - eq.size)])
+    cs = ConstraintSet(c.A[order], c.Zc[order], c.index[order], b=b, n_eq=eq.size)
+    sol = solve_nuc_constraints(cs)
+    _check_certificate(sol)
+    assert sol.info["equality_residual"] <= 1e-9
+    assert sol.objective == pytest.approx(cvxpy_nuc(cs), rel=1e-6)
+
+
+def test_one_constraint_closed_form():
+    X = np.array([[[1.0, 2.0, 0.0], [0.0, 0.0, 1.0]]])
+    z = np.array([[0.0, 3.0, 4.0]])
+    sol = solve_nuc(Instance(X=X, Z=z, alpha=np.array([0])))
+    a = X[0, 0] - X[0, 1]
+    np.testing.assert_allclose(sol.W, np.outer(a, z[0]) / (a @ a * 25.0), atol=1e-12)
+    assert sol.info["rank"] == 1 and sol.info["rank_certified"]
+
+
+def test_infeasible_gets_the_farkas_certificate():
+    inst = random_instance(4, 5, 6, seed=0)
+    X = inst.X.copy()
+    a = inst.token_choice()
+    X[0, (a[0] + 1) % 5] = X[0, a[0]]  # a token equal to the selected one
+    sol = solve_nuc(Instance(X=X, Z=inst.Z, alpha=a))
+    assert sol.status == "infeasible" and sol.is_certified_infeasible()
+
+
+def test_rotation_and_scale_invariance():
+    inst = random_instance(8, 6, 7, seed=11)
+    base = solve_nuc(inst)
+    rng = np.random.default_rng(0)
+    Q = np.linalg.qr(rng.standard_normal((7, 7)))[0]
+    rot = solve_nuc(Instance(X=inst.X @ Q.T, Z=inst.Z @ Q.T, alpha=inst.token_choice()))
+    assert rot.objective == pytest.approx(base.objective, rel=1e-8)
+    np.testing.assert_allclose(rot.W, Q @ base.W @ Q.T, atol=1e-6 * np.abs(base.W).max())
+    for s in (1e-80, 1e80):
+        sc = solve_nuc(Instance(X=inst.X * s, Z=inst.Z, alpha=inst.token_choice()))
+        _check_certificate(sc)
+        assert sc.objective * s == pytest.approx(base.objective, rel=1e-8)
+
+
+def test_token_permutation_invariance():
+    inst = random_instance(6, 7, 8, seed=5)
+    a = inst.token_choice()
+    rng = np.random.default_rng(1)
+    perm = np.stack([rng.permutation(7) for _ in range(6)])
+    Xp = np.take_along_axis(inst.X, perm[:, :, None], axis=1)
+    ap = np.array([int(np.flatnonzero(perm[i] == a[i])[0]) for i in range(6)])
+    sol = solve_nuc(Instance(X=Xp, Z=inst.Z, alpha=ap))
+    assert sol.objective == pytest.approx(solve_nuc(inst).objective, rel=1e-8)
+
+
+def test_certified_rank_reads_the_spectra():
+    rng = np.random.default_rng(0)
+    U = np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    V = np.linalg.qr(rng.standard_normal((5, 5)))[0]
+    W = U[:, :2] @ np.diag([3.0, 1.0]) @ V[:, :2].T
+    G = U[:, :5] @ np.diag([1.0, 1.0, 0.4, 0.2, 0.1]) @ V.T
+    r = certified_rank(W, G)
+    assert r["rank"] == 2 and r["rank_certified"]
+    assert r["spectral_gap"] == pytest.approx(0.6)
+
+
+def test_warm_start_and_registry_agree():
+    inst = random_instance(12, 8, 10, seed=3)
+    cold = solve(inst, "nuc")
+    warm = solve_nuc(inst, warm_start=cold)
+    assert warm.objective == pytest.approx(cold.objective, rel=1e-9)
+    _check_certificate(warm)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", [(40, 12, 24), (60, 16, 32)])
+def test_larger_shapes_match_cvxpy(shape):
+    inst = random_instance(*shape, seed=0)
+    sol = solve_nuc(inst)
+    _check_certificate(sol)
+    assert sol.objective == pytest.approx(cvxpy_nuc(inst.constraints()), rel=1e-6)
