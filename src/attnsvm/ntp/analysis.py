@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import as_float_array, check_positive
+from ..exceptions import InvalidInputError
 from .dataset import NTPDataset
 from .fin import FinPart, fin_subspace, fit_r, top_scc_mask
 from .graph import kept_token_graphs
@@ -56,7 +57,7 @@ def ntp_metrics(dataset: NTPDataset, W: np.ndarray, gsvm: GraphSVM, fin: FinPart
     W = as_float_array("W", W, np.ndim(W))
     Ws, Wf = gsvm.W, fin.W_fin
     if Ws is None:
-        raise ValueError("the Graph-SVM is infeasible: no W^svm to compare with")
+        raise InvalidInputError("The Graph-SVM is infeasible: there is no W^svm to compare with.")
     R = fit_r(W, Ws, Wf)
     target = R[..., None, None] * Ws + Wf
     PW = fin.project(W)
@@ -118,7 +119,8 @@ class LocalGraphSVM:
     def corr_perp(self, W: np.ndarray) -> np.ndarray:
         """``cos(W - P W, W^svm_loc)`` with ``P`` the projection on the local ``S_fin``."""
         if self.svm.W is None:
-            raise ValueError("the local Graph-SVM is infeasible: no W^svm to compare with")
+            raise InvalidInputError(
+                "The local Graph-SVM is infeasible: there is no W^svm to compare with.")
         PW = (np.einsum("...b,bij->...ij", np.einsum("bij,...ij->...b", self.basis, W),
                         self.basis) if self.basis.shape[0] else np.zeros_like(W))
         return cosine(W - PW, np.broadcast_to(self.svm.W, np.shape(W)))

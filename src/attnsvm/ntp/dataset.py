@@ -103,13 +103,17 @@ class NTPDataset:
 
     @cached_property
     def X(self) -> np.ndarray:
-        """Embedded sequences ``E[tokens]``, shape (n, T, d)."""
-        return self.E[self.tokens]
+        """Embedded sequences ``E[tokens]``, shape (n, T, d) (read-only)."""
+        X = self.E[self.tokens]
+        X.setflags(write=False)
+        return X
 
     @cached_property
     def label_mask(self) -> np.ndarray:
-        """``tokens == labels[:, None]``, shape (n, T) bool (the label's copies)."""
-        return self.tokens == self.labels[:, None]
+        """``tokens == labels[:, None]``, shape (n, T) bool (the label's copies; read-only)."""
+        mask = self.tokens == self.labels[:, None]
+        mask.setflags(write=False)
+        return mask
 
     # --------------------------------------------------------------- file I/O
     @classmethod
