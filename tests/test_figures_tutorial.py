@@ -76,3 +76,24 @@ def test_a_real_head(tutorial: ModuleType) -> None:
     heads = res["heads"]
     assert len(heads) == 12 and all(h["feasible"] for h in heads)
     assert res["above_control"] >= 9
+
+
+def test_readme_your_own_data_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    readme = (TUTORIAL.parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Your own data"):]
+    section = section[:section.index("\n## ", 1)]
+    block = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(block, {})
+    lines = capsys.readouterr().out.splitlines()
+    # What the README says it prints.
+    assert lines[0] == "optimal [0 3 3 0 0 1] True"
+    assert lines[1] == "[0 3 3 0 0 0] True"
+    assert round(float(lines[2]), 5) == 0.99914 and "0.99914" in section
+    assert (tmp_path / "mine.npz").exists()
+    from attnsvm import Instance
+
+    assert Instance.load(tmp_path / "mine.npz").query_index == 4  # -1: the last of 5 tokens
