@@ -14,7 +14,8 @@ import numpy as np
 from ..instance import Instance, random_instance
 from ..reporting import correlation, save_png
 from ..reporting import new_figure as _new_figure
-from ..svm import SVMSolution, solve_fro, solve_lp, solve_nuc
+from ..svm import SVMSolution
+from ..svm import solve as solve_svm
 
 __all__ = ["make_instances", "optimal_or_first", "corr", "solve", "solution_fields", "targets",
            "new_figure", "save_figure", "series_style", "add_legend", "SOLVE_TOL", "ALIGNED",
@@ -57,16 +58,14 @@ def corr(A: Any, B: Any) -> float:
 
 def solve(instance: Instance, alpha: np.ndarray, norm: str = "fro", p: float = 3.0
           ) -> SVMSolution:
-    """Att-SVM of ``instance`` for ``alpha`` in the Frobenius, nuclear or entrywise l_p norm."""
+    """Att-SVM of ``instance`` for ``alpha`` in the Frobenius, nuclear or entrywise l_p norm
+    (:func:`attnsvm.svm.solve`, the one choice of solver by norm); solver warnings are
+    silenced because each solution's accuracy is recorded instead."""
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # inaccuracy is recorded, not warned about
-        if norm == "fro":
-            return solve_fro(instance, alpha)
-        if norm == "nuc":
-            return solve_nuc(instance, alpha)
-        return solve_lp(instance, p, alpha)
+        warnings.simplefilter("ignore")
+        return solve_svm(instance, norm, alpha=alpha, p=p if norm == "lp" else None)
 
 
 def solution_fields(sol: SVMSolution, prefix: str) -> dict[str, Any]:
