@@ -27,6 +27,7 @@ from .._common import (
     make_instances,
     new_figure,
     save_figure,
+    series_style,
 )
 from .._training import trajectory
 from ..config import FigureConfig
@@ -126,10 +127,10 @@ def plot(cfg: JointVPConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
         a.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), title=f"{lab} path, seed {cfg.seed0}",
               xlabel=f"{lab}_1 (scaled to the unit disc)", ylabel=f"{lab}_2")
         add_legend(a)
-    m = df.groupby("step").mean(numeric_only=True).reset_index()
+    m = df[df["step"] > 0].groupby("step").mean(numeric_only=True).reset_index()
     for j, (col, lab) in enumerate((("corr_v", "v vs v^mm"), ("corr_p", "p vs p^mm"),
                                     ("corr_p_relaxed", "p vs relaxed"))):
-        ax[0, 2].semilogx(m["step"].clip(lower=1), m[col], color=f"C{j}", label=lab)
+        ax[0, 2].semilogx(m["step"], m[col], label=lab, **series_style(j, len(m)))
     ax[0, 2].set(xlabel="step", ylabel="mean correlation", title="all seeds")
     add_legend(ax[0, 2])
     return save_figure(fig, path, f"Joint (v, p): n={cfg.n}, T={cfg.T}, d={cfg.d}",

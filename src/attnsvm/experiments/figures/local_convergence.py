@@ -130,12 +130,13 @@ def summarize(cfg: LocalConvergenceConfig, df: pd.DataFrame) -> dict[str, Any]:
 
 def plot(cfg: LocalConvergenceConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
     fig, ax = new_figure(3, 1)
-    m = df.groupby(["variant", "step"], sort=True).mean(numeric_only=True).reset_index()
+    m = df[df["step"] > 0].groupby(["variant", "step"], sort=True).mean(
+        numeric_only=True).reset_index()
     npts = int(m["step"].nunique())
     for j, var in enumerate(VARIANTS):
         g = m[m["variant"] == var]
         st = series_style(j, npts)
-        x = g["step"].clip(lower=1)
+        x = g["step"]
         ax[0, 0].plot(x, g["prob_mean"], label=var, **st)
         main = "corr_fro" if var == "W" else "corr_nuc"
         lab = "W^mm" if var == "W" else "W_*^mm"

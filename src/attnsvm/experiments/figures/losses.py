@@ -25,6 +25,7 @@ from .._common import (
     make_instances,
     new_figure,
     save_figure,
+    series_style,
 )
 from .._training import trajectory
 from ..config import FigureConfig
@@ -96,11 +97,11 @@ def summarize(cfg: LossesConfig, df: pd.DataFrame) -> dict[str, Any]:
 
 def plot(cfg: LossesConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
     fig, ax = new_figure(2, 1)
-    m = df.groupby(["loss", "step"]).mean(numeric_only=True).reset_index()
+    m = df[df["step"] > 0].groupby(["loss", "step"]).mean(numeric_only=True).reset_index()
     for j, (lo, g) in enumerate(m.groupby("loss")):
-        ax[0, 0].loglog(g["step"].clip(lower=1), (1 - g["corr_p"]).clip(lower=1e-12),
-                        color=f"C{j}", label=lo)
-        ax[0, 1].semilogx(g["step"].clip(lower=1), g["prob_mean"], color=f"C{j}", label=lo)
+        st = series_style(j, len(g))
+        ax[0, 0].loglog(g["step"], (1 - g["corr_p"]).clip(lower=1e-12), label=lo, **st)
+        ax[0, 1].semilogx(g["step"], g["prob_mean"], label=lo, **st)
     ax[0, 0].set(xlabel="step", ylabel="1 - corr(p, p^mm)", title="alignment (mean)")
     ax[0, 1].set(xlabel="step", ylabel="prob. of selected token", title="selection")
     for a in ax[0]:

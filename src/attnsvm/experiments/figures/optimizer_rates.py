@@ -24,6 +24,7 @@ from .._common import (
     make_instances,
     new_figure,
     save_figure,
+    series_style,
     targets,
 )
 from .._training import trajectory
@@ -106,9 +107,11 @@ def plot(cfg: OptimizerRatesConfig, df: pd.DataFrame, path: Path | None = None) 
     for j, param in enumerate(("W", "KQ")):
         for i, o in enumerate(cfg.optimizers):
             g = m[(m["optimizer"] == o) & (m["param"] == param)]
+            g = g[g["step"] > 0]
             if len(g):
-                ax[0, j].loglog(g["step"].clip(lower=1), (1 - g["corr"]).clip(lower=1e-16),
-                                color=f"C{i}", label=f"{o} (vs {g['target'].iloc[0]})")
+                ax[0, j].loglog(g["step"], (1 - g["corr"]).clip(lower=1e-16),
+                                label=f"{o} (vs {g['target'].iloc[0]})",
+                                **series_style(i, len(g)))
         ax[0, j].set(xlabel="step", ylabel="1 - corr (mean)", title=f"{param}")
         add_legend(ax[0, j])
     return save_figure(fig, path, f"Directional convergence: n={cfg.n}, T={cfg.T}, d={cfg.d}",
