@@ -156,6 +156,13 @@ def save_figure(fig: Any, path: str | Path | None, title: str | None = None,
     """
     import textwrap
 
+    from matplotlib.ticker import NullFormatter
+
+    for ax in fig.axes:  # log axes spanning two decades or more: decade labels only
+        for axis, lim in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            lo, hi = sorted(lim)
+            if axis.get_scale() == "log" and lo > 0 and hi / lo >= 100:
+                axis.set_minor_formatter(NullFormatter())
     if title:
         fig.suptitle(title, fontsize=10)
     bottom = 0.0
