@@ -56,7 +56,7 @@ def test_strict_json_and_atomic_write(tmp_path: object) -> None:
 def test_numbers_in_prose() -> None:
     assert fmt_number(5.190476190476191) == "5.19"
     assert fmt_number(0.9999999971) == "1.000"  # a correlation near 1 keeps its digits
-    assert fmt_number(0.9804731163039242) == "0.98"
+    assert fmt_number(0.9804731163039242) == "0.980"
     assert fmt_number(3.4e-9) == "3.40e-09" and fmt_number(float("nan")) == "n/a"
     assert plural(1, "cell") == "1 cell" and plural(3, "cell") == "3 cells"
 

@@ -200,8 +200,8 @@ def fmt_number(x: Any, digits: int = 3) -> str:
 
     >>> fmt_number(5.190476190476191), fmt_number(0.9999999971), fmt_number(12), fmt_number(None)
     ('5.19', '1.000', '12', 'n/a')
-    >>> fmt_number(0.008616181188089544), fmt_number(1381.622172950913)
-    ('0.00862', '1382')
+    >>> fmt_number(0.008616181188089544), fmt_number(1381.622172950913), fmt_number(0.98047)
+    ('0.00862', '1382', '0.980')
     """
     if x is None:
         return "n/a"
@@ -216,7 +216,7 @@ def fmt_number(x: Any, digits: int = 3) -> str:
         return f"{v:.{max(digits - 1, 0)}e}"
     if abs(v) >= 10 ** (digits - 1):
         return f"{v:.0f}"
-    if 0.999 <= abs(v) < 1.0:  # a correlation near 1 must not print as "1"
+    if 0.01 <= abs(v) < 1.0:  # shares and correlations: fixed decimals (0.980, 1.000)
         return f"{v:.{digits}f}"
     return f"{v:.{digits}g}"
 
