@@ -1,18 +1,26 @@
 """Benchmark of attnsvm.train against the official protocol (torch autograd, one instance at a
 time, normalized GD, float64), in the same process with torch threads fixed to 1 on both sides.
 
-Reports
--------
+Reports (sections)
+------------------
 * throughput: instance-steps per second of the batched exact trainer for B = 1, 100, 1000 and
   of the one-at-a-time autograd loop, and their ratio;
+* cpu: one instance, 20,000 steps: ``train`` as ``attnsvm train`` calls it, a plain NumPy loop
+  of the same exact update, and the torch engine, timed in the same run;
+* cli: ``attnsvm train --steps 0 --json`` beyond the cost of ``python -c "import torch"``;
 * accuracy: 1 - corr(W, W^mm of the selected tokens) after 2,000 (and 20,000 with ``--full``)
   steps, exact trainer vs the autograd loop from the same start;
 * (K, Q): for each optimizer, how close K Q^T gets to W_*^mm (nuclear) and W^mm (Frobenius);
-* CUDA (when available): B = 1e5 instance-steps per second, with the card's name.
+* cuda (skipped with a message without CUDA): instance-steps/s of the eager torch engine, the
+  CUDA graph and the fused Triton kernel at B = 1e3..1e6 beside the card's roofline (FP64 FLOP/s
+  and bandwidth from a table keyed by the card's name), a sweep of warps per program, and
+  checks (fused == torch engine to rounding, batch == one by one bit for bit).
 
-Writes ``benchmarks/results/train.json`` and ``train.md``.  Usage::
+Writes ``benchmarks/results/train.json`` and ``train.md`` (sections not run are kept from an
+existing train.json).  Usage::
 
-    python benchmarks/bench_train.py [--quick] [--full] [--out benchmarks/results]
+    python benchmarks/bench_train.py [--quick] [--full] [--sections cpu,cli] [--out DIR]
+    python benchmarks/bench_train.py --sections cuda      # on a machine with a GPU
 """
 
 from __future__ import annotations
@@ -52,9 +60,10 @@ def bench_throughput(batches: list[int], steps: int, ref_instances: int, ref_ste
     for B in batches:
         insts = instances(B)
         t0 = time.perf_counter()
-        train(insts, steps=steps, lr=0.1, seed=0)
+        r = train(insts, steps=steps, lr=0.1, seed=0)
         el = time.perf_counter() - t0
-        out["ours"][str(B)] = {"seconds": el, "instance_steps_per_s": B * steps / el}
+        out["ours"][str(B)] = {"seconds": el, "instance_steps_per_s": B * steps / el,
+                               "engine": r.backend}
         print(f"exact batched  B={B:5d}: {el:7.2f} s for {steps} steps, "
               f"{B * steps / el:12.0f} instance-steps/s", flush=True)
     insts = instances(ref_instances)
@@ -79,6 +88,7 @@ def bench_accuracy(count: int, step_list: list[int]) -> dict[str, Any]:
     res: dict[str, Any] = {"instances": count}
     for steps in step_list:
         ours = train(insts, steps=steps, lr=0.1, seed=0)
+        assert ours.W is not None
         gaps_ours, gaps_ref = [], []
         for b, inst in enumerate(insts):
             w0 = 0.01 * np.random.default_rng(b).standard_normal((D, D))
@@ -104,6 +114,7 @@ def bench_distribution(count: int, steps: int) -> dict[str, Any]:
     """Exact NGD only, many instances: percentiles of 1 - corr(W, W^mm of selected tokens)."""
     insts = instances(count)
     r = train(insts, steps=steps, lr=0.1, seed=0)
+    assert r.W is not None
     gaps = np.array([1 - corr(r.W[b], solve_fro(inst, r.selected[b]).W)
                      for b, inst in enumerate(insts)])
     q = np.nanpercentile(gaps, [50, 90, 99, 100])
@@ -147,23 +158,222 @@ def bench_kq(count: int, steps: int) -> dict[str, Any]:
     return res
 
 
-def bench_cuda(B: int, steps: int) -> dict[str, Any] | None:
-    if not torch.cuda.is_available():
-        print("CUDA: not available, skipped")
-        return None
-    insts = instances(1000)
-    insts = [insts[k % 1000] for k in range(B)]
-    out: dict[str, Any] = {"card": torch.cuda.get_device_name(0), "B": B, "steps": steps}
-    for graph in (False, True):
-        train(insts[:1000], steps=5, device="cuda", cuda_graph=graph)
-        torch.cuda.synchronize()
+def plain_numpy_ngd(inst: Any, W: np.ndarray, lr: float, steps: int) -> np.ndarray:
+    """Baseline: the exact log-domain direction and normalized GD for one instance, written as
+    a plain NumPy loop (2-D arrays, no batch axis)."""
+    X, Z, Y = inst.X, inst.queries, inst.Y
+    H = X @ inst.v  # (n, T)
+    rows = np.arange(X.shape[0])
+    W = W.copy()
+    for _ in range(steps):
+        a = np.einsum("ntd,nd->nt", X, Z @ W.T)
+        sel = a.argmax(1)
+        y = a - a[rows, sel][:, None]
+        y[rows, sel] = -np.inf
+        m2y = y.max(1)
+        e = np.exp(y - m2y[:, None])
+        L1 = np.log1p(np.exp(m2y) * e.sum(1))
+        m2 = m2y - L1
+        em2 = np.exp(m2)
+        h_a = H[rows, sel]
+        dh = h_a[:, None] - H
+        Dt = (e * dh).sum(1)
+        lw = -np.logaddexp(0.0, Y * (h_a - em2 * Dt))
+        c = Y * np.exp(lw + m2 - (lw + m2).max())
+        C = e * ((em2 * Dt)[:, None] - dh) * c[:, None]
+        C[rows, sel] += c * np.exp(-L1) * Dt
+        G = np.einsum("ntd,nt->nd", X, C).T @ Z
+        W += lr * G / np.linalg.norm(G)
+    return W
+
+
+def bench_cpu_single(steps: int, repeats: int = 2) -> dict[str, Any]:
+    """One instance, ``steps`` NGD steps: attnsvm (as ``attnsvm train`` calls it) vs the plain
+    NumPy loop vs the torch engine; interleaved repeats, best time of each."""
+    inst = random_instance(N, T, D, seed=0)
+    W0 = 0.01 * np.random.default_rng(0).standard_normal((D, D))
+    every = max(1, steps // 1000)
+    times: dict[str, list[float]] = {"attnsvm train (auto engine)": [], "plain NumPy loop": [],
+                                     "torch engine": []}
+    res = ref = None
+    for _ in range(repeats):
+        res = train(inst, steps=steps, seed=0, record_every=every)
+        times["attnsvm train (auto engine)"].append(res.seconds)
         t0 = time.perf_counter()
-        train(insts, steps=steps, device="cuda", cuda_graph=graph)
-        torch.cuda.synchronize()
-        el = time.perf_counter() - t0
-        key = "graph" if graph else "eager"
-        out[key] = {"seconds": el, "instance_steps_per_s": B * steps / el}
-        print(f"CUDA {out['card']} B={B} {key}: {B * steps / el:.3e} instance-steps/s")
+        ref = plain_numpy_ngd(inst, W0, 0.1, steps)
+        times["plain NumPy loop"].append(time.perf_counter() - t0)
+        tr = train(inst, steps=steps, seed=0, record_every=every, backend="torch")
+        times["torch engine"].append(tr.seconds)
+    assert res is not None and ref is not None
+    best = {k: min(v) for k, v in times.items()}
+    out = {"steps": steps, "engine": res.backend, "seconds": best, "all_seconds": times,
+           "ratio_plain_over_attnsvm": best["plain NumPy loop"] / best[
+               "attnsvm train (auto engine)"],
+           "max_rel_diff_W": float(np.abs(res.W - ref).max() / np.abs(ref).max())}
+    for k, v in best.items():
+        print(f"one instance, {steps} steps: {k:28s} {v:7.2f} s", flush=True)
+    print(f"plain NumPy / attnsvm = {out['ratio_plain_over_attnsvm']:.2f} "
+          f"(> 1: attnsvm faster); W differs by {out['max_rel_diff_W']:.1e}", flush=True)
+    return out
+
+
+def bench_cli_startup(repeats: int = 3) -> dict[str, Any]:
+    """``attnsvm train --steps 0 --json`` beyond ``python -c 'import torch'`` (best of runs)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "inst.npz"
+        random_instance(N, T, D, seed=0).save(path)
+        cmds = {"import torch": [sys.executable, "-c", "import torch"],
+                "attnsvm train --steps 0 --json": [
+                    sys.executable, "-m", "attnsvm.cli.main", "train", str(path), "--steps",
+                    "0", "--json"]}
+        times: dict[str, list[float]] = {k: [] for k in cmds}
+        for _ in range(repeats):
+            for k, cmd in cmds.items():
+                t0 = time.perf_counter()
+                subprocess.run(cmd, check=True, capture_output=True, env=env)
+                times[k].append(time.perf_counter() - t0)
+    best = {k: min(v) for k, v in times.items()}
+    extra = best["attnsvm train --steps 0 --json"] - best["import torch"]
+    print(f"CLI: import torch {best['import torch']:.2f} s, train --steps 0 --json "
+          f"{best['attnsvm train --steps 0 --json']:.2f} s: {extra:.2f} s beyond torch",
+          flush=True)
+    return {"seconds": best, "all_seconds": times, "beyond_torch": extra}
+
+
+#: (name substring, FP64 FLOP/s without tensor cores, with, memory bytes/s): vendor data sheets.
+CARDS = [("H200", 34e12, 67e12, 4.8e12), ("H100 NVL", 30e12, 60e12, 3.9e12),
+         ("H100 PCIe", 26e12, 51e12, 2.0e12), ("H100", 34e12, 67e12, 3.35e12),
+         ("A100-SXM4-80GB", 9.7e12, 19.5e12, 2.04e12), ("A100", 9.7e12, 19.5e12, 1.555e12)]
+
+
+def flops_per_step(n: int, T: int, d: int) -> int:
+    """Useful FP64 operations of one exact NGD step on W (unpadded; exp/log counted as 1):
+    W z_i and the scores 2nd^2 + 2nTd, the direction ~25 nT, the gradient 2nTd + 2nd^2,
+    the normalized update 4d^2."""
+    return 4 * n * d * d + 4 * n * T * d + 25 * n * T + 4 * d * d
+
+
+def roofline(card: str) -> dict[str, Any] | None:
+    """Compute and memory bounds in instance-steps/s for ``card`` (None when unknown)."""
+    for name, f64, f64_tc, bw in CARDS:
+        if name.lower() in card.lower():
+            f = flops_per_step(N, T, D)
+            return {"table_entry": name, "fp64_flops": f64, "fp64_tensor_flops": f64_tc,
+                    "bandwidth": bw, "flops_per_step": f,
+                    "compute_bound": f64 / f,
+                    # an unfused step reads X at least twice (scores and gradient)
+                    "memory_bound_unfused": bw / (2 * N * T * D * 8)}
+    return None
+
+
+#: Device of the CUDA section (a smoke test of the code may point it at the CPU interpreter).
+CUDA_DEVICE = "cuda"
+
+
+def _cuda_data(B: int) -> tuple[torch.Tensor, ...]:
+    from attnsvm.train.config import init_blocks
+
+    base = instances(1000)
+    cols = [np.stack([getattr(i, k) for i in base]) for k in ("X", "queries", "Y", "v")]
+    W0 = init_blocks("W", "normal", 0.01, list(range(1000)), D, D)["W"]
+    reps = -(-B // 1000)
+    return tuple(torch.as_tensor(np.concatenate([a] * reps)[:B], device=CUDA_DEVICE).contiguous()
+                 for a in (*cols, W0))
+
+
+def _time_cuda(fn: Any) -> float:
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def bench_cuda(batches: list[int], quick: bool, sweep_B: int = 100_000,
+               max_steps: int = 5000) -> dict[str, Any] | None:
+    """Eager torch, CUDA graph and fused Triton at each B (ngd on W, float64)."""
+    if not torch.cuda.is_available():
+        print("CUDA: not available here, section skipped (previous results kept)", flush=True)
+        return None
+    from attnsvm.train._data import Problem
+    from attnsvm.train._engines import TorchEngine
+    from attnsvm.train._fused_triton import compile_for_gpu, describe, fused_steps
+    from attnsvm.train.heads import get_head
+    from attnsvm.train.losses import get_loss
+    from attnsvm.train.models import WModel
+    from attnsvm.train.optim import make_optimizer
+
+    card = torch.cuda.get_device_name(0)
+    out: dict[str, Any] = {"card": card, "torch": torch.__version__, **describe(),
+                           "roofline": roofline(card), "B": {}}
+    print(f"CUDA card: {card}", flush=True)
+
+    def fused(X: Any, Z: Any, Y: Any, v: Any, W: Any, steps: int, warps: int) -> Any:
+        P = [W.clone()]
+        return P, _time_cuda(lambda: fused_steps(X, Z, Y, v, P, None, steps, optimizer="ngd",
+                                                  lr=0.1, num_warps=warps))
+
+    # checks first: fused == torch engine, batch == one by one (bit for bit)
+    X, Z, Y, v, W0 = _cuda_data(1000)
+    with torch.inference_mode():
+        eng = TorchEngine(WModel(W0.clone()), Problem.from_tensors(X, Z, Y, v),
+                          get_loss("logistic"), get_head(None), make_optimizer("ngd", 0.1),
+                          False, torch.device(CUDA_DEVICE))
+        eng.advance(min(200, max_steps))
+        Wt = eng.blocks()["W"]
+    nchk = min(200, max_steps)
+    Pf, _ = fused(X, Z, Y, v, W0, nchk, 4)
+    one = [fused(X[b:b + 1], Z[b:b + 1], Y[b:b + 1], v[b:b + 1], W0[b:b + 1], nchk, 4)[0][0]
+           for b in range(5)]
+    out["checks"] = {
+        "fused_vs_torch_max_rel_W_200_steps": float(((Pf[0] - Wt).abs().amax() /
+                                                     Wt.abs().amax()).item()),
+        "batch_equals_one_by_one": all(bool(torch.equal(o[0], Pf[0][b]))
+                                       for b, o in enumerate(one)),
+        "compile_sm": compile_for_gpu("W", "ngd"),
+    }
+    print(f"checks: {out['checks']}", flush=True)
+    # warps sweep at B = 1e5
+    X, Z, Y, v, W0 = _cuda_data(sweep_B)
+    sweep = {}
+    for w in (2, 4, 8):
+        fused(X, Z, Y, v, W0, 2, w)
+        steps = min(100 if quick else 500, max_steps)
+        sweep[w] = sweep_B * steps / fused(X, Z, Y, v, W0, steps, w)[1]
+        print(f"fused, {w} warps, B=1e5: {sweep[w]:.3e} instance-steps/s", flush=True)
+    out["warps_sweep_B1e5"] = sweep
+    best_w = max(sweep, key=lambda k: sweep[k])
+    for B in batches:
+        X, Z, Y, v, W0 = _cuda_data(B)
+        row: dict[str, Any] = {}
+        for graph in (False, True):
+            steps = int(min(1000, max_steps, max(10, 2e7 / B))) // (4 if quick else 1) or 5
+            with torch.inference_mode():
+                eng = TorchEngine(WModel(W0.clone()), Problem.from_tensors(X, Z, Y, v),
+                                  get_loss("logistic"), get_head(None),
+                                  make_optimizer("ngd", 0.1), graph, torch.device(CUDA_DEVICE))
+                eng.advance(3)
+                el = _time_cuda(lambda eng=eng, steps=steps: eng.advance(steps))
+            row["graph" if graph else "eager"] = {"steps": steps, "seconds": el,
+                                                  "instance_steps_per_s": B * steps / el}
+        steps = int(min(max_steps, max(50, 2e8 / B))) // (4 if quick else 1) or 10
+        fused(X, Z, Y, v, W0, 1, best_w)
+        el = fused(X, Z, Y, v, W0, steps, best_w)[1]
+        row["fused"] = {"steps": steps, "seconds": el, "instance_steps_per_s": B * steps / el,
+                        "num_warps": best_w}
+        rf = out["roofline"]
+        if rf:
+            row["fused_fraction_of_compute_bound"] = row["fused"]["instance_steps_per_s"] / rf[
+                "compute_bound"]
+        out["B"][str(B)] = row
+        print(f"B={B:>8}: " + ", ".join(f"{k} {v['instance_steps_per_s']:.3e}"
+                                         for k, v in row.items() if isinstance(v, dict)),
+              flush=True)
     return out
 
 
@@ -172,10 +382,14 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer steps and instances")
     ap.add_argument("--full", action="store_true", help="also 20,000-step accuracy")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    ap.add_argument("--sections", default="throughput,accuracy,distribution,kq,cuda",
-                    help="comma-separated subset; others are kept from an existing train.json")
+    ap.add_argument("--sections", default=",".join(SECTIONS),
+                    help=f"comma-separated subset of {','.join(SECTIONS)}; the others are kept "
+                    "from an existing train.json")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
+    unknown = sections - set(SECTIONS)
+    if unknown:
+        ap.error(f"unknown sections {sorted(unknown)}; choose from {','.join(SECTIONS)}")
     out = Path(args.out)
     torch.set_num_threads(1)
     quick = args.quick
@@ -183,7 +397,8 @@ def main() -> None:
     result: dict[str, Any] = json.loads(old.read_text()) if old.exists() else {}
     result |= {
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "torch": torch.__version__, "threads": torch.get_num_threads(),
+                    "cpus": os.cpu_count(), "torch": torch.__version__,
+                    "threads": torch.get_num_threads(),
                     "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None},
         "shape": {"n": N, "T": T, "d": D}, "dtype": "float64",
     }
@@ -199,31 +414,47 @@ def main() -> None:
             [bench_distribution(200, 20000)] if args.full else [])
     if "kq" in sections:
         result["KQ"] = bench_kq(5 if quick else 20, 2000)
+    if "cpu" in sections:
+        result["cpu_single"] = bench_cpu_single(2000 if quick else 20000)
+    if "cli" in sections:
+        result["cli_startup"] = bench_cli_startup(1 if quick else 3)
     if "cuda" in sections:
-        result["cuda"] = bench_cuda(100_000, 200 if quick else 1000)
+        cuda = bench_cuda([1000, 10_000, 100_000] if quick else
+                          [1000, 10_000, 100_000, 300_000, 1_000_000], quick)
+        if cuda is not None:
+            result["cuda"] = cuda
     out.mkdir(parents=True, exist_ok=True)
     (out / "train.json").write_text(json.dumps(result, indent=2, default=str))
     (out / "train.md").write_text(_markdown(result))
     print(f"wrote {out / 'train.json'} and {out / 'train.md'}")
 
 
+SECTIONS = ("throughput", "accuracy", "distribution", "kq", "cpu", "cli", "cuda")
+
+
 def _markdown(r: dict[str, Any]) -> str:
-    tp = r["throughput"]
     load = r["machine"].get("loadavg")
     lines = ["# attnsvm.train benchmark", "",
              f"n={N}, T={T}, d={D}, float64, torch threads = 1, {r['machine']['platform']}, "
-             f"load average at start {load}", "",
-             "## Throughput (normalized GD on W)", "",
-             "| B | seconds | instance-steps/s | vs autograd loop |", "|---|---|---|---|"]
-    for B, v in tp["ours"].items():
-        lines.append(f"| {B} | {v['seconds']:.2f} ({tp['steps']} steps) | "
-                     f"{v['instance_steps_per_s']:.3g} | {tp['ratio'][B]:.1f}x |")
-    lines.append(f"| autograd, one at a time | | {tp['reference']['instance_steps_per_s']:.3g} "
-                 "| 1x |")
-    lines += ["", "## 1 - corr(W, W^mm) (normalized GD, lr 0.1)", "",
-              "| steps | exact median | exact max | autograd median | autograd range |",
-              "|---|---|---|---|---|"]
-    acc = r["accuracy_W_ngd"]
+             f"load average at start {load}", ""]
+    tp = r.get("throughput")
+    if tp:
+        lines += ["## Throughput (normalized GD on W)", "",
+                  "| B | engine | seconds | instance-steps/s | vs autograd loop |",
+                  "|---|---|---|---|---|"]
+        for B, v in tp["ours"].items():
+            lines.append(f"| {B} | {v.get('engine', 'torch')} | {v['seconds']:.2f} "
+                         f"({tp['steps']} steps) | {v['instance_steps_per_s']:.3g} | "
+                         f"{tp['ratio'][B]:.1f}x |")
+        lines.append(f"| autograd, one at a time | | | "
+                     f"{tp['reference']['instance_steps_per_s']:.3g} | 1x |")
+        lines.append("")
+    lines += _cpu_markdown(r)
+    acc = r.get("accuracy_W_ngd") or {}
+    if acc:
+        lines += ["## 1 - corr(W, W^mm) (normalized GD, lr 0.1)", "",
+                  "| steps | exact median | exact max | autograd median | autograd range |",
+                  "|---|---|---|---|---|"]
     for k, v in acc.items():
         if k == "instances":
             continue
@@ -240,20 +471,64 @@ def _markdown(r: dict[str, Any]) -> str:
                          f"{v['frac_above_1e-4']:.3f} |")
         lines += ["", "The tail comes from instances whose selected tokens switch late "
                   "(e.g. seed 163 switches a token near step 12,000): GD dynamics, not numerics."]
-    lines += ["", f"## (K, Q), {r['KQ']['steps']} steps: 1 - corr(K Q^T, target)", "",
-              "| optimizer | vs W_*^mm median | max | vs W^mm median | max | min max-prob |",
-              "|---|---|---|---|---|---|"]
-    for k, v in r["KQ"].items():
+    kq = r.get("KQ") or {}
+    if kq:
+        lines += ["", f"## (K, Q), {kq['steps']} steps: 1 - corr(K Q^T, target)", "",
+                  "| optimizer | vs W_*^mm median | max | vs W^mm median | max | min max-prob |",
+                  "|---|---|---|---|---|---|"]
+    for k, v in kq.items():
         if isinstance(v, dict):
             lines.append(f"| {k} | {v['nuc_median']:.2e} | {v['nuc_max']:.2e} | "
                          f"{v['fro_median']:.2e} | {v['fro_max']:.2e} | {v['max_prob_min']:.3f} |")
-    if r.get("cuda"):
-        c = r["cuda"]
-        lines += ["", f"## CUDA ({c['card']}), B={c['B']}", ""]
-        for key in ("eager", "graph"):
-            if key in c:
-                lines.append(f"- {key}: {c[key]['instance_steps_per_s']:.3e} instance-steps/s")
+    lines += _cuda_markdown(r.get("cuda"))
     return "\n".join(lines) + "\n"
+
+
+def _cpu_markdown(r: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    c = r.get("cpu_single")
+    if c:
+        lines += [f"## One instance on the CPU, {c['steps']} NGD steps (best of the repeats, "
+                  "same run)", "", "| loop | seconds |", "|---|---|"]
+        lines += [f"| {k} | {v:.2f} |" for k, v in c["seconds"].items()]
+        lines += ["", f"attnsvm ({c['engine']} engine) is {c['ratio_plain_over_attnsvm']:.2f}x "
+                  f"the speed of the plain NumPy loop; the final W agree to "
+                  f"{c['max_rel_diff_W']:.1e} (relative).", ""]
+    s = r.get("cli_startup")
+    if s:
+        lines += ["## `attnsvm train --steps 0 --json` (best of runs, OMP_NUM_THREADS=1)", ""]
+        lines += [f"- {k}: {v:.2f} s" for k, v in s["seconds"].items()]
+        lines += [f"- beyond importing torch: {s['beyond_torch']:.2f} s", ""]
+    return lines
+
+
+def _cuda_markdown(c: dict[str, Any] | None) -> list[str]:
+    if not c:
+        return ["", "## CUDA", "", "Not measured yet: run "
+                "`python benchmarks/bench_train.py --sections cuda` on a machine with a GPU."]
+    lines = ["", f"## CUDA ({c['card']}, torch {c.get('torch')}, triton {c.get('triton')}), "
+             "NGD on W, float64", ""]
+    rf = c.get("roofline")
+    if rf:
+        lines += [f"Roofline ({rf['table_entry']}: {rf['fp64_flops']:.3g} FP64 FLOP/s without "
+                  f"tensor cores, {rf['bandwidth']:.3g} B/s): {rf['flops_per_step']} flops per "
+                  f"instance-step -> compute bound {rf['compute_bound']:.3g} instance-steps/s; "
+                  f"an unfused step (X read twice) is memory bound at "
+                  f"{rf['memory_bound_unfused']:.3g}.", ""]
+    lines += ["| B | eager | CUDA graph | fused Triton | fused / compute bound |",
+              "|---|---|---|---|---|"]
+    for B, row in c.get("B", {}).items():
+        frac = row.get("fused_fraction_of_compute_bound")
+        lines.append(f"| {B} | {row['eager']['instance_steps_per_s']:.3g} | "
+                     f"{row['graph']['instance_steps_per_s']:.3g} | "
+                     f"{row['fused']['instance_steps_per_s']:.3g} | "
+                     f"{'' if frac is None else f'{frac:.1%}'} |")
+    if c.get("checks"):
+        lines += ["", f"Checks: {json.dumps(c['checks'])}"]
+    if c.get("warps_sweep_B1e5"):
+        lines += ["", "Fused kernel, warps per program at B=1e5 (instance-steps/s): " +
+                  ", ".join(f"{w}: {v:.3g}" for w, v in c["warps_sweep_B1e5"].items())]
+    return lines
 
 
 if __name__ == "__main__":

@@ -19,7 +19,13 @@ from ..exceptions import InvalidParameterError
 from ._data import Problem
 from ._direction import Direction, score_direction
 from ._graph import capture_step, graph_supported
-from ._numpy_engine import NUMPY_OPTIMIZERS, NumpyState, numpy_direction, numpy_update
+from ._numpy_engine import (
+    NUMPY_OPTIMIZERS,
+    NumpyDirection,
+    NumpyState,
+    numpy_direction,
+    numpy_update,
+)
 from .heads import Head, LinearHead
 from .losses import Loss
 from .models import Model
@@ -35,11 +41,12 @@ NUMPY_AUTO_MAX = 1_500_000
 
 
 class Stats(NamedTuple):
-    """Statistics of one iterate: loss (B,), log max prob (B, n), selected (B, n)."""
+    """Statistics of one iterate: loss (B,), log max prob (B, n), selected (B, n); tensors
+    (NumPy arrays from the NumPy engine)."""
 
-    loss: Tensor
-    max_logprob: Tensor
-    selected: Tensor
+    loss: Any
+    max_logprob: Any
+    selected: Any
 
 
 class TorchEngine:
@@ -103,20 +110,25 @@ class NumpyEngine:
         self.opt = opt
         self.kq_eps = kq_eps
         self.psi = [_md_state(P, opt.md_p) for P in arrs] if opt.name == "md" else None
-        self._dirn: tuple[np.ndarray, ...] | None = None
+        self._dirn: NumpyDirection | None = None
 
     def advance(self, n: int) -> Stats:
         st, o = self.st, self.opt
+        need = o.name == "polyak"
+        kw = {"optimizer": o.name, "lr": o.lr, "md_p": o.md_p,
+              "polyak_max_step": o.polyak_max_step, "kq_eps": self.kq_eps, "psi": self.psi}
+        direction, update = numpy_direction, numpy_update
+        d = self._dirn
         for _ in range(n):
-            d = self._dirn if self._dirn is not None else numpy_direction(st)
-            self._dirn = None
-            numpy_update(st, d[0], d[1], d[2], optimizer=o.name, lr=o.lr, md_p=o.md_p,
-                         polyak_max_step=o.polyak_max_step, kq_eps=self.kq_eps, psi=self.psi)
+            if d is None:
+                d = direction(st, need)
+            update(st, d.G, d.logscale, d.loss, **kw)
+            d = None
         self._dirn = d = numpy_direction(st)
-        return Stats(torch.from_numpy(d[2]), torch.from_numpy(d[4]), torch.from_numpy(d[3]))
+        return Stats(d.loss, d.max_logprob, d.selected)
 
-    def key_query(self) -> Tensor:
-        return torch.from_numpy(self.st.key_query())
+    def key_query(self) -> np.ndarray:
+        return self.st.key_query()
 
     def blocks(self) -> dict[str, Tensor]:
         return {k: torch.from_numpy(a) for k, a in zip(self.names, self.st.blocks, strict=True)}

@@ -2,26 +2,36 @@ r"""NumPy engine of the exact trainer for small batches on the CPU (``W`` and ``
 
 The same arithmetic as :func:`attnsvm.train._direction.score_direction` (linear head) and
 :class:`attnsvm.train.optim.Optimizer` (``gd``, ``ngd``, ``polyak``, ``md``), with fewer and
-cheaper operations per step: the scores and the gradient in ``W`` are one matrix-vector product
-each with the precomputed ``A_b = [vec(x_it z_i^T)]_(it)`` (B, n T, d d), so
-``a = A vec(W)`` and ``-grad_W = exp(logscale) A^T vec(C)``.  For a handful of instances a
-step costs a few dozen small NumPy calls instead of a few dozen torch dispatches.
+cheaper operations per step (rows of all sequences of all instances handled as one 2-D array,
+flat indices for the selected tokens, in-place exponentials, the loss value only when it is
+used).  For a handful of instances a step costs a few dozen small NumPy calls instead of a few
+dozen torch dispatches.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["NumpyState", "numpy_direction", "numpy_update", "NUMPY_OPTIMIZERS"]
+__all__ = ["NumpyState", "NumpyDirection", "numpy_direction", "numpy_update",
+           "NUMPY_OPTIMIZERS"]
 
 NUMPY_OPTIMIZERS = ("gd", "ngd", "polyak", "md")
 
 
+_max = np.maximum.reduce  # ndarray.max without the Python wrapper (steps of a few us)
+_sum = np.add.reduce
+
+
 def _softplus(x: np.ndarray) -> np.ndarray:
-    """torch's softplus (threshold 20): ``x`` above 20, else ``log1p(exp(x))``."""
-    return np.where(x > 20.0, x, np.log1p(np.exp(np.minimum(x, 20.0))))
+    """torch's softplus (threshold 20): ``x`` above 20, else ``log1p(exp(x))`` (to rounding)."""
+    out = np.logaddexp(0.0, x)
+    if _max(x) > 20.0:
+        big = x > 20.0
+        out[big] = x[big]
+    return out
 
 
 class NumpyState:
@@ -39,15 +49,17 @@ class NumpyState:
                  blocks: list[np.ndarray], loss: str):
         B, n, T, d = X.shape
         self.shape = (B, n, T, d)
-        self.A = np.einsum("bnte,bnf->bntef", X, Z).reshape(B, n * T, d * d)
-        self.At = np.ascontiguousarray(self.A.transpose(0, 2, 1))
-        self.H = np.einsum("bntd,bd->bnt", X, v)
-        self.Y = Y
+        self.Xr = np.ascontiguousarray(X).reshape(B * n, T, d)  # rows (instance, sequence)
+        self.Xtr = np.ascontiguousarray(X.transpose(0, 1, 3, 2)).reshape(B * n, d, T)
+        self.Z = np.ascontiguousarray(Z)
+        self.H = np.einsum("bntd,bd->bnt", X, v).reshape(B * n, T)  # rows (instance, sequence)
+        self.Hf = self.H.reshape(-1)
+        self.Y = np.ascontiguousarray(Y, dtype=np.float64)
+        self.Yf = self.Y.reshape(-1)
         self.blocks = blocks
         self.loss = loss
         self.log_n = math.log(n)
-        self.rows = np.arange(B)[:, None]
-        self.seqs = np.arange(n)[None, :]
+        self.base = np.arange(B * n) * T  # flat offset of each row
 
     def key_query(self) -> np.ndarray:
         """``W`` or ``K Q^T`` (B, d, d)."""
@@ -57,50 +69,74 @@ class NumpyState:
         return np.matmul(K, Q.transpose(0, 2, 1))
 
 
-def numpy_direction(st: NumpyState) -> tuple[np.ndarray, ...]:
+def _loss_terms(u: np.ndarray, loss: str, need_value: bool
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``log(-l'(u))`` and (when asked) ``l(u)``, with torch's softplus threshold."""
+    if loss == "logistic":
+        lw = -_softplus(u)
+        return lw, (_softplus(-u) if need_value else None)
+    if loss == "exponential":
+        return -u, (np.exp(-u) if need_value else None)
+    return np.zeros_like(u), (-u if need_value else None)
+
+
+class NumpyDirection(NamedTuple):
+    """See :func:`numpy_direction`."""
+
+    G: np.ndarray
+    logscale: np.ndarray
+    loss: np.ndarray | None
+    selected: np.ndarray
+    max_logprob: np.ndarray
+
+
+def numpy_direction(st: NumpyState, need_loss: bool = True) -> NumpyDirection:
     """Scaled negative gradient in ``W`` and statistics of the current iterate.
 
     Returns
     -------
     G : ndarray (B, d, d)
         ``-dL/dW = exp(logscale) G``.
-    logscale, loss : ndarray (B,)
+    logscale : ndarray (B,)
+    loss : ndarray (B,) or None
+        None unless ``need_loss``.
     selected : ndarray (B, n) int64
     max_logprob : ndarray (B, n)
     """
     B, n, T, d = st.shape
     W = st.key_query()
-    a = np.matmul(st.A, W.reshape(B, d * d, 1)).reshape(B, n, T)
-    sel = a.argmax(-1)
-    bi, si = st.rows, st.seqs
-    y = a - a[bi, si, sel][..., None]
-    y[bi, si, sel] = -np.inf
-    m2y = y.max(-1)
-    e = np.exp(y - m2y[..., None])
-    L1 = np.log1p(np.exp(m2y) * e.sum(-1))
-    m2 = m2y - L1
+    Wz = np.matmul(st.Z, W.transpose(0, 2, 1))  # (B, n, d): W z_i
+    a = np.vecdot(st.Xr, Wz.reshape(B * n, 1, d))  # (B n, T): x_it^T W z_i
+    sel = a.argmax(1)
+    idx = st.base + sel
+    amax = a.take(idx)
+    a.put(idx, -np.inf)
+    a2 = _max(a, axis=1)  # second largest score
+    m2y = a2 - amax  # log(s_i(2nd) / s_ia)
+    a -= a2[:, None]
+    e = np.exp(a, out=a)  # e_iu = s_iu / s_i(2nd) for u != a, 0 at a
+    L1 = np.log1p(np.exp(m2y) * _sum(e, axis=1))  # -log s_ia
+    m2 = m2y - L1  # log s_i(2nd)
     em2 = np.exp(m2)
-    H = st.H
-    h_a = H[bi, si, sel]
-    dh = h_a[..., None] - H
-    Dt = (e * dh).sum(-1)
-    u = st.Y * (h_a - em2 * Dt)
-    if st.loss == "logistic":
-        lw = -_softplus(u)
-        lval = _softplus(-u)
-    elif st.loss == "exponential":
-        lw = -u
-        lval = np.exp(-u)
-    else:
-        lw = np.zeros_like(u)
-        lval = -u
-    q = lw + m2
-    M = q.max(-1)
-    c = st.Y * np.exp(q - M[:, None])
-    C = e * ((em2 * Dt)[..., None] - dh) * c[..., None]
-    C[bi, si, sel] += c * np.exp(-L1) * Dt
-    G = np.matmul(st.At, C.reshape(B, n * T, 1)).reshape(B, d, d)
-    return G, M - st.log_n, lval.mean(-1), sel, -L1
+    h_a = st.Hf.take(idx)
+    dh = h_a[:, None] - st.H  # h_ia - h_it
+    Dt = np.vecdot(e, dh)
+    k = em2 * Dt  # h_ia - f_i
+    u = st.Yf * (h_a - k)
+    lw, lval = _loss_terms(u, st.loss, need_loss)
+    q = (lw + m2).reshape(B, n)
+    M = _max(q, axis=1)
+    c = (st.Y * np.exp(q - M[:, None])).reshape(-1)
+    C = k[:, None] - dh
+    C *= e
+    C *= c[:, None]
+    nL1 = -L1
+    Cf = C.reshape(-1)
+    Cf[idx] += c * np.exp(nL1) * Dt
+    Xc = np.vecdot(st.Xtr, C[:, None, :]).reshape(B, n, d)  # X_i^T c_i
+    G = np.matmul(Xc.transpose(0, 2, 1), st.Z)  # sum_i (X_i^T c_i) z_i^T
+    loss = None if lval is None else _sum(lval.reshape(B, n), axis=1) / n
+    return NumpyDirection(G, M - st.log_n, loss, sel.reshape(B, n), nL1.reshape(B, n))
 
 
 def _norm(G: np.ndarray, p: float = 2.0) -> np.ndarray:
@@ -110,7 +146,7 @@ def _norm(G: np.ndarray, p: float = 2.0) -> np.ndarray:
     return (np.abs(flat) ** p).sum(1) ** (1.0 / p)
 
 
-def numpy_update(st: NumpyState, G: np.ndarray, logscale: np.ndarray, loss: np.ndarray, *,
+def numpy_update(st: NumpyState, G: np.ndarray, logscale: np.ndarray, loss: np.ndarray | None, *,
                  optimizer: str, lr: float, md_p: float, polyak_max_step: float,
                  kq_eps: float, psi: list[np.ndarray] | None) -> None:
     """One optimizer step in place (the rules of :mod:`attnsvm.train.optim`)."""
@@ -128,7 +164,11 @@ def numpy_update(st: NumpyState, G: np.ndarray, logscale: np.ndarray, loss: np.n
             grads = [(c1 * GK - c2 * K, mx), (c1 * GQ - c2 * Q, mx)]
         else:
             grads = [(GK, logscale), (GQ, logscale)]
-    if optimizer == "ngd":
+    if optimizer == "ngd" and G.shape[0] == 1 and len(grads) == 1:  # one instance: scalars
+        g = G.reshape(-1)
+        n1 = math.sqrt(float(g @ g))
+        st.blocks[0] += G * (lr / (n1 if n1 > 0 else 1.0))
+    elif optimizer == "ngd":
         for P, (Gk, _) in zip(st.blocks, grads, strict=True):
             nrm = _norm(Gk)
             P += Gk * (lr / np.where(nrm > 0, nrm, 1.0))[:, None, None]
@@ -144,6 +184,7 @@ def numpy_update(st: NumpyState, G: np.ndarray, logscale: np.ndarray, loss: np.n
                 mx = parts.max(0)
                 mx0 = np.where(np.isinf(mx), 0.0, mx)
                 lg2 = np.log(np.exp(parts - mx0).sum(0)) + mx0
+            assert loss is not None  # computed for Polyak steps
             lL = np.log(np.maximum(loss, 0.0))
             step_len = np.exp(np.minimum(lL - 0.5 * lg2, math.log(polyak_max_step)))
             for P, (Gk, ls) in zip(st.blocks, grads, strict=True):

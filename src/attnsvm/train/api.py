@@ -295,16 +295,16 @@ def train(data: Instance | Sequence[Instance], config: TrainConfig | None = None
         final = engine.blocks()
         KQ = engine.key_query()
 
-    def out(t: torch.Tensor | None) -> np.ndarray | None:
+    def out(t: Any) -> np.ndarray | None:
         if t is None:
             return None
-        a = t.detach().cpu().numpy().copy()
+        a = np.array(t) if isinstance(t, np.ndarray) else t.detach().cpu().numpy().copy()
         return a[0] if single else a
 
     res = TrainResult(
         W=out(KQ), K=out(final.get("K")), Q=out(final.get("Q")), p=out(final.get("p")),
         v=out(final.get("v")) if spec.joint else None,
-        selected=out(stats.selected), max_prob=out(torch.exp(stats.max_logprob)),  # type: ignore
+        selected=out(stats.selected), max_prob=np.exp(out(stats.max_logprob)),  # type: ignore
         loss=out(stats.loss), param=cfg.param, optimizer=opt.name, lr=opt.lr,  # type: ignore
         steps=steps, seeds=seeds, seconds=0.0, backend=backend)
     if rec is not None:

@@ -81,15 +81,40 @@ class Recorder:
         self.max_prob = torch.full((S, B, n), np.nan, **kw)
         self.selected = torch.full((S, B, n), -1, device=device, dtype=torch.int64)
         self.corr = {k: torch.full((S, B), np.nan, **kw) for k in self.targets}
+        # NumPy views of the CPU buffers: the NumPy engine records without torch dispatches
+        self._np: dict[str, Any] | None = None if torch.device(device).type != "cpu" else {
+            "loss": self.loss.numpy(), "norm": self.norm.numpy(),
+            "max_prob": self.max_prob.numpy(), "selected": self.selected.numpy(),
+            "targets": {k: t.numpy().reshape(B, -1) for k, t in self.targets.items()},
+            "corr": {k: c.numpy() for k, c in self.corr.items()}}
 
     def wants(self, step: int) -> bool:
         """True when ``step`` is a recorded step."""
         return step in self._pos
 
+    def record(self, step: int, loss: Any, M: Any, max_logprob: Any, selected: Any) -> None:
+        """Store the statistics of the iterate at ``step``: tensors, or NumPy arrays on the CPU
+        (``loss`` (B,), ``M`` (B, d, d) or None, ``max_logprob`` and ``selected`` (B, n))."""
+        if isinstance(loss, np.ndarray) and self._np is not None:
+            k = self._pos[step]
+            v = self._np
+            v["loss"][k] = loss
+            np.exp(max_logprob, out=v["max_prob"][k])
+            v["selected"][k] = selected
+            if M is not None:
+                flat = M.reshape(M.shape[0], -1)
+                nrm = np.sqrt(np.einsum("bk,bk->b", flat, flat))
+                v["norm"][k] = nrm
+                for name, Tm in v["targets"].items():
+                    tn = np.sqrt(np.einsum("bk,bk->b", Tm, Tm))
+                    with np.errstate(invalid="ignore", divide="ignore"):  # zero -> NaN
+                        v["corr"][name][k] = np.einsum("bk,bk->b", flat, Tm) / (nrm * tn)
+        else:
+            self._record_torch(step, loss, M, max_logprob, selected)
+
     @torch.no_grad()
-    def record(self, step: int, loss: Tensor, M: Tensor | None, max_logprob: Tensor,
-               selected: Tensor) -> None:
-        """Store the statistics of the iterate at ``step`` (``M``: (B, d, d) or None)."""
+    def _record_torch(self, step: int, loss: Tensor, M: Tensor | None, max_logprob: Tensor,
+                      selected: Tensor) -> None:
         k = self._pos[step]
         self.loss[k] = loss
         self.max_prob[k] = torch.exp(max_logprob)
