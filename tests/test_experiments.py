@@ -218,9 +218,16 @@ def test_interrupt_then_rerun_completes_identically(tmp_path: Path, sig: int) ->
 def test_cli_reproduce_writes_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "r"
     assert main(["reproduce", "rank", "--quick", "--out", str(out)]) == 0
-    assert "rank" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
     s = json.loads((out / "summary.json").read_text())
     assert list(s["figures"]) == ["rank"]
+    # The default output: per figure mode, seconds and verdict; the counts; the report.
+    mark = {True: "pass", False: "deviation", None: "measured"}[
+        s["figures"]["rank"]["verdict"]["passed"]]
+    assert lines[0].split() == ["rank", "quick", f"{s['figures']['rank']['seconds']:.1f}", "s",
+                                mark]
+    assert lines[1].startswith("verdicts: 1 ")
+    assert lines[2] == f"report: {out}/index.html"
     assert main(["reproduce", "rank", "--address", "x:1", "--out", str(out)]) == 2
 
 

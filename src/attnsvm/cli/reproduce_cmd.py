@@ -60,8 +60,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     summary = reproduce(args.names or None, out=args.out, quick=args.quick,
                         backend=args.backend, workers=args.workers, address=args.address,
                         progress=args.progress, argv=sys.argv)
-    lines = [f"{name:<20} {entry['mode']:<5} {entry['seconds']:8.1f} s"
-             for name, entry in summary["figures"].items()
-             if not args.names or name in args.names]
-    emit_text("\n".join([*lines, f"report: {args.out}/index.html"]))
+    from attnsvm.experiments.report import summary_text
+
+    emit_text(f"{summary_text(summary, args.names)}\nreport: {args.out}/index.html")
     return 0

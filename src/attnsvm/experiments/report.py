@@ -18,7 +18,8 @@ from ..reporting import fmt_number, git_commit, plural, png_data_uri, write_json
 from ..reporting import provenance as _provenance
 from .registry import FIGURES, NEW_STUDIES
 
-__all__ = ["provenance", "git_commit", "write_report", "load_records", "claims_table"]
+__all__ = ["provenance", "git_commit", "write_report", "load_records", "claims_table",
+           "summary_text"]
 
 
 def provenance(**extra: Any) -> dict[str, Any]:
@@ -68,6 +69,35 @@ th{background:#f4f4f4;font-weight:600} img{max-width:100%;border:1px solid #eee}
 
 _MARKS = {True: ("pass", "&#10003; pass"), False: ("dev", "&#9888; deviation"),
           None: ("study", "&#8212; measured")}
+
+
+_WORDS = {True: "pass", False: "deviation", None: "measured"}
+
+
+def summary_text(summary: dict[str, Any], names: Sequence[str] | None = None) -> str:
+    """What ``attnsvm reproduce`` prints: per figure its mode, seconds and verdict, then the
+    counts of each verdict.
+
+    Parameters
+    ----------
+    summary : dict
+        As returned by :func:`write_report` (``summary.json``).
+    names : sequence of str, optional
+        Only these figures (default all in the summary).
+    """
+    lines, counts = [], dict.fromkeys(_WORDS.values(), 0)
+    for name, entry in summary["figures"].items():
+        if names and name not in names:
+            continue
+        v = entry.get("verdict") or {}
+        word = _WORDS.get(v.get("passed"), "measured") if v else ""
+        if word:
+            counts[word] += 1
+        lines.append(f"{name:<20} {entry['mode']:<5} {entry['seconds']:8.1f} s  {word}")
+    said = {"pass": f"{counts['pass']} pass", "deviation": plural(counts["deviation"], "deviation"),
+            "measured": f"{counts['measured']} measured without a criterion"}
+    lines.append("verdicts: " + ", ".join(said[w] for w, k in counts.items() if k))
+    return "\n".join(lines)
 
 
 def claims_table(recs: Sequence[dict[str, Any]]) -> str:
