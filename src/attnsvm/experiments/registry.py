@@ -59,14 +59,11 @@ TIMINGS: dict[str, tuple[float, float]] = {
     "losses": (0.7, 1.4), "ntp-acyclic": (4.5, 6.8), "ntp-cyclic": (3.4, 6.0),
     "ntp-local": (2.8, 5.1), "convergence-types": (0.5, 23.3), "optimizer-rates": (1.8, 10.6),
     "numerics": (1.0, 11.4), "regularization-path": (0.8, 3.5),
-    # Measured while other work ran (load about 6 on the 2 cores): an upper estimate.
-    "ntp-acyclic": (4.7, 6.1), "ntp-cyclic": (2.2, 2.6), "ntp-local": (1.7, 2.4),
 }
 
 #: Where :data:`TIMINGS` were measured.
-TIMINGS_MACHINE = ("measured on this project's 2-core CPU machine (no GPU) while it was quiet "
-                   "(the ntp figures while it was busy); a busy machine takes 2-5x longer; the "
-                   "whole command adds about 5 s of start-up")
+TIMINGS_MACHINE = ("measured on this project's 2-core CPU machine (no GPU) while it was quiet; "
+                   "a busy machine takes 2-5x longer; the whole command adds about 5 s of start-up")
 
 
 @dataclass(frozen=True)
