@@ -42,6 +42,7 @@ def an_instance(seed: int = 0) -> dict[str, Any]:
     inst = attnsvm.random_instance(n=6, T=8, d=10, seed=seed)
     gamma = inst.token_scores()  # (n, T): gamma_it = Y_i v^T x_it
     opt = inst.optimal_tokens()  # argmax_t gamma_it (ties are an error, never broken silently)
+    assert inst.Y is not None
     print(f"X {inst.X.shape} tokens, Z {inst.queries.shape} queries, "
           f"Y {inst.Y.astype(int).tolist()}")
     print(f"optimal token per sequence: {opt.tolist()}")
@@ -59,6 +60,7 @@ def its_att_svm(inst: attnsvm.Instance) -> dict[str, Any]:
     section("2. Its Att-SVM")
     fro = attnsvm.solve_fro(inst)
     nuc = attnsvm.solve_nuc(inst)
+    assert fro.W is not None and nuc.W is not None  # feasible: the generic case for d >= n
     smallest = inst.margin(fro.W, normalized=False)  # min over i, t != opt_i
     print(f"W^mm: {fro.status}, ||W^mm||_F = {fro.objective:.4f}, rank {fro.rank}, "
           f"{len(fro.support())} support constraints, KKT-certified: {fro.is_optimal(1e-8)}")
@@ -102,14 +104,16 @@ def local_optima(inst: attnsvm.Instance, selected: np.ndarray) -> dict[str, Any]
     small = attnsvm.random_instance(n=3, T=4, d=4, seed=0)
     optima = enumerate_local_optima(small)  # all T^n = 64 choices tried
     opt = small.optimal_tokens()
-    others = [o for o in optima if not np.array_equal(o.solution.alpha, opt)]
+    others = [o.solution for o in optima if o.solution is not None
+              and not np.array_equal(np.asarray(o.solution.alpha), opt)]
     print(f"small instance (n=3, T=4, d=4): {len(optima)} locally optimal choices "
           f"({len(others)} besides the global one {opt.tolist()})")
     out: dict[str, Any] = {"locally_optimal": lo.locally_optimal, "global": glob,
                            "n_local_optima": len(optima)}
     if others:
-        beta = np.asarray(others[0].solution.alpha)
-        Wb = others[0].solution.W
+        beta = np.asarray(others[0].alpha)
+        Wb = others[0].W
+        assert Wb is not None
         # The local theorem needs a start in the cone around W^mm_beta *and* of large enough
         # norm: from norm 5 this run escapes to the global optimum, from norm 20 it stays.
         out["beta"], out["starts"] = beta, {}
