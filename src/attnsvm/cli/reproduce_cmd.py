@@ -25,9 +25,10 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", default=None,
                         help="address of an existing Ray cluster (with --backend ray)")
     parser.add_argument("--progress", dest="progress", action="store_true", default=None,
-                        help="always show the progress bar (default: on a terminal only)")
+                        help="progress with the time left on stderr (the default; one line "
+                             "every few seconds when stderr is not a terminal)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="never show the progress bar")
+                        help="no progress lines")
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
