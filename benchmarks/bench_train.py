@@ -187,7 +187,7 @@ def plain_numpy_ngd(inst: Any, W: np.ndarray, lr: float, steps: int) -> np.ndarr
     return W
 
 
-def bench_cpu_single(steps: int, repeats: int = 2) -> dict[str, Any]:
+def bench_cpu_single(steps: int, repeats: int = 3) -> dict[str, Any]:
     """One instance, ``steps`` NGD steps: attnsvm (as ``attnsvm train`` calls it) vs the plain
     NumPy loop vs the torch engine; interleaved repeats, best time of each."""
     inst = random_instance(N, T, D, seed=0)

@@ -133,3 +133,13 @@ def test_progress_on_stderr_line_by_line_when_piped(inst_path, capsys, monkeypat
     lines = [ln for ln in cap.err.splitlines() if ln.startswith("train:")]
     assert lines and lines[-1].startswith("train: 3000/3000")
     assert "\r" not in cap.err  # not a terminal: whole lines
+
+
+def test_cli_choices_come_from_the_library():
+    from attnsvm.cli.train_cmd import CLI_BACKENDS, CLI_OPTIMIZERS, CLI_PARAMS
+    from attnsvm.train import BACKENDS, OPTIMIZERS, PARAMETRIZATIONS
+
+    # the command offers the key-query parametrizations without a trained head
+    assert CLI_PARAMS == tuple(k for k, s in PARAMETRIZATIONS.items()
+                               if s.has_key_query and not s.joint)
+    assert set(CLI_OPTIMIZERS) <= set(OPTIMIZERS) and CLI_BACKENDS == BACKENDS

@@ -125,7 +125,8 @@ class NumpyEngine:
             update(st, d.G, d.logscale, d.loss, **kw)
             d = None
         self._dirn = d = numpy_direction(st)
-        return Stats(d.loss, d.max_logprob, d.selected)
+        shape = st.shape[:2]
+        return Stats(d.loss, d.max_logprob.reshape(shape), d.selected.reshape(shape))
 
     def key_query(self) -> np.ndarray:
         return self.st.key_query()

@@ -100,8 +100,9 @@ def numpy_direction(st: NumpyState, need_loss: bool = True) -> NumpyDirection:
     logscale : ndarray (B,)
     loss : ndarray (B,) or None
         None unless ``need_loss``.
-    selected : ndarray (B, n) int64
-    max_logprob : ndarray (B, n)
+    selected : ndarray (B n,) int64
+    max_logprob : ndarray (B n,)
+        Rows (instance, sequence) flattened; reshape to (B, n).
     """
     B, n, T, d = st.shape
     W = st.key_query()
@@ -123,20 +124,34 @@ def numpy_direction(st: NumpyState, need_loss: bool = True) -> NumpyDirection:
     Dt = np.vecdot(e, dh)
     k = em2 * Dt  # h_ia - f_i
     u = st.Yf * (h_a - k)
-    lw, lval = _loss_terms(u, st.loss, need_loss)
-    q = (lw + m2).reshape(B, n)
-    M = _max(q, axis=1)
-    c = (st.Y * np.exp(q - M[:, None])).reshape(-1)
+    if st.loss == "logistic":  # inlined: -softplus(u) with torch's threshold (u > 20 -> u)
+        lw = np.logaddexp(0.0, u)
+        if _max(u) > 20.0:
+            lw = np.where(u > 20.0, u, lw)
+        np.negative(lw, out=lw)
+        lval = _softplus(-u) if need_loss else None
+    else:
+        lw, lval = _loss_terms(u, st.loss, need_loss)
+    q = lw + m2
+    if B == 1:
+        M = _max(q, axis=0, keepdims=True)
+        c = st.Yf * np.exp(q - M)
+    else:
+        q = q.reshape(B, n)
+        M = _max(q, axis=1)
+        c = (st.Y * np.exp(q - M[:, None])).reshape(-1)
     C = k[:, None] - dh
     C *= e
     C *= c[:, None]
     nL1 = -L1
-    Cf = C.reshape(-1)
-    Cf[idx] += c * np.exp(nL1) * Dt
-    Xc = np.vecdot(st.Xtr, C[:, None, :]).reshape(B, n, d)  # X_i^T c_i
-    G = np.matmul(Xc.transpose(0, 2, 1), st.Z)  # sum_i (X_i^T c_i) z_i^T
+    C.put(idx, c * np.exp(nL1) * Dt)  # C is exactly 0 there (e = 0): torch's scatter_add
+    Xc = np.vecdot(st.Xtr, C[:, None, :])  # (B n, d): X_i^T c_i
+    if B == 1:
+        G = (Xc.T @ st.Z[0])[None]  # sum_i (X_i^T c_i) z_i^T
+    else:
+        G = np.matmul(Xc.reshape(B, n, d).transpose(0, 2, 1), st.Z)
     loss = None if lval is None else _sum(lval.reshape(B, n), axis=1) / n
-    return NumpyDirection(G, M - st.log_n, loss, sel.reshape(B, n), nL1.reshape(B, n))
+    return NumpyDirection(G, M - st.log_n, loss, sel, nL1)
 
 
 def _norm(G: np.ndarray, p: float = 2.0) -> np.ndarray:
