@@ -3,7 +3,7 @@
 Every error the package raises on purpose derives from :class:`AttnSVMError`, and each
 subclass also derives from the matching built-in error so that generic ``except ValueError``
 code keeps working.  The command line maps the classes to exit codes
-(:data:`attnsvm.cli.main.EXIT_CODES`).
+(``attnsvm.cli.main.error_code``).
 """
 
 from __future__ import annotations

@@ -160,7 +160,7 @@ def solve_conic(
 
 def _on_instance(instance: Instance, alpha: np.ndarray | None, **kw: Any) -> SVMSolution:
     t0 = time.perf_counter()
-    a = instance.token_choice() if alpha is None else np.asarray(alpha, dtype=np.int64)
+    a = instance.token_choice() if alpha is None else instance.check_alpha(alpha)
     sol = solve_conic(instance.constraints(a), **kw)
     sol.alpha = a.copy()
     sol.shape = (instance.n, instance.T)

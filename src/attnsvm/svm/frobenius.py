@@ -151,7 +151,7 @@ def solve_fro(
     ('optimal', True)
     """
     t0 = time.perf_counter()
-    a = instance.token_choice() if alpha is None else alpha
+    a = instance.token_choice() if alpha is None else instance.check_alpha(alpha)
     cons = instance.constraints(a)
     sol = solve_fro_constraints(cons, tol=tol, warm_start=warm_start)
     sol.alpha = np.asarray(a, dtype=np.int64).copy()

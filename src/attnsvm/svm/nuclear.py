@@ -36,11 +36,12 @@ from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 
 __all__ = ["solve_nuc", "solve_nuc_constraints", "certified_rank"]
 
-_DEBUG = False
-import os
-_NEAR = float(os.environ.get("NUC_NEAR", "0.5"))
-_EXTRA = float(os.environ.get("NUC_EXTRA", "0.5"))
-_LOWACC = float(os.environ.get("NUC_LOWACC", "0"))
+#: Frobenius-slack threshold (relative) and share of the support added to the first working set
+_NEAR, _EXTRA = 0.5, 0.5
+#: accuracy of the rounds that only find the working set, and the "near-active" margin they add
+_SCOUT_GAP, _SCOUT_NEAR = 1e-4, 1e-3
+#: problems with at most this many constraints are solved whole
+_SMALL = 256
 METHOD = "working-set interior point (HKM, rank-one Schur complement), certified"
 
 
@@ -185,12 +186,14 @@ def solve_nuc_constraints(
     elif warm_start is not None:
         warm_idx = np.asarray(warm_start, dtype=np.int64)
     S = _initial_set(unit.values(W_unit), bb, fro.dual, n_eq, warm_idx)
+    if m <= _SMALL:
+        S = np.arange(m)  # small problems: every constraint, one certified round
 
     W_best = W_unit
     y_full = np.zeros(m)
     iters = 0
     rounds = 0
-    final = _LOWACC == 0
+    final = S.size == m  # scouting rounds first (low accuracy), then one certified round
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - reported
         gS = np.unique(ginv[S])
         U = _basis(unit.A[S])
@@ -212,7 +215,7 @@ def solve_nuc_constraints(
         keep = np.sort(keep)
         res = nuclear_ipm(An[keep], Zn, loc[keep], bn[keep],
                           n_eq=int(np.sum(S[keep] < n_eq)), W0=W0,
-                          gap_tol=min(1e-12, tol * 1e-3) if final else _LOWACC)
+                          gap_tol=min(1e-12, tol * 1e-3) if final else _SCOUT_GAP)
         iters += res.iterations
         W_cand = U @ res.W @ V.T
         y_full = np.zeros(m)
@@ -221,11 +224,8 @@ def solve_nuc_constraints(
         viol = (bb - vals) / np.maximum(1.0, np.abs(bb))
         viol[:n_eq] = 0.0  # equalities are all in S
         W_best = W_cand
-        bad = np.flatnonzero(viol > (1e-3 * tol if final else -10 * _LOWACC))
+        bad = np.flatnonzero(viol > (1e-3 * tol if final else -_SCOUT_NEAR))
         bad = bad[~np.isin(bad, S)]
-        if _DEBUG:
-            print("round", rounds, "S", S.size, "its", res.iterations, "violated", bad.size,
-                  "near", int(np.sum(viol > -0.1)), f"{time.perf_counter() - t0:.2f}s")
         if bad.size == 0:
             if final:
                 break
@@ -290,7 +290,7 @@ def solve_nuc(instance: Instance, alpha: np.ndarray | None = None, *, tol: float
         ``W`` of shape (d, d), ``alpha`` and ``shape = (n, T)``.
     """
     t0 = time.perf_counter()
-    a = instance.token_choice() if alpha is None else np.asarray(alpha, dtype=np.int64)
+    a = instance.token_choice() if alpha is None else instance.check_alpha(alpha)
     sol = solve_nuc_constraints(instance.constraints(a), tol=tol, warm_start=warm_start)
     sol.alpha = a.copy()
     sol.shape = (instance.n, instance.T)

@@ -73,7 +73,7 @@ def solve(problem: Instance | ConstraintSet, norm: str = "fro", *,
         options["p"] = p
     fn = SOLVERS[norm]
     if isinstance(problem, Instance):
-        a = problem.token_choice() if alpha is None else np.asarray(alpha, dtype=np.int64)
+        a = problem.token_choice() if alpha is None else problem.check_alpha(alpha)
         sol = fn(problem.constraints(a), **options)
         sol.alpha = a.copy()
         sol.shape = (problem.n, problem.T)

@@ -180,10 +180,11 @@ class SVMSolution:
 
     def is_optimal(self, tol: float = 1e-6) -> bool:
         """True when status is optimal and every KKT residual is below ``tol``."""
-        if self.status != OPTIMAL or self.W is None:
+        if self.status != OPTIMAL or self.W is None or not np.all(np.isfinite(self.W)):
             return False
-        return max(self.primal_residual(), self.dual_residual(), self.stationarity_residual(),
-                   self.complementarity(), self.duality_gap()) <= tol
+        res = np.array([self.primal_residual(), self.dual_residual(),
+                        self.stationarity_residual(), self.complementarity(), self.duality_gap()])
+        return bool(np.all(np.isfinite(res)) and res.max() <= tol)
 
     def is_certified_infeasible(self, tol: float = 1e-8) -> bool:
         """True when the certificate is non-negative on inequalities and cancels to ``tol``."""

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from .._validation import as_float_array, as_int_array
+from .._validation import as_float_array
 from ..constraints import VectorConstraints
 from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..instance import Instance
@@ -103,8 +103,7 @@ def solve_p_svm(instance: Instance, W: np.ndarray | None = None,
     SVMSolution
         ``W`` holds ``p^mm`` (d',); ``shape = (n, T)``.
     """
-    a = instance.token_choice() if alpha is None else as_int_array(
-        "alpha", alpha, 1, (instance.n,), 0, instance.T)
+    a = instance.token_choice() if alpha is None else instance.check_alpha(alpha)
     G, idx = _key_constraints(instance, W, a)
     sol = solve_vector_svm(G, index=idx, tol=tol)
     sol.alpha, sol.shape = a.copy(), (instance.n, instance.T)
@@ -122,8 +121,7 @@ def solve_v_svm(instance: Instance, alpha: np.ndarray | None = None,
     """
     if instance.Y is None:
         raise InvalidInputError("The instance must have labels 'Y' for the v-SVM.")
-    a = instance.token_choice() if alpha is None else as_int_array(
-        "alpha", alpha, 1, (instance.n,), 0, instance.T)
+    a = instance.token_choice() if alpha is None else instance.check_alpha(alpha)
     n = instance.n
     G = instance.Y[:, None] * instance.X[np.arange(n), a]
     sol = solve_vector_svm(G, index=np.stack([np.arange(n), a], 1), tol=tol)
