@@ -70,7 +70,7 @@ def _sign(x):
 
 
 @triton.jit
-def _direction(X, Z, Y, H, Wz, mNT, mN, tmask, N: tl.constexpr, LOSS: tl.constexpr):
+def _direction(X, Z, Y, H, Wz, mNT, mN, tmask, log_n, N: tl.constexpr, LOSS: tl.constexpr):
     """Exact scaled score direction (see ``_direction.py``); returns
     ``C (NP, TP), logscale, loss, selected (NP,), log max prob (NP,)``."""
     NEG_INF = float("-inf")
@@ -108,7 +108,7 @@ def _direction(X, Z, Y, H, Wz, mNT, mN, tmask, N: tl.constexpr, LOSS: tl.constex
     C = e * ((em2 * Dt)[:, None] - dh) * c[:, None]
     C = C + tl.where(is_sel, ca[:, None], 0.0)
     C = tl.where(mNT, C, 0.0)
-    logscale = M - math.log(N)
+    logscale = M - log_n
     return C, logscale, loss, sel, -L1
 
 
@@ -124,13 +124,21 @@ def _block_norm(G, OPT: tl.constexpr, MD_Q):
 
 @triton.jit
 def _w_kernel(X_ptr, Z_ptr, Y_ptr, V_ptr, P1_ptr, P2_ptr, S1_ptr, S2_ptr,
-              loss_ptr, sel_ptr, mlp_ptr, steps, lr, md_p, md_q, log_max_step, log_2eps,
+              loss_ptr, sel_ptr, mlp_ptr, PRM_ptr, steps,
               N: tl.constexpr, T: tl.constexpr, D: tl.constexpr, M: tl.constexpr,
               NP: tl.constexpr, TP: tl.constexpr, DP: tl.constexpr, MP: tl.constexpr,
               KQ: tl.constexpr, HAS_EPS: tl.constexpr, OPT: tl.constexpr, LOSS: tl.constexpr):
     """``steps`` updates of instance ``program_id`` (``W``: block P1 (D, D); ``KQ``: P1 = K,
-    P2 = Q (D, M)); S1/S2 are the mirror-descent states."""
+    P2 = Q (D, M)); S1/S2 are the mirror-descent states.  The real settings come as a tensor
+    ``PRM`` of the data's dtype (a Python float argument would be compiled as float32):
+    ``lr, md_p, md_q, log(polyak_max_step), log(2 eps), log(n)``."""
     b = tl.program_id(0).to(tl.int64)
+    lr = tl.load(PRM_ptr + 0)
+    md_p = tl.load(PRM_ptr + 1)
+    md_q = tl.load(PRM_ptr + 2)
+    log_max_step = tl.load(PRM_ptr + 3)
+    log_2eps = tl.load(PRM_ptr + 4)
+    log_n = tl.load(PRM_ptr + 5)
     i1 = tl.arange(0, NP)
     i2 = i1[:, None]
     i3 = i1[:, None, None]
@@ -179,7 +187,7 @@ def _w_kernel(X_ptr, Z_ptr, Y_ptr, V_ptr, P1_ptr, P2_ptr, S1_ptr, S2_ptr,
             Wz = tl.sum(zq[:, None, :] * P1[None, :, :], axis=2)  # (NP, DP): K Q^T z_i
         else:
             Wz = tl.sum(Z[:, None, :] * P1[None, :, :], axis=2)  # (NP, DP): W z_i
-        C, ls, loss, sel, mlp = _direction(X, Z, Y, H, Wz, mNT, mN, tmask, N, LOSS)
+        C, ls, loss, sel, mlp = _direction(X, Z, Y, H, Wz, mNT, mN, tmask, log_n, N, LOSS)
         Xc = tl.sum(C[:, :, None] * X, axis=1)  # (NP, DP)
         G = tl.sum(Xc[:, :, None] * Z[:, None, :], axis=0)  # (DP, DP): -grad_W / exp(ls)
         if KQ:
@@ -240,7 +248,7 @@ def _w_kernel(X_ptr, Z_ptr, Y_ptr, V_ptr, P1_ptr, P2_ptr, S1_ptr, S2_ptr,
         Wz = tl.sum(zq[:, None, :] * P1[None, :, :], axis=2)
     else:
         Wz = tl.sum(Z[:, None, :] * P1[None, :, :], axis=2)
-    C, ls, loss, sel, mlp = _direction(X, Z, Y, H, Wz, mNT, mN, tmask, N, LOSS)
+    C, ls, loss, sel, mlp = _direction(X, Z, Y, H, Wz, mNT, mN, tmask, log_n, N, LOSS)
     tl.store(P1_ptr + poff, P1, mask=pmask)
     if KQ:
         tl.store(P2_ptr + poff, P2, mask=pmask)
@@ -302,11 +310,11 @@ def fused_steps(X: torch.Tensor, Z: torch.Tensor, Y: torch.Tensor, v: torch.Tens
     P2 = blocks[1] if kq else blocks[0]
     S1 = states[0] if states else P1
     S2 = states[1] if states and kq else S1
-    md_q = md_p / (md_p - 1.0)
+    prm = torch.tensor([lr, md_p, md_p / (md_p - 1.0), math.log(polyak_max_step),
+                        math.log(2.0 * kq_eps) if kq_eps > 0 else 0.0, math.log(n)],
+                       dtype=X.dtype, device=X.device)
     _w_kernel[(B,)](
-        X, Z, Y, v, P1, P2, S1, S2, out_loss, out_sel, out_mlp, int(steps), float(lr),
-        float(md_p), float(md_q), math.log(polyak_max_step),
-        math.log(2.0 * kq_eps) if kq_eps > 0 else 0.0,
+        X, Z, Y, v, P1, P2, S1, S2, out_loss, out_sel, out_mlp, prm, int(steps),
         N=n, T=T, D=d, M=m, NP=_p2(n), TP=_p2(T), DP=_p2(d), MP=_p2(m), KQ=kq,
         HAS_EPS=bool(kq and kq_eps > 0), OPT=opt, LOSS=_LOSS_CODE[loss],
         num_warps=num_warps or num_warps_default(), enable_fp_fusion=True)
@@ -342,7 +350,6 @@ def compile_for_gpu(param: str = "W", optimizer: str = "ngd",
     sig: dict[str, str] = {k: f"*{dtype}" for k in names if k.endswith("_ptr")}
     sig["sel_ptr"] = "*i64"
     sig["steps"] = "i32"
-    sig.update({k: "fp64" for k in ("lr", "md_p", "md_q", "log_max_step", "log_2eps")})
     const = {"N": n, "T": T, "D": d, "M": mm, "NP": _p2(n), "TP": _p2(T), "DP": _p2(d),
              "MP": _p2(mm), "KQ": param == "KQ", "HAS_EPS": False,
              "OPT": _OPT_CODE[optimizer], "LOSS": 0}
