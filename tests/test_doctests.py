@@ -7,7 +7,9 @@ import importlib
 
 import pytest
 
-MODULES = ["attnsvm", "attnsvm.instance", "attnsvm.svm.frobenius", "attnsvm.svm.estimator"]
+MODULES = ["attnsvm", "attnsvm.instance", "attnsvm.svm.frobenius", "attnsvm.svm.estimator",
+           "attnsvm.svm.nuclear", "attnsvm.svm.registry", "attnsvm.report_solve",
+           "attnsvm.ntp.dataset", "attnsvm.ntp.graph", "attnsvm.ntp.svm"]
 
 
 @pytest.mark.parametrize("name", MODULES)
