@@ -41,7 +41,7 @@ _NEAR, _EXTRA = 0.5, 0.5
 #: accuracy of the rounds that only find the working set, and the "near-active" margin they add
 _SCOUT_GAP, _SCOUT_NEAR = 1e-4, 1e-3
 #: problems with at most this many constraints are solved whole
-_SMALL = 256
+_SMALL = 1000
 METHOD = "working-set interior point (HKM, rank-one Schur complement), certified"
 
 
