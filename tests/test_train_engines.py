@@ -44,6 +44,7 @@ def test_numpy_engine_losses_and_kq_eps(loss):
 def test_auto_backend_choice_on_cpu():
     inst = random_instance(3, 4, 5, seed=0)
     assert train(inst, steps=1).backend == "numpy"
+    assert train([inst], steps=1).backend == "torch"  # batches keep the torch engine's numbers
     assert train(inst, steps=1, param="p").backend == "torch"
     assert train(inst, steps=1, optimizer="adam").backend == "torch"
     assert train(inst, steps=1, dtype=torch.float32).backend == "torch"

@@ -9,8 +9,8 @@ Torch is imported only inside this sub-package.  The main entry point is :func:`
 
 Settings can also be gathered in a :class:`TrainConfig` (``train(inst, cfg, steps=500)``).
 Three engines give the same iterates up to rounding: batched torch ops (every feature), NumPy
-(small CPU batches, chosen automatically) and a fused Triton kernel (CUDA, ``backend="triton"``,
-chosen automatically on CUDA); see :class:`TrainConfig`.
+(CPU, float64; chosen automatically for a single instance) and a fused Triton kernel (CUDA,
+``backend="triton"``; chosen automatically on CUDA); see :class:`TrainConfig`.
 
 Batches of instances of one shape train together (``train([inst0, inst1, ...])``) with
 per-instance seeds, with the same results as one by one.

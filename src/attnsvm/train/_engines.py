@@ -36,8 +36,6 @@ __all__ = ["Stats", "TorchEngine", "NumpyEngine", "FusedEngine", "choose_backend
 
 #: Largest padded tile (elements) the fused kernel keeps on chip per instance.
 FUSED_MAX_TILE = 8192
-#: The NumPy engine is chosen automatically up to this size of ``B n T d^2``.
-NUMPY_AUTO_MAX = 1_500_000
 
 
 class Stats(NamedTuple):
@@ -204,8 +202,11 @@ def _triton_unavailable(device: torch.device) -> str | None:
 
 def choose_backend(backend: str, spec: ParamSpec, head: Head, loss: Loss, opt: Optimizer,
                    shape: tuple[int, int, int, int], m: int, device: torch.device,
-                   dtype: torch.dtype, cuda_graph: bool) -> str:
+                   dtype: torch.dtype, cuda_graph: bool, single: bool = False) -> str:
     """Resolve ``"auto"`` and check an explicit choice; returns "torch", "numpy" or "triton".
+
+    ``"auto"`` on the CPU takes the NumPy engine for a single instance (``single``) only, so
+    that batches keep the torch engine's numbers bit for bit.
 
     Raises
     ------
@@ -236,6 +237,6 @@ def choose_backend(backend: str, spec: ParamSpec, head: Head, loss: Loss, opt: O
     if device.type == "cuda":
         ok = dtype in (torch.float32, torch.float64) and tile <= FUSED_MAX_TILE
         return "triton" if ok and _triton_unavailable(device) is None else "torch"
-    if device.type == "cpu" and dtype == torch.float64 and B * n * T * d * d <= NUMPY_AUTO_MAX:
+    if single and device.type == "cpu" and dtype == torch.float64:
         return "numpy"
     return "torch"

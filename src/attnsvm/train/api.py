@@ -247,7 +247,7 @@ def train(data: Instance | Sequence[Instance], config: TrainConfig | None = None
     elif cfg.targets:
         raise InvalidParameterError("The 'targets' need 'record_every' or 'record_steps'.")
     backend = choose_backend(cfg.backend, spec, hd, ls, opt, (B, n, T, d), mm, dev, dtype,
-                             cfg.cuda_graph)
+                             cfg.cuda_graph, single)
 
     with _torch_threads(resolve_threads(cfg.threads)), torch.inference_mode():
         prob = Problem.from_instances(instances, dev, dtype)

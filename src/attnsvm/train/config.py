@@ -44,8 +44,9 @@ class TrainConfig:
         ``"torch"``: batched torch ops (every feature); ``"numpy"``: the NumPy engine (CPU,
         float64, ``W``/``KQ``, linear head, gd/ngd/polyak/md); ``"triton"``: the fused GPU
         kernel (CUDA, or Triton's interpreter with ``TRITON_INTERPRET=1``; same features as
-        numpy, float32 or float64).  ``"auto"``: triton on CUDA when supported, numpy for small
-        CPU batches when supported, else torch.
+        numpy, float32 or float64).  ``"auto"``: triton on CUDA when supported; on the CPU numpy
+        for a single :class:`~attnsvm.instance.Instance` when supported (a list, even of one,
+        keeps the torch engine and its numbers), else torch.
     threads : int, optional
         Torch threads during the call (restored afterwards).  Default: the environment
         variable ``ATTNSVM_THREADS``, else 1 (one thread per worker process).
