@@ -10,8 +10,8 @@ Att-SVM.  This script walks through that claim on one instance:
    selects;
 4. local optima: GD may end at a locally optimal token choice, and its direction is then that
    choice's Att-SVM;
-5. (``--probe``, 10 to 20 s on a 2-core CPU) a real transformer head: does its ``W_K^T W_Q`` align with the
-   Att-SVM of its own selections?
+5. (``--probe``, 10 to 20 s on a 2-core CPU) a real transformer head: does its
+   ``W_K^T W_Q`` align with the Att-SVM of its own selections?
 
 Every section is a function that prints what it shows and returns its numbers; the test suite
 runs them (tests/test_figures_tutorial.py), so this file cannot rot.  Each step takes well under a
