@@ -218,7 +218,11 @@ def solve_report(instance: Instance, norm: str = "fro", *, tol: float = DEFAULT_
             locally_optimal = False
         elif status == OPTIMAL:
             # local optimality is read from the support of the Frobenius solution (TF-SVM)
-            fro = sol if norm == "fro" else solve(instance, "fro", alpha=alpha)
+            fro = sol if norm == "fro" else sol.info.get("frobenius_solution")
+            if isinstance(fro, SVMSolution):
+                fro.alpha, fro.shape = sol.alpha, sol.shape
+            else:
+                fro = solve(instance, "fro", alpha=alpha)
             if verify_solution(fro, tol)[0] == OPTIMAL:
                 locally_optimal = bool(local_optimality(instance, alpha, fro).locally_optimal)
     return SolveReport(solution=sol, status=status, reason=reason, alpha=alpha,

@@ -262,6 +262,7 @@ def solve_nuc_constraints(
                     working_set=int(S.size), rounds=rounds, ipm_iterations=iters,
                     equality_residual=eq_res, **rk)
     sol.iterations = iters
+    sol.info["frobenius_solution"] = fro  # the exact Frobenius Att-SVM of the same constraints
     if not (gap <= tol and eq_res <= tol and sol.primal_residual() <= tol):
         sol.status = INACCURATE
         warnings.warn(
