@@ -201,3 +201,27 @@ def test_figures_leave_the_matplotlib_backend_and_pyplot_alone(
         assert (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG"
     finally:
         matplotlib.use(before)
+
+
+def test_prompt_paths_local_rise_is_the_bounded_finite_part(tmp_path: Path) -> None:
+    """Why local-start 1 - corr curves rise (the figure's explanation, checked): p(k) =
+    R(k) p^mm_beta / ||p^mm_beta|| + p_fin + o(1) with p_fin bounded, so
+    1 - corr ~ ||P p_fin||^2 / (2 R^2): (1 - corr) ||p||^2 settles to a constant while
+    1 - corr itself rises from 0 at the start on p^mm_beta and then falls as ||p|| grows."""
+    res = run_figure("prompt-paths", tmp_path, quick=True, progress=False,
+                     overrides={"settings": ((3, 7, 3),), "seed0": 1, "seeds": 2, "chunk": 2,
+                                "steps": 1200})
+    df = res.data
+    runs = df[(df["start"] == "local") & (df["optimizer"] == "ngd")]
+    stays = runs.groupby("seed")["ends_at_target"].transform("last").astype(bool)
+    checked = 0
+    for _, h in runs[stays].groupby("seed"):
+        h = h.sort_values("step")
+        gap = (1 - h["corr_target"]).to_numpy()
+        norm = h["norm"].to_numpy()
+        assert gap[0] < 1e-12  # starts exactly on p^mm_beta
+        assert gap.max() > 100 * max(gap[0], 1e-15) and gap[-1] < gap.max() / 10  # rise, fall
+        late = (gap * norm**2)[h["step"].to_numpy() >= 600]
+        assert norm[-1] > 10 * norm[0] and np.ptp(late) < 0.05 * late.mean()  # ~ C / R^2
+        checked += 1
+    assert checked >= 1
