@@ -222,7 +222,8 @@ def notes(cfg: PromptPathsConfig, h: dict[str, Any]) -> dict[str, str]:
            "||P p_fin||^2 / (2 R^2) (P: the projection orthogonal to p^mm_beta) and "
            "only then decays as R = ||p|| grows: linearly in k for "
            "normalized GD, logarithmically for plain GD, whose curve therefore shows mostly "
-           "the rise within these steps.")
+           "the rise within these steps. Along runs that stay, (1 - corr) ||p||^2 settles to "
+           "a constant, as this form predicts.")
     diff = (f"Here each setting is run on {cfg.seeds} instances instead of one hand-picked "
             f"input; local starts use the first locally optimal non-optimal choice found by "
             f"the SVM-neighbour test, scaled to norm {cfg.local_scale}; instances without one "
