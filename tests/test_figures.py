@@ -104,8 +104,9 @@ def test_figure_runs_plots_and_reads_well(name: str,
     res, fig, out = _run(name, tmp_path_factory)
     spec = get_figure(name)
     _check_axes(name, fig)
-    # The takeaway is one sentence... or two short ones; it is drawn as the caption.
-    assert spec.takeaway and len(spec.takeaway) < 450
+    # The takeaway is one sentence (drawn as the caption).
+    assert spec.takeaway.endswith(".") and len(spec.takeaway) < 300
+    assert not re.search(r"[.!?] +[A-Z]", spec.takeaway), "more than one sentence"
     assert any(spec.takeaway[:40] in t.get_text().replace("\n", " ") for t in fig.texts)
     # The PNG, CSV and record are written; the record carries the verdict.
     assert (out / f"{name}.png").stat().st_size > 5000

@@ -35,9 +35,9 @@ from ..sweep import Cell
 __all__ = ["Paths2DConfig", "FIGURE", "setting_holds", "diagnose"]
 
 #: What the reader should see (figure caption and report).
-TAKEAWAY = ("Top row: where the theorem's setting holds (GD ends at the optimal tokens, feasible "
-            "SVM, tokens settled), each solid path W(k) z_i ends on its dashed SVM direction. "
-            "Bottom row: the worst run of each panel, labelled with why it fails.")
+TAKEAWAY = ("Top row: runs in the theorem's setting (GD ends at the optimal tokens, feasible "
+            "SVM, tokens settled), whose solid paths W(k) z_i end on their dashed SVM "
+            "directions; bottom row: each panel's worst run, labelled with why it fails.")
 
 
 @dataclass(frozen=True)

@@ -39,11 +39,10 @@ from ..sweep import Cell
 __all__ = ["PromptPathsConfig", "FIGURE", "local_prompt_choices"]
 
 #: What the reader should see (figure caption and report).
-TAKEAWAY = ("From random starts 1 - corr falls (normalized GD faster). A local start lies "
-            "exactly on p^mm_beta, so its 1 - corr starts at 0 and first rises while p takes on "
-            "its bounded finite part (p ~ R p^mm + p_fin gives 1 - corr ~ 1/R^2), then falls "
-            "again as ||p|| grows (NGD); plain GD at norm 10 barely grows ||p|| in these steps. "
-            "Runs that leave beta are dotted; the norm panels use the same styles.")
+TAKEAWAY = ("From random starts 1 - corr falls (normalized GD faster); a local start lies on "
+            "p^mm_beta (1 - corr = 0), so its curve rises while p takes on its bounded finite "
+            "part (1 - corr ~ ||P p_fin||^2 / 2 ||p||^2) and falls once ||p|| grows, and runs "
+            "that leave beta are dotted.")
 
 
 @dataclass(frozen=True)
