@@ -14,7 +14,14 @@ Parametrizations: ``W`` (d, d) and ``K, Q`` (d, m) (with the optional ``eps`` of
 
 This module imports :mod:`triton`; it is imported only when the fused path is requested.  On a
 machine without a GPU the kernel runs in Triton's interpreter when ``TRITON_INTERPRET=1`` was set
-before :mod:`triton` was first imported (slow; for tests).
+before :mod:`triton` was first imported (slow; for tests), and :func:`compile_for_gpu` compiles
+it for an NVIDIA architecture (checks lowering and register use).  Real settings reach the
+kernel as a tensor of the data's dtype: Triton compiles Python float arguments and literals as
+float32, which the interpreter does not show.
+
+On a GPU machine: ``python -m pytest tests/test_fused_triton.py`` (the kernel against the torch
+trainer, on CUDA) and ``python benchmarks/bench_train.py --sections cuda`` (speed beside the
+card's roofline, warps per program, equality checks).
 """
 
 from __future__ import annotations
@@ -122,7 +129,7 @@ def _block_norm(G, OPT: tl.constexpr, MD_Q):
         return tl.sqrt(tl.sum(tl.sum(G * G, axis=1), axis=0))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["steps"])  # one compiled kernel for every step count
 def _w_kernel(X_ptr, Z_ptr, Y_ptr, V_ptr, P1_ptr, P2_ptr, S1_ptr, S2_ptr,
               loss_ptr, sel_ptr, mlp_ptr, PRM_ptr, steps,
               N: tl.constexpr, T: tl.constexpr, D: tl.constexpr, M: tl.constexpr,
