@@ -54,11 +54,12 @@ def format_summary(out: dict[str, Any]) -> str:
         f"selected tokens: {' '.join(str(t) for t in out['selected'])}",
         f"largest probability: mean {out['max_prob']:.6f}, min {out['min_max_prob']:.6f}",
         f"final loss: {out['loss']:.6g}   ||W||_F: {out['norm']:.6g}",
-        f"corr with the Frobenius Att-SVM: {num(out['corr_fro'])}",
-        f"corr with the nuclear Att-SVM:   {num(out['corr_nuc'])}",
+        f"{'corr with the Frobenius Att-SVM:':34s}{num(out['corr_fro'])}",
+        f"{'corr with the nuclear Att-SVM:':34s}{num(out['corr_nuc'])}",
     ]
     if "corr_lp" in out:
-        lines.append(f"corr with the l_{out['lp_p']:g} Att-SVM:     {num(out['corr_lp'])}")
+        label = f"corr with the l_{out['lp_p']:g} Att-SVM:"
+        lines.append(f"{label:34s}{num(out['corr_lp'])}")
     lines.append(f"total time: {out['seconds']:.2f} s")
     return "\n".join(lines)
 
