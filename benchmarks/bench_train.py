@@ -341,7 +341,7 @@ def bench_cuda(batches: list[int], quick: bool, sweep_B: int = 100_000,
     # warps sweep at B = 1e5
     X, Z, Y, v, W0 = _cuda_data(sweep_B)
     sweep = {}
-    for w in (2, 4, 8):
+    for w in (1, 2, 4, 8):
         fused(X, Z, Y, v, W0, 2, w)
         steps = min(100 if quick else 500, max_steps)
         sweep[w] = sweep_B * steps / fused(X, Z, Y, v, W0, steps, w)[1]
