@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve, cholesky, eigh, solve_triangular
+from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh, solve_triangular
 from scipy.linalg.blas import dsyrk
 
 __all__ = ["IPMResult", "nuclear_ipm"]
@@ -59,11 +59,21 @@ class IPMResult:
     converged: bool
 
 
-def _max_step(L: np.ndarray, D: np.ndarray, tau: float) -> float:
-    """Largest ``alpha <= 1`` with ``L L^T + alpha D`` PSD, damped by ``tau``."""
-    Y = solve_triangular(L, D, lower=True)
-    Y = solve_triangular(L, Y.T, lower=True).T
-    lam = float(eigh((Y + Y.T) / 2, eigvals_only=True, subset_by_index=[0, 0])[0])
+def _inv_lower(M: np.ndarray) -> np.ndarray:
+    """``L^-1`` for the lower Cholesky factor ``L`` of a positive definite ``M``."""
+    L = np.linalg.cholesky(M)
+    return solve_triangular(L, np.eye(M.shape[0]), lower=True, check_finite=False)
+
+
+def _max_step(Linv: np.ndarray, D: np.ndarray, tau: float) -> float:
+    """Largest ``alpha <= 1`` with ``M + alpha D`` PSD (``Linv = L^-1``, ``M = L L^T``),
+    damped by ``tau``."""
+    Y = Linv @ D @ Linv.T
+    Y = (Y + Y.T) / 2
+    if Y.shape[0] <= 256:  # NumPy's driver has less call overhead on small matrices
+        lam = float(np.linalg.eigvalsh(Y)[0])
+    else:
+        lam = float(eigh(Y, eigvals_only=True, subset_by_index=[0, 0], check_finite=False)[0])
     return 1.0 if lam >= -1e-300 else min(1.0, -tau / lam)
 
 
@@ -113,8 +123,8 @@ class _Operators:
     def _gram(self, B: np.ndarray) -> np.ndarray:
         """``Ar B Ar^T`` for a PSD ``B`` as one symmetric rank-k update (half the flops)."""
         try:
-            L = cholesky(B, lower=True)
-        except LinAlgError:
+            L = np.linalg.cholesky(B)
+        except np.linalg.LinAlgError:
             return self.Ar @ B @ self.Ar.T
         AL = np.asfortranarray(self.Ar @ L)
         G = dsyrk(1.0, AL, lower=1)  # lower triangle of (Ar L)(Ar L)^T
@@ -259,12 +269,11 @@ def nuclear_ipm(
         if stalls >= 4 and err < min(1e3 * gap_tol, 1e-8):
             break  # rounding limits further progress; the best iterate is certified outside
         try:
-            LZ = cholesky(Z, lower=True)
-            LX = cholesky(X, lower=True)
-        except LinAlgError:
+            LZ = _inv_lower(Z)
+            LX = _inv_lower(X)
+        except np.linalg.LinAlgError:
             break
-        Zinv = cho_solve((LZ, True), np.eye(N))
-        Zinv = (Zinv + Zinv.T) / 2
+        Zinv = LZ.T @ LZ
         M = ops.schur(X, Zinv)
         dlp = np.zeros(s)
         dlp[ineq] = x[ineq] / y[ineq]

@@ -40,6 +40,8 @@ __all__ = ["solve_nuc", "solve_nuc_constraints", "certified_rank"]
 _NEAR, _EXTRA = 0.5, 0.5
 #: accuracy of the rounds that only find the working set, and the "near-active" margin they add
 _SCOUT_GAP, _SCOUT_NEAR = 1e-4, 1e-3
+#: the first round starts from the Frobenius support, far from the answer: coarser still
+_FIRST_SCOUT_GAP = 1e-2
 #: problems with at most this many constraints are solved whole
 _SMALL = 1000
 METHOD = "working-set interior point (HKM, rank-one Schur complement), certified"
@@ -215,7 +217,8 @@ def solve_nuc_constraints(
         keep = np.sort(keep)
         res = nuclear_ipm(An[keep], Zn, loc[keep], bn[keep],
                           n_eq=int(np.sum(S[keep] < n_eq)), W0=W0,
-                          gap_tol=min(1e-12, tol * 1e-3) if final else _SCOUT_GAP)
+                          gap_tol=(min(1e-12, tol * 1e-3) if final
+                                   else _FIRST_SCOUT_GAP if rounds == 1 else _SCOUT_GAP))
         iters += res.iterations
         W_cand = U @ res.W @ V.T
         y_full = np.zeros(m)
