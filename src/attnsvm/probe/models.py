@@ -18,6 +18,7 @@ only while the model loads, then the caller's environment is restored.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.metadata
 import importlib.util
 import json
@@ -265,6 +266,27 @@ def load_model(name: str | os.PathLike[str] | None = None) -> tuple[ModelSource,
         return _load(src)
 
 
+@contextlib.contextmanager
+def _quiet_gguf_conversion() -> Iterator[None]:
+    """Silence the tqdm bar transformers draws while it de-quantizes GGUF tensors (it ignores
+    ``disable_progress_bar``); the probe reports its own stages.  Restored afterwards."""
+    import functools
+
+    try:
+        mod: Any = importlib.import_module("transformers.modeling_gguf_pytorch_utils")
+    except ImportError:
+        mod = None
+    bar = getattr(mod, "tqdm", None)
+    if bar is None:
+        yield
+        return
+    mod.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        mod.tqdm = bar
+
+
 #: What a malformed model folder raises inside transformers / tokenizers / safetensors / gguf
 #: (all turned into one InvalidInputError line); programming errors are not in this list.
 _LOAD_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, KeyError,
@@ -289,10 +311,11 @@ def _load(src: ModelSource) -> tuple[ModelSource, Adapter]:
     else:
         kw["use_safetensors"] = True
     try:
-        tok = transformers.AutoTokenizer.from_pretrained(str(src.folder), **kw)
-        model = transformers.AutoModel.from_pretrained(
-            str(src.folder), attn_implementation="eager", dtype=torch.float32, **kw
-        )
+        with _quiet_gguf_conversion():
+            tok = transformers.AutoTokenizer.from_pretrained(str(src.folder), **kw)
+            model = transformers.AutoModel.from_pretrained(
+                str(src.folder), attn_implementation="eager", dtype=torch.float32, **kw
+            )
     except _LOAD_ERRORS as exc:
         raise InvalidInputError(
             f"Could not load the model from '{src.folder}': {type(exc).__name__}: {exc}"

@@ -9,8 +9,9 @@ SPEC.md:
 
 - ``corr_nuc`` and its controls ``corr_nuc_control`` (mean over the layer's other heads),
   ``corr_nuc_control_max``, ``corr_nuc_random``;
-- ``rank_nuc``: the rank of ``W_*^mm`` (the solver's certified rank), beside the head's own
-  rank (``rank_head``, at most ``d_head``);
+- ``rank_nuc``: the rank of ``W_*^mm`` (the solver's rank, read from a spectral gap;
+  ``rank_nuc_certified`` says whether the gap certifies it), beside the head's own rank
+  (``rank_head``, at most ``d_head``);
 - ``rows_nuc`` / ``m_nuc``: rows and constraints of the nuclear instance; ``nuc_status``,
   ``nuc_objective`` (``||W_*^mm||_*``), ``nuc_gap`` (relative duality gap of the certificate),
   ``nuc_seconds``, ``nuc_warning`` (the solver's convergence warning, kept in the record);
@@ -41,7 +42,7 @@ __all__ = ["nuclear_block", "nuclear_skipped", "head_rank", "NUCLEAR_FIELDS"]
 NUCLEAR_FIELDS = (
     "corr_nuc", "corr_nuc_control", "corr_nuc_control_max", "corr_nuc_random", "rank_nuc",
     "rows_nuc", "m_nuc", "nuc_status", "nuc_objective", "nuc_gap", "nuc_seconds",
-    "margin_ratio_nuc", "corr_nuc_fro", "corr_fro_nucrows", "nuc_warning",
+    "margin_ratio_nuc", "corr_nuc_fro", "corr_fro_nucrows", "nuc_warning", "rank_nuc_certified",
 )
 
 
@@ -147,6 +148,7 @@ def nuclear_block(
     out.update(compare(W, W_layer, head, W_rand, "nuc"))
     out.update(
         rank_nuc=int(sol.rank),
+        rank_nuc_certified=sol.info.get("rank_certified"),
         nuc_objective=obj,
         nuc_gap=float(sol.duality_gap()),
         margin_ratio_nuc=float(vals.min() * obj / nuc_h) if nuc_h > 0 else None,
