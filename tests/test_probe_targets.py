@@ -200,7 +200,9 @@ def test_nuclear_target_matches_cvxpy_and_reports_its_controls() -> None:
     inst = build_instance(caps, 0, 2, causal=False)
     W_layer = [rng.standard_normal((d, d + 1)) for _ in range(3)]
     rec, arrays = analyze_head(inst, W_layer, 2, 0, caps, False, False, ProbeOptions(), d_head=4)
-    assert rec["feasible"] and rec["nuc_status"] == "optimal"
+    # the solver's own accuracy is its tests' business; here: the answer the probe reports
+    assert rec["feasible"] and rec["nuc_status"] in ("optimal", "inaccurate")
+    assert rec["nuc_gap"] < 1e-6
     assert rec["rows_nuc"] == inst.n == 15 and rec["m_nuc"] == inst.m
     W = cp.Variable((d, d + 1))
     cons = [cp.sum(cp.multiply(W, np.outer(a, z))) >= 1 for a, z in zip(inst.A, inst.Zc,
