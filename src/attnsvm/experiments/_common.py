@@ -56,8 +56,8 @@ def corr(A: Any, B: Any) -> float:
     return correlation(A, B)
 
 
-def solve(instance: Instance, alpha: np.ndarray, norm: str = "fro", p: float = 3.0
-          ) -> SVMSolution:
+def solve(instance: Instance, alpha: np.ndarray, norm: str = "fro", p: float = 3.0,
+          **options: Any) -> SVMSolution:
     """Att-SVM of ``instance`` for ``alpha`` in the Frobenius, nuclear or entrywise l_p norm
     (:func:`attnsvm.svm.solve`, the one choice of solver by norm); solver warnings are
     silenced because each solution's accuracy is recorded instead."""
@@ -65,7 +65,7 @@ def solve(instance: Instance, alpha: np.ndarray, norm: str = "fro", p: float = 3
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return solve_svm(instance, norm, alpha=alpha, p=p if norm == "lp" else None)
+        return solve_svm(instance, norm, alpha=alpha, p=p if norm == "lp" else None, **options)
 
 
 def solution_fields(sol: SVMSolution, prefix: str) -> dict[str, Any]:

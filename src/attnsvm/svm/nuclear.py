@@ -121,6 +121,7 @@ def solve_nuc_constraints(
     tol: float = 1e-9,
     warm_start: SVMSolution | np.ndarray | None = None,
     max_rounds: int = 30,
+    frobenius: SVMSolution | None = None,
 ) -> SVMSolution:
     """Nuclear-norm SVM ``min ||W||_* s.t. A[k]^T W Zc[k] >= b_k`` (``= b_k``, ``k < n_eq``).
 
@@ -137,6 +138,9 @@ def solve_nuc_constraints(
         indices to put in the first working set.
     max_rounds : int
         Cap on working-set rounds.
+    frobenius : SVMSolution, optional
+        The exact Frobenius solution of these same constraints when the caller already has it
+        (it decides feasibility and seeds the working set); solved here otherwise.
 
     Returns
     -------
@@ -164,7 +168,9 @@ def solve_nuc_constraints(
     idx = np.asarray(constraints.index, dtype=np.int64)
     cset = ConstraintSet(A=A, Zc=Zc, index=idx, b=bb, n_eq=n_eq)
 
-    fro = solve_fro_constraints(cset)
+    fro = (frobenius if frobenius is not None and frobenius.norm == "fro"
+           and frobenius.constraints.m == m and frobenius.status != INACCURATE
+           else solve_fro_constraints(cset))
     if fro.status == INFEASIBLE:
         sol = SVMSolution(INFEASIBLE, "nuc", None, cset, bb, np.zeros(m),
                           certificate=fro.certificate, n_eq=n_eq,
@@ -276,7 +282,8 @@ def solve_nuc_constraints(
 
 
 def solve_nuc(instance: Instance, alpha: np.ndarray | None = None, *, tol: float = 1e-9,
-              warm_start: SVMSolution | np.ndarray | None = None) -> SVMSolution:
+              warm_start: SVMSolution | np.ndarray | None = None,
+              frobenius: SVMSolution | None = None) -> SVMSolution:
     """Nuclear-norm Att-SVM ``W_*^mm`` of an instance for token choice ``alpha``.
 
     Parameters
@@ -287,6 +294,8 @@ def solve_nuc(instance: Instance, alpha: np.ndarray | None = None, *, tol: float
     tol : float
         Largest certified relative gap reported as ``optimal``.
     warm_start : SVMSolution or ndarray of int, optional
+    frobenius : SVMSolution, optional
+        The instance's Frobenius solution for the same ``alpha``, if already computed.
 
     Returns
     -------
@@ -295,7 +304,8 @@ def solve_nuc(instance: Instance, alpha: np.ndarray | None = None, *, tol: float
     """
     t0 = time.perf_counter()
     a = instance.token_choice() if alpha is None else instance.check_alpha(alpha)
-    sol = solve_nuc_constraints(instance.constraints(a), tol=tol, warm_start=warm_start)
+    sol = solve_nuc_constraints(instance.constraints(a), tol=tol, warm_start=warm_start,
+                                frobenius=frobenius)
     sol.alpha = a.copy()
     sol.shape = (instance.n, instance.T)
     sol.seconds = time.perf_counter() - t0

@@ -106,9 +106,12 @@ class SVMSolution:
 
     @property
     def rank(self) -> int:
-        """Numerical rank of W with a tolerance tied to the solution's accuracy."""
+        """Rank of W: the certified one when the solver gives it (``info["rank"]``, nuclear
+        norm), else numerical with a tolerance tied to the solution's accuracy."""
         if self.W is None or self.W.ndim != 2:
             return 0
+        if "rank" in self.info:
+            return int(self.info["rank"])
         sv = np.linalg.svd(self.W, compute_uv=False)
         acc = max(self.primal_residual(), self.stationarity_residual(), 1e-12)
         return int(np.sum(sv > max(1e3 * acc, 1e-9) * sv[0])) if sv.size and sv[0] > 0 else 0

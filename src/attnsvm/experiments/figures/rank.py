@@ -95,7 +95,7 @@ def run_cell(cfg: RankConfig, cell: Cell) -> pd.DataFrame:
                                "feasible": fro.W is not None}
         row.update(solution_fields(fro, "fro"))
         if fro.W is not None:
-            nuc = solve(inst, alpha, "nuc")
+            nuc = solve(inst, alpha, "nuc", frobenius=fro)
             row.update(solution_fields(nuc, "nuc"))
             sv = np.linalg.svd(nuc.W, compute_uv=False) if nuc.W is not None else np.zeros(1)
             # The official rule, numpy.linalg.matrix_rank(W, tol=1e-7), on the accurate W.
