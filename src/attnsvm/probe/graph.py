@@ -301,13 +301,13 @@ def graph_block(
 
 def _graph_nuclear(cset: Any, fro_sol: Any, W_layer: list[np.ndarray], head: int,
                    W_rand: np.ndarray, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The nuclear-norm Graph-SVM, warm-started from the Frobenius one."""
+    """The nuclear-norm Graph-SVM, seeded by the Frobenius one (not solved twice)."""
     from ..svm import solve_nuc_constraints
 
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # the status says it
-        sol = solve_nuc_constraints(cset, warm_start=fro_sol)
+        sol = solve_nuc_constraints(cset, frobenius=fro_sol)
     out: dict[str, Any] = {"graph_nuc_status": sol.status,
                            "graph_nuc_seconds": time.perf_counter() - t0}
     if sol.W is not None and sol.status != "infeasible":

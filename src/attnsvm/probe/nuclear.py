@@ -128,11 +128,13 @@ def nuclear_block(
         return out
     cset = ConstraintSet.from_arrays(A, Zc, idx)
     t0 = time.perf_counter()
-    warm = fro_sol if (all_rows and fro_ok) else None
+    # the Frobenius solution of the same constraints decides feasibility and seeds the working
+    # set; the solver would otherwise solve it again
+    same = fro_sol if (all_rows and fro_ok) else None
     with warnings.catch_warnings(record=True) as caught:
         # a solver's warning belongs to this head's record, not to the progress stream
         warnings.simplefilter("always", ConvergenceWarning)
-        sol = solve_nuc_constraints(cset, warm_start=warm)
+        sol = solve_nuc_constraints(cset, frobenius=same)
     notes = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
     for w in caught:
         if not issubclass(w.category, ConvergenceWarning):
