@@ -59,7 +59,7 @@ def test_w_dir_and_w_fin_reduce_to_one_token(small_instance):
     d = solve_w_dir(small_instance, sets)
     np.testing.assert_allclose(d.W, solve_fro(small_instance).W, atol=1e-9)
     probs = np.full((small_instance.n, small_instance.T), 0.1)
-    assert np.allclose(solve_w_fin(small_instance, sets, probs), 0)
+    assert np.allclose(solve_w_fin(small_instance, sets, probs).W, 0)
 
 
 def test_w_dir_constraints_and_svmeq_fit():
@@ -78,7 +78,9 @@ def test_w_dir_constraints_and_svmeq_fit():
     probs[0, [0, 1]] = [0.7, 0.3]
     probs[1, 2] = 1.0
     probs[2, [1, 3]] = [0.4, 0.6]
-    W_fin = solve_w_fin(inst, sets, probs)
+    fin = solve_w_fin(inst, sets, probs)
+    assert fin.status == "optimal" and fin.n_eq == fin.constraints.m
+    W_fin = fin.W
     sf = np.einsum("ntd,nd->nt", inst.X, Zq @ W_fin.T)
     assert sf[0, 0] - sf[0, 1] == pytest.approx(np.log(0.7 / 0.3))
     assert sf[2, 1] - sf[2, 3] == pytest.approx(np.log(0.4 / 0.6))
@@ -113,7 +115,8 @@ def test_v_svm_and_relaxed_p_svm():
     assert v.is_optimal(1e-8)
     margins = inst.Y * (inst.X[np.arange(3), v.alpha] @ v.W)
     assert margins.min() == pytest.approx(1.0, abs=1e-9)
-    p, v2 = solve_p_svm_relaxed(inst)
+    p = solve_p_svm_relaxed(inst)
+    np.testing.assert_allclose(p.info["v_solution"].W, v.W)
     assert p.is_optimal(1e-8)
     sup = set(p.info["v_support_sequences"])
     assert sup and sup <= set(range(3))

@@ -22,7 +22,7 @@ from ..constraints import ConstraintSet
 from ..exceptions import InvalidInputError
 from ..instance import Instance
 from .frobenius import solve_fro_constraints
-from .solution import SVMSolution
+from .solution import INACCURATE, OPTIMAL, SVMSolution
 
 __all__ = ["selected_sets", "solve_w_dir", "solve_w_fin", "fit_svmeq", "SVMEquivalence"]
 
@@ -89,23 +89,40 @@ def solve_w_dir(instance: Instance, sets: list[np.ndarray], tol: float = 1e-10) 
     return sol
 
 
-def solve_w_fin(instance: Instance, sets: list[np.ndarray], probs: np.ndarray) -> np.ndarray:
+def solve_w_fin(instance: Instance, sets: list[np.ndarray], probs: np.ndarray) -> SVMSolution:
     """``W^fin``: the least-norm W matching ``log(s_iu0 / s_iw)`` inside each ``O_i``.
+
+    ``min ||W||_F s.t. (x_iu0 - x_iw)^T W z_i = log(s_iu0 / s_iw)`` for ``w`` in ``O_i``: an
+    equality-constrained least-norm problem, solved through its Gram system (least squares, so
+    rounding-level inconsistencies of the targets are absorbed).
 
     Returns
     -------
-    ndarray, shape (d, d)
-        Zero when every ``O_i`` is a single token.
+    SVMSolution
+        Norm ``fro``, every constraint an equality (``n_eq = m``); ``W`` (d, d) is zero when
+        every ``O_i`` is a single token.  Status ``inaccurate`` when the targets cannot be met
+        to 1e-8 (relative).
     """
     sets = _check_sets(instance, sets)
     probs = as_float_array("probs", probs, 2, (instance.n, instance.T))
-    Ae, Ze, _, pairs = _equalities(instance, sets)
+    Ae, Ze, ie, pairs = _equalities(instance, sets)
+    d = instance.d
     if not pairs:
-        return np.zeros((instance.d, instance.d))
+        empty = ConstraintSet(np.zeros((0, d)), np.zeros((0, d)), np.zeros((0, 2), np.int64))
+        return SVMSolution(OPTIMAL, "fro", np.zeros((d, d)), empty, np.zeros(0), np.zeros(0),
+                           solver="least-norm equalities", shape=(instance.n, instance.T))
     c = np.array([np.log(probs[i, u]) - np.log(probs[i, w]) for i, u, w in pairs])
+    cons = ConstraintSet(Ae, Ze, ie, b=c, n_eq=len(c))
     K = (Ae @ Ae.T) * (Ze @ Ze.T)
     lam = np.linalg.lstsq(K, c, rcond=None)[0]
-    return ConstraintSet(Ae, Ze, np.zeros((len(c), 2), np.int64)).combine(lam)
+    W = cons.combine(lam)
+    nrm = float(np.linalg.norm(W))
+    sol = SVMSolution(OPTIMAL, "fro", W, cons, c, lam / nrm if nrm > 0 else lam, n_eq=len(c),
+                      solver="least-norm equalities (Gram least squares)",
+                      shape=(instance.n, instance.T))
+    if sol.primal_residual() > 1e-8:
+        sol.status = INACCURATE
+    return sol
 
 
 @dataclass
@@ -148,7 +165,8 @@ def fit_svmeq(instance: Instance, W: np.ndarray, probs: np.ndarray, threshold: f
     dsol = solve_w_dir(instance, sets)
     if dsol.W is None:
         raise InvalidInputError("W^dir is infeasible for these selected sets; see the certificate.")
-    W_fin = solve_w_fin(instance, sets, probs)
+    fin = solve_w_fin(instance, sets, probs)
+    W_fin = fin.W if fin.W is not None else np.zeros((instance.d, instance.d))
     Wd = dsol.W
     R = float(np.vdot(W - W_fin, Wd) / np.vdot(Wd, Wd))
     return SVMEquivalence(Wd, W_fin, R, W_fin + R * Wd, sets, dsol)

@@ -131,13 +131,15 @@ def solve_v_svm(instance: Instance, alpha: np.ndarray | None = None,
 
 def solve_p_svm_relaxed(instance: Instance, W: np.ndarray | None = None,
                         alpha: np.ndarray | None = None, tol: float = 1e-10
-                        ) -> tuple[SVMSolution, SVMSolution]:
+                        ) -> SVMSolution:
     """Relaxed p-SVM of joint (v, p) training: margin 1 on the sequences that are support
     vectors of ``v^mm``, margin 0 on the others.
 
     Returns
     -------
-    (p_solution, v_solution) : tuple of SVMSolution
+    SVMSolution
+        The relaxed ``p`` solution; ``info["v_solution"]`` holds the v-SVM it was built from
+        and ``info["v_support_sequences"]`` its support sequences.
     """
     vsol = solve_v_svm(instance, alpha, tol)
     a = vsol.alpha
@@ -149,4 +151,5 @@ def solve_p_svm_relaxed(instance: Instance, W: np.ndarray | None = None,
     psol = solve_vector_svm(G, b=b, index=idx, tol=tol)
     psol.alpha, psol.shape = a.copy(), (instance.n, instance.T)
     psol.info["v_support_sequences"] = np.flatnonzero(support_seq).tolist()
-    return psol, vsol
+    psol.info["v_solution"] = vsol
+    return psol

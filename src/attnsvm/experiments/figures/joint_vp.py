@@ -76,7 +76,7 @@ def run_cell(cfg: JointVPConfig, cell: Cell) -> pd.DataFrame:
             warnings.simplefilter("ignore")
             vs = solve_v_svm(inst, a)
             ps = solve_p_svm(inst, alpha=a)
-            pr, _ = solve_p_svm_relaxed(inst, alpha=a)
+            pr = solve_p_svm_relaxed(inst, alpha=a)
         for k, step in enumerate(tr.steps):
             v, p = tr.v[k, b], tr.p[k, b]
             rows.append({"seed": cell.seeds[b], "step": int(step), "v0": v[0], "v1": v[1],
