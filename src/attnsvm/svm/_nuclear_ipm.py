@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh, solve_triangular
-from scipy.linalg.blas import dsyrk
 
 __all__ = ["IPMResult", "nuclear_ipm"]
 
@@ -65,16 +64,44 @@ def _inv_lower(M: np.ndarray) -> np.ndarray:
     return solve_triangular(L, np.eye(M.shape[0]), lower=True, check_finite=False)
 
 
+#: above this size the step length comes from Lanczos (O(N^2) a product) and is then checked by
+#: a Cholesky factorization, instead of a dense eigenvalue solve (O(N^3) several times)
+_DENSE_MAX = 256
+
+
 def _max_step(Linv: np.ndarray, D: np.ndarray, tau: float) -> float:
     """Largest ``alpha <= 1`` with ``M + alpha D`` PSD (``Linv = L^-1``, ``M = L L^T``),
-    damped by ``tau``."""
-    Y = Linv @ D @ Linv.T
-    Y = (Y + Y.T) / 2
-    if Y.shape[0] <= 256:  # NumPy's driver has less call overhead on small matrices
-        lam = float(np.linalg.eigvalsh(Y)[0])
+    damped by ``tau``; for ``N > _DENSE_MAX`` an estimate (see :func:`_safe_step`)."""
+    N = D.shape[0]
+    if N <= _DENSE_MAX:
+        Y = Linv @ D @ Linv.T
+        lam = float(np.linalg.eigvalsh((Y + Y.T) / 2)[0])
     else:
-        lam = float(eigh(Y, eigvals_only=True, subset_by_index=[0, 0], check_finite=False)[0])
+        from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+        op = LinearOperator((N, N), matvec=lambda v: Linv @ (D @ (Linv.T @ v)), dtype=float)
+        try:
+            lam = float(eigsh(op, k=1, which="SA", tol=1e-6, maxiter=20 * N,
+                              return_eigenvectors=False)[0])
+        except ArpackNoConvergence:
+            Y = Linv @ D @ Linv.T
+            lam = float(eigh((Y + Y.T) / 2, eigvals_only=True, subset_by_index=[0, 0],
+                             check_finite=False)[0])
     return 1.0 if lam >= -1e-300 else min(1.0, -tau / lam)
+
+
+def _safe_step(M: np.ndarray, D: np.ndarray, alpha: float) -> float:
+    """Shrink ``alpha`` until ``M + alpha D`` has a Cholesky factor (guards the Lanczos
+    estimate of :func:`_max_step` on large matrices)."""
+    if M.shape[0] <= _DENSE_MAX:
+        return alpha
+    for _ in range(30):
+        try:
+            np.linalg.cholesky(M + alpha * D)
+            return alpha
+        except np.linalg.LinAlgError:
+            alpha *= 0.8
+    return 0.0
 
 
 def _lp_step(x: np.ndarray, dx: np.ndarray, tau: float) -> float:
@@ -98,9 +125,9 @@ class _Operators:
         return (self.Ar @ (B @ self.Zq.T))[:, self.grp]
 
     def diag_pair(self, B: np.ndarray) -> np.ndarray:
-        """``a_k^T B z_k`` for every k, shape (s,)."""
-        AB = self.Ar @ (B @ self.Zq.T)  # (s, g)
-        return AB[np.arange(self.s), self.grp]
+        """``a_k^T B z_k`` for every k, shape (s,) (one ``B z`` per distinct query)."""
+        BZ = (self.Zq @ B.T)[self.grp]  # (s, r1): B z_k
+        return np.einsum("kd,kd->k", self.Ar, BZ)
 
     def apply(self, Y: np.ndarray) -> np.ndarray:
         """``<F_k, Y>`` for a (not necessarily symmetric) N x N matrix ``Y``."""
@@ -121,14 +148,14 @@ class _Operators:
         return out
 
     def _gram(self, B: np.ndarray) -> np.ndarray:
-        """``Ar B Ar^T`` for a PSD ``B`` as one symmetric rank-k update (half the flops)."""
+        """``Ar B Ar^T`` for a PSD ``B`` as ``(Ar L)(Ar L)^T`` (NumPy calls the symmetric
+        rank-k update for this product: half the flops of a general one)."""
         try:
             L = np.linalg.cholesky(B)
         except np.linalg.LinAlgError:
             return self.Ar @ B @ self.Ar.T
-        AL = np.asfortranarray(self.Ar @ L)
-        G = dsyrk(1.0, AL, lower=1)  # lower triangle of (Ar L)(Ar L)^T
-        return G + np.tril(G, -1).T
+        AL = self.Ar @ L
+        return AL @ AL.T
 
     def schur(self, X: np.ndarray, S: np.ndarray) -> np.ndarray:
         """``M_kl = <F_k, X F_l S>`` (``S = Z^-1``), shape (s, s), symmetric."""
@@ -139,8 +166,12 @@ class _Operators:
         Zs = (self.Zq @ S[r1:, r1:] @ self.Zq.T)[np.ix_(self.grp, self.grp)]
         Ax = self._gram(X[:r1, :r1])
         As = self._gram(S[:r1, :r1])
-        M = P1.T * P2 + P1 * P2.T + Zx * As + Ax * Zs
-        return (M + M.T) / 2
+        T = P1 * P2.T  # P1^T o P2 + P1 o P2^T = T + T^T
+        M = Zx * As
+        M += Ax * Zs
+        M += T
+        M += T.T
+        return M  # symmetric to rounding; only its lower triangle is factored
 
 
 def _schur_solver(M: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -293,8 +324,8 @@ def nuclear_ipm(
         # corrector (second-order terms of the predictor)
         dX, dy, dZ, dx = step.direction(sigma * mu, dXa @ dZa, dxa * dya)
         tau = 0.98 if rel_gap > 1e-6 else 0.995
-        ap = min(_max_step(LX, dX, tau), _lp_step(x[ineq], dx[ineq], tau))
-        ad = min(_max_step(LZ, dZ, tau), _lp_step(y[ineq], dy[ineq], tau))
+        ap = _safe_step(X, dX, min(_max_step(LX, dX, tau), _lp_step(x[ineq], dx[ineq], tau)))
+        ad = _safe_step(Z, dZ, min(_max_step(LZ, dZ, tau), _lp_step(y[ineq], dy[ineq], tau)))
         stalls = stalls + 1 if min(ap, ad) < 0.2 else 0
         X = X + ap * dX
         x = x + ap * dx

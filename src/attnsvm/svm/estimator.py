@@ -33,7 +33,8 @@ class AttSVM:
     p : float, optional
         Exponent of the ``lp`` norm.
     tol : float, default 1e-10
-        Solver tolerance (for ``lp``, the KKT accuracy is ``max(1e4 tol, 1e-8)``).
+        Solver tolerance: feasibility for ``fro``; the certified relative gap for ``nuc``
+        (at least 1e-9); the KKT accuracy ``max(1e4 tol, 1e-8)`` for ``lp``.
     solver : str, default "CLARABEL"
         cvxpy solver for the ``lp`` norm.
 
@@ -65,7 +66,9 @@ class AttSVM:
         check_positive("tol", self.tol)
         norm, p = check_norm(self.norm, self.p)
         opts: dict[str, Any] = {"tol": self.tol}
-        if norm == "lp":  # the conic reference: KKT accuracy, not a feasibility tolerance
+        if norm == "nuc":  # a certified relative gap: interior-point accuracy ends near 1e-10
+            opts = {"tol": max(self.tol, 1e-9)}
+        elif norm == "lp":  # the conic reference: KKT accuracy, not a feasibility tolerance
             opts = {"tol": max(1e4 * self.tol, 1e-8), "solver": self.solver}
         sol = solve(instance, norm, alpha=alpha, p=p, **opts)
         self.solution_: SVMSolution = sol
