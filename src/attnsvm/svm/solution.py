@@ -246,6 +246,10 @@ class SVMSolution:
                                      self.duality_gap()) if feas else None),
             "certificate_residual": (self.certificate_residual()
                                      if self.certificate is not None else None),
+            "certified_gap": (float(self.info["certified_gap"])
+                              if "certified_gap" in self.info else None),
+            "rank_certified": (bool(self.info["rank_certified"])
+                               if "rank_certified" in self.info else None),
             "solver": self.solver,
             "iterations": int(self.iterations),
             "seconds": float(self.seconds),
