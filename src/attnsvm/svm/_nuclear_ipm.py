@@ -288,8 +288,10 @@ def nuclear_ipm(
         Rd = np.eye(N) - Z - ops.adjoint(y)
         pobj, dobj = float(np.trace(X)), float(b @ y)
         mu = (float(np.sum(X * Z)) + float(x[ineq] @ y[ineq])) / nu
-        rel_gap = abs(pobj - dobj) / (1.0 + abs(pobj) + abs(dobj))
-        rel_p = float(np.max(np.abs(rp))) / bnorm if s else 0.0
+        rel_gap = abs(pobj - dobj) / max(abs(pobj), abs(dobj), 1e-300)  # as certified
+        # per constraint, relative to its own right-hand side: the certificate rescales W by
+        # the worst of these
+        rel_p = float(np.max(np.abs(rp) / np.maximum(np.abs(b), 1e-300 + (b == 0)))) if s else 0.0
         rel_d = float(np.max(np.abs(Rd)))
         err = rel_gap + rel_p + rel_d
         if best is None or err < best[0]:
@@ -297,7 +299,7 @@ def nuclear_ipm(
         if err < gap_tol:
             converged = True
             break
-        if stalls >= 4 and err < min(1e3 * gap_tol, 1e-8):
+        if stalls >= 4 and err < min(1e3 * gap_tol, 1e-10):
             break  # rounding limits further progress; the best iterate is certified outside
         try:
             LZ = _inv_lower(Z)
