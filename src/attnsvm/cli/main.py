@@ -59,6 +59,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _single_job(args: list[str]) -> bool:
+    """``--jobs 1`` (or ``--jobs=1``) among the probe's arguments."""
+    for k, a in enumerate(args):
+        if a == "--jobs" and k + 1 < len(args):
+            return args[k + 1].strip() == "1"
+        if a.startswith("--jobs="):
+            return a.split("=", 1)[1].strip() == "1"
+    return False
+
+
 def _limit_blas_threads() -> None:
     # Oversubscribed BLAS threads on small shared machines slow the solvers by 10x and more;
     # one thread per process is the safe default unless the user says otherwise.
@@ -80,7 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args_list = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in args_list if a in COMMANDS), None)
-    if command != "probe":  # the probe's large dense factorizations gain from every core
+    if command != "probe" or not _single_job(args_list):
+        # one BLAS thread per process; a probe running one head at a time (--jobs 1) keeps
+        # every core for its large dense factorizations
         _limit_blas_threads()
     error: BaseException | None = None
     code = EXIT_ERROR
