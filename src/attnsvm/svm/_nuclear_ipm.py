@@ -282,6 +282,7 @@ def nuclear_ipm(
     it = 0
     best: tuple[float, np.ndarray, np.ndarray] | None = None
     stalls = 0
+    history: list[float] = []
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is returned
         AX = ops.apply(X)
         rp = b - (AX - np.where(ineq, x, 0.0))
@@ -301,6 +302,9 @@ def nuclear_ipm(
             break
         if stalls >= 4 and err < min(1e3 * gap_tol, 1e-10):
             break  # rounding limits further progress; the best iterate is certified outside
+        history.append(err)
+        if len(history) > 25 and err > 0.5 * history[-16]:
+            break  # stagnation (blocked steps): stop; the caller certifies what was reached
         try:
             LZ = _inv_lower(Z)
             LX = _inv_lower(X)
