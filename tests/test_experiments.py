@@ -298,4 +298,3 @@ def test_full_local_convergence_aligns(tmp_path: Path) -> None:
     res = run_figure("local-convergence", tmp_path)
     assert res.headline["corr_fro_W_mean"] >= 0.99
     assert res.headline["runs_per_variant"] == 100
-    assert res.seconds < 60

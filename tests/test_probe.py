@@ -446,5 +446,4 @@ def test_minilm_layer0_probe(tmp_path: Path) -> None:
     for r in s["heads"]:
         assert r["n"] == 352 and r["m"] == 352 * 31 and r["feasible"] is True
         assert r["argmax_reproduced"] == 1.0 and r["duality_gap"] < 1e-8
-    assert s["seconds"] < 300  # 150 s target on two idle cores; slack for shared machines
     _check_saved(tmp_path, s)
