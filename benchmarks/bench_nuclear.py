@@ -31,6 +31,7 @@ def _parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the two smallest sizes only")
     ap.add_argument("--head", action="store_true", help="also one MiniLM layer-0 head")
+    ap.add_argument("--head-index", type=int, default=0, help="which layer-0 head (default 0)")
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads for every side")
     ap.add_argument("--out", default="benchmarks/results/nuclear", help="output stem")
     ap.add_argument("--cvxpy-max-m", type=int, default=1000,
@@ -103,7 +104,7 @@ def one_size(n: int, T: int, d: int, tmp: Path) -> dict[str, object]:
     return row
 
 
-def minilm_head() -> dict[str, object]:
+def minilm_head(h: int) -> dict[str, object]:
     """One MiniLM-L6 layer-0 head of the probe (352 queries, ~1e4 constraints, W 384 x 385)."""
     from attnsvm.probe.capture import Capture
     from attnsvm.probe.corpus import make_sequences, read_corpus
@@ -113,12 +114,12 @@ def minilm_head() -> dict[str, object]:
     _, ad = load_model(DEFAULT_MODEL)
     seqs = make_sequences(ad.tokenizer, read_corpus(None), seq_len=32, max_queries=352)
     caps = [ad.capture(s, [0]) for s in seqs]
-    head = build_instance([Capture(c.sequence, {0: c.X[0]}, {0: c.P[0]}) for c in caps], 0, 0,
+    head = build_instance([Capture(c.sequence, {0: c.X[0]}, {0: c.P[0]}) for c in caps], 0, h,
                           ad.causal)
     c = ConstraintSet.from_arrays(head.A, head.Zc, head.index)
     t0 = time.perf_counter()
     sol = solve_nuc_constraints(c)
-    return {"head": "MiniLM-L6 layer 0 head 0", "m": c.m, "W_shape": list(sol.W.shape),
+    return {"head": f"MiniLM-L6 layer 0 head {h}", "m": c.m, "W_shape": list(sol.W.shape),
             "attnsvm_s": time.perf_counter() - t0, "status": sol.status,
             "certified_gap": sol.info["certified_gap"], "rank": sol.info["rank"],
             "working_set": sol.info["working_set"], "rounds": sol.info["rounds"],
@@ -133,7 +134,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor()}",
         "threads": ARGS.threads, "command": " ".join(["python"] + sys.argv), "sizes": rows}
     if ARGS.head:
-        result["head"] = minilm_head()
+        result["head"] = minilm_head(ARGS.head_index)
     out = Path(ARGS.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
