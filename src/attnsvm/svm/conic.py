@@ -25,6 +25,7 @@ import numpy as np
 from .._validation import as_float_array, check_choice
 from ..exceptions import ConvergenceWarning, SolverError
 from ..instance import ConstraintSet, Instance
+from ._instance import solve_on_instance
 from .norms import check_norm, row_scale
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 
@@ -158,16 +159,6 @@ def solve_conic(
     return sol
 
 
-def _on_instance(instance: Instance, alpha: np.ndarray | None, **kw: Any) -> SVMSolution:
-    t0 = time.perf_counter()
-    a = instance.token_choice() if alpha is None else instance.check_alpha(alpha)
-    sol = solve_conic(instance.constraints(a), **kw)
-    sol.alpha = a.copy()
-    sol.shape = (instance.n, instance.T)
-    sol.seconds = time.perf_counter() - t0
-    return sol
-
-
 def solve_lp(instance: Instance, p: float, alpha: np.ndarray | None = None,
              solver: str = "CLARABEL", tol: float = 1e-6) -> SVMSolution:
     """Entrywise l_p Att-SVM (the limit direction of l_p mirror descent), ``p > 1``.
@@ -183,4 +174,5 @@ def solve_lp(instance: Instance, p: float, alpha: np.ndarray | None = None,
     tol : float
         KKT tolerance for status ``optimal``.
     """
-    return _on_instance(instance, alpha, norm="lp", p=p, solver=solver, tol=tol)
+    return solve_on_instance(solve_conic, instance, alpha, norm="lp", p=p, solver=solver,
+                             tol=tol)

@@ -19,6 +19,7 @@ from .._validation import as_float_array, check_choice, check_positive
 from ..constraints import ConstraintSet
 from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..instance import Instance
+from ._instance import solve_on_instance
 from ._working_set import solve_hard_margin
 from .norms import row_scale, safe_norm
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
@@ -150,11 +151,5 @@ def solve_fro(
     >>> sol.status, sol.is_optimal(1e-8)
     ('optimal', True)
     """
-    t0 = time.perf_counter()
-    a = instance.token_choice() if alpha is None else instance.check_alpha(alpha)
-    cons = instance.constraints(a)
-    sol = solve_fro_constraints(cons, tol=tol, warm_start=warm_start)
-    sol.alpha = np.asarray(a, dtype=np.int64).copy()
-    sol.shape = (instance.n, instance.T)
-    sol.seconds = time.perf_counter() - t0
-    return sol
+    return solve_on_instance(solve_fro_constraints, instance, alpha, tol=tol,
+                             warm_start=warm_start)

@@ -29,6 +29,7 @@ from .._validation import as_float_array, check_positive
 from ..constraints import ConstraintSet
 from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..instance import Instance
+from ._instance import solve_on_instance
 from ._nuclear_ipm import nuclear_ipm
 from .frobenius import solve_fro_constraints
 from .norms import row_scale
@@ -302,11 +303,5 @@ def solve_nuc(instance: Instance, alpha: np.ndarray | None = None, *, tol: float
     SVMSolution
         ``W`` of shape (d, d), ``alpha`` and ``shape = (n, T)``.
     """
-    t0 = time.perf_counter()
-    a = instance.token_choice() if alpha is None else instance.check_alpha(alpha)
-    sol = solve_nuc_constraints(instance.constraints(a), tol=tol, warm_start=warm_start,
-                                frobenius=frobenius)
-    sol.alpha = a.copy()
-    sol.shape = (instance.n, instance.T)
-    sol.seconds = time.perf_counter() - t0
-    return sol
+    return solve_on_instance(solve_nuc_constraints, instance, alpha, tol=tol,
+                             warm_start=warm_start, frobenius=frobenius)

@@ -6,7 +6,6 @@ solver by norm here, so the choice is written once.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 from .._validation import check_choice
 from ..constraints import ConstraintSet
 from ..instance import Instance
+from ._instance import solve_on_instance
 from .conic import solve_conic
 from .frobenius import solve_fro_constraints
 from .norms import NORMS, check_norm
@@ -66,17 +66,11 @@ def solve(problem: Instance | ConstraintSet, norm: str = "fro", *,
     >>> sol.status, sol.is_optimal(1e-8)
     ('optimal', True)
     """
-    t0 = time.perf_counter()
     check_choice("norm", norm, NORMS)
     norm, p = check_norm(norm, p)
     if norm == "lp":
         options["p"] = p
     fn = SOLVERS[norm]
     if isinstance(problem, Instance):
-        a = problem.token_choice() if alpha is None else problem.check_alpha(alpha)
-        sol = fn(problem.constraints(a), **options)
-        sol.alpha = a.copy()
-        sol.shape = (problem.n, problem.T)
-        sol.seconds = time.perf_counter() - t0
-        return sol
+        return solve_on_instance(fn, problem, alpha, **options)
     return fn(problem, **options)
