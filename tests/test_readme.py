@@ -18,7 +18,10 @@ def test_readme_has_examples():
 def test_solver_example_runs(capsys):
     exec(BLOCKS[0], {})
     out = capsys.readouterr().out
-    assert out.startswith("optimal") and out.strip().endswith("True")
+    lines = out.strip().splitlines()
+    assert out.startswith("optimal") and lines[-2] == "True"
+    status, certified, rank = lines[-1].split()
+    assert (status, certified) == ("optimal", "True") and 1 <= int(rank) <= 6  # rank <= n
 
 
 @pytest.mark.slow
