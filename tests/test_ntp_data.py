@@ -52,8 +52,21 @@ def test_load_errors(tmp_path):
     obj = tmp_path / "obj.npz"
     np.savez(obj, E=np.array([None, 1], dtype=object), tokens=np.array([[0]]),
              labels=np.array([0]))
-    with pytest.raises(InvalidInputError, match="object arrays"):
+    with pytest.raises(InvalidInputError, match="Python objects"):
         NTPDataset.load(obj)
+    # a declared shape far beyond the data it holds is refused before any allocation
+    import zipfile
+
+    huge = tmp_path / "huge.npz"
+    np.savez(huge, E=np.eye(3), tokens=np.array([[0, 1]]), labels=np.array([1]))
+    with zipfile.ZipFile(huge) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    members["E.npy"] = members["E.npy"].replace(b"(3, 3), }", b"(3000000000, 3), }")
+    with zipfile.ZipFile(huge, "w") as z:
+        for n, b in members.items():
+            z.writestr(n, b)
+    with pytest.raises(InvalidInputError, match="declares shape"):
+        NTPDataset.load(huge)
 
 
 @pytest.mark.parametrize("seed", range(6))

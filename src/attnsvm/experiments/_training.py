@@ -85,6 +85,7 @@ def trajectory(instances: Sequence[Instance], record_steps: Sequence[int] | np.n
     import time
 
     from ..train import train
+    from ..train.params import get_param
 
     t0 = time.perf_counter()
     steps = np.unique(np.asarray(record_steps, dtype=np.int64))
@@ -100,7 +101,7 @@ def trajectory(instances: Sequence[Instance], record_steps: Sequence[int] | np.n
                     seed=seeds, init=init, **train_kw)
         done = int(s)
         init = _blocks(res, param)
-        if param in ("vW", "vp"):  # the head restarts from the instance's v: carry it over
+        if get_param(param).joint:  # the head restarts from the instance's v: carry it over
             vv = np.asarray(res.v)
             insts = [dataclasses.replace(inst, v=vv[b]) for b, inst in enumerate(insts)]
         Ws.append(None if res.W is None else res.W.copy())

@@ -127,21 +127,16 @@ class NTPDataset:
         InvalidInputError
             Any array malformed.
         """
+        from .._io import read_npz
+
         p = Path(path)
         if not p.is_file():
             raise InstanceFileError(f"The dataset file '{p}' does not exist or is not a file.")
         if not zipfile.is_zipfile(p):
             raise InstanceFileError(f"The dataset file '{p}' is not a .npz archive.")
-        try:
-            with np.load(p, allow_pickle=False) as data:
-                fields = {k: data[k] for k in data.files if k in ("E", "tokens", "labels")}
-        except ValueError as exc:  # object arrays need pickle
-            raise InvalidInputError(
-                f"The dataset file '{p}' holds object arrays, which are not accepted "
-                f"({' '.join(str(exc).split())}).") from None
-        except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-            raise InstanceFileError(
-                f"The dataset file '{p}' cannot be read: {' '.join(str(exc).split())}.") from None
+        # headers first, no allocation beyond what the file holds, never unpickles
+        fields = {k: v for k, v in read_npz(p, what="dataset file").items()
+                  if k in ("E", "tokens", "labels")}
         for key, what in (("E", "token embeddings, (K, d)"), ("tokens", "token ids, (n, T)"),
                           ("labels", "next-token ids, (n,)")):
             if key not in fields:

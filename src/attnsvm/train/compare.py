@@ -15,13 +15,11 @@ __all__ = ["compare_with_svms", "matrix_corr"]
 
 
 def matrix_corr(A: np.ndarray, B: np.ndarray | None) -> float | None:
-    """``<A, B> / (||A||_F ||B||_F)``; None when ``B`` is None or a norm is 0 or not finite."""
-    if B is None:
-        return None
-    den = float(np.linalg.norm(A) * np.linalg.norm(B))
-    if not math.isfinite(den) or den == 0.0:
-        return None
-    return float(np.vdot(A, B) / den)
+    """:func:`attnsvm.reporting.correlation`, with None (JSON null) where it gives NaN."""
+    from ..reporting import correlation
+
+    c = correlation(A, B)
+    return c if math.isfinite(c) else None
 
 
 def compare_with_svms(instance: Instance, W: Any, selected: Any, *,
