@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["safe_norm", "row_scale"]
+__all__ = ["safe_norm", "row_scale", "row_space_basis"]
 
 
 def safe_norm(x: np.ndarray, p: float = 2.0) -> float:
@@ -28,3 +28,13 @@ def row_scale(M: np.ndarray) -> float:
     if peak == 0.0:
         return 1.0
     return peak * float(np.max(np.linalg.norm(M / peak, axis=1)))
+
+
+def row_space_basis(M: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
+    """Orthonormal basis of the row space of ``M`` (m, d): shape (d, r), ``r`` the number of
+    singular values above ``rtol`` times the largest (``(d, 0)`` for an empty ``M``)."""
+    if M.shape[0] == 0:
+        return np.zeros((M.shape[1], 0))
+    _, s, Vt = np.linalg.svd(M, full_matrices=False)
+    r = int(np.sum(s > rtol * (s[0] if s.size else 0.0)))
+    return Vt[:r].T

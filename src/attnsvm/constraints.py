@@ -105,14 +105,16 @@ class ConstraintSet:
         return _default_b(self.b, self.m)
 
     @cached_property
-    def _groups(self) -> tuple[np.ndarray, np.ndarray]:
+    def groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct queries ``(Zq, inv)``: ``Zq`` (g, d2), one per sequence in ``index``
+        order, and ``inv`` (m,) the row of ``Zq`` each constraint uses."""
         _, first, inv = np.unique(self.seq, return_index=True, return_inverse=True)
         return np.ascontiguousarray(self.Zc[first]), inv.ravel()
 
     # ----------------------------------------------------------------- values
     def values(self, W: np.ndarray) -> np.ndarray:
         """Constraint values ``A[k]^T W Zc[k]`` for a (d1, d2) matrix ``W``; shape (m,)."""
-        Zg, inv = self._groups
+        Zg, inv = self.groups
         if Zg.shape[0] < self.m:
             return np.einsum("kd,kd->k", self.A, (Zg @ W.T)[inv])
         return np.einsum("kd,kd->k", self.A, self.Zc @ W.T)

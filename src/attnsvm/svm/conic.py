@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .._numerics import row_space_basis
 from .._validation import as_float_array, check_choice
 from ..exceptions import ConvergenceWarning, SolverError
 from ..instance import ConstraintSet, Instance
@@ -30,13 +31,6 @@ from .norms import check_norm, row_scale
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 
 __all__ = ["solve_conic", "solve_lp"]
-
-
-def _basis(M: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
-    """Orthonormal basis of the row space of ``M`` (m, d): shape (d, r)."""
-    U, s, Vt = np.linalg.svd(M, full_matrices=False)
-    r = int(np.sum(s > rtol * (s[0] if s.size else 0.0)))
-    return Vt[:r].T
 
 
 def solve_conic(
@@ -83,8 +77,8 @@ def solve_conic(
     bb = as_float_array("b", constraints.rhs, 1, (m,))
     n_eq = int(constraints.n_eq)
     if reduce and norm != "lp":
-        U = _basis(A)
-        V = _basis(Zc)
+        U = row_space_basis(A)
+        V = row_space_basis(Zc)
     else:
         U, V = np.eye(d1), np.eye(d2)
     # scale-covariant: solve at unit scale (W = W' / (sA sZ)) so the conic solver sees O(1) data
