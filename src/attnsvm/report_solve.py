@@ -38,17 +38,6 @@ __all__ = ["SolveReport", "solve_report", "verify_solution", "DEFAULT_TOL"]
 DEFAULT_TOL = 1e-6
 
 
-def _residuals(sol: SVMSolution) -> dict[str, float]:
-    with np.errstate(all="ignore"):
-        return {
-            "primal_residual": sol.primal_residual(),
-            "dual_residual": sol.dual_residual(),
-            "stationarity_residual": sol.stationarity_residual(),
-            "complementarity": sol.complementarity(),
-            "duality_gap": sol.duality_gap(),
-        }
-
-
 def verify_solution(sol: SVMSolution, tol: float = DEFAULT_TOL) -> tuple[str, str | None]:
     """The status an answer has earned, and why it failed when it did.
 
@@ -80,7 +69,7 @@ def verify_solution(sol: SVMSolution, tol: float = DEFAULT_TOL) -> tuple[str, st
         objective = sol.objective
     if not math.isfinite(objective) or objective <= 0:
         return INACCURATE, f"||W|| = {objective:g}, but a separating W has a positive norm"
-    res = _residuals(sol)
+    res = sol.kkt_residuals()
     bad = {k: v for k, v in res.items() if not (math.isfinite(v) and v <= tol)}
     if bad:
         worst = max(bad, key=lambda k: bad[k] if math.isfinite(bad[k]) else math.inf)
