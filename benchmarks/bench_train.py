@@ -395,13 +395,14 @@ def main() -> None:
     quick = args.quick
     old = out / "train.json"
     result: dict[str, Any] = json.loads(old.read_text()) if old.exists() else {}
-    result |= {
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpus": os.cpu_count(), "torch": torch.__version__,
-                    "threads": torch.get_num_threads(),
-                    "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None},
-        "shape": {"n": N, "T": T, "d": D}, "dtype": "float64",
-    }
+    machine = {"platform": platform.platform(), "processor": platform.processor(),
+               "cpus": os.cpu_count(), "torch": torch.__version__,
+               "threads": torch.get_num_threads(),
+               "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None}
+    # the CPU sections' machine; a GPU run (often on another machine) records its own in "cuda"
+    if sections - {"cuda"} or "machine" not in result:
+        result["machine"] = machine
+    result |= {"shape": {"n": N, "T": T, "d": D}, "dtype": "float64"}
     if "throughput" in sections:
         result["throughput"] = bench_throughput([1, 100, 1000], 200 if quick else 2000,
                                                 ref_instances=3 if quick else 10,
@@ -422,7 +423,7 @@ def main() -> None:
         cuda = bench_cuda([1000, 10_000, 100_000] if quick else
                           [1000, 10_000, 100_000, 300_000, 1_000_000], quick)
         if cuda is not None:
-            result["cuda"] = cuda
+            result["cuda"] = {"machine": machine, **cuda}
     out.mkdir(parents=True, exist_ok=True)
     (out / "train.json").write_text(json.dumps(result, indent=2, default=str))
     (out / "train.md").write_text(_markdown(result))
@@ -508,6 +509,10 @@ def _cuda_markdown(c: dict[str, Any] | None) -> list[str]:
                 "`python benchmarks/bench_train.py --sections cuda` on a machine with a GPU."]
     lines = ["", f"## CUDA ({c['card']}, torch {c.get('torch')}, triton {c.get('triton')}), "
              "NGD on W, float64", ""]
+    m = c.get("machine")
+    if m:
+        lines += [f"`python benchmarks/bench_train.py --sections cuda` on {m['platform']}, "
+                  f"{m['cpus']} CPUs.", ""]
     rf = c.get("roofline")
     if rf:
         lines += [f"Roofline ({rf['table_entry']}: {rf['fp64_flops']:.3g} FP64 FLOP/s without "
