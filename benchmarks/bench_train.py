@@ -13,8 +13,8 @@ Reports (sections)
 * (K, Q): for each optimizer, how close K Q^T gets to W_*^mm (nuclear) and W^mm (Frobenius);
 * cuda (skipped with a message without CUDA): instance-steps/s of the eager torch engine, the
   CUDA graph and the fused Triton kernel at B = 1e3..1e6 beside the card's roofline (FP64 FLOP/s
-  and bandwidth from a table keyed by the card's name), a sweep of warps per program, and
-  checks (fused == torch engine to rounding, batch == one by one bit for bit).
+  and bandwidth from a table keyed by the card's name), a sweep of launches (warps per program,
+  register cap), and checks (fused == torch engine to rounding, batch == one by one bit for bit).
 
 Writes ``benchmarks/results/train.json`` and ``train.md`` (sections not run are kept from an
 existing train.json).  Usage::
@@ -302,7 +302,13 @@ def bench_cuda(batches: list[int], quick: bool, sweep_B: int = 100_000,
         return None
     from attnsvm.train._data import Problem
     from attnsvm.train._engines import TorchEngine
-    from attnsvm.train._fused_triton import compile_for_gpu, describe, fused_steps
+    from attnsvm.train._fused_triton import (
+        compile_for_gpu,
+        describe,
+        fused_steps,
+        maxnreg_default,
+        num_warps_default,
+    )
     from attnsvm.train.heads import get_head
     from attnsvm.train.losses import get_loss
     from attnsvm.train.models import WModel
@@ -313,10 +319,13 @@ def bench_cuda(batches: list[int], quick: bool, sweep_B: int = 100_000,
                            "roofline": roofline(card), "B": {}}
     print(f"CUDA card: {card}", flush=True)
 
-    def fused(X: Any, Z: Any, Y: Any, v: Any, W: Any, steps: int, warps: int) -> Any:
+    def fused(X: Any, Z: Any, Y: Any, v: Any, W: Any, steps: int,
+              launch: tuple[int, int] | None = None) -> Any:
+        """``launch``: (warps per program, register cap or 0); None: the library's default."""
         P = [W.clone()]
+        w, r = launch or (None, None)
         return P, _time_cuda(lambda: fused_steps(X, Z, Y, v, P, None, steps, optimizer="ngd",
-                                                  lr=0.1, num_warps=warps))
+                                                  lr=0.1, num_warps=w, maxnreg=r))
 
     # checks first: fused == torch engine, batch == one by one (bit for bit)
     X, Z, Y, v, W0 = _cuda_data(1000)
@@ -327,8 +336,8 @@ def bench_cuda(batches: list[int], quick: bool, sweep_B: int = 100_000,
         eng.advance(min(200, max_steps))
         Wt = eng.blocks()["W"]
     nchk = min(200, max_steps)
-    Pf, _ = fused(X, Z, Y, v, W0, nchk, 4)
-    one = [fused(X[b:b + 1], Z[b:b + 1], Y[b:b + 1], v[b:b + 1], W0[b:b + 1], nchk, 4)[0][0]
+    Pf, _ = fused(X, Z, Y, v, W0, nchk)
+    one = [fused(X[b:b + 1], Z[b:b + 1], Y[b:b + 1], v[b:b + 1], W0[b:b + 1], nchk)[0][0]
            for b in range(5)]
     out["checks"] = {
         "fused_vs_torch_max_rel_W_200_steps": float(((Pf[0] - Wt).abs().amax() /
@@ -338,16 +347,22 @@ def bench_cuda(batches: list[int], quick: bool, sweep_B: int = 100_000,
         "compile_sm": compile_for_gpu("W", "ngd"),
     }
     print(f"checks: {out['checks']}", flush=True)
-    # warps sweep at B = 1e5
+    # launch sweep at B = 1e5: warps per program, registers per thread (0: no cap)
     X, Z, Y, v, W0 = _cuda_data(sweep_B)
-    sweep = {}
-    for w in (1, 2, 4, 8):
-        fused(X, Z, Y, v, W0, 2, w)
+    default = (num_warps_default(), maxnreg_default())
+    sweep = []
+    for cfg in sorted({(1, 0), (2, 0), (4, 0), (8, 0), (1, 128), (2, 96), (2, 128), (2, 168),
+                       (4, 96), default}):
+        fused(X, Z, Y, v, W0, 2, cfg)
         steps = min(100 if quick else 500, max_steps)
-        sweep[w] = sweep_B * steps / fused(X, Z, Y, v, W0, steps, w)[1]
-        print(f"fused, {w} warps, B=1e5: {sweep[w]:.3e} instance-steps/s", flush=True)
-    out["warps_sweep_B1e5"] = sweep
-    best_w = max(sweep, key=lambda k: sweep[k])
+        rate = sweep_B * steps / fused(X, Z, Y, v, W0, steps, cfg)[1]
+        sweep.append({"num_warps": cfg[0], "maxnreg": cfg[1], "instance_steps_per_s": rate})
+        print(f"fused, {cfg[0]} warps, maxnreg {cfg[1]}, B={sweep_B}: {rate:.3e} "
+              "instance-steps/s", flush=True)
+    out["launch_default"] = {"num_warps": default[0], "maxnreg": default[1]}
+    out["launch_sweep"] = {"B": sweep_B, "rows": sweep}
+    top = max(sweep, key=lambda r: r["instance_steps_per_s"])
+    best = (top["num_warps"], top["maxnreg"])
     for B in batches:
         X, Z, Y, v, W0 = _cuda_data(B)
         row: dict[str, Any] = {}
@@ -362,10 +377,11 @@ def bench_cuda(batches: list[int], quick: bool, sweep_B: int = 100_000,
             row["graph" if graph else "eager"] = {"steps": steps, "seconds": el,
                                                   "instance_steps_per_s": B * steps / el}
         steps = int(min(max_steps, max(50, 2e8 / B))) // (4 if quick else 1) or 10
-        fused(X, Z, Y, v, W0, 1, best_w)
-        el = fused(X, Z, Y, v, W0, steps, best_w)[1]
-        row["fused"] = {"steps": steps, "seconds": el, "instance_steps_per_s": B * steps / el,
-                        "num_warps": best_w}
+        for key, cfg in (("fused", default), ("fused_best_launch", best)):
+            fused(X, Z, Y, v, W0, 1, cfg)
+            el = fused(X, Z, Y, v, W0, steps, cfg)[1]
+            row[key] = {"steps": steps, "seconds": el, "instance_steps_per_s": B * steps / el,
+                        "num_warps": cfg[0], "maxnreg": cfg[1]}
         rf = out["roofline"]
         if rf:
             row["fused_fraction_of_compute_bound"] = row["fused"]["instance_steps_per_s"] / rf[
@@ -520,19 +536,29 @@ def _cuda_markdown(c: dict[str, Any] | None) -> list[str]:
                   f"instance-step -> compute bound {rf['compute_bound']:.3g} instance-steps/s; "
                   f"an unfused step (X read twice) is memory bound at "
                   f"{rf['memory_bound_unfused']:.3g}.", ""]
-    lines += ["| B | eager | CUDA graph | fused Triton | fused / compute bound |",
-              "|---|---|---|---|---|"]
+    dl = c.get("launch_default") or {}
+    lines += [f"Fused Triton at the library's default launch ({dl.get('num_warps')} warps per "
+              f"program, at most {dl.get('maxnreg')} registers per thread) and at the best "
+              "launch of the sweep below; instance-steps/s.", "",
+              "| B | eager | CUDA graph | fused Triton | fused / compute bound | "
+              "fused, best launch |", "|---|---|---|---|---|---|"]
     for B, row in c.get("B", {}).items():
         frac = row.get("fused_fraction_of_compute_bound")
+        fb = row.get("fused_best_launch") or {}
+        best = (f"{fb['instance_steps_per_s']:.3g} ({fb['num_warps']} warps, maxnreg "
+                f"{fb['maxnreg']})" if fb else "")
         lines.append(f"| {B} | {row['eager']['instance_steps_per_s']:.3g} | "
                      f"{row['graph']['instance_steps_per_s']:.3g} | "
                      f"{row['fused']['instance_steps_per_s']:.3g} | "
-                     f"{'' if frac is None else f'{frac:.1%}'} |")
+                     f"{'' if frac is None else f'{frac:.1%}'} | {best} |")
     if c.get("checks"):
         lines += ["", f"Checks: {json.dumps(c['checks'])}"]
-    if c.get("warps_sweep_B1e5"):
-        lines += ["", "Fused kernel, warps per program at B=1e5 (instance-steps/s): " +
-                  ", ".join(f"{w}: {v:.3g}" for w, v in c["warps_sweep_B1e5"].items())]
+    sw = c.get("launch_sweep")
+    if sw:
+        lines += ["", f"Fused kernel launch sweep at B={sw['B']} (warps per program / register "
+                  "cap, 0 = none: instance-steps/s): " +
+                  ", ".join(f"{r['num_warps']}/{r['maxnreg']}: {r['instance_steps_per_s']:.3g}"
+                            for r in sw["rows"])]
     return lines
 
 

@@ -273,16 +273,29 @@ def _p2(k: int) -> int:
 
 
 def num_warps_default() -> int:
-    """Warps per program (``ATTNSVM_TRITON_WARPS``; default 4: no register spills at the
-    papers' shapes on sm_90, where 2 warps spill)."""
-    return int(os.environ.get("ATTNSVM_TRITON_WARPS", "4"))
+    """Warps per program (``ATTNSVM_TRITON_WARPS``; default 2).
+
+    Measured on an H100 (n=6, T=8, d=10, float64, NGD on W, B=1e5, triton 3.6, launch sweep of
+    ``benchmarks/bench_train.py --sections cuda``): 2 warps with registers capped at 128
+    (:func:`maxnreg_default`) gave 1.89e8 instance-steps/s, against 1.48e8 for 2 warps uncapped
+    (196 registers, no spills), 1.52e8 for 1 warp and 1.07e8 for 4 warps: the cap spills a few
+    registers but fits more programs on each SM.  Other Triton versions allocate registers
+    differently (3.9 uses 225 at 4 warps where 3.6 uses 156): rerun the sweep after an upgrade."""
+    return int(os.environ.get("ATTNSVM_TRITON_WARPS", "2"))
+
+
+def maxnreg_default() -> int:
+    """Registers per thread the kernel is compiled for (``ATTNSVM_TRITON_MAXNREG``; default
+    128; 0: no cap).  See :func:`num_warps_default` for the measurement."""
+    return int(os.environ.get("ATTNSVM_TRITON_MAXNREG", "128"))
 
 
 def fused_steps(X: torch.Tensor, Z: torch.Tensor, Y: torch.Tensor, v: torch.Tensor,
                 blocks: list[torch.Tensor], states: list[torch.Tensor] | None, steps: int, *,
                 optimizer: str, lr: float, loss: str = "logistic", md_p: float = 3.0,
                 polyak_max_step: float = 1e3, kq_eps: float = 0.0,
-                num_warps: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                num_warps: int | None = None, maxnreg: int | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run ``steps`` exact updates of every instance in place (one program per instance).
 
     Parameters
@@ -296,7 +309,9 @@ def fused_steps(X: torch.Tensor, Z: torch.Tensor, Y: torch.Tensor, v: torch.Tens
     steps : int
     optimizer : {"gd", "ngd", "polyak", "md"}
     lr, loss, md_p, polyak_max_step, kq_eps : as in :func:`attnsvm.train.train`.
-    num_warps : int, optional
+    num_warps, maxnreg : int, optional
+        Warps per program and registers per thread (0: no cap); defaults
+        :func:`num_warps_default` and :func:`maxnreg_default`.
 
     Returns
     -------
@@ -324,14 +339,22 @@ def fused_steps(X: torch.Tensor, Z: torch.Tensor, Y: torch.Tensor, v: torch.Tens
         X, Z, Y, v, P1, P2, S1, S2, out_loss, out_sel, out_mlp, prm, int(steps),
         N=n, T=T, D=d, M=m, NP=_p2(n), TP=_p2(T), DP=_p2(d), MP=_p2(m), KQ=kq,
         HAS_EPS=bool(kq and kq_eps > 0), OPT=opt, LOSS=_LOSS_CODE[loss],
-        num_warps=num_warps or num_warps_default(), enable_fp_fusion=True)
+        num_warps=num_warps or num_warps_default(), enable_fp_fusion=True,
+        **_reg_cap(maxnreg))
     return out_loss, out_sel, out_mlp
+
+
+def _reg_cap(maxnreg: int | None) -> dict[str, int]:
+    """The launch option capping registers per thread (none for 0)."""
+    cap = maxnreg_default() if maxnreg is None else int(maxnreg)
+    return {"maxnreg": cap} if cap > 0 else {}
 
 
 def compile_for_gpu(param: str = "W", optimizer: str = "ngd",
                     shape: tuple[int, int, int] = (6, 8, 10),
                     m: int | None = None, dtype: str = "fp64", arch: int = 90,
-                    num_warps: int | None = None) -> dict[str, Any]:
+                    num_warps: int | None = None, maxnreg: int | None = None
+                    ) -> dict[str, Any]:
     """Compile the kernel for an NVIDIA GPU of compute capability ``arch`` without one.
 
     Checks that the kernel lowers to machine code (which the interpreter does not) and reports
@@ -365,7 +388,7 @@ def compile_for_gpu(param: str = "W", optimizer: str = "ngd",
                     constexprs={(names.index(k),): v for k, v in const.items()})
     k = triton.compile(src, target=GPUTarget("cuda", arch, 32),
                        options={"num_warps": num_warps or num_warps_default(),
-                                "enable_fp_fusion": True})
+                                "enable_fp_fusion": True, **_reg_cap(maxnreg)})
     ptx = k.asm["ptx"]
     out: dict[str, Any] = {"ptx_lines": ptx.count("\n"), "fma_f64": ptx.count("fma.rn.f64"),
                            "local_memory": ptx.count("ld.local") + ptx.count("st.local")}
