@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from attnsvm import Instance, random_instance
-from attnsvm.svm import local_optimality, solve_fro, solve_fro_constraints
+from attnsvm.svm import local_optimality, solve, solve_fro, solve_fro_constraints
 from conftest import cvxpy_fro
 
 
@@ -207,3 +207,27 @@ def test_repeated_sequences_give_the_same_solution(method):
     sol = solve_fro_constraints(c, method=method)
     assert sol.is_optimal(1e-8)
     np.testing.assert_allclose(sol.W, ref.W, atol=1e-10)
+
+
+def test_solution_checks_are_computed_once_and_follow_w():
+    """Norm, residuals and singular values are stored per (W, dual) pair: reading them again
+    gives the same numbers, a new W gives the new ones, and callers cannot alter the store."""
+    inst = random_instance(5, 6, 7, seed=3)
+    for norm in ("fro", "nuc"):
+        sol = solve(inst, norm)
+        W = sol.W
+        assert W is not None
+        sv = np.linalg.svd(W, compute_uv=False)
+        np.testing.assert_array_equal(sol.singular_values(), sv)
+        expected = float(sv.sum()) if norm == "nuc" else float(np.linalg.norm(W))
+        assert sol.objective == pytest.approx(expected, rel=1e-12)
+        res = sol.kkt_residuals()
+        res["primal_residual"] = 1e9  # the caller's copy only
+        assert sol.kkt_residuals()["primal_residual"] < 1e-8
+        assert sol.is_optimal(1e-8)
+        sol.W = 2.0 * W  # twice the optimal W: feasible, not stationary, twice the norm
+        assert sol.objective == pytest.approx(2.0 * expected, rel=1e-12)
+        assert sol.primal_residual() == 0.0
+        assert sol.duality_gap() == pytest.approx(0.5, rel=1e-6)
+        assert not sol.is_optimal(1e-3)
+        np.testing.assert_allclose(sol.singular_values(), 2.0 * sv, rtol=1e-12)

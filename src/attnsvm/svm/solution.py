@@ -77,7 +77,24 @@ class SVMSolution:
     alpha: np.ndarray | None = None
     shape: tuple[int, int] | None = None
     info: dict[str, Any] = field(default_factory=dict)
-    _values: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    # derived quantities, recomputed only when W or dual is replaced (see _memo)
+    _memo_store: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
+                                        compare=False)
+    _memo_key: tuple[Any, Any] = field(default=(None, None), init=False, repr=False,
+                                       compare=False)
+
+    def _memo(self, name: str, compute: Any) -> Any:
+        """``compute()`` once per (W, dual) pair: the figures and the command line read the
+        same residual, norm and rank several times (each a few SVDs for the nuclear norm).
+        Assigning a new ``W`` or ``dual`` discards the stored values."""
+        key = self._memo_key
+        if key[0] is not self.W or key[1] is not self.dual:
+            self._memo_store = {}
+            self._memo_key = (self.W, self.dual)
+        store = self._memo_store
+        if name not in store:
+            store[name] = compute()
+        return store[name]
 
     # ----------------------------------------------------------- basic values
     @property
@@ -89,14 +106,26 @@ class SVMSolution:
         """Constraint values ``<W, G_k>``, shape (m,) (NaN when infeasible)."""
         if self.W is None:
             return np.full(self.constraints.m, np.nan)
-        if self._values is None:
-            self._values = self.constraints.values(self.W)
-        return self._values
+        W = self.W
+        return self._memo("values", lambda: self.constraints.values(W))
+
+    def singular_values(self) -> np.ndarray:
+        """Singular values of a matrix ``W`` in decreasing order, shape (min(d1, d2),)
+        (computed once; empty when infeasible or ``W`` is a vector)."""
+        if self.W is None or self.W.ndim != 2:
+            return np.zeros(0)
+        W = self.W
+        return self._memo("sv", lambda: np.linalg.svd(W, compute_uv=False))
 
     @property
     def objective(self) -> float:
         """``||W||`` in the solution's norm (NaN when infeasible)."""
-        return norm_value(self.W, self.norm, self.p) if self.W is not None else float("nan")
+        if self.W is None:
+            return float("nan")
+        if self.norm == "nuc" and self.W.ndim == 2:  # norm_value's nuclear norm, SVD shared
+            return self._memo("objective", lambda: float(self.singular_values().sum()))
+        W = self.W
+        return self._memo("objective", lambda: norm_value(W, self.norm, self.p))
 
     @property
     def margin(self) -> float:
@@ -112,7 +141,7 @@ class SVMSolution:
             return 0
         if "rank" in self.info:
             return int(self.info["rank"])
-        sv = np.linalg.svd(self.W, compute_uv=False)
+        sv = self.singular_values()
         acc = max(self.primal_residual(), self.stationarity_residual(), 1e-12)
         return int(np.sum(sv > max(1e3 * acc, 1e-9) * sv[0])) if sv.size and sv[0] > 0 else 0
 
@@ -135,6 +164,9 @@ class SVMSolution:
         """Largest constraint violation, relative to ``max(1, |b|)``."""
         if self.W is None:
             return float("nan")
+        return float(self._memo("primal_residual", self._primal_residual))
+
+    def _primal_residual(self) -> float:
         r = (self.b - self.values) / np.maximum(1.0, np.abs(self.b))
         r[self.n_eq:] = np.maximum(r[self.n_eq:], 0.0)
         return float(np.max(np.abs(r))) if r.size else 0.0
@@ -150,6 +182,10 @@ class SVMSolution:
         """``max(0, ||M||_* - 1) + |<M, W>/||W|| - 1|`` with ``M = sum mu_k G_k``."""
         if self.W is None:
             return float("nan")
+        return float(self._memo("stationarity_residual", self._stationarity_residual))
+
+    def _stationarity_residual(self) -> float:
+        assert self.W is not None
         M = self.constraints.combine(self.dual)
         nrm = self.objective
         if nrm == 0:
@@ -184,6 +220,9 @@ class SVMSolution:
     def kkt_residuals(self) -> dict[str, float]:
         """Every optimality residual by name: ``primal_residual``, ``dual_residual``,
         ``stationarity_residual``, ``complementarity``, ``duality_gap`` (NaN without ``W``)."""
+        return dict(self._memo("kkt_residuals", self._kkt_residuals))
+
+    def _kkt_residuals(self) -> dict[str, float]:
         with np.errstate(all="ignore"):
             return {
                 "primal_residual": self.primal_residual(),
