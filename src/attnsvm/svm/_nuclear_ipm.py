@@ -10,15 +10,19 @@ is the semidefinite program, with ``F_k = [[0, a_k z_k^T], [z_k a_k^T, 0]]`` (N 
     (D') max b^T y  s.t. Z = I - sum_k y_k F_k >= 0,  y_k >= 0 on inequalities,
 
 with ``W = 2 X_12`` and ``||sum_k y_k a_k z_k^T||_op <= 1`` equivalent to ``Z >= 0``.  The
-HKM (Helmberg-Kojima-Monteiro) search direction with Mehrotra's predictor-corrector is used.
-Its Schur complement ``M_kl = <F_k, X F_l Z^-1>`` is, for rank-one ``F_k``, a sum of four
-Hadamard products of ``s x s`` matrices (``s`` constraints):
+Nesterov-Todd search direction with Mehrotra's predictor-corrector is used (the HKM direction,
+used before, stalled on some real heads with primal steps blocked near a relative gap of 1e-2).
+With the NT scaling matrix ``S`` (``S Z S = X``), the Schur complement ``M_kl = <F_k, S F_l S>``
+is, for rank-one ``F_k``, two Hadamard products of ``s x s`` matrices (``s`` constraints):
 
-    M = P1^T o P2 + P1 o P2^T + (Zr Xc Zr^T) o (Ar Sa Ar^T) + (Ar Xa Ar^T) o (Zr Sc Zr^T),
+    M = 2 (P o P^T + (Ar S_11 Ar^T) o (Zr S_22 Zr^T)),   P = Ar S_12 Zr^T,
 
-``P1 = Ar X_12 Zr^T``, ``P2 = Ar S_12 Zr^T``, ``S = Z^-1``; the ``Zr`` products are formed once
-per distinct query (``g`` of them) and gathered.  One iteration costs ``O(s^2 r1 + s^3 + N^3)``,
-never the ``s x r1 r2`` constraint matrix of a generic conic solver.
+the ``Zr`` products formed once per distinct query (``g`` of them) and gathered.  One iteration
+costs ``O(s^2 r1 + s^3 + N^3)``, never the ``s x r1 r2`` constraint matrix of a generic conic
+solver.  The scaling follows Todd, Toh and Tutuncu (1998): ``X = L L^T``,
+``L^T Z L = Q diag(lam) Q^T``, ``G = L Q diag(lam)^(-1/4)``, ``S = G G^T``, and in the scaled
+space ``G^-1 X G^-T = G^T Z G = diag(v)``, ``v = lam^(1/2)``, where the complementarity
+equations and the step lengths are diagonal-scaled.
 """
 
 from __future__ import annotations
@@ -29,8 +33,25 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh, solve_triangular
 
-__all__ = ["IPMResult", "nuclear_ipm"]
+__all__ = ["IPMResult", "IPMState", "nuclear_ipm"]
 
+
+@dataclass
+class IPMState:
+    """An iterate of :func:`nuclear_ipm`: ``X`` (N, N), slacks ``x`` (s,), ``y`` (s,), ``Z`` (N, N).
+
+    :meth:`restrict` keeps some constraints, so that a run can go on after constraints that
+    are clearly inactive (large slack, tiny multiplier) are dropped.
+    """
+
+    X: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    Z: np.ndarray
+
+    def restrict(self, keep: np.ndarray) -> IPMState:
+        """The same iterate on the constraints ``keep`` (indices)."""
+        return IPMState(self.X, self.x[keep], self.y[keep], self.Z)
 
 
 @dataclass
@@ -48,6 +69,8 @@ class IPMResult:
     iterations : int
     converged : bool
         Relative gap and residuals under the target.
+    state : IPMState
+        The last iterate (to go on from with :func:`nuclear_ipm`'s ``start``).
     """
 
     W: np.ndarray
@@ -56,17 +79,18 @@ class IPMResult:
     dual_objective: float
     iterations: int
     converged: bool
+    state: IPMState
+
+
+#: above this size the smallest eigenvalue comes from Lanczos (checked by a Cholesky
+#: factorization) instead of a dense eigenvalue solve
+_DENSE_MAX = 256
 
 
 def _inv_lower(M: np.ndarray) -> np.ndarray:
     """``L^-1`` for the lower Cholesky factor ``L`` of a positive definite ``M``."""
     L = np.linalg.cholesky(M)
     return solve_triangular(L, np.eye(M.shape[0]), lower=True, check_finite=False)
-
-
-#: above this size the step length comes from Lanczos (O(N^2) a product) and is then checked by
-#: a Cholesky factorization, instead of a dense eigenvalue solve (O(N^3) several times)
-_DENSE_MAX = 256
 
 
 def _max_step(Linv: np.ndarray, D: np.ndarray, tau: float) -> float:
@@ -102,6 +126,39 @@ def _safe_step(M: np.ndarray, D: np.ndarray, alpha: float) -> float:
         except np.linalg.LinAlgError:
             alpha *= 0.8
     return 0.0
+
+
+def _min_eig(Y: np.ndarray) -> float:
+    """Smallest eigenvalue of a symmetric ``Y`` (Lanczos for large ``Y``: an estimate)."""
+    N = Y.shape[0]
+    if N <= _DENSE_MAX:
+        return float(np.linalg.eigvalsh(Y)[0])
+    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
+
+    try:
+        return float(eigsh(Y, k=1, which="SA", tol=1e-6, maxiter=20 * N,
+                           return_eigenvectors=False)[0])
+    except ArpackNoConvergence:
+        return float(eigh(Y, eigvals_only=True, subset_by_index=[0, 0], check_finite=False)[0])
+
+
+def _psd_step(v: np.ndarray, D: np.ndarray, tau: float) -> float:
+    """Largest ``alpha <= 1`` with ``diag(v) + alpha D`` PSD, damped by ``tau`` (a scaled-space
+    step of the primal or of the dual slack matrix)."""
+    h = 1.0 / np.sqrt(v)
+    Y = D * h[:, None] * h[None, :]
+    lam = _min_eig((Y + Y.T) / 2)
+    alpha = 1.0 if lam >= -1e-300 else min(1.0, -tau / lam)
+    if D.shape[0] > _DENSE_MAX:  # guard the Lanczos estimate
+        for _ in range(30):
+            try:
+                np.linalg.cholesky(np.diag(v) + alpha * D)
+                break
+            except np.linalg.LinAlgError:
+                alpha *= 0.8
+        else:
+            alpha = 0.0
+    return alpha
 
 
 def _lp_step(x: np.ndarray, dx: np.ndarray, tau: float) -> float:
@@ -157,7 +214,7 @@ class _Operators:
         AL = self.Ar @ L
         return AL @ AL.T
 
-    def schur(self, X: np.ndarray, S: np.ndarray) -> np.ndarray:
+    def schur_hkm(self, X: np.ndarray, S: np.ndarray) -> np.ndarray:
         """``M_kl = <F_k, X F_l S>`` (``S = Z^-1``), shape (s, s), symmetric."""
         r1 = self.r1
         P1 = self.pair(X[:r1, r1:])
@@ -173,6 +230,16 @@ class _Operators:
         M += T.T
         return M  # symmetric to rounding; only its lower triangle is factored
 
+    def schur(self, S: np.ndarray) -> np.ndarray:
+        """``M_kl = <F_k, S F_l S>`` for the symmetric NT scaling ``S``, shape (s, s)."""
+        r1 = self.r1
+        P = self.pair(S[:r1, r1:])
+        Zs = (self.Zq @ S[r1:, r1:] @ self.Zq.T)[np.ix_(self.grp, self.grp)]
+        M = P * P.T
+        M += Zs * self._gram(S[:r1, :r1])
+        M *= 2.0
+        return M
+
 
 def _schur_solver(M: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """Solve with the Schur complement: Cholesky, or a pseudo-inverse when it is singular."""
@@ -185,7 +252,7 @@ def _schur_solver(M: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
 
 
 @dataclass
-class _Newton:
+class _NewtonHKM:
     """One HKM Newton system at the current iterate (the Schur complement is factored once)."""
 
     ops: _Operators
@@ -222,6 +289,141 @@ class _Newton:
         return dX, dy, dZ, dx
 
 
+@dataclass
+class _NewtonNT:
+    """One NT Newton system at the current iterate (the Schur complement is factored once).
+
+    ``G`` (N, N) is the scaling factor, ``v`` (N,) the scaled iterate, ``base`` the right-hand
+    side's part that does not depend on the centring.
+    """
+
+    ops: _Operators
+    ineq: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    G: np.ndarray
+    v: np.ndarray
+    Rd: np.ndarray
+    base: np.ndarray
+    rp: np.ndarray
+    solveM: Callable[[np.ndarray], np.ndarray]
+    refine: int
+
+    def direction(self, sigma_mu: float, corr: np.ndarray | None, corr_lp: np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Scaled steps ``(dX~, dZ~)`` and ``(dy, dZ, dx)`` for centring ``sigma_mu`` and
+        Mehrotra's second-order terms (``corr`` in the scaled space, ``corr_lp``)."""
+        ops, ineq, x, y, G, v = self.ops, self.ineq, self.x, self.y, self.G, self.v
+        # the scaled complementarity (V D + D V) / 2 = R, R = sigma_mu I - V^2 - corr
+        if corr is None:
+            Dd = sigma_mu / v - v
+            D = np.diag(Dd)
+            GDG = (G * Dd) @ G.T
+        else:
+            R = -corr
+            R[np.diag_indices_from(R)] += sigma_mu - v * v
+            D = 2.0 * R / (v[:, None] + v[None, :])
+            GDG = G @ D @ G.T
+        c = 0.0 if corr_lp is None else corr_lp[ineq]
+        lp = np.zeros(ops.s)
+        lp[ineq] = (sigma_mu - x[ineq] * y[ineq] - c) / y[ineq]
+        dy = self.solveM(self.base - ops.apply(GDG) + lp)
+        for refine in range(self.refine + 1):
+            dZ = self.Rd - ops.adjoint(dy)
+            dZt = G.T @ dZ @ G
+            dZt = (dZt + dZt.T) / 2
+            dXt = D - dZt
+            dXt = (dXt + dXt.T) / 2
+            dx = np.zeros(ops.s)
+            dx[ineq] = (sigma_mu - x[ineq] * y[ineq] - c - x[ineq] * dy[ineq]) / y[ineq]
+            if refine == self.refine:
+                break
+            # iterative refinement through the operators themselves: the linearized primal
+            # equations A(dX) - dx = rp, which an ill-conditioned Schur complement (near the
+            # optimum) satisfies only roughly
+            lin = ops.apply(G @ dXt @ G.T) - np.where(ineq, dx, 0.0) - self.rp
+            dy = dy - self.solveM(lin)
+        return dXt, dZt, dy, dZ, dx
+
+
+_Step = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float]
+
+
+def _mehrotra_sigma(mu_aff: float, mu: float) -> float:
+    return min(1.0, (mu_aff / mu) ** 3) if mu > 0 else 0.0
+
+
+def _hkm_step(ops: _Operators, ineq: np.ndarray, X: np.ndarray, x: np.ndarray, y: np.ndarray,
+              Z: np.ndarray, rp: np.ndarray, Rd: np.ndarray, mu: float, nu: int,
+              rel_gap: float, b: np.ndarray) -> _Step | None:
+    """One HKM predictor-corrector step: ``(dX, dx, dy, dZ, alpha_p, alpha_d)``, or None when
+    an iterate has lost definiteness to rounding."""
+    s = ops.s
+    try:
+        LZ = _inv_lower(Z)
+        LX = _inv_lower(X)
+    except np.linalg.LinAlgError:
+        return None
+    Zinv = LZ.T @ LZ
+    M = ops.schur_hkm(X, Zinv)
+    M[np.diag_indices(s)] += np.where(ineq, x / np.where(ineq, y, 1.0), 0.0)
+    base = b + ops.apply(X @ Rd @ Zinv)
+    step = _NewtonHKM(ops, ineq, X, x, y, Zinv, Rd, base, ops.apply(Zinv), _schur_solver(M))
+    # predictor
+    dXa, dya, dZa, dxa = step.direction(0.0, None, None)
+    ap = min(_max_step(LX, dXa, 1.0), _lp_step(x[ineq], dxa[ineq], 1.0))
+    ad = min(_max_step(LZ, dZa, 1.0), _lp_step(y[ineq], dya[ineq], 1.0))
+    mu_aff = (float(np.sum((X + ap * dXa) * (Z + ad * dZa)))
+              + float((x[ineq] + ap * dxa[ineq]) @ (y[ineq] + ad * dya[ineq]))) / nu
+    sigma = _mehrotra_sigma(mu_aff, mu)
+    # corrector (second-order terms of the predictor)
+    dX, dy, dZ, dx = step.direction(sigma * mu, dXa @ dZa, dxa * dya)
+    tau = 0.98 if rel_gap > 1e-6 else 0.995
+    ap = _safe_step(X, dX, min(_max_step(LX, dX, tau), _lp_step(x[ineq], dx[ineq], tau)))
+    ad = _safe_step(Z, dZ, min(_max_step(LZ, dZ, tau), _lp_step(y[ineq], dy[ineq], tau)))
+    return dX, dx, dy, dZ, ap, ad
+
+
+def _nt_step(ops: _Operators, ineq: np.ndarray, X: np.ndarray, x: np.ndarray, y: np.ndarray,
+             Z: np.ndarray, rp: np.ndarray, Rd: np.ndarray, mu: float, nu: int,
+             rel_gap: float, b: np.ndarray) -> _Step | None:
+    """One NT predictor-corrector step, as :func:`_hkm_step`."""
+    s = ops.s
+    rel_d = float(np.max(np.abs(Rd)))
+    try:  # NT scaling
+        L = np.linalg.cholesky(X)
+        # the singular values of LZ^T L are those of (XZ)^(1/2), accurate where an
+        # eigenvalue solve of L^T Z L would square their rounding error
+        _, v, Vt = np.linalg.svd(np.linalg.cholesky(Z).T @ L)
+    except np.linalg.LinAlgError:
+        return None
+    if v[-1] <= 0:
+        return None
+    G = (L @ Vt.T) / np.sqrt(v)
+    S = G @ G.T
+    M = ops.schur(S)
+    M[np.diag_indices(s)] += np.where(ineq, x / np.where(ineq, y, 1.0), 0.0)
+    base = rp + (ops.apply(S @ Rd @ S) if rel_d > 0 else 0.0)
+    step = _NewtonNT(ops, ineq, x, y, G, v, Rd, base, rp, _schur_solver(M),
+                     refine=1 if rel_gap < 1e-6 else 0)
+
+    # predictor
+    dXa, dZa, dya, _, dxa = step.direction(0.0, None, None)
+    ap = min(_psd_step(v, dXa, 1.0), _lp_step(x[ineq], dxa[ineq], 1.0))
+    ad = min(_psd_step(v, dZa, 1.0), _lp_step(y[ineq], dya[ineq], 1.0))
+    V = np.diag(v)
+    mu_aff = (float(np.sum((V + ap * dXa) * (V + ad * dZa)))
+              + float((x[ineq] + ap * dxa[ineq]) @ (y[ineq] + ad * dya[ineq]))) / nu
+    sigma = _mehrotra_sigma(mu_aff, mu)
+    # corrector (second-order terms of the predictor)
+    C = dXa @ dZa
+    dXt, dZt, dy, dZ, dx = step.direction(sigma * mu, (C + C.T) / 2, dxa * dya)
+    tau = 0.98 if rel_gap > 1e-6 else 0.995
+    ap = min(_psd_step(v, dXt, tau), _lp_step(x[ineq], dx[ineq], tau))
+    ad = min(_psd_step(v, dZt, tau), _lp_step(y[ineq], dy[ineq], tau))
+    return G @ dXt @ G.T, dx, dy, dZ, ap, ad
+
+
 def nuclear_ipm(
     Ar: np.ndarray,
     Zq: np.ndarray,
@@ -231,6 +433,9 @@ def nuclear_ipm(
     W0: np.ndarray | None = None,
     gap_tol: float = 1e-12,
     max_iter: int = 100,
+    start: IPMState | None = None,
+    accept_tol: float | None = None,
+    direction: str = "auto",
 ) -> IPMResult:
     """Solve the nuclear-norm SVM on ``s`` constraints by a primal-dual interior-point method.
 
@@ -250,6 +455,16 @@ def nuclear_ipm(
     gap_tol : float
         Target relative duality gap and relative residuals.
     max_iter : int
+    start : IPMState, optional
+        Go on from this iterate (e.g. a lower-accuracy run on a superset of these
+        constraints, restricted with :meth:`IPMState.restrict`); ``W0`` is then ignored.
+    accept_tol : float, optional
+        Stop early once the best iterate's error (relative gap plus residuals) is below this
+        and three more iterations have not improved it (rounding limits the last digits).
+    direction : {"auto", "hkm", "nt"}
+        Search direction.  ``"auto"``: HKM, switching to NT while HKM's steps are blocked
+        (poor centring) until the relative gap reaches 1e-6, where HKM finishes (its last
+        digits are the more accurate of the two).
 
     Returns
     -------
@@ -277,11 +492,15 @@ def nuclear_ipm(
     AX = ops.apply(X)
     x = np.where(ineq, np.maximum(AX - b, 0.0), 0.0)
     x[ineq] = np.maximum(x[ineq], float(np.trace(X)) / nu * 1e-2)
+    if start is not None:
+        X, x, y, Z = start.X, start.x.copy(), start.y.copy(), start.Z
 
     converged = False
     it = 0
     best: tuple[float, np.ndarray, np.ndarray] | None = None
+    best_it = 0
     stalls = 0
+    nt_phase = False
     history: list[float] = []
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is returned
         AX = ops.apply(X)
@@ -296,51 +515,35 @@ def nuclear_ipm(
         rel_d = float(np.max(np.abs(Rd)))
         err = rel_gap + rel_p + rel_d
         if best is None or err < best[0]:
-            best = (err, X.copy(), y.copy())
+            best, best_it = (err, X.copy(), y.copy()), it
         if err < gap_tol:
             converged = True
             break
+        if accept_tol is not None and best[0] < accept_tol and it - best_it >= 3:
+            break  # no better for three iterations, and good enough for the caller
         if stalls >= 4 and err < min(1e3 * gap_tol, 1e-10):
             break  # rounding limits further progress; the best iterate is certified outside
         history.append(err)
         if len(history) > 25 and err > 0.5 * history[-16]:
             break  # stagnation (blocked steps): stop; the caller certifies what was reached
-        try:
-            LZ = _inv_lower(Z)
-            LX = _inv_lower(X)
-        except np.linalg.LinAlgError:
+        use_nt = direction == "nt" or (direction == "auto" and nt_phase and rel_gap > 1e-6)
+        out = (_nt_step if use_nt else _hkm_step)(ops, ineq, X, x, y, Z, rp, Rd, mu, nu, rel_gap, b)
+        if out is None:
             break
-        Zinv = LZ.T @ LZ
-        M = ops.schur(X, Zinv)
-        dlp = np.zeros(s)
-        dlp[ineq] = x[ineq] / y[ineq]
-        M[np.diag_indices(s)] += dlp
-        solveM = _schur_solver(M)
-        AZi = ops.apply(Zinv)
-        base = b + ops.apply(X @ Rd @ Zinv)
-        step = _Newton(ops, ineq, X, x, y, Zinv, Rd, base, AZi, solveM)
-
-        # predictor
-        dXa, dya, dZa, dxa = step.direction(0.0, None, None)
-        ap = min(_max_step(LX, dXa, 1.0), _lp_step(x[ineq], dxa[ineq], 1.0))
-        ad = min(_max_step(LZ, dZa, 1.0), _lp_step(y[ineq], dya[ineq], 1.0))
-        mu_aff = (float(np.sum((X + ap * dXa) * (Z + ad * dZa)))
-                  + float((x[ineq] + ap * dxa[ineq]) @ (y[ineq] + ad * dya[ineq]))) / nu
-        sigma = min(1.0, (mu_aff / mu) ** 3) if mu > 0 else 0.0
-        # corrector (second-order terms of the predictor)
-        dX, dy, dZ, dx = step.direction(sigma * mu, dXa @ dZa, dxa * dya)
-        tau = 0.98 if rel_gap > 1e-6 else 0.995
-        ap = _safe_step(X, dX, min(_max_step(LX, dX, tau), _lp_step(x[ineq], dx[ineq], tau)))
-        ad = _safe_step(Z, dZ, min(_max_step(LZ, dZ, tau), _lp_step(y[ineq], dy[ineq], tau)))
+        dX, dx, dy, dZ, ap, ad = out
         stalls = stalls + 1 if min(ap, ad) < 0.2 else 0
+        if stalls >= 2 and rel_gap > 1e-6:
+            nt_phase = True  # blocked HKM steps: NT (symmetric scaling) re-centres better
         X = X + ap * dX
         x = x + ap * dx
         y = y + ad * dy
         Z = Z + ad * dZ
         X = (X + X.T) / 2
         Z = (Z + Z.T) / 2
+    state = IPMState(X, x, y, Z)
     if best is not None and not converged:
         _, X, y = best
     W = 2.0 * X[:r1, r1:]
     return IPMResult(W=W, y=y, primal_objective=float(np.trace(X)),
-                     dual_objective=float(b @ y), iterations=it, converged=converged)
+                     dual_objective=float(b @ y), iterations=it, converged=converged,
+                     state=state)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,7 +32,7 @@ from ..constraints import ConstraintSet
 from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..instance import Instance
 from ._instance import solve_on_instance
-from ._nuclear_ipm import nuclear_ipm
+from ._nuclear_ipm import IPMState, nuclear_ipm
 from .frobenius import solve_fro_constraints
 from .norms import row_scale
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
@@ -44,6 +45,8 @@ _NEAR, _EXTRA = 0.5, 0.5
 _SCOUT_GAP, _SCOUT_NEAR = 1e-4, 1e-3
 #: the first round starts from the Frobenius support, far from the answer: coarser still
 _FIRST_SCOUT_GAP = 1e-2
+#: relative slack above which a working-set constraint is dropped (clearly inactive)
+_DROP = 1e-2
 #: problems with at most this many constraints are solved whole
 _SMALL = 1000
 METHOD = "working-set interior point (HKM, rank-one Schur complement), certified"
@@ -88,6 +91,55 @@ def certified_rank(W: np.ndarray, G: np.ndarray) -> dict[str, float | int | bool
     return {"rank": int(best_r), "rank_certified": bool(best_ratio > 1e3),
             "rank_separation": best_ratio, "spectral_gap": best_gap,
             "complementarity_eps": eps}
+
+
+@dataclass
+class _Reduced:
+    """A working set in reduced coordinates (``W = U M V^T``), rows at unit norm, repeated
+    constraints merged: what one interior-point run solves.
+
+    ``A`` (s, r1), ``Zq`` (g, r2) and ``loc`` (s,) are its factors, ``b`` (s,) its right-hand
+    sides, ``idx`` (s,) the original constraint indices, ``rs`` (s,) the row scales
+    (``y_original = y / rs``).
+    """
+
+    U: np.ndarray
+    V: np.ndarray
+    A: np.ndarray
+    Zq: np.ndarray
+    loc: np.ndarray
+    b: np.ndarray
+    idx: np.ndarray
+    rs: np.ndarray
+    n_eq: int
+
+    @classmethod
+    def build(cls, unit: ConstraintSet, S: np.ndarray, Zq_all: np.ndarray, ginv: np.ndarray,
+              n_eq: int) -> _Reduced:
+        gS = np.unique(ginv[S])
+        U = row_space_basis(unit.A[S])
+        V = row_space_basis(Zq_all[gS])
+        loc = np.searchsorted(gS, ginv[S])
+        Ar = unit.A[S] @ U
+        Zq = Zq_all[gS] @ V
+        # every constraint at unit norm (the problem is invariant to scaling a row and its b)
+        na = np.linalg.norm(Ar, axis=1)
+        na[na == 0] = 1.0
+        nz = np.linalg.norm(Zq, axis=1)
+        nz[nz == 0] = 1.0
+        rs = na * nz[loc]
+        An, Zn, bn = Ar / na[:, None], Zq / nz[:, None], unit.rhs[S] / rs
+        # repeated constraints make the Newton system singular: keep one copy of each
+        key = np.concatenate([An, Zn[loc], bn[:, None], (S < n_eq)[:, None]], axis=1)
+        _, keep = np.unique(key, axis=0, return_index=True)
+        keep = np.sort(keep)  # equalities (the first n_eq indices) stay first
+        return cls(U, V, An[keep], Zn, loc[keep], bn[keep], S[keep], rs[keep],
+                   int(np.sum(S[keep] < n_eq)))
+
+    def restrict(self, pos: np.ndarray) -> _Reduced:
+        """The rows ``pos`` (sorted positions; every equality among them), same bases."""
+        return _Reduced(self.U, self.V, self.A[pos], self.Zq, self.loc[pos], self.b[pos],
+                        self.idx[pos], self.rs[pos], int(np.sum(pos < self.n_eq)))
 
 
 def _initial_set(values: np.ndarray, b: np.ndarray, fro_dual: np.ndarray, n_eq: int,
@@ -192,47 +244,49 @@ def solve_nuc_constraints(
     iters = 0
     rounds = 0
     final = S.size == m  # scouting rounds first (low accuracy), then one certified round
+    dropped = np.zeros(m, dtype=bool)  # a constraint is dropped from the working set once only
+    resume: tuple[_Reduced, IPMState] | None = None
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - reported
-        gS = np.unique(ginv[S])
-        U = row_space_basis(unit.A[S])
-        V = row_space_basis(Zq_all[gS])
-        loc = np.searchsorted(gS, ginv[S])
-        Ar = unit.A[S] @ U
-        Zq = Zq_all[gS] @ V
-        W0 = U.T @ W_best @ V
-        # every constraint at unit norm (the problem is invariant to scaling a row and its b)
-        na = np.linalg.norm(Ar, axis=1)
-        na[na == 0] = 1.0
-        nz = np.linalg.norm(Zq, axis=1)
-        nz[nz == 0] = 1.0
-        rs = na * nz[loc]
-        An, Zn, bn = Ar / na[:, None], Zq / nz[:, None], bb[S] / rs
-        # repeated constraints make the Newton system singular: keep one copy of each
-        key = np.concatenate([An, Zn[loc], bn[:, None], (S < n_eq)[:, None]], axis=1)
-        _, keep = np.unique(key, axis=0, return_index=True)
-        keep = np.sort(keep)
-        res = nuclear_ipm(An[keep], Zn, loc[keep], bn[keep],
-                          n_eq=int(np.sum(S[keep] < n_eq)), W0=W0,
-                          gap_tol=(min(1e-12, tol * 1e-3) if final
-                                   else _FIRST_SCOUT_GAP if rounds == 1 else _SCOUT_GAP))
+        gap_tol = (min(1e-12, tol * 1e-3) if final
+                   else _FIRST_SCOUT_GAP if rounds == 1 else _SCOUT_GAP)
+        if resume is None:
+            red = _Reduced.build(unit, S, Zq_all, ginv, n_eq)
+            res = nuclear_ipm(red.A, red.Zq, red.loc, red.b, n_eq=red.n_eq,
+                              W0=red.U.T @ W_best @ red.V, gap_tol=gap_tol,
+                              accept_tol=0.25 * tol if final else None)
+        else:
+            red, state = resume
+            resume = None
+            res = nuclear_ipm(red.A, red.Zq, red.loc, red.b, n_eq=red.n_eq, gap_tol=gap_tol,
+                              start=state, accept_tol=0.25 * tol)
         iters += res.iterations
-        W_cand = U @ res.W @ V.T
+        W_best = red.U @ res.W @ red.V.T
         y_full = np.zeros(m)
-        y_full[S[keep]] = res.y / rs[keep]
-        vals = unit.values(W_cand)
-        viol = (bb - vals) / np.maximum(1.0, np.abs(bb))
+        y_full[red.idx] = res.y / red.rs
+        viol = (bb - unit.values(W_best)) / np.maximum(1.0, np.abs(bb))
         viol[:n_eq] = 0.0  # equalities are all in S
-        W_best = W_cand
-        bad = np.flatnonzero(viol > (1e-3 * tol if final else -_SCOUT_NEAR))
-        bad = bad[~np.isin(bad, S)]
+        inS = np.zeros(m, dtype=bool)
+        inS[S] = True
+        bad = np.flatnonzero(~inS & (viol > (1e-3 * tol if final else -_SCOUT_NEAR)))
+        # clearly inactive at this solution: out of the next working set (once)
+        # (a coarse solution tells them apart only at a larger slack)
+        slack = ~dropped & (-viol > max(_DROP, 10.0 * gap_tol))
+        slack[:n_eq] = False
         if bad.size == 0:
             if final:
                 break
             final = True
+            # the working set is complete: go on with this same run, on its near-active rows
+            pos = np.flatnonzero(~slack[red.idx])
+            dropped[red.idx[~np.isin(np.arange(red.idx.size), pos)]] = True
+            resume = (red.restrict(pos), res.state.restrict(pos))
+            S = red.idx[pos]
             continue
         add = max(16, S.size // 2) if final else bad.size
         bad = bad[np.argsort(-viol[bad])[:add]]
-        S = np.union1d(S, bad)
+        drop = S[slack[S]]
+        dropped[drop] = True
+        S = np.union1d(np.setdiff1d(S, drop), bad)
 
     # ---- certificate (original scale)
     W = W_best / (sA * sZ)
