@@ -37,7 +37,7 @@ from .frobenius import solve_fro_constraints
 from .norms import row_scale
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 
-__all__ = ["solve_nuc", "solve_nuc_constraints", "certified_rank"]
+__all__ = ["solve_nuc", "solve_nuc_constraints", "certified_rank", "certify_nuclear"]
 
 #: Frobenius-slack threshold (relative) and share of the support added to the first working set
 _NEAR, _EXTRA = 0.5, 0.5
@@ -288,8 +288,42 @@ def solve_nuc_constraints(
         dropped[drop] = True
         S = np.union1d(np.setdiff1d(S, drop), bad)
 
-    # ---- certificate (original scale)
-    W = W_best / (sA * sZ)
+    sol = certify_nuclear(cset, W_best / (sA * sZ), y_full, tol=tol, frobenius=fro,
+                          working_set=int(S.size), rounds=rounds, ipm_iterations=iters)
+    sol.seconds = time.perf_counter() - t0
+    return sol
+
+
+def certify_nuclear(cset: ConstraintSet, W: np.ndarray, y: np.ndarray, *, tol: float,
+                    frobenius: SVMSolution | None = None, **info: object) -> SVMSolution:
+    """Certify a candidate nuclear-norm solution ``(W, y)`` and wrap it as an SVMSolution.
+
+    ``W`` is rescaled to be exactly feasible (upper bound ``||W||_*``), the multipliers
+    ``mu = y`` (clipped at 0 on inequalities) are divided by ``||sum_k mu_k G_k||_op`` (lower
+    bound ``sum mu_k b_k``); the relative difference is the certified gap.  Above ``tol`` (or
+    with an equality residual above ``tol``) the status is ``inaccurate`` with a
+    :class:`ConvergenceWarning`, never ``optimal``.
+
+    Parameters
+    ----------
+    cset : ConstraintSet
+        The constraints, ``m`` of them, at their original scale.
+    W : ndarray, shape (d1, d2)
+        Candidate primal solution.
+    y : ndarray, shape (m,)
+        Candidate multipliers.
+    tol : float
+    frobenius : SVMSolution, optional
+        The Frobenius solution of the same constraints, kept in ``info``.
+    **info
+        Extra entries for ``info`` (working set, rounds, iterations).
+
+    Returns
+    -------
+    SVMSolution
+    """
+    m, n_eq = cset.m, int(cset.n_eq)
+    bb = cset.rhs
     vals = cset.values(W)
     ineq = np.arange(m) >= n_eq
     pos = ineq & (bb > 0)
@@ -297,7 +331,7 @@ def solve_nuc_constraints(
     if np.any(pos):
         ratio = bb[pos] / np.where(vals[pos] > 0, vals[pos], np.nan)
         scale = float(np.nanmax(ratio)) if np.all(vals[pos] > 0) else np.inf
-    mu = y_full.copy()
+    mu = y.copy()
     mu[ineq] = np.maximum(mu[ineq], 0.0)
     G = cset.combine(mu)
     g_op = float(np.linalg.norm(G, 2)) if G.size else 0.0
@@ -312,18 +346,17 @@ def solve_nuc_constraints(
                            / np.maximum(1.0, np.abs(bb[:n_eq])))) if n_eq else 0.0)
     rk = certified_rank(W, G / g_op if g_op > 0 else G)
     sol.info.update(certified_gap=float(gap), lower_bound=lower, upper_bound=nuc,
-                    working_set=int(S.size), rounds=rounds, ipm_iterations=iters,
-                    equality_residual=eq_res, **rk)
-    sol.iterations = iters
-    sol.info["frobenius_solution"] = fro  # the exact Frobenius Att-SVM of the same constraints
+                    equality_residual=eq_res, **rk, **info)
+    iters = info.get("ipm_iterations")
+    if isinstance(iters, int):
+        sol.iterations = iters
+    sol.info["frobenius_solution"] = frobenius  # the exact Frobenius Att-SVM, same constraints
     if not (gap <= tol and sol.primal_residual() <= tol):  # equality rows included
         sol.status = INACCURATE
         warnings.warn(
             f"the nuclear-norm solver certified a relative gap of {gap:.1e} (equality residual "
-            f"{eq_res:.1e}) > tol {tol:g}", ConvergenceWarning, stacklevel=2)
-    sol.seconds = time.perf_counter() - t0
+            f"{eq_res:.1e}) > tol {tol:g}", ConvergenceWarning, stacklevel=3)
     return sol
-
 
 def solve_nuc(instance: Instance, alpha: np.ndarray | None = None, *, tol: float = 1e-9,
               warm_start: SVMSolution | np.ndarray | None = None,
