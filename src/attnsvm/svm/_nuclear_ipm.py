@@ -105,7 +105,7 @@ def _max_step(Linv: np.ndarray, D: np.ndarray, tau: float) -> float:
 
         op = LinearOperator((N, N), matvec=lambda v: Linv @ (D @ (Linv.T @ v)), dtype=float)
         try:
-            lam = float(eigsh(op, k=1, which="SA", tol=1e-6, maxiter=20 * N,
+            lam = float(eigsh(op, k=1, which="SA", tol=1e-6, maxiter=20 * N, v0=np.ones(N),
                               return_eigenvectors=False)[0])
         except ArpackNoConvergence:
             Y = Linv @ D @ Linv.T
@@ -136,7 +136,7 @@ def _min_eig(Y: np.ndarray) -> float:
     from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
     try:
-        return float(eigsh(Y, k=1, which="SA", tol=1e-6, maxiter=20 * N,
+        return float(eigsh(Y, k=1, which="SA", tol=1e-6, maxiter=20 * N, v0=np.ones(N),
                            return_eigenvectors=False)[0])
     except ArpackNoConvergence:
         return float(eigh(Y, eigvals_only=True, subset_by_index=[0, 0], check_finite=False)[0])

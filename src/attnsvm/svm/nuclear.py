@@ -11,7 +11,10 @@ A dedicated method, exact up to floating point and certified:
    (``W = U M V^T``), a primal-dual interior-point method solves the semidefinite form of the
    problem (:mod:`._nuclear_ipm`): its Newton system is built from Hadamard products of
    ``s x s`` Gram-like blocks, never from the ``m x d^2`` constraint matrix.
-3. Constraints violated by the working-set solution join ``S`` until none is.
+3. Low-accuracy rounds find the working set: constraints violated (or nearly active) at a
+   round's solution join ``S``, clearly inactive ones (large slack) leave it, once each.  When a
+   round adds nothing, the same run goes on, on its near-active rows, to full accuracy;
+   constraints violated then join ``S`` for another full-accuracy round.
 4. Certificate: ``W`` is rescaled to be exactly feasible (upper bound ``||W||_*``), the dual
    weights ``mu >= 0`` are divided by ``||sum_k mu_k G_k||_op`` (lower bound ``sum mu_k b_k``),
    and the relative difference of the bounds is the certified gap.  The rank is read from the
@@ -40,16 +43,18 @@ from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 __all__ = ["solve_nuc", "solve_nuc_constraints", "certified_rank", "certify_nuclear"]
 
 #: Frobenius-slack threshold (relative) and share of the support added to the first working set
-_NEAR, _EXTRA = 0.5, 0.5
+_NEAR, _EXTRA = 0.5, 0.2
 #: accuracy of the rounds that only find the working set, and the "near-active" margin they add
-_SCOUT_GAP, _SCOUT_NEAR = 1e-4, 1e-3
+_SCOUT_GAP, _SCOUT_NEAR = 1e-3, 1e-3
 #: the first round starts from the Frobenius support, far from the answer: coarser still
 _FIRST_SCOUT_GAP = 1e-2
-#: relative slack above which a working-set constraint is dropped (clearly inactive)
+#: relative slack above which a working-set constraint is dropped (clearly inactive) ...
 _DROP = 1e-2
+#: ... or above this multiple of the round's target gap, if larger (coarse rounds)
+_DROP_FACTOR = 20.0
 #: problems with at most this many constraints are solved whole
 _SMALL = 1000
-METHOD = "working-set interior point (HKM, rank-one Schur complement), certified"
+METHOD = "working-set interior point (HKM, NT where HKM stalls; rank-one Schur complement), certified"
 
 
 def certified_rank(W: np.ndarray, G: np.ndarray) -> dict[str, float | int | bool]:
@@ -270,7 +275,7 @@ def solve_nuc_constraints(
         bad = np.flatnonzero(~inS & (viol > (1e-3 * tol if final else -_SCOUT_NEAR)))
         # clearly inactive at this solution: out of the next working set (once)
         # (a coarse solution tells them apart only at a larger slack)
-        slack = ~dropped & (-viol > max(_DROP, 10.0 * gap_tol))
+        slack = ~dropped & (-viol > max(_DROP, _DROP_FACTOR * gap_tol))
         slack[:n_eq] = False
         if bad.size == 0:
             if final:
