@@ -1,0 +1,197 @@
+"""Many small nuclear-norm Att-SVMs at once: one stacked interior point per shape.
+
+:func:`solve_nuc_many` gives, problem by problem, what :func:`.nuclear.solve_nuc_constraints`
+gives: the same presolve (exact Frobenius solution, Farkas certificate when infeasible, unit
+scaling, reduced coordinates with repeated constraints merged), the same interior point and
+the same certificate (:func:`.nuclear.certify_nuclear`).  Only the interior point is shared:
+problems whose reduced shapes ``(s, r1, g, r2, n_eq)`` agree advance together in
+:func:`._nuclear_ipm_batch.nuclear_ipm_batch`, so that each NumPy call serves all of them.
+Random instances of one ``(n, T, d)`` (a cell of the rank figure) generically share their
+shapes.
+
+Every answer is certified exactly as the single solver's: a problem that the stacked run
+does not certify as ``optimal`` (or hands back, or a problem with more than ``_SMALL``
+constraints, solved in working-set rounds) is solved again by
+:func:`.nuclear.solve_nuc_constraints`.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import numpy as np
+
+from .._validation import as_float_array, check_positive
+from ..constraints import ConstraintSet
+from ..exceptions import InvalidInputError
+from ._nuclear_ipm import _DENSE_MAX
+from ._nuclear_ipm_batch import nuclear_ipm_batch
+from .frobenius import solve_fro_constraints
+from .norms import row_scale
+from .nuclear import _SMALL, _Reduced, certify_nuclear, solve_nuc_constraints
+from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
+
+__all__ = ["solve_nuc_many"]
+
+#: largest stack of one interior-point run, in Schur-complement entries (B s^2)
+_MAX_ENTRIES = 4_000_000
+
+
+@dataclass
+class _Prepared:
+    """One problem ready for the stacked interior point: its constraints ``cset`` (m rows),
+    Frobenius solution ``fro``, unit scales ``sA``, ``sZ``, reduction ``red`` and the
+    reduced starting point ``W0`` (r1, r2)."""
+
+    pos: int
+    cset: ConstraintSet
+    fro: SVMSolution
+    sA: float
+    sZ: float
+    red: _Reduced
+    W0: np.ndarray
+    seconds: float
+
+    @property
+    def key(self) -> tuple[int, int, int, int, int]:
+        """``(s, r1, g, r2, n_eq)``: problems with equal keys share one stacked run."""
+        (s, r1), (g, r2) = self.red.A.shape, self.red.Zq.shape
+        return s, r1, g, r2, self.red.n_eq
+
+
+def _validated(constraints: ConstraintSet) -> ConstraintSet:
+    """The constraint set as float arrays, checked as :func:`solve_nuc_constraints` does."""
+    A = as_float_array("A", constraints.A, 2)
+    Zc = as_float_array("Zc", constraints.Zc, 2, (A.shape[0], None))
+    m = A.shape[0]
+    if m == 0:
+        raise InvalidInputError("The constraint set must hold at least one constraint. Got m=0.")
+    bb = as_float_array("b", constraints.rhs, 1, (m,))
+    idx = np.asarray(constraints.index, dtype=np.int64)
+    return ConstraintSet(A=A, Zc=Zc, index=idx, b=bb, n_eq=int(constraints.n_eq))
+
+
+def _prepare(pos: int, cset: ConstraintSet, frobenius: SVMSolution | None, tol: float
+             ) -> _Prepared | SVMSolution:
+    """Presolve one problem as :func:`solve_nuc_constraints` does (a final round on every
+    constraint), or its finished solution (infeasible, or too large to be solved whole)."""
+    t0 = time.perf_counter()
+    m = cset.m
+    fro = (frobenius if frobenius is not None and frobenius.norm == "fro"
+           and frobenius.constraints.m == m and frobenius.status != INACCURATE
+           else solve_fro_constraints(cset))
+    if fro.status == INFEASIBLE or m > _SMALL or fro.W is None:
+        # the Farkas certificate, or working-set rounds: the single solver's own path
+        return solve_nuc_constraints(cset, tol=tol, frobenius=fro)
+    sA, sZ = row_scale(cset.A), row_scale(cset.Zc)
+    unit = cset.scaled(sA, sZ)
+    Zq_all, ginv = unit.groups
+    red = _Reduced.build(unit, np.arange(m), Zq_all, ginv, int(cset.n_eq))
+    W0 = red.U.T @ (fro.W * (sA * sZ)) @ red.V
+    return _Prepared(pos, cset, fro, sA, sZ, red, W0, time.perf_counter() - t0)
+
+
+def _certify(p: _Prepared, W: np.ndarray, y: np.ndarray, iterations: int, tol: float
+             ) -> SVMSolution:
+    """The certificate of :func:`solve_nuc_constraints` for the reduced solution ``(W, y)``
+    (W (r1, r2), y (s,)); its ConvergenceWarning is silenced (the caller falls back)."""
+    red, m = p.red, p.cset.m
+    y_full = np.zeros(m)
+    y_full[red.idx] = y / red.rs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return certify_nuclear(p.cset, (red.U @ W @ red.V.T) / (p.sA * p.sZ), y_full, tol=tol,
+                               frobenius=p.fro, working_set=m, rounds=1,
+                               ipm_iterations=iterations)
+
+
+def solve_nuc_many(
+    csets: Sequence[ConstraintSet],
+    *,
+    tol: float = 1e-9,
+    frobenius: Sequence[SVMSolution | None] | None = None,
+    max_iter: int = 100,
+) -> list[SVMSolution]:
+    """Nuclear-norm SVMs of many constraint sets, the small ones by one stacked interior point.
+
+    Each problem is ``min ||W||_* s.t. A[k]^T W Zc[k] >= b_k`` (``= b_k`` for ``k < n_eq``),
+    solved and certified as by :func:`.nuclear.solve_nuc_constraints` (same presolve,
+    interior point, stopping rules and certificate); problems of equal reduced shapes share
+    each NumPy call, which is what costs on tiny problems.
+
+    Parameters
+    ----------
+    csets : sequence of ConstraintSet
+        The problems; any sizes and shapes (``A`` (m_i, d1_i), ``Zc`` (m_i, d2_i)).
+    tol : float
+        Largest certified relative gap reported as ``optimal`` (as the single solver).
+    frobenius : sequence of SVMSolution or None, optional
+        The exact Frobenius solution of each problem when the caller already has it.
+    max_iter : int
+        Iteration cap of the stacked interior point (a problem not certified within it is
+        solved again by the single solver).
+
+    Returns
+    -------
+    list of SVMSolution
+        One per problem, in order; ``info["batched"]`` says whether the stacked run
+        produced it (False: the single solver's answer).
+
+    Examples
+    --------
+    >>> from attnsvm import random_instance
+    >>> cs = [random_instance(5, 5, 4, seed=s).constraints() for s in range(4)]
+    >>> sols = solve_nuc_many(cs)
+    >>> [s.status for s in sols], all(s.info["certified_gap"] <= 1e-9 for s in sols)
+    (['optimal', 'optimal', 'optimal', 'optimal'], True)
+    """
+    check_positive("tol", tol)
+    check_positive("max_iter", max_iter, integer=True)
+    if frobenius is not None and len(frobenius) != len(csets):
+        raise InvalidInputError(f"frobenius must hold one solution per constraint set "
+                                f"({len(csets)}). Got {len(frobenius)}.")
+    out: list[SVMSolution | None] = [None] * len(csets)
+    groups: dict[tuple[int, ...], list[_Prepared]] = defaultdict(list)
+    for pos, c in enumerate(csets):
+        prep = _prepare(pos, _validated(c), None if frobenius is None else frobenius[pos], tol)
+        if isinstance(prep, SVMSolution):
+            prep.info["batched"] = False
+            out[pos] = prep
+        elif prep.red.A.shape[1] + prep.red.Zq.shape[1] > _DENSE_MAX:
+            out[pos] = _single(prep, tol)
+        else:
+            groups[prep.key].append(prep)
+    gap_tol = min(1e-12, tol * 1e-3)  # the single solver's final round
+    for (s, *_, n_eq), probs in groups.items():
+        size = max(1, _MAX_ENTRIES // max(s * s, 1))
+        for start in range(0, len(probs), size):
+            chunk = probs[start:start + size]
+            t0 = time.perf_counter()
+            res = nuclear_ipm_batch(
+                np.stack([p.red.A for p in chunk]), np.stack([p.red.Zq for p in chunk]),
+                np.stack([p.red.loc for p in chunk]), np.stack([p.red.b for p in chunk]),
+                n_eq=n_eq, W0=np.stack([p.W0 for p in chunk]), gap_tol=gap_tol,
+                max_iter=max_iter, accept_tol=0.25 * tol)
+            share = (time.perf_counter() - t0) / len(chunk)
+            for p, r in zip(chunk, res, strict=True):
+                t1 = time.perf_counter()
+                sol = None if r is None else _certify(p, r.W, r.y, r.iterations, tol)
+                if sol is None or sol.status != OPTIMAL:
+                    out[p.pos] = _single(p, tol)
+                    continue
+                sol.info["batched"] = True
+                sol.seconds = p.seconds + share + time.perf_counter() - t1
+                out[p.pos] = sol
+    return cast(list[SVMSolution], out)  # every position is filled above
+
+
+def _single(p: _Prepared, tol: float) -> SVMSolution:
+    """The single solver's answer (its own warnings pass on)."""
+    sol = solve_nuc_constraints(p.cset, tol=tol, frobenius=p.fro)
+    sol.info["batched"] = False
+    return sol
