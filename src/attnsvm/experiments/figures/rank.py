@@ -1,12 +1,15 @@
 """Rank of the Frobenius vs the nuclear-norm Att-SVM solution (TF-SVM rank figure).
 
 Solvers only: for random instances at each (n, T, d), solve ``W^mm`` (exact working-set
-solver) and ``W_*^mm`` (Clarabel) for the optimal tokens, certify both, and count ranks with a
+solver) and ``W_*^mm`` (the dedicated nuclear-norm solver, the cell's instances of equal
+shapes by one stacked interior point: :func:`attnsvm.svm.nuclear_batch.solve_nuc_many`) for
+the optimal tokens, certify both, and count ranks with a
 tolerance tied to each solution's accuracy.  Infeasible instances are counted apart.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,6 +20,7 @@ import pandas as pd
 from ...reporting import fmt_number as num
 from ...reporting import fmt_share as share
 from ...reporting import plural
+from ...svm.nuclear_batch import solve_nuc_many
 from .._common import (
     add_legend,
     make_instances,
@@ -87,7 +91,7 @@ def cells(cfg: RankConfig) -> list[Cell]:
 
 def run_cell(cfg: RankConfig, cell: Cell) -> pd.DataFrame:
     n, T, d = cell.params["n"], cell.params["T"], cell.params["d"]
-    rows = []
+    rows, feasible = [], []
     for seed, inst in zip(cell.seeds, make_instances(n, T, d, cell.seeds), strict=False):
         alpha, tied = optimal_or_first(inst)
         fro = solve(inst, alpha, "fro")
@@ -95,25 +99,30 @@ def run_cell(cfg: RankConfig, cell: Cell) -> pd.DataFrame:
                                "feasible": fro.W is not None}
         row.update(solution_fields(fro, "fro"))
         if fro.W is not None:
-            nuc = solve(inst, alpha, "nuc", frobenius=fro)
-            row.update(solution_fields(nuc, "nuc"))
-            sv = nuc.singular_values() if nuc.W is not None else np.zeros(1)
-            # The official rule, numpy.linalg.matrix_rank(W, tol=1e-7), on the accurate W.
-            row["nuc_rank_tol1e-7"] = int(np.sum(sv > 1e-7))
-            row["nuc_rank_scs_tol1e-7"] = (_scs_rank(inst, alpha)
-                                           if seed - cfg.seed0 < cfg.scs_seeds else np.nan)
+            feasible.append((row, inst, alpha, fro))
         else:
             row.update({"nuc_status": "infeasible", "nuc_certified": False,
                         "nuc_objective": np.nan, "nuc_rank": -1, "nuc_residual": np.nan,
                         "nuc_rank_tol1e-7": -1, "nuc_rank_scs_tol1e-7": np.nan})
         rows.append(row)
+    # the cell's nuclear-norm SVMs together: same-shaped instances share one interior point
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # each solution's accuracy is recorded instead
+        nucs = solve_nuc_many([inst.constraints(alpha) for _, inst, alpha, _ in feasible],
+                              frobenius=[fro for *_, fro in feasible])
+    for (row, inst, alpha, _), nuc in zip(feasible, nucs, strict=True):
+        nuc.alpha, nuc.shape = np.asarray(alpha, dtype=np.int64).copy(), (n, T)
+        row.update(solution_fields(nuc, "nuc"))
+        sv = nuc.singular_values() if nuc.W is not None else np.zeros(1)
+        # The official rule, numpy.linalg.matrix_rank(W, tol=1e-7), on the accurate W.
+        row["nuc_rank_tol1e-7"] = int(np.sum(sv > 1e-7))
+        row["nuc_rank_scs_tol1e-7"] = (_scs_rank(inst, alpha)
+                                       if row["seed"] - cfg.seed0 < cfg.scs_seeds else np.nan)
     return pd.DataFrame(rows)
 
 
 def _scs_rank(inst: Any, alpha: np.ndarray) -> float:
     """Rank with tol 1e-7 of SCS's default-accuracy nuclear-norm solution (official rule)."""
-    import warnings
-
     from ...svm.conic import solve_conic
 
     c = inst.constraints(alpha)
