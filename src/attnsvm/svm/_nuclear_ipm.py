@@ -464,7 +464,7 @@ def nuclear_ipm(
     direction : {"auto", "hkm", "nt"}
         Search direction.  ``"auto"``: HKM, switching to NT while HKM's steps are blocked
         (poor centring) until the relative gap reaches 1e-6, where HKM finishes (its last
-        digits are the more accurate of the two).
+        digits are the more accurate of the two) unless its steps are blocked there too.
 
     Returns
     -------
@@ -500,7 +500,7 @@ def nuclear_ipm(
     best: tuple[float, np.ndarray, np.ndarray] | None = None
     best_it = 0
     stalls = 0
-    nt_phase = False
+    nt_phase = endgame_nt = False
     history: list[float] = []
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is returned
         AX = ops.apply(X)
@@ -526,14 +526,18 @@ def nuclear_ipm(
         history.append(err)
         if len(history) > 25 and err > 0.5 * history[-16]:
             break  # stagnation (blocked steps): stop; the caller certifies what was reached
-        use_nt = direction == "nt" or (direction == "auto" and nt_phase and rel_gap > 1e-6)
+        use_nt = direction == "nt" or (direction == "auto" and (
+            endgame_nt or (nt_phase and rel_gap > 1e-6)))
         out = (_nt_step if use_nt else _hkm_step)(ops, ineq, X, x, y, Z, rp, Rd, mu, nu, rel_gap, b)
         if out is None:
             break
         dX, dx, dy, dZ, ap, ad = out
         stalls = stalls + 1 if min(ap, ad) < 0.2 else 0
-        if stalls >= 2 and rel_gap > 1e-6:
-            nt_phase = True  # blocked HKM steps: NT (symmetric scaling) re-centres better
+        if stalls >= 2 and not use_nt:
+            # blocked HKM steps: NT (symmetric scaling) re-centres better; HKM takes over
+            # again at a gap of 1e-6, unless it is blocked there too (then NT to the end)
+            nt_phase = True
+            endgame_nt = rel_gap <= 1e-6
         X = X + ap * dX
         x = x + ap * dx
         y = y + ad * dy

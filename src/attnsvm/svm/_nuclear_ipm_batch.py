@@ -332,6 +332,9 @@ def nuclear_ipm_batch(
             stop |= (best_err < accept_tol) & (it - best_it >= 3)
         if it > 25:
             stop |= err > 0.5 * hist[:, it - 15]  # stagnation (blocked steps)
+        # HKM blocked near the optimum: the single solver goes on with NT there; here the
+        # problem leaves the stack (certified as it is, else solved again by the single solver)
+        stop |= (stalls >= 2) & (rel_gap <= 1e-6)
         # ---- one step of every problem that goes on: HKM, or NT while HKM's steps are blocked
         go = ~stop
         use_nt = go & nt_phase & (rel_gap > 1e-6)
