@@ -533,7 +533,7 @@ def nuclear_ipm(
             break
         dX, dx, dy, dZ, ap, ad = out
         stalls = stalls + 1 if min(ap, ad) < 0.2 else 0
-        if stalls >= 2 and not use_nt:
+        if stalls >= 3 and it > 5 and not use_nt:  # (short first steps are the start's)
             # blocked HKM steps: NT (symmetric scaling) re-centres better; HKM takes over
             # again at a gap of 1e-6, unless it is blocked there too (then NT to the end)
             nt_phase = True

@@ -334,7 +334,7 @@ def nuclear_ipm_batch(
             stop |= err > 0.5 * hist[:, it - 15]  # stagnation (blocked steps)
         # HKM blocked near the optimum: the single solver goes on with NT there; here the
         # problem leaves the stack (certified as it is, else solved again by the single solver)
-        stop |= (stalls >= 2) & (rel_gap <= 1e-6)
+        stop |= (stalls >= 3) & (rel_gap <= 1e-6)
         # ---- one step of every problem that goes on: HKM, or NT while HKM's steps are blocked
         go = ~stop
         use_nt = go & nt_phase & (rel_gap > 1e-6)
@@ -360,7 +360,7 @@ def nuclear_ipm_batch(
         if len(ids) == 0:
             return out
         stalls = np.where(np.minimum(ap, ad) < 0.2, stalls + 1, 0)
-        nt_phase |= (stalls >= 2) & (rel_gap > 1e-6)
+        nt_phase |= (stalls >= 3) & (it > 5) & (rel_gap > 1e-6)  # as the single solver
         X = _sym(X + ap[:, None, None] * dX)
         x = x + ap[:, None] * dx
         y = y + ad[:, None] * dy
