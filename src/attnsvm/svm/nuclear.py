@@ -166,6 +166,19 @@ def _initial_set(values: np.ndarray, b: np.ndarray, fro_dual: np.ndarray, n_eq: 
     return np.flatnonzero(S)
 
 
+def validated_constraints(constraints: ConstraintSet) -> ConstraintSet:
+    """The constraint set with float arrays ``A`` (m, d1), ``Zc`` (m, d2), ``b`` (m,), checked
+    (one-line :class:`InvalidInputError` naming the field otherwise; ``m >= 1``)."""
+    A = as_float_array("A", constraints.A, 2)
+    Zc = as_float_array("Zc", constraints.Zc, 2, (A.shape[0], None))
+    m = A.shape[0]
+    if m == 0:
+        raise InvalidInputError("The constraint set must hold at least one constraint. Got m=0.")
+    bb = as_float_array("b", constraints.rhs, 1, (m,))
+    idx = np.asarray(constraints.index, dtype=np.int64)
+    return ConstraintSet(A=A, Zc=Zc, index=idx, b=bb, n_eq=int(constraints.n_eq))
+
+
 def solve_nuc_constraints(
     constraints: ConstraintSet,
     *,
@@ -209,15 +222,8 @@ def solve_nuc_constraints(
     """
     t0 = time.perf_counter()
     check_positive("tol", tol)
-    A = as_float_array("A", constraints.A, 2)
-    Zc = as_float_array("Zc", constraints.Zc, 2, (A.shape[0], None))
-    m = A.shape[0]
-    if m == 0:
-        raise InvalidInputError("The constraint set must hold at least one constraint. Got m=0.")
-    n_eq = int(constraints.n_eq)
-    bb = as_float_array("b", constraints.rhs, 1, (m,))
-    idx = np.asarray(constraints.index, dtype=np.int64)
-    cset = ConstraintSet(A=A, Zc=Zc, index=idx, b=bb, n_eq=n_eq)
+    cset = validated_constraints(constraints)
+    m, n_eq, bb = cset.m, int(cset.n_eq), cset.rhs
 
     fro = (frobenius if frobenius is not None and frobenius.norm == "fro"
            and frobenius.constraints.m == m and frobenius.status != INACCURATE
@@ -230,7 +236,7 @@ def solve_nuc_constraints(
         return sol
 
     # unit scale: A -> A / sA, Zc -> Zc / sZ, W -> sA sZ W
-    sA, sZ = row_scale(A), row_scale(Zc)
+    sA, sZ = row_scale(cset.A), row_scale(cset.Zc)
     unit = cset.scaled(sA, sZ)
     Zq_all, ginv = unit.groups  # (g, d2) distinct queries, (m,) the group of each row
     assert fro.W is not None
@@ -298,8 +304,35 @@ def solve_nuc_constraints(
         dropped[drop] = True
         S = np.union1d(np.setdiff1d(S, drop), bad)
 
-    sol = certify_nuclear(cset, W_best / (sA * sZ), y_full, tol=tol, frobenius=fro,
-                          working_set=int(S.size), rounds=rounds, ipm_iterations=iters)
+    info = {"working_set": int(S.size), "rounds": rounds, "ipm_iterations": iters}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = certify_nuclear(cset, W_best / (sA * sZ), y_full, tol=tol, frobenius=fro, **info)
+        if sol.status == INACCURATE and S.size == m:
+            # small degenerate problems: each direction alone, the better certificate kept
+            # (the whole set is one round: cheap)
+            red = _Reduced.build(unit, S, Zq_all, ginv, n_eq)
+            for direction in ("hkm", "nt"):
+                res = nuclear_ipm(red.A, red.Zq, red.loc, red.b, n_eq=red.n_eq,
+                                  W0=red.U.T @ W_unit @ red.V, gap_tol=min(1e-12, tol * 1e-3),
+                                  accept_tol=0.25 * tol, direction=direction)
+                y_try = np.zeros(m)
+                y_try[red.idx] = res.y / red.rs
+                info["ipm_iterations"] += res.iterations
+                other = certify_nuclear(cset, red.U @ res.W @ red.V.T / (sA * sZ), y_try,
+                                        tol=tol, frobenius=fro, **info)
+                if other.info["certified_gap"] < sol.info["certified_gap"]:
+                    sol = other
+                if sol.status == OPTIMAL:
+                    break
+    for w in caught:  # only the warning of the answer returned
+        if sol.status == INACCURATE and issubclass(w.category, ConvergenceWarning):
+            warnings.warn(f"the nuclear-norm solver certified a relative gap of "
+                          f"{sol.info['certified_gap']:.1e} > tol {tol:g}",
+                          ConvergenceWarning, stacklevel=2)
+            break
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     sol.seconds = time.perf_counter() - t0
     return sol
 

@@ -26,14 +26,20 @@ from typing import cast
 
 import numpy as np
 
-from .._validation import as_float_array, check_positive
+from .._validation import check_positive
 from ..constraints import ConstraintSet
 from ..exceptions import InvalidInputError
 from ._nuclear_ipm import _DENSE_MAX
 from ._nuclear_ipm_batch import nuclear_ipm_batch
 from .frobenius import solve_fro_constraints
 from .norms import row_scale
-from .nuclear import _SMALL, _Reduced, certify_nuclear, solve_nuc_constraints
+from .nuclear import (
+    _SMALL,
+    _Reduced,
+    certify_nuclear,
+    solve_nuc_constraints,
+    validated_constraints,
+)
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 
 __all__ = ["solve_nuc_many"]
@@ -62,18 +68,6 @@ class _Prepared:
         """``(s, r1, g, r2, n_eq)``: problems with equal keys share one stacked run."""
         (s, r1), (g, r2) = self.red.A.shape, self.red.Zq.shape
         return s, r1, g, r2, self.red.n_eq
-
-
-def _validated(constraints: ConstraintSet) -> ConstraintSet:
-    """The constraint set as float arrays, checked as :func:`solve_nuc_constraints` does."""
-    A = as_float_array("A", constraints.A, 2)
-    Zc = as_float_array("Zc", constraints.Zc, 2, (A.shape[0], None))
-    m = A.shape[0]
-    if m == 0:
-        raise InvalidInputError("The constraint set must hold at least one constraint. Got m=0.")
-    bb = as_float_array("b", constraints.rhs, 1, (m,))
-    idx = np.asarray(constraints.index, dtype=np.int64)
-    return ConstraintSet(A=A, Zc=Zc, index=idx, b=bb, n_eq=int(constraints.n_eq))
 
 
 def _prepare(pos: int, cset: ConstraintSet, frobenius: SVMSolution | None, tol: float
@@ -158,7 +152,8 @@ def solve_nuc_many(
     out: list[SVMSolution | None] = [None] * len(csets)
     groups: dict[tuple[int, ...], list[_Prepared]] = defaultdict(list)
     for pos, c in enumerate(csets):
-        prep = _prepare(pos, _validated(c), None if frobenius is None else frobenius[pos], tol)
+        fro = None if frobenius is None else frobenius[pos]
+        prep = _prepare(pos, validated_constraints(c), fro, tol)
         if isinstance(prep, SVMSolution):
             prep.info["batched"] = False
             out[pos] = prep
