@@ -172,10 +172,15 @@ class _Operators:
     """The linear maps of the SDP for rank-one constraints grouped by query."""
 
     def __init__(self, Ar: np.ndarray, Zq: np.ndarray, grp: np.ndarray) -> None:
+        from scipy.sparse import csr_matrix
+
         self.Ar, self.Zq, self.grp = Ar, Zq, grp
         self.s, self.r1 = Ar.shape
         self.r2 = Zq.shape[1]
         self.N = self.r1 + self.r2
+        # (g, s) indicator of each query's constraints: sums per query
+        self._by_query = csr_matrix((np.ones(self.s), (grp, np.arange(self.s))),
+                                    shape=(Zq.shape[0], self.s))
 
     def pair(self, B: np.ndarray) -> np.ndarray:
         """``(a_k^T B z_l)_{k,l}`` for a (r1, r2) block ``B``: shape (s, s)."""
@@ -186,15 +191,16 @@ class _Operators:
         BZ = (self.Zq @ B.T)[self.grp]  # (s, r1): B z_k
         return np.einsum("kd,kd->k", self.Ar, BZ)
 
-    def apply(self, Y: np.ndarray) -> np.ndarray:
-        """``<F_k, Y>`` for a (not necessarily symmetric) N x N matrix ``Y``."""
+    def apply(self, Y: np.ndarray, symmetric: bool = False) -> np.ndarray:
+        """``<F_k, Y>`` for an N x N matrix ``Y`` (half the work when it is symmetric)."""
         r1 = self.r1
+        if symmetric:
+            return 2.0 * self.diag_pair(Y[:r1, r1:])
         return self.diag_pair(Y[:r1, r1:]) + self.diag_pair(Y[r1:, :r1].T)
 
     def adjoint_block(self, y: np.ndarray) -> np.ndarray:
-        """``G = sum_k y_k a_k z_k^T``, shape (r1, r2)."""
-        Zk = self.Zq[self.grp]
-        return self.Ar.T @ (y[:, None] * Zk)
+        """``G = sum_k y_k a_k z_k^T``, shape (r1, r2) (``a_k`` summed per query first)."""
+        return np.asarray(self._by_query @ (y[:, None] * self.Ar)).T @ self.Zq
 
     def adjoint(self, y: np.ndarray) -> np.ndarray:
         """``sum_k y_k F_k``, shape (N, N)."""
@@ -327,7 +333,7 @@ class _NewtonNT:
         c = 0.0 if corr_lp is None else corr_lp[ineq]
         lp = np.zeros(ops.s)
         lp[ineq] = (sigma_mu - x[ineq] * y[ineq] - c) / y[ineq]
-        dy = self.solveM(self.base - ops.apply(GDG) + lp)
+        dy = self.solveM(self.base - ops.apply(GDG, symmetric=True) + lp)
         for refine in range(self.refine + 1):
             dZ = self.Rd - ops.adjoint(dy)
             dZt = G.T @ dZ @ G
@@ -341,7 +347,7 @@ class _NewtonNT:
             # iterative refinement through the operators themselves: the linearized primal
             # equations A(dX) - dx = rp, which an ill-conditioned Schur complement (near the
             # optimum) satisfies only roughly
-            lin = ops.apply(G @ dXt @ G.T) - np.where(ineq, dx, 0.0) - self.rp
+            lin = ops.apply(G @ dXt @ G.T, symmetric=True) - np.where(ineq, dx, 0.0) - self.rp
             dy = dy - self.solveM(lin)
         return dXt, dZt, dy, dZ, dx
 
@@ -368,7 +374,8 @@ def _hkm_step(ops: _Operators, ineq: np.ndarray, X: np.ndarray, x: np.ndarray, y
     M = ops.schur_hkm(X, Zinv)
     M[np.diag_indices(s)] += np.where(ineq, x / np.where(ineq, y, 1.0), 0.0)
     base = b + ops.apply(X @ Rd @ Zinv)
-    step = _NewtonHKM(ops, ineq, X, x, y, Zinv, Rd, base, ops.apply(Zinv), _schur_solver(M))
+    step = _NewtonHKM(ops, ineq, X, x, y, Zinv, Rd, base, ops.apply(Zinv, symmetric=True),
+                      _schur_solver(M))
     # predictor
     dXa, dya, dZa, dxa = step.direction(0.0, None, None)
     ap = min(_max_step(LX, dXa, 1.0), _lp_step(x[ineq], dxa[ineq], 1.0))
@@ -489,7 +496,7 @@ def nuclear_ipm(
     c0 = 0.5 / max(g1, 1e-12)
     y = np.where(ineq, c0, 0.0)
     Z = np.eye(N) - ops.adjoint(y)
-    AX = ops.apply(X)
+    AX = ops.apply(X, symmetric=True)
     x = np.where(ineq, np.maximum(AX - b, 0.0), 0.0)
     x[ineq] = np.maximum(x[ineq], float(np.trace(X)) / nu * 1e-2)
     if start is not None:
@@ -503,7 +510,7 @@ def nuclear_ipm(
     nt_phase = endgame_nt = False
     history: list[float] = []
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is returned
-        AX = ops.apply(X)
+        AX = ops.apply(X, symmetric=True)
         rp = b - (AX - np.where(ineq, x, 0.0))
         Rd = np.eye(N) - Z - ops.adjoint(y)
         pobj, dobj = float(np.trace(X)), float(b @ y)
