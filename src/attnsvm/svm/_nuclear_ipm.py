@@ -467,7 +467,7 @@ def nuclear_ipm(
         constraints, restricted with :meth:`IPMState.restrict`); ``W0`` is then ignored.
     accept_tol : float, optional
         Stop early once the best iterate's error (relative gap plus residuals) is below this
-        and three more iterations have not improved it (rounding limits the last digits).
+        and three iterations have not halved it (rounding limits the last digits).
     direction : {"auto", "hkm", "nt"}
         Search direction.  ``"auto"``: HKM, switching to NT while HKM's steps are blocked
         (poor centring) until the relative gap reaches 1e-6, where HKM finishes (its last
@@ -505,7 +505,7 @@ def nuclear_ipm(
     converged = False
     it = 0
     best: tuple[float, np.ndarray, np.ndarray] | None = None
-    best_it = 0
+    best_hist: list[float] = []
     stalls = 0
     nt_phase = endgame_nt = False
     history: list[float] = []
@@ -522,12 +522,14 @@ def nuclear_ipm(
         rel_d = float(np.max(np.abs(Rd)))
         err = rel_gap + rel_p + rel_d
         if best is None or err < best[0]:
-            best, best_it = (err, X.copy(), y.copy()), it
+            best = (err, X.copy(), y.copy())
         if err < gap_tol:
             converged = True
             break
-        if accept_tol is not None and best[0] < accept_tol and it - best_it >= 3:
-            break  # no better for three iterations, and good enough for the caller
+        best_hist.append(best[0])
+        if (accept_tol is not None and best[0] < accept_tol and it > 3
+                and best[0] > 0.5 * best_hist[-4]):
+            break  # good enough for the caller, and not halved in three iterations
         if stalls >= 4 and err < min(1e3 * gap_tol, 1e-10):
             break  # rounding limits further progress; the best iterate is certified outside
         history.append(err)

@@ -329,7 +329,9 @@ def nuclear_ipm_batch(
         hist[:, it] = err
         stop = conv | ((stalls >= 4) & (err < min(1e3 * gap_tol, 1e-10)))
         if accept_tol is not None:
-            stop |= (best_err < accept_tol) & (it - best_it >= 3)
+            if it > 3:  # as the single solver: good enough, not halved in three iterations
+                best_then = np.min(hist[:, 1:it - 2], axis=1)
+                stop |= (best_err < accept_tol) & (best_err > 0.5 * best_then)
         if it > 25:
             stop |= err > 0.5 * hist[:, it - 15]  # stagnation (blocked steps)
         # HKM blocked near the optimum: the single solver goes on with NT there; here the
