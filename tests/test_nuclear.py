@@ -241,8 +241,8 @@ def test_resume_on_fewer_rows_reaches_the_direct_optimum():
     assert np.all(vals >= red.b * (1 - 1e-8))
 
 
-def test_working_set_rounds_on_more_than_a_thousand_rows():
-    """m > 1000: scouting rounds, dropped rows and the resumed final run; same optimum as
+def test_working_set_rounds_on_more_than_300_rows():
+    """m > 300: scouting rounds, dropped rows and the resumed final run; same optimum as
     the interior point on every row at once, certified."""
     from attnsvm.svm._nuclear_ipm import nuclear_ipm
 

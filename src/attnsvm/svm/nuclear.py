@@ -53,7 +53,7 @@ _DROP = 1e-2
 #: ... or above this multiple of the round's target gap, if larger (coarse rounds)
 _DROP_FACTOR = 20.0
 #: problems with at most this many constraints are solved whole
-_SMALL = 1000
+_SMALL = 300
 METHOD = ("working-set interior point (HKM, NT where HKM stalls; rank-one Schur complement), "
           "certified")
 
