@@ -271,6 +271,8 @@ class _NewtonHKM:
     base: np.ndarray
     AZi: np.ndarray
     solveM: Callable[[np.ndarray], np.ndarray]
+    rp: np.ndarray | None = None
+    refine: int = 0
 
     def direction(self, sigma_mu: float, corr_X: np.ndarray | None, corr_lp: np.ndarray | None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -284,14 +286,21 @@ class _NewtonHKM:
             rhs = rhs + ops.apply(corr_X @ Zinv)
             lp_term[ineq] -= corr_lp[ineq] / y[ineq]
         dy = self.solveM(rhs + lp_term)
-        dZ = self.Rd - ops.adjoint(dy)
-        dX = sigma_mu * Zinv - X - X @ dZ @ Zinv
-        if corr_X is not None:
-            dX = dX - corr_X @ Zinv
-        dX = (dX + dX.T) / 2
-        dx = np.zeros(s)
         cl = 0.0 if corr_lp is None else corr_lp[ineq]
-        dx[ineq] = (sigma_mu - x[ineq] * y[ineq] - x[ineq] * dy[ineq] - cl) / y[ineq]
+        for refine in range(self.refine + 1):
+            dZ = self.Rd - ops.adjoint(dy)
+            dX = sigma_mu * Zinv - X - X @ dZ @ Zinv
+            if corr_X is not None:
+                dX = dX - corr_X @ Zinv
+            dX = (dX + dX.T) / 2
+            dx = np.zeros(s)
+            dx[ineq] = (sigma_mu - x[ineq] * y[ineq] - x[ineq] * dy[ineq] - cl) / y[ineq]
+            if refine == self.refine or self.rp is None:
+                break
+            # iterative refinement through the operators (as in the NT direction): near the
+            # optimum the Schur complement is ill-conditioned, equality rows above all
+            lin = ops.apply(dX, symmetric=True) - np.where(ineq, dx, 0.0) - self.rp
+            dy = dy - self.solveM(lin)
         return dX, dy, dZ, dx
 
 
@@ -375,7 +384,7 @@ def _hkm_step(ops: _Operators, ineq: np.ndarray, X: np.ndarray, x: np.ndarray, y
     M[np.diag_indices(s)] += np.where(ineq, x / np.where(ineq, y, 1.0), 0.0)
     base = b + ops.apply(X @ Rd @ Zinv)
     step = _NewtonHKM(ops, ineq, X, x, y, Zinv, Rd, base, ops.apply(Zinv, symmetric=True),
-                      _schur_solver(M))
+                      _schur_solver(M), rp=rp, refine=1 if rel_gap < 1e-6 else 0)
     # predictor
     dXa, dya, dZa, dxa = step.direction(0.0, None, None)
     ap = min(_max_step(LX, dXa, 1.0), _lp_step(x[ineq], dxa[ineq], 1.0))
