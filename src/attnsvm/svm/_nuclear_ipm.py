@@ -93,30 +93,44 @@ def _inv_lower(M: np.ndarray) -> np.ndarray:
     return solve_triangular(L, np.eye(M.shape[0]), lower=True, check_finite=False)
 
 
+def _min_eig(dense: Callable[[], np.ndarray], N: int,
+             matvec: Callable[[np.ndarray], np.ndarray] | None = None) -> float:
+    """Smallest eigenvalue of a symmetric N x N matrix: a dense solve for ``N <= _DENSE_MAX``,
+    else Lanczos (an estimate) on ``matvec`` (default: products with ``dense()``), falling
+    back to a dense solve when Lanczos does not converge."""
+    if N <= _DENSE_MAX:
+        return float(np.linalg.eigvalsh(dense())[0])
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+    op = dense() if matvec is None else LinearOperator((N, N), matvec=matvec, dtype=float)
+    try:
+        return float(eigsh(op, k=1, which="SA", tol=1e-6, maxiter=20 * N, v0=np.ones(N),
+                           return_eigenvectors=False)[0])
+    except ArpackNoConvergence:
+        return float(eigh(dense(), eigvals_only=True, subset_by_index=[0, 0],
+                          check_finite=False)[0])
+
+
+def _step_from_eig(lam: float, tau: float) -> float:
+    """Largest ``alpha <= 1`` with ``1 + alpha lam >= 0``, damped by ``tau``."""
+    return 1.0 if lam >= -1e-300 else min(1.0, -tau / lam)
+
+
 def _max_step(Linv: np.ndarray, D: np.ndarray, tau: float) -> float:
     """Largest ``alpha <= 1`` with ``M + alpha D`` PSD (``Linv = L^-1``, ``M = L L^T``),
     damped by ``tau``; for ``N > _DENSE_MAX`` an estimate (see :func:`_safe_step`)."""
-    N = D.shape[0]
-    if N <= _DENSE_MAX:
-        Y = Linv @ D @ Linv.T
-        lam = float(np.linalg.eigvalsh((Y + Y.T) / 2)[0])
-    else:
-        from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
-        op = LinearOperator((N, N), matvec=lambda v: Linv @ (D @ (Linv.T @ v)), dtype=float)
-        try:
-            lam = float(eigsh(op, k=1, which="SA", tol=1e-6, maxiter=20 * N, v0=np.ones(N),
-                              return_eigenvectors=False)[0])
-        except ArpackNoConvergence:
-            Y = Linv @ D @ Linv.T
-            lam = float(eigh((Y + Y.T) / 2, eigvals_only=True, subset_by_index=[0, 0],
-                             check_finite=False)[0])
-    return 1.0 if lam >= -1e-300 else min(1.0, -tau / lam)
+    def dense() -> np.ndarray:
+        Y = Linv @ D @ Linv.T
+        return (Y + Y.T) / 2
+
+    lam = _min_eig(dense, D.shape[0], lambda v: Linv @ (D @ (Linv.T @ v)))
+    return _step_from_eig(lam, tau)
 
 
 def _safe_step(M: np.ndarray, D: np.ndarray, alpha: float) -> float:
     """Shrink ``alpha`` until ``M + alpha D`` has a Cholesky factor (guards the Lanczos
-    estimate of :func:`_max_step` on large matrices)."""
+    estimates of :func:`_max_step` and :func:`_psd_step` on large matrices)."""
     if M.shape[0] <= _DENSE_MAX:
         return alpha
     for _ in range(30):
@@ -128,37 +142,14 @@ def _safe_step(M: np.ndarray, D: np.ndarray, alpha: float) -> float:
     return 0.0
 
 
-def _min_eig(Y: np.ndarray) -> float:
-    """Smallest eigenvalue of a symmetric ``Y`` (Lanczos for large ``Y``: an estimate)."""
-    N = Y.shape[0]
-    if N <= _DENSE_MAX:
-        return float(np.linalg.eigvalsh(Y)[0])
-    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
-
-    try:
-        return float(eigsh(Y, k=1, which="SA", tol=1e-6, maxiter=20 * N, v0=np.ones(N),
-                           return_eigenvectors=False)[0])
-    except ArpackNoConvergence:
-        return float(eigh(Y, eigvals_only=True, subset_by_index=[0, 0], check_finite=False)[0])
-
-
 def _psd_step(v: np.ndarray, D: np.ndarray, tau: float) -> float:
     """Largest ``alpha <= 1`` with ``diag(v) + alpha D`` PSD, damped by ``tau`` (a scaled-space
     step of the primal or of the dual slack matrix)."""
     h = 1.0 / np.sqrt(v)
     Y = D * h[:, None] * h[None, :]
-    lam = _min_eig((Y + Y.T) / 2)
-    alpha = 1.0 if lam >= -1e-300 else min(1.0, -tau / lam)
-    if D.shape[0] > _DENSE_MAX:  # guard the Lanczos estimate
-        for _ in range(30):
-            try:
-                np.linalg.cholesky(np.diag(v) + alpha * D)
-                break
-            except np.linalg.LinAlgError:
-                alpha *= 0.8
-        else:
-            alpha = 0.0
-    return alpha
+    Y = (Y + Y.T) / 2
+    alpha = _step_from_eig(_min_eig(lambda: Y, D.shape[0]), tau)
+    return _safe_step(np.diag(v), D, alpha)
 
 
 def _lp_step(x: np.ndarray, dx: np.ndarray, tau: float) -> float:

@@ -4,13 +4,13 @@ Many tiny nuclear-norm problems (the rank figure solves thousands with ``s ~ 50`
 and ``N = r1 + r2 ~ 16``) spend their time in Python and LAPACK call overhead, not in flops.
 Here ``B`` problems with the same ``(s, r1, r2, n_eq)`` advance together: every matrix is a
 stack (``(B, N, N)``, ``(B, s, s)``) and each NumPy call serves all of them.  The mathematics
-is that of :func:`._nuclear_ipm.nuclear_ipm` with ``direction="hkm"`` (same starting point,
-Mehrotra predictor-corrector, step lengths, stopping rules and best-iterate bookkeeping), per
-problem: each has its own step lengths, centring, stall count and stopping iteration, and a
-finished problem leaves the stack.
-
-A problem that the single solver would switch to the NT direction (HKM steps blocked) is
-handed back unsolved (``None``): its caller runs the single solver on it.
+is that of :func:`._nuclear_ipm.nuclear_ipm` with ``direction="auto"`` (same starting point,
+Mehrotra predictor-corrector, HKM with NT while HKM's steps are blocked, step lengths,
+stopping rules and best-iterate bookkeeping), per problem: each has its own step lengths,
+centring, stall count and stopping iteration, and a finished problem leaves the stack.  Two
+differences: NT steps do no iterative refinement, and a problem whose HKM steps are blocked
+near the optimum (where the single solver finishes with NT) stops there; its caller
+certifies what it reached and otherwise runs the single solver on it.
 
 Constraint ``k`` of problem ``i`` is ``a_ik^T W_i z_ik >= b_ik``; with the lifted rows
 ``R_i = [[A_i, 0], [0, Zk_i]]`` (2s, N) one product ``R_i X_i R_i^T`` gives all three blocks
@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import cast
 
 import numpy as np
 from numpy.linalg import _umath_linalg  # the stacked Cholesky gufunc (NaN on failure)
@@ -167,12 +168,18 @@ def _lp_step(x: np.ndarray, dx: np.ndarray, ineq: np.ndarray, tau: np.ndarray | 
     return np.where(np.isinf(m), 1.0, np.minimum(1.0, tau * m))
 
 
+def _steps_from_eig(lam: np.ndarray, tau: np.ndarray | float) -> np.ndarray:
+    """Per problem, the largest ``alpha <= 1`` with ``1 + alpha lam >= 0`` (``lam`` (K,), the
+    smallest eigenvalue of the scaled step), damped by ``tau``: shape (K,)."""
+    with np.errstate(divide="ignore"):
+        return np.where(lam >= -1e-300, 1.0, np.minimum(1.0, -tau / lam))
+
+
 def _psd_steps(Linv: np.ndarray, D: np.ndarray, tau: np.ndarray | float) -> np.ndarray:
     """Largest ``alpha <= 1`` with ``M + alpha D`` PSD (``Linv = L^-1``, ``M = L L^T``),
     damped by ``tau``, for a stack: shape (K,)."""
-    lam = np.linalg.eigvalsh(_sym(Linv @ D @ np.swapaxes(Linv, 1, 2)))[:, 0]
-    with np.errstate(divide="ignore"):
-        return np.where(lam >= -1e-300, 1.0, np.minimum(1.0, -tau / lam))
+    return _steps_from_eig(
+        np.linalg.eigvalsh(_sym(Linv @ D @ np.swapaxes(Linv, 1, 2)))[:, 0], tau)
 
 
 def _chol(Ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -237,11 +244,11 @@ def nuclear_ipm_batch(
     gap_tol: float = 1e-12,
     max_iter: int = 100,
     accept_tol: float | None = None,
-) -> list[IPMResult | None]:
-    """Solve ``B`` same-shaped nuclear-norm problems by one stacked HKM interior point.
+) -> list[IPMResult]:
+    """Solve ``B`` same-shaped nuclear-norm problems by one stacked interior point.
 
     Problem ``i`` is ``min ||W_i||_* s.t. A[i, k]^T W_i Zq[i, grp[i, k]] >= b[i, k]`` (``=`` for
-    ``k < n_eq``), solved as in :func:`._nuclear_ipm.nuclear_ipm` (HKM direction).
+    ``k < n_eq``), solved as in :func:`._nuclear_ipm.nuclear_ipm` (see the module's notes).
 
     Parameters
     ----------
@@ -261,17 +268,16 @@ def nuclear_ipm_batch(
 
     Returns
     -------
-    list of IPMResult or None
-        One per problem; ``None`` where the single solver would take the NT direction
-        (blocked HKM steps): solve that one with :func:`._nuclear_ipm.nuclear_ipm`.
+    list of IPMResult
+        One per problem, in order.
     """
     Bn, s, r1 = A.shape
     N = r1 + Zq.shape[2]
     if N > _DENSE_MAX:
         raise ValueError(f"nuclear_ipm_batch needs N = r1 + r2 <= {_DENSE_MAX}. Got N={N}.")
-    out: list[IPMResult | None] = [None] * Bn
     if Bn == 0:
-        return out
+        return []
+    out: list[IPMResult | None] = [None] * Bn  # every problem is finished below
     P = _Stack(np.asarray(A, float), np.asarray(Zq, float), np.asarray(grp, np.int64),
                np.asarray(b, float))
     ineq = np.arange(s) >= n_eq
@@ -296,7 +302,6 @@ def nuclear_ipm_batch(
     ids = np.arange(Bn)  # original index of each running problem
     best_err = np.full(Bn, np.inf)
     best_X, best_y = X.copy(), y.copy()
-    best_it = np.zeros(Bn, dtype=np.int64)
     stalls = np.zeros(Bn, dtype=np.int64)
     nt_phase = np.zeros(Bn, dtype=bool)
     hist = np.zeros((Bn, max_iter + 1))
@@ -324,7 +329,7 @@ def nuclear_ipm_batch(
         err = rel_gap + rel_p + np.max(np.abs(Rd), axis=(1, 2))
         better = err < best_err
         best_err = np.where(better, err, best_err)
-        best_X[better], best_y[better], best_it[better] = X[better], y[better], it
+        best_X[better], best_y[better] = X[better], y[better]
         conv = err < gap_tol
         hist[:, it] = err
         stop = conv | ((stalls >= 4) & (err < min(1e3 * gap_tol, 1e-10)))
@@ -356,11 +361,11 @@ def nuclear_ipm_batch(
         if fin.any():  # finished problems leave the stack
             ids, X, x, y, Z, rel_gap, dX, dx, dy, dZ, ap, ad = (
                 v[go] for v in (ids, X, x, y, Z, rel_gap, dX, dx, dy, dZ, ap, ad))
-            best_err, best_X, best_y, best_it, stalls, nt_phase, hist = (
-                v[go] for v in (best_err, best_X, best_y, best_it, stalls, nt_phase, hist))
+            best_err, best_X, best_y, stalls, nt_phase, hist = (
+                v[go] for v in (best_err, best_X, best_y, stalls, nt_phase, hist))
             P = P.take(go)
         if len(ids) == 0:
-            return out
+            return cast(list[IPMResult], out)
         stalls = np.where(np.minimum(ap, ad) < 0.2, stalls + 1, 0)
         nt_phase |= (stalls >= 3) & (it > 5) & (rel_gap > 1e-6)  # as the single solver
         X = _sym(X + ap[:, None, None] * dX)
@@ -368,7 +373,7 @@ def nuclear_ipm_batch(
         y = y + ad[:, None] * dy
         Z = _sym(Z + ad[:, None, None] * dZ)
     finish(np.arange(len(ids)), it, np.zeros(len(ids), dtype=bool))
-    return out
+    return cast(list[IPMResult], out)
 
 
 def _hkm_steps(P: _Stack, ineq: np.ndarray, nu: int, X: np.ndarray, x: np.ndarray,
@@ -504,8 +509,7 @@ def _nt_core(P: _Stack, X: np.ndarray, x: np.ndarray, y: np.ndarray, Z: np.ndarr
         nb = X.shape[0]
         tau2 = np.concatenate([tau, tau]) if isinstance(tau, np.ndarray) else tau
         lam = np.linalg.eigvalsh(_sym(np.concatenate([dXt, dZt]) * np.concatenate([hh, hh])))
-        with np.errstate(divide="ignore"):
-            a = np.where(lam[:, 0] >= -1e-300, 1.0, np.minimum(1.0, -tau2 / lam[:, 0]))
+        a = _steps_from_eig(lam[:, 0], tau2)
         return (np.minimum(a[:nb], _lp_step(x, dx, ineq, tau)),
                 np.minimum(a[nb:], _lp_step(y, dy, ineq, tau)))
 

@@ -293,8 +293,9 @@ def solve_nuc_constraints(
                 break
             final = True
             # the working set is complete: go on with this same run, on its near-active rows
-            pos = np.flatnonzero(~slack[red.idx])
-            dropped[red.idx[~np.isin(np.arange(red.idx.size), pos)]] = True
+            near = ~slack[red.idx]
+            dropped[red.idx[~near]] = True
+            pos = np.flatnonzero(near)
             resume = (red.restrict(pos), res.state.restrict(pos))
             S = red.idx[pos]
             continue
@@ -305,40 +306,40 @@ def solve_nuc_constraints(
         S = np.union1d(np.setdiff1d(S, drop), bad)
 
     info = {"working_set": int(S.size), "rounds": rounds, "ipm_iterations": iters}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        sol = certify_nuclear(cset, W_best / (sA * sZ), y_full, tol=tol, frobenius=fro, **info)
-        if sol.status == INACCURATE and S.size == m:
-            # small degenerate problems: each direction alone, the better certificate kept
-            # (the whole set is one round: cheap)
-            red = _Reduced.build(unit, S, Zq_all, ginv, n_eq)
-            for direction in ("hkm", "nt"):
-                res = nuclear_ipm(red.A, red.Zq, red.loc, red.b, n_eq=red.n_eq,
-                                  W0=red.U.T @ W_unit @ red.V, gap_tol=min(1e-12, tol * 1e-3),
-                                  accept_tol=0.25 * tol, direction=direction)
-                y_try = np.zeros(m)
-                y_try[red.idx] = res.y / red.rs
-                info["ipm_iterations"] += res.iterations
-                other = certify_nuclear(cset, red.U @ res.W @ red.V.T / (sA * sZ), y_try,
-                                        tol=tol, frobenius=fro, **info)
-                if other.info["certified_gap"] < sol.info["certified_gap"]:
-                    sol = other
-                if sol.status == OPTIMAL:
-                    break
-    for w in caught:  # only the warning of the answer returned
-        if sol.status == INACCURATE and issubclass(w.category, ConvergenceWarning):
-            warnings.warn(f"the nuclear-norm solver certified a relative gap of "
-                          f"{sol.info['certified_gap']:.1e} > tol {tol:g}",
-                          ConvergenceWarning, stacklevel=2)
-            break
-        if not issubclass(w.category, ConvergenceWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    sol = certify_nuclear(cset, W_best / (sA * sZ), y_full, tol=tol, frobenius=fro, warn=False,
+                          **info)
+    if sol.status == INACCURATE and S.size == m:
+        # small degenerate problems: each direction alone, the better certificate kept (the
+        # whole set is the last round's, ``red``: cheap)
+        for direction in ("hkm", "nt"):
+            res = nuclear_ipm(red.A, red.Zq, red.loc, red.b, n_eq=red.n_eq,
+                              W0=red.U.T @ W_unit @ red.V, gap_tol=min(1e-12, tol * 1e-3),
+                              accept_tol=0.25 * tol, direction=direction)
+            y_try = np.zeros(m)
+            y_try[red.idx] = res.y / red.rs
+            info["ipm_iterations"] += res.iterations
+            other = certify_nuclear(cset, red.U @ res.W @ red.V.T / (sA * sZ), y_try, tol=tol,
+                                    frobenius=fro, warn=False, **info)
+            if other.info["certified_gap"] < sol.info["certified_gap"]:
+                sol = other
+            if sol.status == OPTIMAL:
+                break
+    if sol.status == INACCURATE:
+        _warn_inaccurate(sol, tol, stacklevel=3)
     sol.seconds = time.perf_counter() - t0
     return sol
 
 
+def _warn_inaccurate(sol: SVMSolution, tol: float, stacklevel: int) -> None:
+    warnings.warn(
+        f"the nuclear-norm solver certified a relative gap of {sol.info['certified_gap']:.1e} "
+        f"(equality residual {sol.info['equality_residual']:.1e}) > tol {tol:g}",
+        ConvergenceWarning, stacklevel=stacklevel)
+
+
 def certify_nuclear(cset: ConstraintSet, W: np.ndarray, y: np.ndarray, *, tol: float,
-                    frobenius: SVMSolution | None = None, **info: object) -> SVMSolution:
+                    frobenius: SVMSolution | None = None, warn: bool = True,
+                    **info: object) -> SVMSolution:
     """Certify a candidate nuclear-norm solution ``(W, y)`` and wrap it as an SVMSolution.
 
     ``W`` is rescaled to be exactly feasible (upper bound ``||W||_*``), the multipliers
@@ -358,6 +359,8 @@ def certify_nuclear(cset: ConstraintSet, W: np.ndarray, y: np.ndarray, *, tol: f
     tol : float
     frobenius : SVMSolution, optional
         The Frobenius solution of the same constraints, kept in ``info``.
+    warn : bool
+        Warn (:class:`ConvergenceWarning`) when the answer is ``inaccurate``.
     **info
         Extra entries for ``info`` (working set, rounds, iterations).
 
@@ -396,9 +399,8 @@ def certify_nuclear(cset: ConstraintSet, W: np.ndarray, y: np.ndarray, *, tol: f
     sol.info["frobenius_solution"] = frobenius  # the exact Frobenius Att-SVM, same constraints
     if not (gap <= tol and sol.primal_residual() <= tol):  # equality rows included
         sol.status = INACCURATE
-        warnings.warn(
-            f"the nuclear-norm solver certified a relative gap of {gap:.1e} (equality residual "
-            f"{eq_res:.1e}) > tol {tol:g}", ConvergenceWarning, stacklevel=3)
+        if warn:
+            _warn_inaccurate(sol, tol, stacklevel=3)
     return sol
 
 def solve_nuc(instance: Instance, alpha: np.ndarray | None = None, *, tol: float = 1e-9,

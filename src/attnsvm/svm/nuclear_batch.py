@@ -18,7 +18,6 @@ constraints, solved in working-set rounds) is solved again by
 from __future__ import annotations
 
 import time
-import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,15 +92,13 @@ def _prepare(pos: int, cset: ConstraintSet, frobenius: SVMSolution | None, tol: 
 def _certify(p: _Prepared, W: np.ndarray, y: np.ndarray, iterations: int, tol: float
              ) -> SVMSolution:
     """The certificate of :func:`solve_nuc_constraints` for the reduced solution ``(W, y)``
-    (W (r1, r2), y (s,)); its ConvergenceWarning is silenced (the caller falls back)."""
+    (W (r1, r2), y (s,)), without a warning (the caller falls back when it is inaccurate)."""
     red, m = p.red, p.cset.m
     y_full = np.zeros(m)
     y_full[red.idx] = y / red.rs
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return certify_nuclear(p.cset, (red.U @ W @ red.V.T) / (p.sA * p.sZ), y_full, tol=tol,
-                               frobenius=p.fro, working_set=m, rounds=1,
-                               ipm_iterations=iterations)
+    return certify_nuclear(p.cset, (red.U @ W @ red.V.T) / (p.sA * p.sZ), y_full, tol=tol,
+                           frobenius=p.fro, warn=False, working_set=m, rounds=1,
+                           ipm_iterations=iterations)
 
 
 def solve_nuc_many(
@@ -175,8 +172,8 @@ def solve_nuc_many(
             share = (time.perf_counter() - t0) / len(chunk)
             for p, r in zip(chunk, res, strict=True):
                 t1 = time.perf_counter()
-                sol = None if r is None else _certify(p, r.W, r.y, r.iterations, tol)
-                if sol is None or sol.status != OPTIMAL:
+                sol = _certify(p, r.W, r.y, r.iterations, tol)
+                if sol.status != OPTIMAL:
                     out[p.pos] = _single(p, tol)
                     continue
                 sol.info["batched"] = True
