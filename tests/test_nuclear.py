@@ -241,6 +241,39 @@ def test_resume_on_fewer_rows_reaches_the_direct_optimum():
     assert np.all(vals >= red.b * (1 - 1e-8))
 
 
+def test_carried_iterate_reaches_the_direct_optimum():
+    """A coarse run on part of the rows (some queries missing, so the bases grow), carried to
+    a set with rows dropped and added, reaches the optimum of a direct run on that set."""
+    from attnsvm.svm._nuclear_ipm import nuclear_ipm
+    from attnsvm.svm.norms import row_scale
+    from attnsvm.svm.nuclear import _carry_state, _Reduced
+
+    c = random_instance(14, 6, 20, seed=3).constraints()
+    unit = c.scaled(row_scale(c.A), row_scale(c.Zc))
+    Zq, ginv = unit.groups
+    whole = _Reduced.build(unit, np.arange(c.m), Zq, ginv, 0)
+    ref = nuclear_ipm(whole.A, whole.Zq, whole.loc, whole.b, gap_tol=1e-11)
+    active = whole.idx[ref.y > 1e-6 * ref.y.max()]
+    early = active[ginv[active] < 10][:2]  # active rows of the first 10 queries, left out
+    late = active[ginv[active] >= 10][:3]  # active rows of the other queries, added later
+    old_set = np.setdiff1d(np.flatnonzero(ginv < 10), early)
+    new_set = np.union1d(old_set[2:], np.concatenate([early, late]))
+    old = _Reduced.build(unit, old_set, Zq, ginv, 0)
+    new = _Reduced.build(unit, new_set, Zq, ginv, 0)
+    assert new.V.shape[1] > old.V.shape[1]
+    coarse = nuclear_ipm(old.A, old.Zq, old.loc, old.b, gap_tol=1e-3)
+    state = _carry_state(old, coarse.state, new)
+    assert state is not None
+    assert np.linalg.eigvalsh(state.Z)[0] > 0 and np.linalg.eigvalsh(state.X)[0] > 0
+    assert np.all(state.x > 0) and np.all(state.y > 0)
+    direct = nuclear_ipm(new.A, new.Zq, new.loc, new.b, gap_tol=1e-11)
+    carried = nuclear_ipm(new.A, new.Zq, new.loc, new.b, gap_tol=1e-11, start=state)
+    assert carried.converged
+    assert carried.dual_objective == pytest.approx(direct.dual_objective, rel=1e-9)
+    vals = np.einsum("kd,kd->k", new.A, (new.Zq @ carried.W.T)[new.loc])
+    assert np.all(vals >= new.b * (1 - 1e-9))
+
+
 def test_working_set_rounds_on_more_than_300_rows():
     """m > 300: scouting rounds, dropped rows and the resumed final run; same optimum as
     the interior point on every row at once, certified."""
