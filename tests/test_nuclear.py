@@ -208,6 +208,38 @@ def test_nt_schur_complement_is_its_definition():
     assert np.allclose(ops.schur(S), dense, rtol=1e-12, atol=1e-12 * np.abs(dense).max())
 
 
+def test_structured_products_are_their_definitions():
+    """The shortcuts of the interior point against dense algebra: the HKM Schur complement
+    <F_k, X F_l Z^-1> (symmetric for symmetric X, Z), <F_k, A B> from two blocks of the
+    product, and a product with a dual step [[0, G], [G^T, 0]]."""
+    from attnsvm.svm._nuclear_ipm import _Operators, _times_antidiag
+
+    red = _reduced_problem(random_instance(5, 4, 3, seed=2))
+    ops = _Operators(red.A, red.Zq, red.loc)
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((ops.N, ops.N))
+    X = X @ X.T + np.eye(ops.N)
+    Si = rng.standard_normal((ops.N, ops.N))
+    Si = Si @ Si.T + np.eye(ops.N)
+    F = []
+    for k in range(ops.s):
+        Fk = np.zeros((ops.N, ops.N))
+        Fk[: ops.r1, ops.r1:] = np.outer(red.A[k], red.Zq[red.loc[k]])
+        F.append(Fk + Fk.T)
+    dense = np.array([[np.sum(Fk * (X @ Fl @ Si)) for Fl in F] for Fk in F])
+    assert np.allclose(ops.schur_hkm(X, Si), dense, rtol=1e-12,
+                       atol=1e-12 * np.abs(dense).max())
+    P, Q = rng.standard_normal((2, ops.N, ops.N))
+    assert np.allclose(ops.apply_product(P, Q), [np.sum(Fk * (P @ Q)) for Fk in F],
+                       rtol=1e-12, atol=1e-12)
+    y = rng.standard_normal(ops.s)
+    G = ops.adjoint_block(y)
+    assert np.allclose(ops.adjoint(y), sum(yk * Fk for yk, Fk in zip(y, F, strict=True)))
+    assert np.allclose(_times_antidiag(P, G, ops.r1), P @ ops.adjoint(y), rtol=1e-12,
+                       atol=1e-12)
+    assert np.allclose(ops.adjoint(y, block=G, sign=-1.0), -ops.adjoint(y))
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_search_directions_reach_the_same_optimum(seed):
     """HKM, NT and the automatic switch are three paths to one optimum of the SDP."""

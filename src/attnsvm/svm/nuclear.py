@@ -14,7 +14,8 @@ A dedicated method, exact up to floating point and certified:
 3. Low-accuracy rounds find the working set: constraints violated (or nearly active) at a
    round's solution join ``S``, clearly inactive ones (large slack) leave it, once each.  When a
    round adds nothing, the same run goes on, on its near-active rows, to full accuracy;
-   constraints violated then join ``S`` for another full-accuracy round.
+   constraints violated then join ``S`` for another full-accuracy round, which goes on from the
+   last low-accuracy iterate carried to the new set (a cold start when that falls short).
 4. Certificate: ``W`` is rescaled to be exactly feasible (upper bound ``||W||_*``), the dual
    weights ``mu >= 0`` are divided by ``||sum_k mu_k G_k||_op`` (lower bound ``sum mu_k b_k``),
    and the relative difference of the bounds is the certified gap.  The rank is read from the
@@ -390,11 +391,15 @@ def solve_nuc_constraints(
     info = {"working_set": int(S.size), "rounds": rounds, "ipm_iterations": iters}
     sol = certify_nuclear(cset, W_best / (sA * sZ), y_full, tol=tol, frobenius=fro, warn=False,
                           **info)
-    if sol.status == INACCURATE and warm and final:
-        # the carried iterate did not reach the accuracy: the same set from a cold start
+    # cold starts on the last round's set (``red``), the better certificate kept: after a
+    # carried iterate that fell short, and on small degenerate problems each direction alone
+    retries = (["auto"] if warm and final else []) + (["hkm", "nt"] if S.size == m else [])
+    for direction in retries:
+        if sol.status == OPTIMAL:
+            break
         res = nuclear_ipm(red.A, red.Zq, red.loc, red.b, n_eq=red.n_eq,
                           W0=red.U.T @ W_unit @ red.V, gap_tol=min(1e-12, tol * 1e-3),
-                          accept_tol=0.25 * tol)
+                          accept_tol=0.25 * tol, direction=direction)
         y_try = np.zeros(m)
         y_try[red.idx] = res.y / red.rs
         info["ipm_iterations"] += res.iterations
@@ -402,22 +407,6 @@ def solve_nuc_constraints(
                                 frobenius=fro, warn=False, **info)
         if other.info["certified_gap"] < sol.info["certified_gap"]:
             sol = other
-    if sol.status == INACCURATE and S.size == m:
-        # small degenerate problems: each direction alone, the better certificate kept (the
-        # whole set is the last round's, ``red``: cheap)
-        for direction in ("hkm", "nt"):
-            res = nuclear_ipm(red.A, red.Zq, red.loc, red.b, n_eq=red.n_eq,
-                              W0=red.U.T @ W_unit @ red.V, gap_tol=min(1e-12, tol * 1e-3),
-                              accept_tol=0.25 * tol, direction=direction)
-            y_try = np.zeros(m)
-            y_try[red.idx] = res.y / red.rs
-            info["ipm_iterations"] += res.iterations
-            other = certify_nuclear(cset, red.U @ res.W @ red.V.T / (sA * sZ), y_try, tol=tol,
-                                    frobenius=fro, warn=False, **info)
-            if other.info["certified_gap"] < sol.info["certified_gap"]:
-                sol = other
-            if sol.status == OPTIMAL:
-                break
     if sol.status == INACCURATE:
         _warn_inaccurate(sol, tol, stacklevel=3)
     sol.seconds = time.perf_counter() - t0
