@@ -273,6 +273,23 @@ def test_resume_on_fewer_rows_reaches_the_direct_optimum():
     assert np.all(vals >= red.b * (1 - 1e-8))
 
 
+def test_stopped_run_returns_a_bracketing_pair():
+    """A run stopped early returns its best primal and its best dual iterate: the dual is
+    feasible (||sum_k y_k a_k z_k^T||_op <= 1, y >= 0) and the two bracket the optimum."""
+    from attnsvm.svm._nuclear_ipm import nuclear_ipm
+
+    red = _reduced_problem(random_instance(10, 6, 6, seed=5))
+    opt = nuclear_ipm(red.A, red.Zq, red.loc, red.b, gap_tol=1e-11).dual_objective
+    early = nuclear_ipm(red.A, red.Zq, red.loc, red.b, gap_tol=1e-11, max_iter=9)
+    assert not early.converged
+    G = (red.A * early.y[:, None]).T @ red.Zq[red.loc]
+    assert np.all(early.y >= 0) and np.linalg.norm(G, 2) <= 1 + 1e-12
+    vals = np.einsum("kd,kd->k", red.A, (red.Zq @ early.W.T)[red.loc])
+    upper = np.linalg.svd(early.W, compute_uv=False).sum() * max(1.0, np.max(red.b / vals))
+    assert red.b @ early.y <= opt * (1 + 1e-10) and opt <= upper * (1 + 1e-10)
+    assert upper - red.b @ early.y < 1e-2 * opt
+
+
 def test_carried_iterate_reaches_the_direct_optimum():
     """A coarse run on part of the rows (some queries missing, so the bases grow), carried to
     a set with rows dropped and added, reaches the optimum of a direct run on that set."""

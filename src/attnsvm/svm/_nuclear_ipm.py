@@ -552,6 +552,12 @@ def nuclear_ipm(
     it = 0
     best: tuple[float, np.ndarray, np.ndarray] | None = None
     best_hist: list[float] = []
+    # the certificate's two bounds, each from its own best iterate: the primal upper bound
+    # tr X after the rescaling that makes X feasible (times 1 + the equality residual), and
+    # the dual lower bound b^T y while Z = I - A^T(y) exactly (so ||A^T(y)||_op <= 1)
+    pos = ineq & (b > 0)
+    best_ub: tuple[float, np.ndarray] | None = None
+    best_lb: tuple[float, np.ndarray] | None = None
     stalls = 0
     nt_phase = endgame_nt = False
     history: list[float] = []
@@ -568,6 +574,15 @@ def nuclear_ipm(
         err = rel_gap + rel_p + rel_d
         if best is None or err < best[0]:
             best = (err, X.copy(), y.copy())
+        AXp = AX[pos]
+        if np.all(AXp > 0):
+            scale = max(1.0, float(np.max(b[pos] / AXp))) if AXp.size else 1.0
+            eq_res = float(np.max(np.abs(rp[:n_eq]))) if n_eq else 0.0
+            ub = pobj * scale * (1.0 + eq_res)
+            if best_ub is None or ub < best_ub[0]:
+                best_ub = (ub, X.copy())
+        if Rd is None and (best_lb is None or dobj > best_lb[0]):
+            best_lb = (dobj, y.copy())
         if err < gap_tol:
             converged = True
             break
@@ -606,6 +621,8 @@ def nuclear_ipm(
     state = IPMState(X, x, y, Z)
     if best is not None and not converged:
         _, X, y = best
+        if best_ub is not None and best_lb is not None:
+            X, y = best_ub[1], best_lb[1]
     W = 2.0 * X[:r1, r1:]
     return IPMResult(W=W, y=y, primal_objective=float(np.trace(X)),
                      dual_objective=float(b @ y), iterations=it, converged=converged,
