@@ -242,13 +242,15 @@ def test_structured_products_are_their_definitions():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_search_directions_reach_the_same_optimum(seed):
-    """HKM, NT and the automatic switch are three paths to one optimum of the SDP."""
+    """HKM, NT, the automatic switch and a centring floor are four paths to one optimum of
+    the SDP."""
     from attnsvm.svm._nuclear_ipm import nuclear_ipm
 
     red = _reduced_problem(random_instance(10, 6, 8, seed=seed))
     objs = []
-    for direction in ("hkm", "nt", "auto"):
-        res = nuclear_ipm(red.A, red.Zq, red.loc, red.b, gap_tol=1e-10, direction=direction)
+    for direction, centring in (("hkm", 0.0), ("nt", 0.0), ("auto", 0.0), ("auto", 0.2)):
+        res = nuclear_ipm(red.A, red.Zq, red.loc, red.b, gap_tol=1e-10, direction=direction,
+                          centring=centring)
         assert abs(res.primal_objective - res.dual_objective) <= 1e-8 * res.primal_objective
         objs.append(res.dual_objective)
     assert max(objs) - min(objs) <= 1e-8 * objs[0]
@@ -340,3 +342,15 @@ def test_working_set_rounds_on_more_than_300_rows():
 
     assert sol.objective * row_scale(c.A) * row_scale(c.Zc) == pytest.approx(
         whole.dual_objective, rel=1e-8)
+
+
+def test_ill_conditioned_rank_figure_instance_certified_and_ranks_agree():
+    """(n, T, d) = (5, 15, 4), seed 69 of the rank figure: sigma_4 / sigma_1 = 1e-5, the
+    Frobenius and nuclear solutions are the same rank-4 matrix to 1e-7; the nuclear answer is
+    certified (the retry with a centring floor) and both read rank 4."""
+    inst = random_instance(5, 15, 4, seed=69)
+    alpha = inst.optimal_tokens()
+    fro, nuc = solve_fro(inst, alpha), solve_nuc(inst, alpha)
+    _check_certificate(nuc)
+    assert np.linalg.norm(fro.W - nuc.W) <= 1e-7 * np.linalg.norm(fro.W)
+    assert nuc.rank == fro.rank == 4

@@ -60,6 +60,8 @@ _SMALL = 300
 _WARM_ADDS = 0.1
 #: how far a carried iterate is moved towards the centre (X to a multiple of I, Z to I)
 _BACK_OFF = 0.1
+#: least centring parameter of the retry of an answer left uncertified (degenerate problems)
+_CENTRING = 0.2
 METHOD = ("working-set interior point (HKM, NT where HKM stalls; rank-one Schur complement), "
           "certified")
 
@@ -392,14 +394,16 @@ def solve_nuc_constraints(
     sol = certify_nuclear(cset, W_best / (sA * sZ), y_full, tol=tol, frobenius=fro, warn=False,
                           **info)
     # cold starts on the last round's set (``red``), the better certificate kept: after a
-    # carried iterate that fell short, and on small degenerate problems each direction alone
-    retries = (["auto"] if warm and final else []) + (["hkm", "nt"] if S.size == m else [])
-    for direction in retries:
+    # carried iterate that fell short; with a centring floor (degenerate problems); on small
+    # problems each direction alone
+    retries = ([("auto", 0.0)] if warm and final else []) + [("auto", _CENTRING)] + (
+        [("hkm", 0.0), ("nt", 0.0)] if S.size == m else [])
+    for direction, centring in retries:
         if sol.status == OPTIMAL:
             break
         res = nuclear_ipm(red.A, red.Zq, red.loc, red.b, n_eq=red.n_eq,
                           W0=red.U.T @ W_unit @ red.V, gap_tol=min(1e-12, tol * 1e-3),
-                          accept_tol=0.25 * tol, direction=direction)
+                          accept_tol=0.25 * tol, direction=direction, centring=centring)
         y_try = np.zeros(m)
         y_try[red.idx] = res.y / red.rs
         info["ipm_iterations"] += res.iterations
