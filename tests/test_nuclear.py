@@ -15,6 +15,7 @@ import pytest
 from attnsvm import Instance, random_instance
 from attnsvm.constraints import ConstraintSet
 from attnsvm.svm import certified_rank, solve, solve_fro, solve_nuc, solve_nuc_constraints
+from conftest import with_equality_rows
 
 
 def cvxpy_nuc(c: ConstraintSet) -> float:
@@ -95,13 +96,7 @@ def test_standard_problems_match_cvxpy_and_certify(name):
 
 
 def test_equality_rows_match_cvxpy():
-    inst = random_instance(6, 6, 8, seed=7)
-    c = inst.constraints()
-    # the first rows of each of two sequences become equalities with b = 0 (Graph-SVM style)
-    eq = np.flatnonzero(np.isin(c.index[:, 1], [1]) & (c.index[:, 0] < 3))
-    order = np.concatenate([eq, np.setdiff1d(np.arange(c.m), eq)])
-    b = np.concatenate([np.zeros(eq.size), np.ones(c.m - eq.size)])
-    cs = ConstraintSet(c.A[order], c.Zc[order], c.index[order], b=b, n_eq=eq.size)
+    cs = with_equality_rows(random_instance(6, 6, 8, seed=7))
     sol = solve_nuc_constraints(cs)
     _check_certificate(sol)
     assert sol.info["equality_residual"] <= 1e-9
@@ -190,6 +185,17 @@ def _reduced_problem(inst):
     return _Reduced.build(unit, np.arange(c.m), Zq, ginv, 0)
 
 
+def _dense_constraint_matrices(red):
+    """``F_k = [[0, a_k z_k^T], [z_k a_k^T, 0]]`` (N x N) of every row of ``red``, densely."""
+    r1, N = red.A.shape[1], red.A.shape[1] + red.Zq.shape[1]
+    F = []
+    for k in range(red.A.shape[0]):
+        Fk = np.zeros((N, N))
+        Fk[:r1, r1:] = np.outer(red.A[k], red.Zq[red.loc[k]])
+        F.append(Fk + Fk.T)
+    return F
+
+
 def test_nt_schur_complement_is_its_definition():
     """M_kl = <F_k, S F_l S> with F_k = [[0, a z^T], [z a^T, 0]], computed densely."""
     from attnsvm.svm._nuclear_ipm import _Operators
@@ -199,11 +205,7 @@ def test_nt_schur_complement_is_its_definition():
     rng = np.random.default_rng(0)
     B = rng.standard_normal((ops.N, ops.N))
     S = B @ B.T + np.eye(ops.N)
-    F = []
-    for k in range(ops.s):
-        Fk = np.zeros((ops.N, ops.N))
-        Fk[: ops.r1, ops.r1:] = np.outer(red.A[k], red.Zq[red.loc[k]])
-        F.append(Fk + Fk.T)
+    F = _dense_constraint_matrices(red)
     dense = np.array([[np.sum(Fk * (S @ Fl @ S)) for Fl in F] for Fk in F])
     assert np.allclose(ops.schur(S), dense, rtol=1e-12, atol=1e-12 * np.abs(dense).max())
 
@@ -221,11 +223,7 @@ def test_structured_products_are_their_definitions():
     X = X @ X.T + np.eye(ops.N)
     Si = rng.standard_normal((ops.N, ops.N))
     Si = Si @ Si.T + np.eye(ops.N)
-    F = []
-    for k in range(ops.s):
-        Fk = np.zeros((ops.N, ops.N))
-        Fk[: ops.r1, ops.r1:] = np.outer(red.A[k], red.Zq[red.loc[k]])
-        F.append(Fk + Fk.T)
+    F = _dense_constraint_matrices(red)
     dense = np.array([[np.sum(Fk * (X @ Fl @ Si)) for Fl in F] for Fk in F])
     assert np.allclose(ops.schur_hkm(X, Si), dense, rtol=1e-12,
                        atol=1e-12 * np.abs(dense).max())

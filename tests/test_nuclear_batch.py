@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from attnsvm import Instance, random_instance
-from attnsvm.constraints import ConstraintSet
 from attnsvm.experiments._common import optimal_or_first
 from attnsvm.svm import solve_fro_constraints, solve_nuc_constraints
 from attnsvm.svm._nuclear_ipm import nuclear_ipm
 from attnsvm.svm._nuclear_ipm_batch import _Stack, nuclear_ipm_batch
 from attnsvm.svm.nuclear_batch import solve_nuc_many
+from conftest import with_equality_rows
 
 
 def _cset(n, T, d, seed):
@@ -77,11 +77,7 @@ def test_mixed_shapes_and_an_infeasible_instance_in_one_call():
 
 def test_reuses_given_frobenius_solutions_and_equality_rows():
     inst = random_instance(6, 6, 8, seed=7)
-    c = inst.constraints()
-    eq = np.flatnonzero(np.isin(c.index[:, 1], [1]) & (c.index[:, 0] < 3))
-    order = np.concatenate([eq, np.setdiff1d(np.arange(c.m), eq)])
-    b = np.concatenate([np.zeros(eq.size), np.ones(c.m - eq.size)])
-    cs = [ConstraintSet(c.A[order], c.Zc[order], c.index[order], b=b, n_eq=eq.size), c]
+    cs = [with_equality_rows(inst), inst.constraints()]
     fro = [solve_fro_constraints(x) for x in cs]
     many = solve_nuc_many(cs, frobenius=fro)
     assert many[0].info["frobenius_solution"] is fro[0]

@@ -164,8 +164,8 @@ def _carry_state(old: _Reduced, state: IPMState, new: _Reduced) -> IPMState | No
     directions, ``Z`` the identity, as at a cold start); kept rows keep their multipliers and
     slacks (rescaled to the new row norms); added rows get a slack of at least ``10 mu`` and a
     multiplier ``mu / slack``, shrunk until ``Z - A^T(y_new)`` stays positive definite (the
-    slack then grown to keep ``x y = mu``).  The
-    dual residual left by dropped rows and changed bases is the interior point's to clear.
+    slack then grown to keep ``x y = mu``).  The dual residual left by dropped rows and
+    changed bases is the interior point's to clear.
     """
     r1o, r1n = old.U.shape[1], new.U.shape[1]
     No, Nn = state.X.shape[0], r1n + new.V.shape[1]
@@ -326,6 +326,7 @@ def solve_nuc_constraints(
     resume: tuple[_Reduced, IPMState] | None = None
     scout: tuple[_Reduced, IPMState] | None = None  # the last scouting run's set and iterate
     carry = warm = False
+    absorbed: SVMSolution | None = None  # certified with outside violations rescaled away
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - reported
         gap_tol = (min(1e-12, tol * 1e-3) if final
                    else _FIRST_SCOUT_GAP if rounds == 1 else _SCOUT_GAP)
@@ -363,12 +364,12 @@ def solve_nuc_constraints(
         if final and bad.size and np.max(viol[bad]) <= 0.25 * tol:
             # violations the certificate's rescaling absorbs: keep this answer if it
             # certifies (on every row), instead of a new round from scratch
-            sol = certify_nuclear(cset, W_best / (sA * sZ), y_full, tol=tol, frobenius=fro,
-                                  warn=False, working_set=int(S.size), rounds=rounds,
-                                  ipm_iterations=iters)
-            if sol.status == OPTIMAL:
-                sol.seconds = time.perf_counter() - t0
-                return sol
+            trial = certify_nuclear(cset, W_best / (sA * sZ), y_full, tol=tol, frobenius=fro,
+                                    warn=False, working_set=int(S.size), rounds=rounds,
+                                    ipm_iterations=iters)
+            if trial.status == OPTIMAL:
+                absorbed = trial
+                break
         if bad.size == 0:
             if final:
                 break
@@ -391,8 +392,8 @@ def solve_nuc_constraints(
         S = np.union1d(np.setdiff1d(S, drop), bad)
 
     info = {"working_set": int(S.size), "rounds": rounds, "ipm_iterations": iters}
-    sol = certify_nuclear(cset, W_best / (sA * sZ), y_full, tol=tol, frobenius=fro, warn=False,
-                          **info)
+    sol = absorbed if absorbed is not None else certify_nuclear(
+        cset, W_best / (sA * sZ), y_full, tol=tol, frobenius=fro, warn=False, **info)
     # cold starts on the last round's set (``red``), the better certificate kept: after a
     # carried iterate that fell short; with a centring floor (degenerate problems); on small
     # problems each direction alone
