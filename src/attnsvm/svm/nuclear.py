@@ -35,6 +35,7 @@ from .._validation import as_float_array, check_positive
 from ..constraints import ConstraintSet
 from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..instance import Instance
+from ._implied import implied_rows
 from ._instance import solve_on_instance
 from ._nuclear_ipm import IPMState, nuclear_ipm
 from .frobenius import solve_fro_constraints
@@ -312,16 +313,21 @@ def solve_nuc_constraints(
         warm_idx = np.flatnonzero(warm_start.dual > 0) if warm_start.dual.size == m else None
     elif warm_start is not None:
         warm_idx = np.asarray(warm_start, dtype=np.int64)
-    if m <= _SMALL:
-        S = np.arange(m)  # small problems: every constraint, one certified round
+    # rows implied by another row and the equalities of their query (Graph-SVMs): kept out of
+    # every working set (they make the Newton system singular), multiplier zero
+    implied = implied_rows(unit.A, ginv, bb, n_eq)
+    live = np.flatnonzero(~implied)
+    if live.size <= _SMALL:
+        S = live  # small problems: every constraint, one certified round
     else:
-        S = _initial_set(unit.values(W_unit), bb, fro.dual, n_eq, warm_idx)
+        S = np.setdiff1d(_initial_set(unit.values(W_unit), bb, fro.dual, n_eq, warm_idx),
+                         np.flatnonzero(implied))
 
     W_best = W_unit
     y_full = np.zeros(m)
     iters = 0
     rounds = 0
-    final = S.size == m  # scouting rounds first (low accuracy), then one certified round
+    final = S.size == live.size  # scouting rounds first (low accuracy), then one certified round
     dropped = np.zeros(m, dtype=bool)  # a constraint is dropped from the working set once only
     resume: tuple[_Reduced, IPMState] | None = None
     scout: tuple[_Reduced, IPMState] | None = None  # the last scouting run's set and iterate
@@ -350,6 +356,7 @@ def solve_nuc_constraints(
         y_full[red.idx] = res.y / red.rs
         viol = (bb - unit.values(W_best)) / np.maximum(1.0, np.abs(bb))
         viol[:n_eq] = 0.0  # equalities are all in S
+        viol[implied] = -np.inf  # never in S
         inS = np.zeros(m, dtype=bool)
         inS[S] = True
         bad = np.flatnonzero(~inS & (viol > (1e-3 * tol if final else -_SCOUT_NEAR)))
@@ -398,7 +405,7 @@ def solve_nuc_constraints(
     # carried iterate that fell short; with a centring floor (degenerate problems); on small
     # problems each direction alone
     retries = ([("auto", 0.0)] if warm and final else []) + [("auto", _CENTRING)] + (
-        [("hkm", 0.0), ("nt", 0.0)] if S.size == m else [])
+        [("hkm", 0.0), ("nt", 0.0)] if S.size == live.size else [])
     for direction, centring in retries:
         if sol.status == OPTIMAL:
             break
