@@ -231,3 +231,35 @@ def test_solution_checks_are_computed_once_and_follow_w():
         assert sol.duality_gap() == pytest.approx(0.5, rel=1e-6)
         assert not sol.is_optimal(1e-3)
         np.testing.assert_allclose(sol.singular_values(), 2.0 * sv, rtol=1e-12)
+
+
+def test_nearly_infeasible_instance_refined_to_its_margins():
+    """(10, 5, 3) seed 34 of the rank figure: multipliers near 1e9 (unit scale) for
+    ``||W||_F = 4.7e5``; ``W = sum lam_k a_k z_k^T`` cancels to 1e-5 of the margins.  The
+    active rows are refined on ``W`` itself: every KKT residual below 1e-10, rank 3 (the
+    nuclear solution's)."""
+    from attnsvm.experiments._common import optimal_or_first
+
+    inst = random_instance(10, 5, 3, seed=34)
+    alpha, _ = optimal_or_first(inst)
+    sol = solve_fro(inst, alpha)
+    assert sol.status == "optimal"
+    assert max(sol.kkt_residuals().values()) <= 1e-10
+    assert sol.rank == 3
+
+
+def test_active_rows_off_their_margins_are_inaccurate():
+    """Sequences scaled by 1e9 and 1e-9: the active set's kernel has condition 1e34 and its
+    rows stay off their margins; the answer is ``inaccurate`` with a warning, never
+    ``optimal``."""
+    from attnsvm.exceptions import ConvergenceWarning
+
+    base = random_instance(40, 20, 32, seed=1)
+    X = base.X.copy()
+    X[0] *= 1e9
+    X[1] *= 1e-9
+    inst = Instance(X=X, Z=base.Z, Y=base.Y, v=base.v)
+    with pytest.warns(ConvergenceWarning, match="off their margins"):
+        sol = solve_fro(inst)
+    assert sol.status == "inaccurate"
+    assert sol.primal_residual() > 1e-6

@@ -40,7 +40,9 @@ class QPResult:
 
     Attributes
     ----------
-    status : {"optimal", "infeasible", "max_iter"}
+    status : {"optimal", "infeasible", "max_iter", "inaccurate"}
+        ``inaccurate``: the active rows stay off their right-hand sides by more than ``tol``
+        after refinement (an ill-conditioned active set).
     active : ndarray of int, shape (s,)
         Indices of the active constraints.
     lam : ndarray, shape (s,)
@@ -52,6 +54,12 @@ class QPResult:
         Inner Goldfarb-Idnani steps.
     rounds : int
         Outer pricing rounds.
+    method : str
+    primal : ndarray or None
+        The primal point ``w``, refined on the active rows; None: ``kernel.primal(active,
+        lam)``.  Where the multipliers are large and ``w`` small (nearly infeasible problems)
+        that sum cancels to about ``eps max|lam|``; the refinement adds small corrections
+        to ``w`` itself instead.
     """
 
     status: str
@@ -61,6 +69,48 @@ class QPResult:
     iterations: int
     rounds: int
     method: str = "goldfarb-idnani"
+    primal: np.ndarray | None = None
+
+
+#: refinement steps of the active rows' values at the end
+_REFINE_STEPS = 3
+
+
+def _refine_active(kernel: ConstraintKernel, b: np.ndarray, thr: np.ndarray, is_eq: np.ndarray,
+                   active: np.ndarray, lam: np.ndarray, vals: np.ndarray | None = None
+                   ) -> tuple[str, np.ndarray, np.ndarray | None]:
+    """Check the active rows' values (equal to ``b`` at the optimum) and refine them.
+
+    ``K_SS delta = b_S - <w, g_S>``, ``w += sum delta_j g_j``, ``lam += delta``, at most
+    :data:`_REFINE_STEPS` times.  Returns ``(status, lam, w)``: ``optimal`` when every active
+    row is within ``thr`` of ``b`` and no other row is violated (``w`` None when no step was
+    needed), ``inaccurate`` otherwise.
+    """
+    if active.size == 0:
+        return "optimal", lam, None
+    w = kernel.primal(active, lam)
+    if vals is None:
+        vals = kernel.values(w)
+    K = None
+    for step in range(_REFINE_STEPS + 1):
+        r = b[active] - vals[active]
+        resid = b - vals
+        outside = np.where(is_eq, np.abs(resid), resid)
+        outside[active] = -np.inf
+        if np.all(np.abs(r) <= thr[active]) and not np.any(outside > thr):
+            return "optimal", lam, (w if step else None)
+        if step == _REFINE_STEPS:
+            break
+        if K is None:
+            K = kernel.block(active, active)
+        try:
+            delta = np.linalg.solve(K, r)
+        except np.linalg.LinAlgError:
+            delta = np.linalg.lstsq(K, r, rcond=None)[0]
+        lam = lam + delta
+        w = w + kernel.primal(active, delta)
+        vals = kernel.values(w)
+    return "inaccurate", lam, w
 
 
 def solve_hard_margin(
@@ -124,7 +174,8 @@ def solve_hard_margin(
         converged, P, lamP, brounds = block_pivoting(kernel, b, thr, start, scale)
         rounds += brounds
         if converged:
-            return QPResult("optimal", P, lamP, None, 0, rounds, "block-pivoting")
+            st, lamP, w_ref = _refine_active(kernel, b, thr, is_eq, P, lamP)
+            return QPResult(st, P, lamP, None, 0, rounds, "block-pivoting", w_ref)
         active, lam, K_SS, chol = _valid_start(kernel, b, P[lamP > 0] if lamP.size == P.size
                                                else P)
         pending = None
@@ -139,7 +190,8 @@ def solve_hard_margin(
         viol[active] = -np.inf
         cand = np.flatnonzero(viol > thr)
         if cand.size == 0:
-            return QPResult("optimal", active, lam, None, iterations, rounds, how)
+            st, lam_r, w_ref = _refine_active(kernel, b, thr, is_eq, active, lam, vals)
+            return QPResult(st, active, lam_r, None, iterations, rounds, how, w_ref)
         if pending is not None and pending.size:
             prio = pending[viol[pending] > thr[pending]]
             pending = None

@@ -97,7 +97,8 @@ def solve_fro_constraints(
         sol = SVMSolution(status=INFEASIBLE, norm="fro", W=None, constraints=cons, b=bb,
                           dual=np.zeros(m), certificate=res.certificate, n_eq=n_eq)
     else:
-        W_unit = kernel.primal(res.active, res.lam)  # solution at unit scale
+        W_unit = (res.primal if res.primal is not None  # refined on the active rows
+                  else kernel.primal(res.active, res.lam))  # solution at unit scale
         W = W_unit / (sA * sZ)
         nrm_unit = safe_norm(W_unit)
         # norm-minimisation multipliers of the original constraints: mu = lambda / (||W'|| sA sZ)
@@ -106,10 +107,11 @@ def solve_fro_constraints(
         sol = SVMSolution(status=status, norm="fro", W=W, constraints=cons, b=bb, dual=mu,
                           n_eq=n_eq)
         if status == INACCURATE:
+            why = (f"stopped after {res.iterations} steps" if res.status == "max_iter"
+                   else "left its active rows off their margins after refinement")
             warnings.warn(
-                f"the working-set solver stopped after {res.iterations} steps before reaching "
-                f"tol={tol:g}; primal residual {sol.primal_residual():.2e}",
-                ConvergenceWarning, stacklevel=2)
+                f"the working-set solver {why} before reaching tol={tol:g}; primal residual "
+                f"{sol.primal_residual():.2e}", ConvergenceWarning, stacklevel=2)
     sol.solver = {
         "block-pivoting": "working-set: block pivoting (primal-dual active set), KKT exact",
         "block-pivoting+goldfarb-idnani": "working-set: block pivoting, then Goldfarb-Idnani dual",

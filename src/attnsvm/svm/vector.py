@@ -61,13 +61,14 @@ def solve_vector_svm(G: np.ndarray, b: np.ndarray | None = None,
         sol = SVMSolution(INFEASIBLE, "fro", None, cons, bb, np.zeros(m),
                           certificate=res.certificate)
     else:
-        w = cons.primal(res.active, res.lam)
+        w = res.primal if res.primal is not None else cons.primal(res.active, res.lam)
         nrm = safe_norm(w)
         sol = SVMSolution(OPTIMAL if res.status == "optimal" else INACCURATE, "fro", w, cons, bb,
                           lam / nrm if nrm > 0 else lam)
         if sol.status == INACCURATE:
-            warnings.warn("the vector SVM stopped at its iteration cap", ConvergenceWarning,
-                          stacklevel=2)
+            why = ("stopped at its iteration cap" if res.status == "max_iter"
+                   else "left its active rows off their margins after refinement")
+            warnings.warn(f"the vector SVM {why}", ConvergenceWarning, stacklevel=2)
     sol.solver = "working-set: Goldfarb-Idnani dual"
     sol.iterations = res.iterations
     sol.seconds = time.perf_counter() - t0
