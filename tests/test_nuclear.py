@@ -352,3 +352,35 @@ def test_ill_conditioned_rank_figure_instance_certified_and_ranks_agree():
     _check_certificate(nuc)
     assert np.linalg.norm(fro.W - nuc.W) <= 1e-7 * np.linalg.norm(fro.W)
     assert nuc.rank == fro.rank == 4
+
+
+def test_nearly_infeasible_rank_figure_instance_certified_by_face_polish():
+    """(n, T, d) = (10, 5, 3), seed 34 of the rank figure: ``||W||_* = 2.7e5`` for margins of
+    1, the interior point stalls at a certified gap of 1e-7; its active rows pin the optimum
+    and the face polish certifies it."""
+    from attnsvm.experiments._common import optimal_or_first
+
+    inst = random_instance(10, 5, 3, seed=34)
+    alpha, _ = optimal_or_first(inst)
+    c = inst.constraints(alpha)
+    sol = solve_nuc_constraints(c)
+    _check_certificate(sol)
+    assert sol.info.get("face_polished") is True
+    assert sol.objective == pytest.approx(cvxpy_nuc(c), rel=1e-6)
+
+
+def test_face_candidates_recover_a_perturbed_optimum():
+    from attnsvm.svm._polish import face_candidates
+    from attnsvm.svm.nuclear import certify_nuclear
+
+    # a full-rank optimum (3 x 3) pinned by its active rows
+    inst = random_instance(8, 4, 3, seed=1)
+    c = inst.constraints(inst.optimal_tokens())
+    sol = solve_nuc_constraints(c)
+    _check_certificate(sol)
+    assert sol.rank == 3
+    rng = np.random.default_rng(0)
+    W = sol.W * (1 + 1e-7 * rng.standard_normal(sol.W.shape))  # off the face by 1e-7
+    gaps = [certify_nuclear(c, Wp, y, tol=1e-9, warn=False).info["certified_gap"]
+            for Wp, y in face_candidates(c, W)]
+    assert min(gaps) <= 1e-10

@@ -38,6 +38,7 @@ from ..instance import Instance
 from ._implied import implied_rows
 from ._instance import solve_on_instance
 from ._nuclear_ipm import IPMState, nuclear_ipm
+from ._polish import face_candidates
 from .frobenius import solve_fro_constraints
 from .norms import row_scale
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
@@ -419,6 +420,16 @@ def solve_nuc_constraints(
                                 frobenius=fro, warn=False, **info)
         if other.info["certified_gap"] < sol.info["certified_gap"]:
             sol = other
+    if sol.status != OPTIMAL and S.size == live.size and sol.W is not None:
+        # small problems: the active rows pin the optimum (nearly infeasible instances,
+        # whose Newton systems lose the last digits): solve them directly
+        for W_face, y_face in face_candidates(cset, sol.W):
+            other = certify_nuclear(cset, W_face, y_face, tol=tol, frobenius=fro, warn=False,
+                                    face_polished=True, **info)
+            if other.info["certified_gap"] < sol.info["certified_gap"]:
+                sol = other
+            if sol.status == OPTIMAL:
+                break
     if sol.status == INACCURATE:
         _warn_inaccurate(sol, tol, stacklevel=3)
     sol.seconds = time.perf_counter() - t0
