@@ -324,7 +324,8 @@ def test_carried_iterate_reaches_the_direct_optimum():
 
 
 def test_working_set_rounds_on_more_than_300_rows():
-    """m > 300: scouting rounds, dropped rows and the resumed final run; same optimum as
+    """m > 300: scouting rounds (the third and later go on from the previous round's
+    iterate, carried to the new set), dropped rows and the resumed final run; same optimum as
     the interior point on every row at once, certified."""
     from attnsvm.svm._nuclear_ipm import nuclear_ipm
 

@@ -12,10 +12,12 @@ A dedicated method, exact up to floating point and certified:
    problem (:mod:`._nuclear_ipm`): its Newton system is built from Hadamard products of
    ``s x s`` Gram-like blocks, never from the ``m x d^2`` constraint matrix.
 3. Low-accuracy rounds find the working set: constraints violated (or nearly active) at a
-   round's solution join ``S``, clearly inactive ones (large slack) leave it, once each.  When a
-   round adds nothing, the same run goes on, on its near-active rows, to full accuracy;
-   constraints violated then join ``S`` for another full-accuracy round, which goes on from the
-   last low-accuracy iterate carried to the new set (a cold start when that falls short).
+   round's solution join ``S``, clearly inactive ones (large slack) leave it, once each; from
+   the third round on, a round whose set gained few rows goes on from the previous round's
+   iterate, carried to the new set.  When a round adds nothing, the same run goes on, on its
+   near-active rows, to full accuracy; constraints violated then join ``S`` for another
+   full-accuracy round, which goes on from the last low-accuracy iterate carried to the new
+   set (a cold start when that falls short).
 4. Certificate: ``W`` is rescaled to be exactly feasible (upper bound ``||W||_*``), the dual
    weights ``mu >= 0`` are divided by ``||sum_k mu_k G_k||_op`` (lower bound ``sum mu_k b_k``),
    and the relative difference of the bounds is the certified gap.  The rank is read from the
@@ -57,8 +59,8 @@ _DROP = 1e-2
 _DROP_FACTOR = 20.0
 #: problems with at most this many constraints are solved whole
 _SMALL = 300
-#: a certified round that adds at most this fraction of its working set goes on from the last
-#: scouting run's iterate (carried to the new rows and bases) instead of starting cold
+#: a round that adds at most this fraction of its working set (after the first) goes on from
+#: the last scouting run's iterate (carried to the new rows and bases) instead of starting cold
 _WARM_ADDS = 0.1
 #: how far a carried iterate is moved towards the centre (X to a multiple of I, Z to I)
 _BACK_OFF = 0.1
@@ -391,10 +393,12 @@ def solve_nuc_constraints(
             continue
         add = max(16, S.size // 2) if final else bad.size
         bad = bad[np.argsort(-viol[bad])[:add]]
-        # rows the certified round missed (few): go on from the last scouting iterate, not
-        # from a cold start at full accuracy (carrying iterates between scouting rounds
-        # measured slower than their cold starts: that iterate sits at the boundary)
-        carry = final and bad.size <= _WARM_ADDS * S.size
+        # few rows added: go on from the last scouting iterate, carried to the new set, not
+        # from a cold start -- after the certified round (rows it missed), and after every
+        # scouting round but the first (whose coarse iterate, carried, measured slower than
+        # a cold start); on MiniLM layer 0 the later scouting rounds then take 6 to 9
+        # iterations instead of 15, and the heads' solves 188 s instead of 214 s in all
+        carry = (final or rounds >= 2) and bad.size <= _WARM_ADDS * S.size
         drop = S[slack[S]]
         dropped[drop] = True
         S = np.union1d(np.setdiff1d(S, drop), bad)
