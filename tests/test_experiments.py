@@ -171,7 +171,17 @@ def test_report_files_and_summary(tmp_path: Path) -> None:
 
 _KILL_SCRIPT = textwrap.dedent("""
     import sys
+    import time
+    from attnsvm.experiments.figures import rank
     from attnsvm.experiments.runner import run_figure
+
+    # each cell takes a few ms: slowed to 50 ms so that the parent's kill lands mid-sweep
+    # whatever the machine's load (it once landed after all 21 cells)
+    fast = rank.FIGURE.run_cell
+    def run_cell(cfg, cell):
+        time.sleep(0.05)
+        return fast(cfg, cell)
+    object.__setattr__(rank.FIGURE, "run_cell", run_cell)
     run_figure("rank", sys.argv[1], quick=True,
                overrides=dict(ns=(5,), Ts=(5,), ds=(2, 3, 4, 5, 6, 8, 10), seeds=6, chunk=2))
 """)
