@@ -32,7 +32,7 @@ import numpy as np
 from numpy.linalg import _umath_linalg  # the stacked Cholesky gufunc (NaN on failure)
 from scipy.linalg import cho_solve
 
-from ._nuclear_ipm import _DENSE_MAX, IPMResult, IPMState
+from ._nuclear_ipm import _DENSE_MAX, IPMResult, IPMState, _schur_solver
 
 __all__ = ["nuclear_ipm_batch"]
 
@@ -142,18 +142,18 @@ class _Stack:
 
 
 class _SchurSolve:
-    """Solve with a stack of Schur complements: Cholesky where it has a factor, a
-    pseudo-inverse for the singular ones (as the single solver does)."""
+    """Solve with a stack of Schur complements: Cholesky where it has a factor, the single
+    solver's shifted Cholesky (:func:`._nuclear_ipm._schur_solver`) for the ones rounding has
+    left indefinite."""
 
     def __init__(self, M: np.ndarray) -> None:
         self.L, ok = _chol(M)
-        self.pinv = {int(i): np.linalg.pinv(M[i], rcond=1e-14, hermitian=True)
-                     for i in np.flatnonzero(~ok)}
+        self.single = {int(i): _schur_solver(M[i]) for i in np.flatnonzero(~ok)}
 
     def __call__(self, r: np.ndarray) -> np.ndarray:
         out = cho_solve((self.L, True), r[:, :, None], check_finite=False)[:, :, 0]
-        for i, Mp in self.pinv.items():
-            out[i] = Mp @ r[i]
+        for i, solve in self.single.items():
+            out[i] = solve(r[i])
         return out
 
 
