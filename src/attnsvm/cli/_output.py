@@ -31,7 +31,8 @@ from ..progress import Progress
 from ..reporting import to_jsonable
 
 __all__ = ["check_out_path", "save_npz_atomic", "emit_json", "emit_text", "to_jsonable",
-           "Progress", "json_text", "native_stdout_to_stderr", "silence_stdout", "format_warning"]
+           "Progress", "json_text", "native_stdout_to_stderr", "silence_stdout", "format_warning",
+           "write_warnings"]
 
 def check_out_path(path: str | os.PathLike[str] | None, field: str = "--out",
                    kind: str = "file") -> Path | None:
@@ -153,6 +154,12 @@ def format_warning(w: warnings.WarningMessage) -> str:
     """One line for a warning (no source line): ``warning: Category: message``."""
     msg = " ".join(str(w.message).split())
     return f"warning: {w.category.__name__}: {msg}"
+
+
+def write_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Each distinct warning once, one line each (:func:`format_warning`), to stderr."""
+    for line in dict.fromkeys(format_warning(w) for w in caught):
+        sys.stderr.write(line + "\n")
 
 
 def json_text(obj: object) -> str:

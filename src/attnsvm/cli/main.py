@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     import warnings
 
-    from ._output import format_warning, native_stdout_to_stderr, silence_stdout
+    from ._output import native_stdout_to_stderr, silence_stdout, write_warnings
 
     args_list = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in args_list if a in COMMANDS), None)
@@ -110,12 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BaseException as exc:  # noqa: BLE001 - the CLI never shows a traceback
             error, code = exc, error_code(exc)
     if code != EXIT_BAD_INPUT:
-        seen: set[str] = set()
-        for w in caught:
-            line = format_warning(w)
-            if line not in seen:
-                seen.add(line)
-                sys.stderr.write(line + "\n")
+        write_warnings(caught)
     if error is not None:
         report_error(error)
     return code

@@ -33,7 +33,7 @@ def run_solve(args: argparse.Namespace) -> int:
     from attnsvm.report_solve import DEFAULT_TOL, solve_report
     from attnsvm.svm.solution import INFEASIBLE, OPTIMAL
 
-    from ._output import check_out_path, emit_text, format_warning, json_text, save_npz_atomic
+    from ._output import check_out_path, emit_text, json_text, save_npz_atomic, write_warnings
 
     out = check_out_path(args.out)
     tol = DEFAULT_TOL if args.tol is None else check_positive("--tol", args.tol)
@@ -41,8 +41,7 @@ def run_solve(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         rep = solve_report(inst, args.norm, tol=tol)
     # the solver's warnings first: a failed check's error line is the last word
-    for line in dict.fromkeys(format_warning(w) for w in caught):
-        sys.stderr.write(line + "\n")
+    write_warnings(caught)
     text = json_text(rep.to_dict()) if args.json else rep.text()  # complete before writing
     if out is not None and rep.verified:
         save_npz_atomic(out, **rep.arrays())

@@ -71,32 +71,51 @@ class QPResult:
     method: str = "goldfarb-idnani"
     primal: np.ndarray | None = None
 
+    @property
+    def shortfall(self) -> str:
+        """Why an answer is not ``optimal``, for a warning (``""`` when it is)."""
+        if self.status == "max_iter":
+            return f"stopped after {self.iterations} steps"
+        if self.status == "inaccurate":
+            return "left its active rows off their margins after refinement"
+        return ""
+
 
 #: refinement steps of the active rows' values at the end
 _REFINE_STEPS = 3
 
 
+def _violations(b: np.ndarray, vals: np.ndarray, is_eq: np.ndarray, active: np.ndarray
+                ) -> np.ndarray:
+    """How far each row outside ``active`` is violated (``|b - v|`` on equalities, ``b - v``
+    on inequalities; ``-inf`` on the active rows), shape (m,)."""
+    resid = b - vals
+    viol = np.where(is_eq, np.abs(resid), resid)
+    viol[active] = -np.inf
+    return viol
+
+
 def _refine_active(kernel: ConstraintKernel, b: np.ndarray, thr: np.ndarray, is_eq: np.ndarray,
-                   active: np.ndarray, lam: np.ndarray, vals: np.ndarray | None = None
-                   ) -> tuple[str, np.ndarray, np.ndarray | None]:
+                   active: np.ndarray, lam: np.ndarray, w: np.ndarray | None = None,
+                   vals: np.ndarray | None = None) -> tuple[str, np.ndarray, np.ndarray | None]:
     """Check the active rows' values (equal to ``b`` at the optimum) and refine them.
 
     ``K_SS delta = b_S - <w, g_S>``, ``w += sum delta_j g_j``, ``lam += delta``, at most
-    :data:`_REFINE_STEPS` times.  Returns ``(status, lam, w)``: ``optimal`` when every active
-    row is within ``thr`` of ``b`` and no other row is violated (``w`` None when no step was
-    needed), ``inaccurate`` otherwise.
+    :data:`_REFINE_STEPS` times (``w`` and its ``vals``, when the caller has them, are those
+    of ``lam``).  Returns ``(status, lam, w)``: ``optimal`` when every active row is within
+    ``thr`` of ``b`` and no other row is violated (``w`` None when no step was needed),
+    ``inaccurate`` otherwise.
     """
     if active.size == 0:
         return "optimal", lam, None
-    w = kernel.primal(active, lam)
+    if w is None:
+        w = kernel.primal(active, lam)
     if vals is None:
         vals = kernel.values(w)
     K = None
     for step in range(_REFINE_STEPS + 1):
         r = b[active] - vals[active]
-        resid = b - vals
-        outside = np.where(is_eq, np.abs(resid), resid)
-        outside[active] = -np.inf
+        outside = _violations(b, vals, is_eq, active)
         if np.all(np.abs(r) <= thr[active]) and not np.any(outside > thr):
             return "optimal", lam, (w if step else None)
         if step == _REFINE_STEPS:
@@ -185,12 +204,10 @@ def solve_hard_margin(
         rounds += 1
         w = kernel.primal(active, lam)
         vals = kernel.values(w)
-        resid = b - vals
-        viol = np.where(is_eq, np.abs(resid), resid)
-        viol[active] = -np.inf
+        viol = _violations(b, vals, is_eq, active)
         cand = np.flatnonzero(viol > thr)
         if cand.size == 0:
-            st, lam_r, w_ref = _refine_active(kernel, b, thr, is_eq, active, lam, vals)
+            st, lam_r, w_ref = _refine_active(kernel, b, thr, is_eq, active, lam, w, vals)
             return QPResult(st, active, lam_r, None, iterations, rounds, how, w_ref)
         if pending is not None and pending.size:
             prio = pending[viol[pending] > thr[pending]]

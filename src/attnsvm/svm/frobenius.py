@@ -107,11 +107,9 @@ def solve_fro_constraints(
         sol = SVMSolution(status=status, norm="fro", W=W, constraints=cons, b=bb, dual=mu,
                           n_eq=n_eq)
         if status == INACCURATE:
-            why = (f"stopped after {res.iterations} steps" if res.status == "max_iter"
-                   else "left its active rows off their margins after refinement")
             warnings.warn(
-                f"the working-set solver {why} before reaching tol={tol:g}; primal residual "
-                f"{sol.primal_residual():.2e}", ConvergenceWarning, stacklevel=2)
+                f"the working-set solver {res.shortfall} before reaching tol={tol:g}; primal "
+                f"residual {sol.primal_residual():.2e}", ConvergenceWarning, stacklevel=2)
     sol.solver = {
         "block-pivoting": "working-set: block pivoting (primal-dual active set), KKT exact",
         "block-pivoting+goldfarb-idnani": "working-set: block pivoting, then Goldfarb-Idnani dual",

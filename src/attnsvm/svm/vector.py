@@ -66,9 +66,7 @@ def solve_vector_svm(G: np.ndarray, b: np.ndarray | None = None,
         sol = SVMSolution(OPTIMAL if res.status == "optimal" else INACCURATE, "fro", w, cons, bb,
                           lam / nrm if nrm > 0 else lam)
         if sol.status == INACCURATE:
-            why = ("stopped at its iteration cap" if res.status == "max_iter"
-                   else "left its active rows off their margins after refinement")
-            warnings.warn(f"the vector SVM {why}", ConvergenceWarning, stacklevel=2)
+            warnings.warn(f"the vector SVM {res.shortfall}", ConvergenceWarning, stacklevel=2)
     sol.solver = "working-set: Goldfarb-Idnani dual"
     sol.iterations = res.iterations
     sol.seconds = time.perf_counter() - t0
