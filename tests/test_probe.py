@@ -383,6 +383,51 @@ def test_cli_rejects_bad_options(tiny_bert: Path, tmp_path: Path) -> None:
             run_probe(args)
 
 
+def test_a_failing_head_is_reported_and_the_others_kept(
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One head's analysis raises: its record says so, every other head is solved and
+    written, the report is complete, and the command exits 1 with one error line."""
+    import attnsvm.probe.run as probe_run
+
+    real = probe_run.analyze_head
+
+    def flaky(inst, W_layer, head, layer, *a, **k):  # type: ignore[no-untyped-def]
+        if (layer, head) == (1, 2):
+            raise np.linalg.LinAlgError("SVD did not converge\nsecond line")
+        return real(inst, W_layer, head, layer, *a, **k)
+
+    monkeypatch.setattr(probe_run, "analyze_head", flaky)
+    parser = argparse.ArgumentParser()
+    add_probe_arguments(parser)
+    out = tmp_path / "out"
+    args = parser.parse_args(["--model", str(tiny_bert), "--layers", "1", "--out", str(out),
+                              "--seq-len", "8", "--max-queries", "16", "--jobs", "1",
+                              "--no-nuclear", "--json"])
+    assert run_probe(args) == 1
+    cap = capsys.readouterr()
+    s = json.loads(cap.out)
+    assert cap.err.strip().splitlines()[-1] == (
+        "error: layer 1 head 2: LinAlgError: SVD did not converge")
+    assert s["errors"] == [{"layer": 1, "head": 2,
+                            "error": "LinAlgError: SVD did not converge"}]
+    bad = [r for r in s["heads"] if r["status"] == "error"]
+    assert [(r["layer"], r["head"]) for r in bad] == [(1, 2)]
+    assert bad[0]["corr_fro"] is None and bad[0]["m"] is None and bad[0]["feasible"] is None
+    good = [r for r in s["heads"] if r["status"] != "error"]
+    assert len(good) == 3 and all(r["error"] is None and r["m"] > 0 for r in good)
+    for r in good:
+        assert head_file(out, r["layer"], r["head"]).exists()
+    assert not head_file(out, 1, 2).exists()
+    assert [t["solved"] for t in s["targets"] if t["name"] == "fro"] == [
+        sum(r["corr_fro"] is not None for r in good)]
+    table = (out / "heads.csv").read_text().splitlines()
+    assert len(table) == 5 and "LinAlgError: SVD did not converge" in table[3]
+    for name in ("summary.json", "heatmap.png", "max_prob.png", "index.html"):
+        assert (out / name).stat().st_size > 0
+
+
 def test_nuclear_on_capped_rows(tiny_bert: Path, tmp_path: Path) -> None:
     opts = ProbeOptions(nuclear_rows=3)
     res = probe(tiny_bert, None, "0", opts, tmp_path, seq_len=8, max_queries=8)

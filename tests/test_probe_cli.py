@@ -159,17 +159,27 @@ def test_files_are_written_last(
     real = probe_run.analyze_head
     calls = []
 
-    def failing(*args: object, **kw: object) -> object:
+    def interrupted(*args: object, **kw: object) -> object:
         calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("solver exploded")
+        if len(calls) == 3:  # (a head that raises an error is only that head's record)
+            raise KeyboardInterrupt
         return real(*args, **kw)
 
-    monkeypatch.setattr(probe_run, "analyze_head", failing)
+    monkeypatch.setattr(probe_run, "analyze_head", interrupted)
     rc, stdout, err = _run([*argv[:-len(SMALL)], "--seed", "5", *SMALL], capsys)
-    assert rc == 1 and stdout == "" and "solver exploded" in err
+    assert rc == 130 and stdout == "" and "interrupted" in err
     after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before  # the earlier report is whole; no staging folder is left
+
+    def no_report(*args: object, **kw: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(probe_run, "analyze_head", real)
+    monkeypatch.setattr(probe_run, "write_report", no_report)
+    rc, stdout, err = _run([*argv[:-len(SMALL)], "--seed", "6", *SMALL], capsys)
+    assert rc == 1 and stdout == "" and "disk full" in err
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before  # the heads were staged, then discarded with the report
 
 
 def test_no_global_side_effects_and_progress_with_estimate(

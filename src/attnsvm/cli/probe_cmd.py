@@ -137,6 +137,8 @@ class _ProbeProgress:
 def _summary_text(s: dict[str, Any], out: str | None) -> str:
     lines = [f"{s['model']}: {len(s['heads'])} heads in layers {s['layers']}, "
              f"{s['seconds']:.1f} s"]
+    if s.get("errors"):
+        lines.append(f"  {len(s['errors'])} heads failed (status 'error'; see stderr)")
     for t in s["targets"]:
         lines.append(
             f"  {t['name']:5s} {t['title']}: {t['solved']}/{t['heads']} solved, mean corr "
@@ -159,7 +161,9 @@ def _f(v: float | None) -> str:
 
 
 def run_probe(args: argparse.Namespace) -> int:
-    """Run ``attnsvm probe`` with parsed arguments; return the exit code (0)."""
+    """Run ``attnsvm probe`` with parsed arguments; return the exit code: 0, or 1 when some
+    head's analysis failed (its record says why, one ``error:`` line each on stderr; the
+    other heads' results are written)."""
     from ..probe.analysis import ProbeOptions
     from ..probe.run import probe
 
@@ -190,4 +194,7 @@ def run_probe(args: argparse.Namespace) -> int:
         emit_json(result.summary)
     else:
         emit_text(_summary_text(result.summary, args.out))
-    return 0
+    errors = result.summary.get("errors") or []
+    for err in errors:  # the other heads' results are written; the run still failed
+        sys.stderr.write(f"error: layer {err['layer']} head {err['head']}: {err['error']}\n")
+    return 1 if errors else 0

@@ -107,6 +107,7 @@ TABLE_COLUMNS = [
     "duality_gap",
     "support",
     "seconds",
+    "error",
 ]
 
 
@@ -270,7 +271,11 @@ def write_maxprob_figure(records: list[dict[str, Any]], path: Path) -> None:
     centers = (np.arange(10) + 0.5) / 10
     cmap = colormaps["viridis"]
     for k, li in enumerate(layers):
-        hist = np.sum([r["max_prob_hist"] for r in records if r["layer"] == li], axis=0)
+        hists = [r["max_prob_hist"] for r in records
+                 if r["layer"] == li and r.get("max_prob_hist") is not None]
+        if not hists:
+            continue  # every head of the layer failed
+        hist = np.sum(hists, axis=0)
         share = hist / max(hist.sum(), 1)
         ax.plot(
             centers,

@@ -13,7 +13,10 @@ Output folder layout::
                        (m,) when infeasible, alpha (n,), max_prob (n,), index (m, 2)
 
 Files are written last: the head arrays go to a staging folder inside the output folder and
-replace ``heads/`` only when every head is done, so a failed run leaves an earlier report whole.
+replace ``heads/`` only when every head is done, so an interrupted run leaves an earlier report
+whole.  A head whose analysis raises (or whose worker process dies) does not stop the others:
+its record has ``status`` ``"error"`` and the message in ``error``, every result field None,
+no array file; ``summary["errors"]`` lists those heads.
 """
 
 from __future__ import annotations
@@ -32,9 +35,11 @@ from ..reporting import provenance
 from .analysis import ProbeOptions, analyze_head
 from .capture import Adapter, Capture
 from .corpus import make_sequences, read_corpus
+from .graph import GRAPH_FIELDS
 from .instance import build_instance
 from .models import DEFAULT_MODEL, ModelSource, load_model, resolve_model
-from .report import nuc_vs_fro, target_summary, write_report
+from .nuclear import NUCLEAR_FIELDS
+from .report import TABLE_COLUMNS, nuc_vs_fro, target_summary, write_report
 
 __all__ = ["ProbeResult", "probe", "head_file", "head_line", "parse_layers", "check_sizes",
            "check_out_dir", "NOTES", "MAX_QUERIES"]
@@ -101,9 +106,27 @@ class _HeadTask:
     d_head: int | None = None
 
 
+def error_record(layer: int, head: int, exc: BaseException, seconds: float) -> dict[str, Any]:
+    """The record of a head whose analysis failed: every field None but ``layer``, ``head``,
+    ``status`` (``"error"``), ``error`` (the exception's type and message) and ``seconds``."""
+    rec: dict[str, Any] = dict.fromkeys((*TABLE_COLUMNS, *NUCLEAR_FIELDS, *GRAPH_FIELDS))
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    rec.update(layer=layer, head=head, status="error",
+               error=f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__,
+               seconds=seconds)
+    return rec
+
+
 def _run_head(task: _HeadTask) -> dict[str, Any]:
-    """Build, solve and save one head; returns its record."""
+    """Build, solve and save one head; returns its record (an error record if it raises)."""
     t0 = time.perf_counter()
+    try:
+        return _analyze_and_save(task, t0)
+    except Exception as exc:  # noqa: BLE001 - one head's failure is reported, not fatal
+        return error_record(task.layer, task.head, exc, time.perf_counter() - t0)
+
+
+def _analyze_and_save(task: _HeadTask, t0: float) -> dict[str, Any]:
     inst = build_instance(task.captures, task.layer, task.head, task.causal)
     t_build = time.perf_counter() - t0
     rec, arrays = analyze_head(
@@ -118,6 +141,7 @@ def _run_head(task: _HeadTask) -> dict[str, Any]:
         task.d_head,
     )
     rec["seconds"] += t_build
+    rec["error"] = None
     if task.path is not None:
         atomic_savez(task.path, **arrays)
     return rec
@@ -129,6 +153,9 @@ def _fmt(v: Any) -> str:
 
 def head_line(rec: dict[str, Any]) -> str:
     """One head's result in one line (the progress messages)."""
+    if rec.get("status") == "error":
+        return (f"layer {rec['layer']} head {rec['head']}: error {rec.get('error')} "
+                f"({rec['seconds']:.1f} s)")
     line = (f"layer {rec['layer']} head {rec['head']}: m={rec['m']} {rec['status']} "
             f"corr_fro={_fmt(rec.get('corr_fro'))}")
     if rec.get("nuc_status") is not None:
@@ -164,7 +191,11 @@ def _run_tasks(
     with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx) as pool:
         futures = {pool.submit(_run_head, t): k for k, t in enumerate(tasks)}
         for fut in as_completed(futures):
-            done[futures[fut]] = fut.result()
+            k = futures[fut]
+            try:
+                done[k] = fut.result()
+            except Exception as exc:  # noqa: BLE001 - e.g. a worker killed for memory
+                done[k] = error_record(tasks[k].layer, tasks[k].head, exc, 0.0)
             if progress is not None:
                 progress(head_line(done[futures[fut]]), len(done), total)
     return [done[k] for k in range(len(tasks))]
@@ -382,6 +413,8 @@ def probe(
         "provenance": _provenance(),
         "targets": target_summary(records),
         "nuc_vs_fro": nuc_vs_fro(records),
+        "errors": [{"layer": r["layer"], "head": r["head"], "error": r["error"]}
+                   for r in records if r.get("status") == "error"],
         "heads": records,
     }
     summary["seconds"] = time.perf_counter() - t_start
