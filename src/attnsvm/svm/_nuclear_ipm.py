@@ -71,6 +71,8 @@ class IPMResult:
         Relative gap and residuals under the target.
     state : IPMState
         The last iterate (to go on from with :func:`nuclear_ipm`'s ``start``).
+    stopped_for_polish : bool
+        Stopped at ``polish_gap`` with a primal residual left for the caller's polish.
     """
 
     W: np.ndarray
@@ -80,7 +82,11 @@ class IPMResult:
     iterations: int
     converged: bool
     state: IPMState
+    stopped_for_polish: bool = False
 
+
+#: largest relative primal residual left to the caller's polish (``polish_gap``)
+_POLISH_RESIDUAL = 1e-6
 
 #: above this size the smallest eigenvalue comes from Lanczos (checked by a Cholesky
 #: factorization) instead of a dense eigenvalue solve
@@ -507,6 +513,7 @@ def nuclear_ipm(
     accept_tol: float | None = None,
     direction: str = "auto",
     centring: float = 0.0,
+    polish_gap: float | None = None,
 ) -> IPMResult:
     """Solve the nuclear-norm SVM on ``s`` constraints by a primal-dual interior-point method.
 
@@ -542,6 +549,11 @@ def nuclear_ipm(
         the boundary, where their primal steps otherwise stall (the solver's retry of an
         uncertified answer uses 0.2: it certified two rank-1 and rank-2 MiniLM heads and all
         but one of the rank figure's small degenerate instances left near 1e-9).
+    polish_gap : float, optional
+        Stop once the relative gap is below this with the dual exactly feasible and the primal
+        residual below 1e-6 (``stopped_for_polish``): the caller moves ``W`` onto its active
+        rows (:func:`~attnsvm.svm._polish.tangent_polish`), which clears the residual, instead
+        of spending the last iterations on it.
 
     Returns
     -------
@@ -575,7 +587,7 @@ def nuclear_ipm(
         # the multipliers of dropped rows leave a dual residual (full dual steps clear it)
         Rd = np.eye(N) - Z - ops.adjoint(y)
 
-    converged = False
+    converged = polished = False
     it = 0
     best: tuple[float, np.ndarray, np.ndarray] | None = None
     best_hist: list[float] = []
@@ -613,6 +625,10 @@ def nuclear_ipm(
         if err < gap_tol:
             converged = True
             break
+        if (polish_gap is not None and Rd is None and rel_gap < polish_gap
+                and rel_p < _POLISH_RESIDUAL):
+            polished = True
+            break
         best_hist.append(best[0])
         if (accept_tol is not None and best[0] < accept_tol and it > 3
                 and best[0] > 0.5 * best_hist[-4]):
@@ -647,11 +663,11 @@ def nuclear_ipm(
             Z = (Z + Z.T) / 2
             Rd = np.eye(N) - Z - ops.adjoint(y)
     state = IPMState(X, x, y, Z)
-    if best is not None and not converged:
+    if best is not None and not (converged or polished):
         _, X, y = best
         if best_ub is not None and best_lb is not None:
             X, y = best_ub[1], best_lb[1]
     W = 2.0 * X[:r1, r1:]
     return IPMResult(W=W, y=y, primal_objective=float(np.trace(X)),
                      dual_objective=float(b @ y), iterations=it, converged=converged,
-                     state=state)
+                     state=state, stopped_for_polish=polished)

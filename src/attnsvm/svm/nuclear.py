@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +65,9 @@ _SMALL = 300
 _WARM_ADDS = 0.1
 #: how far a carried iterate is moved towards the centre (X to a multiple of I, Z to I)
 _BACK_OFF = 0.1
+#: the final run stops at this share of tol in relative gap (dual feasible, primal residual
+#: below 1e-6) and hands its answer to the tangent polish; full accuracy only if that falls short
+_POLISH_GAP = 0.25
 #: least centring parameter of the retry of an answer left uncertified (degenerate problems)
 _CENTRING = 0.2
 METHOD = ("working-set interior point (HKM, NT where HKM stalls; rank-one Schur complement), "
@@ -336,21 +340,23 @@ def solve_nuc_constraints(
     scout: tuple[_Reduced, IPMState] | None = None  # the last scouting run's set and iterate
     carry = warm = False
     absorbed: SVMSolution | None = None  # certified with outside violations rescaled away
+    deep = False  # the final run's polish fell short: full accuracy from then on
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - reported
         gap_tol = (min(1e-12, tol * 1e-3) if final
                    else _FIRST_SCOUT_GAP if rounds == 1 else _SCOUT_GAP)
+        polish_gap = _POLISH_GAP * tol if final and not deep else None
         if resume is None:
             red = _Reduced.build(unit, S, Zq_all, ginv, n_eq)
             start = _carry_state(*scout, red) if carry and scout is not None else None
             warm = start is not None
             res = nuclear_ipm(red.A, red.Zq, red.loc, red.b, n_eq=red.n_eq,
                               W0=red.U.T @ W_best @ red.V, gap_tol=gap_tol, start=start,
-                              accept_tol=0.25 * tol if final else None)
+                              accept_tol=0.25 * tol if final else None, polish_gap=polish_gap)
         else:
             red, state = resume
             resume = None
             res = nuclear_ipm(red.A, red.Zq, red.loc, red.b, n_eq=red.n_eq, gap_tol=gap_tol,
-                              start=state, accept_tol=0.25 * tol)
+                              start=state, accept_tol=0.25 * tol, polish_gap=polish_gap)
         iters += res.iterations
         if not final:
             scout = (red, res.state)
@@ -374,13 +380,25 @@ def solve_nuc_constraints(
         if final and bad.size and np.max(viol[bad]) <= 0.25 * tol:
             # violations the certificate's rescaling absorbs: keep this answer if it
             # certifies (on every row), instead of a new round from scratch
-            trial = certify_nuclear(cset, W_best / (sA * sZ), y_full, tol=tol, frobenius=fro,
-                                    warn=False, working_set=int(S.size), rounds=rounds,
-                                    ipm_iterations=iters)
+            trial = _certify_polished(cset, W_best / (sA * sZ), y_full, tol, fro,
+                                      {"working_set": int(S.size), "rounds": rounds,
+                                       "ipm_iterations": iters})
             if trial.status == OPTIMAL:
                 absorbed = trial
                 break
         if bad.size == 0:
+            if final and res.stopped_for_polish:
+                # stopped at a small gap, its primal residual left to the polish: done if
+                # that certifies, else the same run goes on to full accuracy
+                trial = _certify_polished(cset, W_best / (sA * sZ), y_full, tol, fro,
+                                          {"working_set": int(S.size), "rounds": rounds,
+                                           "ipm_iterations": iters})
+                if trial.status == OPTIMAL:
+                    absorbed = trial
+                    break
+                deep = True
+                resume = (red, res.state)
+                continue
             if final:
                 break
             final = True
@@ -404,12 +422,8 @@ def solve_nuc_constraints(
         S = np.union1d(np.setdiff1d(S, drop), bad)
 
     info = {"working_set": int(S.size), "rounds": rounds, "ipm_iterations": iters}
-    sol = absorbed if absorbed is not None else certify_nuclear(
-        cset, W_best / (sA * sZ), y_full, tol=tol, frobenius=fro, warn=False, **info)
-    if sol.status != OPTIMAL and sol.W is not None:
-        # active rows met only to ~1e-9 (the rescaling then costs the gap): a tangent step
-        sol = _better(sol, tangent_polish(cset, sol.W, sol.dual, int(sol.info["rank"])),
-                      sol.dual, cset, tol, fro, {**info, "tangent_polished": True})
+    sol = absorbed if absorbed is not None else _certify_polished(
+        cset, W_best / (sA * sZ), y_full, tol, fro, info)
     # cold starts on the last round's set (``red``), the better certificate kept: after a
     # carried iterate that fell short; with a centring floor (degenerate problems); on small
     # problems each direction alone
@@ -424,12 +438,8 @@ def solve_nuc_constraints(
         y_try = np.zeros(m)
         y_try[red.idx] = res.y / red.rs
         info["ipm_iterations"] += res.iterations
-        other = certify_nuclear(cset, red.U @ res.W @ red.V.T / (sA * sZ), y_try, tol=tol,
-                                frobenius=fro, warn=False, **info)
-        if other.status != OPTIMAL and other.W is not None:
-            other = _better(other, tangent_polish(cset, other.W, other.dual,
-                                                  int(other.info["rank"])),
-                            other.dual, cset, tol, fro, {**info, "tangent_polished": True})
+        other = _certify_polished(cset, red.U @ res.W @ red.V.T / (sA * sZ), y_try, tol, fro,
+                                  info)
         if other.info["certified_gap"] < sol.info["certified_gap"]:
             sol = other
     if sol.status != OPTIMAL and S.size == live.size and sol.W is not None:
@@ -448,12 +458,18 @@ def solve_nuc_constraints(
     return sol
 
 
-def _better(sol: SVMSolution, W: np.ndarray | None, y: np.ndarray, cset: ConstraintSet,
-            tol: float, fro: SVMSolution, info: dict[str, object]) -> SVMSolution:
-    """``sol`` or the candidate ``(W, y)``, whichever certifies the smaller gap."""
-    if W is None:
+def _certify_polished(cset: ConstraintSet, W: np.ndarray, y: np.ndarray, tol: float,
+                      fro: SVMSolution, info: Mapping[str, object]) -> SVMSolution:
+    """Certify ``(W, y)``; when that falls short, also its tangent polish (the active rows met
+    only to ~1e-9: the rescaling then costs the gap), and keep the better certificate."""
+    sol = certify_nuclear(cset, W, y, tol=tol, frobenius=fro, warn=False, **info)
+    if sol.status == OPTIMAL or sol.W is None:
         return sol
-    other = certify_nuclear(cset, W, y, tol=tol, frobenius=fro, warn=False, **info)
+    Wp = tangent_polish(cset, sol.W, sol.dual, int(sol.info["rank"]))
+    if Wp is None:
+        return sol
+    other = certify_nuclear(cset, Wp, sol.dual, tol=tol, frobenius=fro, warn=False,
+                            **info, tangent_polished=True)
     return other if other.info["certified_gap"] < sol.info["certified_gap"] else sol
 
 
