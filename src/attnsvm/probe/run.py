@@ -110,9 +110,9 @@ def error_record(layer: int, head: int, exc: BaseException, seconds: float) -> d
     """The record of a head whose analysis failed: every field None but ``layer``, ``head``,
     ``status`` (``"error"``), ``error`` (the exception's type and message) and ``seconds``."""
     rec: dict[str, Any] = dict.fromkeys((*TABLE_COLUMNS, *NUCLEAR_FIELDS, *GRAPH_FIELDS))
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    lines = str(exc).strip().splitlines()
     rec.update(layer=layer, head=head, status="error",
-               error=f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__,
+               error=f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__,
                seconds=seconds)
     return rec
 
@@ -197,7 +197,7 @@ def _run_tasks(
             except Exception as exc:  # noqa: BLE001 - e.g. a worker killed for memory
                 done[k] = error_record(tasks[k].layer, tasks[k].head, exc, 0.0)
             if progress is not None:
-                progress(head_line(done[futures[fut]]), len(done), total)
+                progress(head_line(done[k]), len(done), total)
     return [done[k] for k in range(len(tasks))]
 
 

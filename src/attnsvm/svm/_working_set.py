@@ -71,6 +71,10 @@ class QPResult:
     method: str = "goldfarb-idnani"
     primal: np.ndarray | None = None
 
+    def point(self, kernel: ConstraintKernel) -> np.ndarray:
+        """The primal point: ``primal`` when refined, else ``kernel.primal(active, lam)``."""
+        return self.primal if self.primal is not None else kernel.primal(self.active, self.lam)
+
     @property
     def shortfall(self) -> str:
         """Why an answer is not ``optimal``, for a warning (``""`` when it is)."""

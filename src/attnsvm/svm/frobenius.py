@@ -97,8 +97,7 @@ def solve_fro_constraints(
         sol = SVMSolution(status=INFEASIBLE, norm="fro", W=None, constraints=cons, b=bb,
                           dual=np.zeros(m), certificate=res.certificate, n_eq=n_eq)
     else:
-        W_unit = (res.primal if res.primal is not None  # refined on the active rows
-                  else kernel.primal(res.active, res.lam))  # solution at unit scale
+        W_unit = res.point(kernel)  # solution at unit scale
         W = W_unit / (sA * sZ)
         nrm_unit = safe_norm(W_unit)
         # norm-minimisation multipliers of the original constraints: mu = lambda / (||W'|| sA sZ)

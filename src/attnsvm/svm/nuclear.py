@@ -377,28 +377,22 @@ def solve_nuc_constraints(
             # a few marginal rows: most are satisfied at the optimum; the final check
             # catches (and adds) those that are not
             bad = bad[:0]
-        if final and bad.size and np.max(viol[bad]) <= 0.25 * tol:
-            # violations the certificate's rescaling absorbs: keep this answer if it
-            # certifies (on every row), instead of a new round from scratch
+        absorbable = bad.size > 0 and np.max(viol[bad]) <= 0.25 * tol
+        if final and (absorbable or (bad.size == 0 and res.stopped_for_polish)):
+            # violations the certificate's rescaling absorbs, or a run stopped at a small gap
+            # with its primal residual left to the polish: keep this answer if it certifies
+            # (on every row), instead of a new round
             trial = _certify_polished(cset, W_best / (sA * sZ), y_full, tol, fro,
                                       {"working_set": int(S.size), "rounds": rounds,
                                        "ipm_iterations": iters})
             if trial.status == OPTIMAL:
                 absorbed = trial
                 break
-        if bad.size == 0:
-            if final and res.stopped_for_polish:
-                # stopped at a small gap, its primal residual left to the polish: done if
-                # that certifies, else the same run goes on to full accuracy
-                trial = _certify_polished(cset, W_best / (sA * sZ), y_full, tol, fro,
-                                          {"working_set": int(S.size), "rounds": rounds,
-                                           "ipm_iterations": iters})
-                if trial.status == OPTIMAL:
-                    absorbed = trial
-                    break
+            if bad.size == 0:  # the polish fell short: the same run goes on to full accuracy
                 deep = True
                 resume = (red, res.state)
                 continue
+        if bad.size == 0:
             if final:
                 break
             final = True

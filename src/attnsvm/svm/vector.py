@@ -61,7 +61,7 @@ def solve_vector_svm(G: np.ndarray, b: np.ndarray | None = None,
         sol = SVMSolution(INFEASIBLE, "fro", None, cons, bb, np.zeros(m),
                           certificate=res.certificate)
     else:
-        w = res.primal if res.primal is not None else cons.primal(res.active, res.lam)
+        w = res.point(cons)
         nrm = safe_norm(w)
         sol = SVMSolution(OPTIMAL if res.status == "optimal" else INACCURATE, "fro", w, cons, bb,
                           lam / nrm if nrm > 0 else lam)
