@@ -45,7 +45,7 @@ class LiftedKernel:
     def __init__(self, problem: RotaryConstraintSet, sA: float = 1.0, sZ: float = 1.0) -> None:
         m, F, d = problem.A.shape
         L = np.stack([problem.A.real, problem.A.imag], axis=2).reshape(m, 2 * F * d)
-        self.F, self.d = F, d
+        self.F, self.d, self.d2 = F, d, int(problem.Zc.shape[1])
         self.rot = ConstraintSet(A=L / sA, Zc=problem.Zc / sZ,
                                  index=_group_index(problem.index, problem.Zc))
         self.free: ConstraintSet | None = None
@@ -53,16 +53,15 @@ class LiftedKernel:
             assert problem.Z0 is not None
             self.free = ConstraintSet(A=problem.A0 / sA, Zc=problem.Z0 / sZ,
                                       index=_group_index(problem.index, problem.Z0))
-        self.n_rot = 2 * F * d * d
+        self.n_rot = 2 * F * d * self.d2
 
     @property
     def m(self) -> int:
         return self.rot.m
 
     def split(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """The flat primal as ``(M (F, d, d) complex, W0 or None)``."""
-        F, d = self.F, self.d
-        S = w[: self.n_rot].reshape(F, 2, d, d)
+        """The flat primal as ``(M (F, d, d2) complex, W0 or None)``."""
+        S = w[: self.n_rot].reshape(self.F, 2, self.d, self.d2)
         M = S[:, 0] + 1j * S[:, 1]
         W0 = None
         if self.free is not None:
@@ -71,7 +70,7 @@ class LiftedKernel:
         return M, W0
 
     def _parts(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        W1 = w[: self.n_rot].reshape(2 * self.F * self.d, self.d)
+        W1 = w[: self.n_rot].reshape(2 * self.F * self.d, self.d2)
         if self.free is None:
             return W1, None
         return W1, w[self.n_rot:].reshape(self.free.A.shape[1], self.free.Zc.shape[1])
