@@ -44,6 +44,7 @@ TINY: dict[str, dict[str, Any]] = {
     "ntp-acyclic": {"seeds": 1, "chunk": 1, "steps": 300},
     "ntp-cyclic": {"seeds": 1, "chunk": 1, "steps": 300},
     "ntp-local": {"seeds": 1, "chunk": 1, "steps": 200},
+    "rope": {"seeds": 1, "chunk": 1, "steps": 200},
 }
 
 RAW_FLOAT = re.compile(r"\d\.\d{7,}")          # e.g. 5.190476190476191
