@@ -1,18 +1,18 @@
-"""Face polish of a nearly optimal group nuclear answer: the KKT conditions on its face.
+"""Polish of a nearly optimal group nuclear answer: tangent step, then multipliers on its face.
 
-On the face of the candidate ``M_f = U_f C_f V_f^H`` (``U_f``, ``V_f`` its top ``r_f``
-singular vectors, ``C_f`` Hermitian positive definite) ``||M_f||_* = tr C_f`` is linear, so
-the optimum restricted to the face and its active rows ``S`` solves
+The interior point leaves the rows satisfied to ~1e-8 and its dual matrices ``G_f`` of
+spectral norm ``1 + 1e-8``.  For a guess of the ranks ``r_f`` and the active rows ``S``:
 
-    A c = b_S          (active rows, ``A_kj = Re(zh_k^T B_j ah_k)``; least squares)
-    A^T y = e          (stationarity on the face: Herm(U_f^H G_f V_f) = I; the least change
-                        of the interior point's multipliers, which also fix the part of
-                        G_f off the face)
+* primal: ``M_f += U_f X_f^H + Y_f V_f^H`` (the tangent space of the rank-``r_f`` matrices),
+  the least-norm step onto the rows ``S``, then truncation to rank ``r_f``, a few times;
+* dual: on the polished face ``M_f = U_f C_f V_f^H`` (``C_f`` Hermitian positive definite)
+  ``||M_f||_* = tr C_f``, and ``sum_S y_k b_k = sum_f tr C_f`` holds exactly once
+  ``Herm(U_f^H G_f V_f) = I``: ``A^T y = e`` with ``A_kj = Re(zh_k^T B_j ah_k)``
+  (``ah = U^H a``, ``zh = V^T z``, ``B_j`` a real basis of the Hermitian matrices,
+  ``e_j = tr B_j``), solved as the least change of the interior point's multipliers.
 
-with ``ah = U^H a``, ``zh = V^T z``, ``B_j`` a real basis of the Hermitian matrices and
-``e_j = tr B_j``.  Then ``sum_k y_k b_k = sum_f tr C_f`` exactly, and the certificate
-(:func:`~._rotary_certify.finish`) only asks ``||G_f||_2 <= 1``, ``y >= 0`` and feasibility
-of the other rows; a wrong guess of ``(S, r)`` only costs its solve.
+The certificate (:func:`~._rotary_certify.finish`) then only asks ``y >= 0``, the rows and
+``max_f ||G_f||_2``, so a wrong guess only costs its solve.
 """
 
 from __future__ import annotations
@@ -44,54 +44,119 @@ def _herm_basis(r: int, real: bool) -> np.ndarray:
     return np.array(out).reshape(-1, r, r)
 
 
-def _face(A: np.ndarray, Z: np.ndarray, M: np.ndarray, r: int, real: bool
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Row map ``(m, p)``, basis ``(p, r, r)`` and singular bases of one block."""
-    U, _, Vh = np.linalg.svd(M)
-    U, V = U[:, :r], Vh[:r].conj().T
-    B = _herm_basis(r, real)
+def _face(A: np.ndarray, Z: np.ndarray, U: np.ndarray, V: np.ndarray, real: bool
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Row map ``(m, p)`` of ``C -> <a z^T, U C V^H>`` and the Hermitian basis ``(p, r, r)``."""
+    B = _herm_basis(U.shape[1], real)
     ah = A @ np.conj(U)            # rows a^T conj(U) = (U^H a)^T, (m, r)
     zh = Z @ V                     # (V^T z)^T, (m, r)
-    rows = np.einsum("ka,jab,kb->kj", zh, B, ah).real
-    return rows, B, U, V
+    return np.einsum("ka,jab,kb->kj", zh, B, ah).real, B
+
+
+def _top(M: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    U, sv, Vh = np.linalg.svd(M)
+    return U[:, :r], sv[:r], Vh[:r].conj().T
+
+
+def _tangent_rows(A: np.ndarray, Z: np.ndarray, U: np.ndarray, V: np.ndarray,
+                  real: bool) -> np.ndarray:
+    """Rows of ``(X, Y) -> <a_k z_k^T, U X^H + Y V^H>`` in real coordinates, (m, p)."""
+    al = np.conj(A) @ U                     # conj(a)^T U, (m, r)
+    be = Z @ np.conj(V)                     # V^H z, (m, r)
+    m = A.shape[0]
+    jx = Z[:, :, None] * al[:, None, :]     # d/dX_lj: z_l alpha_j (real part), (m, d2, r)
+    jy = np.conj(A)[:, :, None] * be[:, None, :]   # d/dY_lj: conj(a_l) beta_j, (m, d1, r)
+    parts = [jx.real.reshape(m, -1), jy.real.reshape(m, -1)]
+    if not real:
+        parts += [jx.imag.reshape(m, -1), -jy.imag.reshape(m, -1)]
+    return np.concatenate(parts, axis=1)
+
+
+def _tangent_step(A: np.ndarray, Z: np.ndarray, U: np.ndarray, V: np.ndarray, real: bool,
+                  theta: np.ndarray) -> np.ndarray:
+    """``U X^H + Y V^H`` from the real coordinates of :func:`_tangent_rows`."""
+    d1, d2, r = A.shape[1], Z.shape[1], U.shape[1]
+    nx, ny = d2 * r, d1 * r
+    X = theta[:nx].reshape(d2, r).astype(complex)
+    Y = theta[nx: nx + ny].reshape(d1, r).astype(complex)
+    if not real:
+        X = X + 1j * theta[nx + ny: 2 * nx + ny].reshape(d2, r)
+        Y = Y + 1j * theta[2 * nx + ny:].reshape(d1, r)
+    return np.asarray(U @ np.conj(X).T + Y @ np.conj(V).T)
+
+
+#: Newton steps of the tangent polish
+_STEPS = 4
 
 
 def face_candidates(red: RotaryConstraintSet, M: np.ndarray, W0: np.ndarray | None,
                     lam: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray | None,
                                                        np.ndarray]]:
-    """Candidates ``(M, W0, y)`` from a few guesses of ranks and active rows."""
-    blocks = [(red.A[:, f], red.Zc, M[f], False) for f in range(M.shape[0])]
+    """Candidates ``(M, W0, y)`` from a few guesses of ranks and active rows.
+
+    Primal: tangent polish, ``M_f += U_f X_f^H + Y_f V_f^H`` (least-norm step onto the
+    active rows ``S``) then truncation to rank ``r_f``, a few times (this fixes the rows, not
+    the optimality: the polished point is as good as the interior point's dual).  Duals, each
+    a candidate: the multipliers on ``S`` closest to the interior point's with
+    ``P_T(G_f) = U_f V_f^H`` (least squares), and the least change that makes
+    ``Herm(U_f^H G_f V_f) = I`` (then ``<G, M> = sum ||M_f||_*`` exactly and the gap is
+    ``max_f ||G_f||_2 - 1``).
+    """
+    F = M.shape[0]
+    blocks = [(red.A[:, f], red.Zc, M[f], False) for f in range(F)]
     if W0 is not None and red.A0 is not None and red.Z0 is not None:
         blocks.append((red.A0, red.Z0, W0, True))
     peak = float(np.max(lam)) if lam.size else 0.0
     if peak <= 0:
         return
+    b = red.rhs
     for rtol in (1e-6, 1e-4, 1e-8):
         ranks = []
         for _, _, Mb, _ in blocks:
-            s = np.linalg.svd(Mb, compute_uv=False)
-            ranks.append(int(np.sum(s > rtol * max(s[0], 1e-300))) if s.size else 0)
-        faces = [_face(A, Z, Mb, r, real) for (A, Z, Mb, real), r in zip(blocks, ranks,
-                                                                          strict=True)]
-        Afull = np.concatenate([f[0] for f in faces], axis=1)
-        e = np.concatenate([np.trace(f[1], axis1=1, axis2=2).real for f in faces])
-        p = Afull.shape[1]
+            sv = np.linalg.svd(Mb, compute_uv=False)
+            ranks.append(int(np.sum(sv > rtol * max(sv[0], 1e-300))) if sv.size else 0)
         for share in (1e-6, 1e-4, 1e-8):
             S = np.flatnonzero((np.arange(red.m) < red.n_eq) | (lam > share * peak))
-            if S.size == 0 or S.size + p > 4000:
+            if S.size == 0 or S.size > 4000:
                 continue
-            As = Afull[S]
-            # primal: the face point on the active rows; dual: the least change of the
-            # interior point's multipliers that makes the face part of G exactly I
-            c = np.linalg.lstsq(As, red.rhs[S], rcond=None)[0]
-            yS = lam[S] + np.linalg.lstsq(As.T, e - As.T @ lam[S], rcond=None)[0]
+            Ms = [Mb.astype(complex) for _, _, Mb, _ in blocks]
+            tops = [_top(Mb, r) for Mb, r in zip(Ms, ranks, strict=True)]
+            Ms = [U @ np.diag(sv) @ V.conj().T for U, sv, V in tops]
+            for _ in range(_STEPS):
+                Mn = np.stack(Ms[:F])
+                W0n = Ms[-1].real if len(blocks) > F else None
+                resid = b[S] - red.subset(S).values(Mn, W0n)
+                J = np.concatenate([_tangent_rows(A[S], Z[S], U, V, real) for
+                                    (A, Z, _, real), (U, _, V) in zip(blocks, tops, strict=True)],
+                                   axis=1)
+                theta = np.linalg.lstsq(J, resid, rcond=None)[0]
+                off = 0
+                for j, ((A, Z, _, real), (U, _, V)) in enumerate(zip(blocks, tops, strict=True)):
+                    n_p = (1 if real else 2) * U.shape[1] * (A.shape[1] + Z.shape[1])
+                    Ms[j] = Ms[j] + _tangent_step(A, Z, U, V, real, theta[off: off + n_p])
+                    off += n_p
+                tops = [_top(Mb, r) for Mb, r in zip(Ms, ranks, strict=True)]
+                Ms = [U @ np.diag(sv) @ V.conj().T for U, sv, V in tops]
+            # dual on the polished tangent space: P_T(G_f) = U_f V_f^H (least squares, from
+            # the interior point's multipliers)
+            rows_T, rhs_T = [], []
+            for (A, Z, _, _real), (U, _, V) in zip(blocks, tops, strict=True):
+                N = np.einsum("ki,kj->kij", A[S], Z[S])          # (|S|, d1, d2) normals
+                PU, PV = U @ U.conj().T, V @ V.conj().T
+                T = PU @ N + N @ PV - PU @ N @ PV
+                T = T.reshape(S.size, -1).T
+                R = (U @ V.conj().T).ravel()
+                rows_T += [T.real, T.imag]
+                rhs_T += [R.real, R.imag]
+            Tm, rhs = np.concatenate(rows_T), np.concatenate(rhs_T)
+            y_t = np.zeros(red.m)
+            y_t[S] = lam[S] + np.linalg.lstsq(Tm, rhs - Tm @ lam[S], rcond=None)[0]
+            # and the least change that makes only Herm(U_f^H G_f V_f) = I (exact <G, M>)
+            faces = [_face(A, Z, U, V, real)
+                     for (A, Z, _, real), (U, _, V) in zip(blocks, tops, strict=True)]
+            As = np.concatenate([f[0] for f in faces], axis=1)[S]
+            e = np.concatenate([np.trace(f[1], axis1=1, axis2=2).real for f in faces])
             y = np.zeros(red.m)
-            y[S] = yS
-            Ms, off = [], 0
-            for (_rows, B, U, V) in faces:
-                C = np.einsum("j,jab->ab", c[off: off + B.shape[0]], B)
-                off += B.shape[0]
-                Ms.append(U @ C @ V.conj().T)
-            Mn = np.stack(Ms[: M.shape[0]])
-            W0n = Ms[-1].real if len(blocks) > M.shape[0] else None
-            yield Mn, W0n, y
+            y[S] = lam[S] + np.linalg.lstsq(As.T, e - As.T @ lam[S], rcond=None)[0]
+            yield np.stack(Ms[:F]), (Ms[-1].real if len(blocks) > F else None), y_t
+            yield np.stack(Ms[:F]), (Ms[-1].real if len(blocks) > F else None), y

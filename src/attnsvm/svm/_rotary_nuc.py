@@ -13,6 +13,9 @@ whose nuclear norm is twice the complex one; each row is linear in ``(R_f, I_f)`
    rescaled so that ``max_f ||G_f||_2 <= 1``, gives the lower bound ``sum(lambda b)``
    (:mod:`._rotary_certify`).  The answer is ``optimal`` only when that certified relative
    gap is at most ``tol``.
+4. Polish (:mod:`._rotary_face`): the candidate moved in the tangent space of its rank
+   manifold onto its active rows, with multipliers corrected on that face; kept when it
+   certifies a smaller gap (measured: 1e-8 -> median 1.6e-9 on random n=T=5, d=4, F=2).
 """
 
 from __future__ import annotations
@@ -165,7 +168,7 @@ def solve_lifted_nuc(problem: RotaryConstraintSet, tol: float = 1e-6) -> RotaryS
         return finish(problem, "nuc", M, W0, y, tol, {**info, "polish": how})
 
     sol = certify(Mr, W0r, lam, "none")
-    # the face polish: exact KKT on the candidate's face, kept when it certifies better
+    # the tangent polish with face-corrected multipliers, kept when it certifies better
     for Mc, W0c, y in face_candidates(red, Mr, W0r, lam):
         cand = certify(Mc, W0c, y, "face")
         if cand.info["kkt"]["primal"] <= PRIMAL_TOL and cand.info["kkt"]["dual"] == 0 and \
