@@ -117,3 +117,20 @@ def test_rotary_doctests(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_position_free_paths_refuse_rotary_instances(tmp_path, capsys):
+    """A rotary instance is never solved or trained as if positions did not matter."""
+    from attnsvm.exceptions import InvalidInputError
+    from attnsvm.svm import solve_fro
+    from attnsvm.train import train
+
+    rotary_file(tmp_path / "r.npz")
+    inst = Instance.load(tmp_path / "r.npz")
+    with pytest.raises(InvalidInputError, match="rotary"):
+        solve_fro(inst)
+    with pytest.raises(InvalidInputError, match="rotary"):
+        train(inst, param="W", steps=2)
+    code, out, err = run(["train", str(tmp_path / "r.npz"), "--param", "W", "--steps", "2"],
+                         capsys)
+    assert code == 2 and err.count("\n") == 1 and "rotary" in err

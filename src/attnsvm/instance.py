@@ -220,6 +220,10 @@ class Instance:
     # ------------------------------------------------------------ constraints
     def constraints(self, alpha: np.ndarray | None = None) -> ConstraintSet:
         """The Att-SVM constraints for token choice ``alpha`` (default :meth:`token_choice`)."""
+        if self.is_rotary:  # the position-free rows are not this instance's Att-SVM
+            raise InvalidInputError(
+                "The instance is rotary (freqs, pos, qpos): its Att-SVM is the lifted one of "
+                "attnsvm.svm.rotary (rotary_constraints, solve_lifted).")
         a = self.token_choice() if alpha is None else self.check_alpha(alpha)
         n, T, d = self.X.shape
         mask = np.ones((n, T), dtype=bool)

@@ -30,9 +30,18 @@ def resolve_device(device: Any) -> torch.device:
     return dev
 
 
+def _not_rotary(inst: Instance, k: int) -> None:
+    """Refuse a rotary instance: its scores depend on positions (attnsvm.train.rotary)."""
+    if inst.is_rotary:
+        raise InvalidInputError(
+            f"The 'data' item {k} is a rotary instance (freqs, pos, qpos); train it with "
+            f"attnsvm.train.rotary.train_rotary, not the position-free model.")
+
+
 def as_instances(data: Instance | Sequence[Instance]) -> tuple[list[Instance], bool]:
     """Normalize the input of :func:`train` to a list; the flag is True for a single instance."""
     if isinstance(data, Instance):
+        _not_rotary(data, 0)
         return [data], True
     if isinstance(data, (str, bytes)) or not isinstance(data, Sequence):
         raise InvalidInputError(
@@ -45,6 +54,7 @@ def as_instances(data: Instance | Sequence[Instance]) -> tuple[list[Instance], b
         if not isinstance(inst, Instance):
             raise InvalidInputError(
                 f"The 'data' item {k} must be an Instance. Got {type(inst).__name__} instead.")
+        _not_rotary(inst, k)
     shape = items[0].X.shape
     for k, inst in enumerate(items):
         if inst.X.shape != shape:
