@@ -17,11 +17,13 @@ __all__ = ["add_solve_arguments", "run_solve"]
 
 def add_solve_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the arguments of ``attnsvm solve``."""
-    parser.add_argument("instance", help="instance .npz (X; Z or query_index; alpha, or Y and v)")
+    parser.add_argument("instance", help="instance .npz (X; Z or query_index; alpha, or Y and "
+                        "v; rotary: also freqs, pos, qpos)")
     parser.add_argument("--norm", choices=["fro", "nuc"], default="fro",
                         help="norm of the SVM (default fro)")
     parser.add_argument("--out", default=None, metavar="RESULT.npz",
-                        help="write W, alpha and dual (or certificate and alpha) here")
+                        help="write W (M for a rotary instance), alpha and dual (or certificate "
+                        "and alpha) here")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--tol", type=float, default=None,
                         help="largest accepted KKT residual (default 1e-6)")
