@@ -87,6 +87,9 @@ def _tangent_step(A: np.ndarray, Z: np.ndarray, U: np.ndarray, V: np.ndarray, re
 
 #: Newton steps of the tangent polish
 _STEPS = 4
+#: largest tangent system (rows x parameters) the polish forms; larger problems keep the
+#: interior point's answer
+_MAX_ENTRIES = 4_000_000
 
 
 def face_candidates(red: RotaryConstraintSet, M: np.ndarray, W0: np.ndarray | None,
@@ -96,11 +99,9 @@ def face_candidates(red: RotaryConstraintSet, M: np.ndarray, W0: np.ndarray | No
 
     Primal: tangent polish, ``M_f += U_f X_f^H + Y_f V_f^H`` (least-norm step onto the
     active rows ``S``) then truncation to rank ``r_f``, a few times (this fixes the rows, not
-    the optimality: the polished point is as good as the interior point's dual).  Duals, each
-    a candidate: the multipliers on ``S`` closest to the interior point's with
-    ``P_T(G_f) = U_f V_f^H`` (least squares), and the least change that makes
-    ``Herm(U_f^H G_f V_f) = I`` (then ``<G, M> = sum ||M_f||_*`` exactly and the gap is
-    ``max_f ||G_f||_2 - 1``).
+    the optimality: the polished point is as good as the interior point's dual).  Dual: the
+    least change of the interior point's multipliers that makes ``Herm(U_f^H G_f V_f) = I``
+    (then ``<G, M> = sum ||M_f||_*`` exactly and the gap is ``max_f ||G_f||_2 - 1``).
     """
     F = M.shape[0]
     blocks = [(red.A[:, f], red.Zc, M[f], False) for f in range(F)]
@@ -110,15 +111,20 @@ def face_candidates(red: RotaryConstraintSet, M: np.ndarray, W0: np.ndarray | No
     if peak <= 0:
         return
     b = red.rhs
-    for rtol in (1e-6, 1e-4, 1e-8):
+    tried: set[tuple[tuple[int, ...], bytes]] = set()
+    for rtol in (1e-6, 1e-4):
         ranks = []
         for _, _, Mb, _ in blocks:
             sv = np.linalg.svd(Mb, compute_uv=False)
             ranks.append(int(np.sum(sv > rtol * max(sv[0], 1e-300))) if sv.size else 0)
-        for share in (1e-6, 1e-4, 1e-8):
+        for share in (1e-6, 1e-4):
             S = np.flatnonzero((np.arange(red.m) < red.n_eq) | (lam > share * peak))
-            if S.size == 0 or S.size > 4000:
+            n_par = sum((1 if real else 2) * r * (A.shape[1] + Z.shape[1])
+                        for (A, Z, _, real), r in zip(blocks, ranks, strict=True))
+            key = (tuple(ranks), S.tobytes())
+            if S.size == 0 or S.size * n_par > _MAX_ENTRIES or key in tried:
                 continue
+            tried.add(key)
             Ms = [Mb.astype(complex) for _, _, Mb, _ in blocks]
             tops = [_top(Mb, r) for Mb, r in zip(Ms, ranks, strict=True)]
             Ms = [U @ np.diag(sv) @ V.conj().T for U, sv, V in tops]
@@ -129,7 +135,8 @@ def face_candidates(red: RotaryConstraintSet, M: np.ndarray, W0: np.ndarray | No
                 J = np.concatenate([_tangent_rows(A[S], Z[S], U, V, real) for
                                     (A, Z, _, real), (U, _, V) in zip(blocks, tops, strict=True)],
                                    axis=1)
-                theta = np.linalg.lstsq(J, resid, rcond=None)[0]
+                # least-norm step through the |S| x |S| normal equations (J is wide)
+                theta = J.T @ np.linalg.lstsq(J @ J.T, resid, rcond=1e-14)[0]
                 off = 0
                 for j, ((A, Z, _, real), (U, _, V)) in enumerate(zip(blocks, tops, strict=True)):
                     n_p = (1 if real else 2) * U.shape[1] * (A.shape[1] + Z.shape[1])
@@ -137,26 +144,11 @@ def face_candidates(red: RotaryConstraintSet, M: np.ndarray, W0: np.ndarray | No
                     off += n_p
                 tops = [_top(Mb, r) for Mb, r in zip(Ms, ranks, strict=True)]
                 Ms = [U @ np.diag(sv) @ V.conj().T for U, sv, V in tops]
-            # dual on the polished tangent space: P_T(G_f) = U_f V_f^H (least squares, from
-            # the interior point's multipliers)
-            rows_T, rhs_T = [], []
-            for (A, Z, _, _real), (U, _, V) in zip(blocks, tops, strict=True):
-                N = np.einsum("ki,kj->kij", A[S], Z[S])          # (|S|, d1, d2) normals
-                PU, PV = U @ U.conj().T, V @ V.conj().T
-                T = PU @ N + N @ PV - PU @ N @ PV
-                T = T.reshape(S.size, -1).T
-                R = (U @ V.conj().T).ravel()
-                rows_T += [T.real, T.imag]
-                rhs_T += [R.real, R.imag]
-            Tm, rhs = np.concatenate(rows_T), np.concatenate(rhs_T)
-            y_t = np.zeros(red.m)
-            y_t[S] = lam[S] + np.linalg.lstsq(Tm, rhs - Tm @ lam[S], rcond=None)[0]
-            # and the least change that makes only Herm(U_f^H G_f V_f) = I (exact <G, M>)
+            # dual: the least change that makes Herm(U_f^H G_f V_f) = I (exact <G, M>)
             faces = [_face(A, Z, U, V, real)
                      for (A, Z, _, real), (U, _, V) in zip(blocks, tops, strict=True)]
             As = np.concatenate([f[0] for f in faces], axis=1)[S]
             e = np.concatenate([np.trace(f[1], axis1=1, axis2=2).real for f in faces])
             y = np.zeros(red.m)
             y[S] = lam[S] + np.linalg.lstsq(As.T, e - As.T @ lam[S], rcond=None)[0]
-            yield np.stack(Ms[:F]), (Ms[-1].real if len(blocks) > F else None), y_t
             yield np.stack(Ms[:F]), (Ms[-1].real if len(blocks) > F else None), y

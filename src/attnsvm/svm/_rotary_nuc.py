@@ -170,7 +170,7 @@ def solve_lifted_nuc(problem: RotaryConstraintSet, tol: float = 1e-6) -> RotaryS
     sol = certify(Mr, W0r, lam, "none")
     # the tangent polish with face-corrected multipliers, kept when it certifies better
     for Mc, W0c, y in face_candidates(red, Mr, W0r, lam):
-        cand = certify(Mc, W0c, y, "face")
+        cand = certify(Mc, W0c, y, "tangent")
         if cand.info["kkt"]["primal"] <= PRIMAL_TOL and cand.info["kkt"]["dual"] == 0 and \
                 cand.info["certified_gap"] < sol.info["certified_gap"]:
             sol = cand
