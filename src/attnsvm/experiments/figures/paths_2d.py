@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ...reporting import fmt_number as num
+from ...reporting import plural
 from .._common import (
     ALIGNED,
     aligned,
@@ -220,9 +221,11 @@ def plot(cfg: Paths2DConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
 
 def verdict(cfg: Paths2DConfig, h: dict[str, Any]) -> Verdict:
     means = {k: v for k, v in h.items() if k.endswith("_mean")}
-    parts = ", ".join(f"{k.replace('corr_', '').replace('_mean', '')} {num(v)}"
+    parts = ", ".join(f"{k.replace('corr_', '').replace('_mean', '')} {num(v)} (min "
+                      f"{num(h.get(k.replace('_mean', '_min')))})"
                       for k, v in sorted(means.items()))
-    return Verdict(f"mean final corr: {parts}", aligned(*means.values()),
+    return Verdict(f"mean final corr over {plural(cfg.seeds, 'seed')}: {parts}",
+                   aligned(*means.values()),
                    f"every (T, parametrization) mean correlation >= {ALIGNED}")
 
 
