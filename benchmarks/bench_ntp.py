@@ -150,6 +150,8 @@ def main() -> None:
 
 
 def write(rows: list[dict]) -> None:  # type: ignore[type-arg]
+    from _provenance import provenance  # benchmarks/ is on sys.path
+
     cpu = platform.processor() or platform.machine()
     lines = [
         "# Graph-SVM benchmark (next-token prediction)",
@@ -159,7 +161,7 @@ def write(rows: list[dict]) -> None:  # type: ignore[type-arg]
         f"{platform.python_version()}. Datasets: `random_ntp_dataset(200, 6, 40, 24, seed)` "
         "(200 sequences, T=6, K=40, d=24). Whole process on each side: graphs, SCCs, rows, "
         f"solve. attnsvm: median of {ARGS.repeat} runs; cvxpy: one run each, measured in the "
-        "same process right after.",
+        "same process right after. " + provenance(),
         "",
         "| seed | rows (eq) | SCCs >= 2 | attnsvm s | cvxpy official s | ratio | cvxpy same rows s "
         "| ratio | cos(W, W_cvxpy) | rel. objective gap | KKT residual | W^fin s (dim, grad) "

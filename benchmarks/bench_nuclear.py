@@ -127,6 +127,8 @@ def minilm_head(h: int) -> dict[str, object]:
 
 
 def main() -> None:
+    from _provenance import provenance  # benchmarks/ is on sys.path
+
     sizes = SIZES[:2] if ARGS.quick else SIZES
     with tempfile.TemporaryDirectory() as tmp:
         rows = [one_size(*s, Path(tmp)) for s in sizes]
@@ -139,7 +141,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
     lines = [f"# Nuclear-norm Att-SVM: attnsvm vs cvxpy\n\n`{result['command']}`, "
-             f"{result['machine']}, {ARGS.threads} BLAS thread(s).\n",
+             f"{result['machine']}, {ARGS.threads} BLAS thread(s). {provenance()}\n",
              "| n, T, d | m | attnsvm | `attnsvm solve` process | Clarabel | Clarabel tight | "
              "SCS | certified gap | rank |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

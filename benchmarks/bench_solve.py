@@ -151,6 +151,8 @@ def bench_warm_start(shape: tuple[int, int, int] = (200, 50, 64)) -> dict[str, o
 
 
 def main() -> None:
+    from _provenance import provenance  # benchmarks/ is on sys.path
+
     shapes = [(6, 8, 10), (40, 20, 32)] if ARGS.quick else [
         (6, 8, 10), (40, 20, 32), (100, 20, 32), (200, 50, 64)]
     rows = []
@@ -167,7 +169,9 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"meta": meta, "rows": rows, "warm_start": warm}
     out.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    lines = ["| n,T,d | m | attnsvm s | process s | cvxpy+Clarabel s | speedup | LinearSVC s |"
+    lines = ["# Frobenius Att-SVM: attnsvm vs cvxpy and LinearSVC", "",
+             f"`python benchmarks/bench_solve.py`. {provenance()}", "",
+             "| n,T,d | m | attnsvm s | process s | cvxpy+Clarabel s | speedup | LinearSVC s |"
              " speedup (process) | corr vs cvxpy |", "|" + "---|" * 9]
     for r in rows:
         lines.append(

@@ -450,10 +450,12 @@ SECTIONS = ("throughput", "accuracy", "distribution", "kq", "cpu", "cli", "cuda"
 
 
 def _markdown(r: dict[str, Any]) -> str:
+    from _provenance import provenance  # benchmarks/ is on sys.path
+
     load = r["machine"].get("loadavg")
     lines = ["# attnsvm.train benchmark", "",
              f"n={N}, T={T}, d={D}, float64, torch threads = 1, {r['machine']['platform']}, "
-             f"load average at start {load}", ""]
+             f"load average at start {load}", "", provenance(), ""]
     tp = r.get("throughput")
     if tp:
         lines += ["## Throughput (normalized GD on W)", "",

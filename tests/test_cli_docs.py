@@ -39,3 +39,20 @@ def test_your_own_data_example_runs(tmp_path, monkeypatch, capsys):
 def test_table_names_real_commands():
     rows = re.findall(r"^\| `attnsvm (\w+)", _section(), re.M)
     assert rows and set(rows) == set(COMMANDS)
+
+
+def test_every_help_has_examples_that_parse(capsys):
+    """``attnsvm COMMAND --help`` ends with examples, and each example is a valid command."""
+    from attnsvm.cli._examples import EXAMPLES
+    from attnsvm.cli.main import build_parser
+
+    assert set(EXAMPLES) == set(COMMANDS)
+    for name in COMMANDS:
+        assert main([name, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "examples:\n  attnsvm " + name in out
+        cmds = re.findall(r"^  attnsvm (.+?)(?:\s+#.*|\s+>.*)?$", EXAMPLES[name], re.M)
+        assert len(cmds) >= 2
+        for cmd in cmds:
+            args = build_parser(name).parse_args(cmd.split())
+            assert args.command == name

@@ -56,7 +56,22 @@ def test_list_names_papers_first_with_measured_times(capsys: pytest.CaptureFixtu
         assert 0 < quick < full
     assert "2-core CPU" in lines[-1] and "measured" in lines[-1]
     rank = next(line for line in lines if line.startswith("rank "))
-    assert "2 min 46 s" in rank  # 165.9 s measured at the papers' sizes
+    assert "29 s" in rank  # the batched nuclear solver at the papers' sizes
+
+
+def test_list_reads_the_last_run_in_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                        ) -> None:
+    """``--list`` shows the times of the last run recorded in ``--out`` (marked ``*``)."""
+    (tmp_path / "summary.json").write_text(json.dumps(
+        {"figures": {"rank": {"mode": "quick", "seconds": 123.0}}}))
+    assert main(["reproduce", "--list", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rank = next(line for line in out.splitlines() if line.startswith("rank "))
+    assert "2 min 03 s*" in rank and "29 s" in rank  # quick from the run, full shipped
+    assert "summary.json" in out.splitlines()[-2]
+    (tmp_path / "summary.json").write_text("not json")  # unreadable: the shipped times
+    assert main(["reproduce", "--list", "--out", str(tmp_path)]) == 0
+    assert "s* " not in capsys.readouterr().out
 
 
 def test_unknown_name_names_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,6 +20,7 @@ import pytest
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.lines import Line2D
 
+from attnsvm.experiments._common import mathtext
 from attnsvm.experiments.registry import Verdict, figure_names, get_figure
 from attnsvm.experiments.report import write_report
 from attnsvm.experiments.runner import run_figure
@@ -108,7 +109,8 @@ def test_figure_runs_plots_and_reads_well(name: str,
     # The takeaway is one sentence (drawn as the caption).
     assert spec.takeaway.endswith(".") and len(spec.takeaway) < 300
     assert not re.search(r"[.!?] +[A-Z]", spec.takeaway), "more than one sentence"
-    assert any(spec.takeaway[:40] in t.get_text().replace("\n", " ") for t in fig.texts)
+    drawn = mathtext(spec.takeaway)  # the caption's symbols as mathtext ($W^{mm}$)
+    assert any(drawn[:40] in t.get_text().replace("\n", " ") for t in fig.texts)
     # The PNG, CSV and record are written; the record carries the verdict.
     assert (out / f"{name}.png").stat().st_size > 5000
     rec = json.loads((out / "data" / f"{name}.json").read_text())
@@ -128,17 +130,26 @@ def test_verdicts_follow_the_numbers() -> None:
     """The pass/deviation mark is decided by the headline numbers against the criterion."""
     lc = get_figure("local-convergence")
     cfg = lc.config().quick_variant()
-    good = {"corr_fro_W_mean": 0.99, "corr_nuc_KQ_mean": 0.97, "corr_nuc_KQ_official_mean": 0.98}
+    good = {"corr_fro_W_mean": 0.99, "corr_nuc_KQ_mean": 0.97, "corr_nuc_KQ_official_mean": 0.98,
+            "prob_W_mean": 0.999, "prob_KQ_mean": 1.0}
     assert lc.verdict is not None and lc.verdict(cfg, good).passed is True
+    # the claim includes "the selected token's probability tends to 1"
+    assert lc.verdict(cfg, {**good, "prob_KQ_mean": 0.9}).passed is False
     assert lc.verdict(cfg, {**good, "corr_nuc_KQ_mean": 0.92}).passed is False
     assert lc.verdict(cfg, {**good, "corr_fro_W_mean": None}).passed is False
     mt = get_figure("multi-token")
     h = {"one_minus_corr_svmeq_median": 1e-3, "one_minus_corr_dir_median": 2e-3,
-         "one_minus_corr_mm_median": 5e-3, "accepted": 1}
+         "one_minus_corr_mm_median": 5e-3, "accepted": 1, "accepted_multi_token": 1,
+         "multi_one_minus_corr_svmeq_median": 0.05, "multi_one_minus_corr_dir_median": 0.1,
+         "multi_one_minus_corr_mm_median": 0.08}
     assert mt.verdict is not None
     v = mt.verdict(mt.config(), h)
     assert v.passed is True and "1 accepted run)" in v.measured
     assert mt.verdict(mt.config(), {**h, "one_minus_corr_mm_median": 1e-4}).passed is False
+    # "beats W^dir": equal values do not pass, nor does W^mm beating W^svmeq on multi runs
+    assert mt.verdict(mt.config(), {**h, "multi_one_minus_corr_dir_median": 0.05}).passed is False
+    assert mt.verdict(mt.config(), {**h, "multi_one_minus_corr_mm_median": 0.04}).passed is False
+    assert mt.verdict(mt.config(), {**h, "accepted_multi_token": 0}).passed is False
     ct = get_figure("convergence-types")
     assert ct.verdict is not None
     assert ct.verdict(ct.config(), {"share_global": .5, "share_local": .25,
@@ -160,8 +171,24 @@ def test_report_opens_with_the_claims_table(tmp_path_factory: pytest.TempPathFac
         assert f"href='#{name}'" in claims and rec["verdict"]["measured"] in claims
         mark = {True: "pass", False: "deviation", None: "measured"}[rec["verdict"]["passed"]]
         assert mark in claims
-    assert "What to see:" in html
+    assert "What to see:" in html  # no PNG in this folder: the caption is written out
     assert not re.search(r"\b1 cells\b", html)
+    # with its PNG the caption is the figure's own, given once (and as the image's alt text)
+    import html as html_lib
+    import shutil
+
+    res, _, src = _run("rank", tmp_path_factory)
+    shutil.copy(src / "rank.png", out / "rank.png")
+    write_report(out, provenance(test=True))
+    page = (out / "index.html").read_text(encoding="utf-8")
+    section = page[page.index("<section id=\"rank\">"):]
+    section = section[:section.index("</section>")]
+    assert "What to see:" not in section and "<figure><img alt=" in section
+    assert section.count(html_lib.escape(res.record["takeaway"])) == 1
+    # headline numbers in words, the key as the tooltip
+    table = section.split("<h3>Headline numbers</h3>")[1].split("</table>")[0]
+    labels = re.findall(r"<th title='([^']+)'>([^<]+)</th>", table)
+    assert labels and all(key != label for key, label in labels if "_" in key)
 
 
 def test_paths_2d_separates_the_setting_from_failures(

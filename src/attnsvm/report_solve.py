@@ -155,7 +155,8 @@ class SolveReport:
             lines.append(
                 f"optimal: ||W||_{sol.norm} = {sol.objective:.10g}, margin {sol.margin:.6g}, "
                 f"{len(sol.support())} support constraints of {sol.constraints.m}, "
-                f"rank {sol.rank}, locally optimal: {lo}, {self.seconds:.3g} s")
+                f"rank {sol.rank}, locally optimal{_local_basis(sol.norm)}: {lo}, "
+                f"{self.seconds:.3g} s")
         elif self.status == INFEASIBLE:
             lines.append(
                 f"infeasible: no W separates the chosen tokens (certificate residual "
@@ -170,6 +171,12 @@ class SolveReport:
                 if len(self.alpha) > max_tokens else "")
         lines.append(f"alpha ({source}): {shown}{more}")
         return "\n".join(lines)
+
+
+def _local_basis(norm: str) -> str:
+    """Local optimality is a property of the token choice read from the Frobenius support
+    (TF-SVM); for another norm the summary says so."""
+    return "" if norm == "fro" else " (a Frobenius notion, from its support)"
 
 
 def solve_report(instance: Instance, norm: str = "fro", *, tol: float = DEFAULT_TOL,

@@ -48,11 +48,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; only ``command``'s module is imported (all when None)."""
     from attnsvm import __version__
 
+    from ._examples import EXAMPLES
+
     parser = _Parser(prog="attnsvm", description="Softmax attention as a max-margin SVM.")
     parser.add_argument("--version", action="version", version=f"attnsvm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (mod, add, _run, help_) in COMMANDS.items():
-        sp = sub.add_parser(name, help=help_, description=help_)
+        sp = sub.add_parser(name, help=help_, description=help_, epilog=EXAMPLES.get(name),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
         if command is None or command == name:
             module = importlib.import_module(f"attnsvm.cli.{mod}")
             getattr(module, add)(sp)

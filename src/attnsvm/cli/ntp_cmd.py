@@ -115,5 +115,5 @@ def _summary(res: dict[str, Any]) -> str:
                          f"{res['corr_svm']:.4f}, cos(W, R W_svm + W_fin) = "
                          f"{res['corr_svm_fin']:.4f} (R = {res['R']:.4g}), attention on the "
                          f"top SCC {res['top_scc_attention']:.4f}")
-    lines.append(f"{res['seconds']:.3f} s")
+    lines.append(f"total time: {res['seconds']:.3f} s")
     return "\n".join(lines)

@@ -12,7 +12,9 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``reproduce`` options to ``parser``."""
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help="figures to run (default: all; see --list)")
-    parser.add_argument("--list", action="store_true", help="list the figures and exit")
+    parser.add_argument("--list", action="store_true",
+                        help="list the figures with their measured times (those of the last "
+                             "run in --out when there is one) and exit")
     parser.add_argument("--quick", action="store_true",
                         help="reduced sizes (every figure in about a minute on two cores)")
     parser.add_argument("--out", default="attnsvm-report", metavar="DIR",
@@ -47,7 +49,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
     from ._output import check_out_path, emit_text
 
     if args.list:
-        emit_text(describe_figures())
+        emit_text(describe_figures(args.out))  # times of the last run there, if any
         return 0
     check_out_path(args.out, "--out", kind="dir")  # before any figure runs
     for name in args.names:

@@ -54,6 +54,7 @@ def format_summary(out: dict[str, Any]) -> str:
         f"selected tokens: {' '.join(str(t) for t in out['selected'])}",
         f"largest probability: mean {out['max_prob']:.6f}, min {out['min_max_prob']:.6f}",
         f"final loss: {out['loss']:.6g}   ||W||_F: {out['norm']:.6g}",
+        "Att-SVMs of the selected tokens (the token choice GD ended at):",
         f"{'corr with the Frobenius Att-SVM:':34s}{num(out['corr_fro'])}",
         f"{'corr with the nuclear Att-SVM:':34s}{num(out['corr_nuc'])}",
     ]

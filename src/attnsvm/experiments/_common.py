@@ -5,6 +5,7 @@ process-wide backend is never switched."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from ..svm import solve as solve_svm
 
 __all__ = ["make_instances", "optimal_or_first", "corr", "solve", "solution_fields", "targets",
            "new_figure", "save_figure", "series_style", "add_legend", "SOLVE_TOL", "ALIGNED",
-           "aligned", "log_steps"]
+           "aligned", "log_steps", "mathtext"]
 
 #: KKT accuracy an SVM solution must reach to count as certified.
 SOLVE_TOL = 1e-6
@@ -147,12 +148,29 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float
     return _new_figure(ncols, nrows, width, height)
 
 
+_SYMBOL = re.compile(r"\b([WRpv])(_\*)?\^(\w+)|\bK Q\^T\b")
+
+
+def mathtext(text: str) -> str:
+    """Plain-text symbols of the prose (``W^mm``, ``W_*^mm``, ``K Q^T``) as matplotlib
+    mathtext, for captions drawn in the PNG.
+
+    >>> mathtext("W_*^mm and W^svmeq, K Q^T")
+    '$W_*^{mm}$ and $W^{svmeq}$, $KQ^T$'
+    """
+    return _SYMBOL.sub(lambda m: "$KQ^T$" if m.group(1) is None
+                       else f"${m.group(1)}{m.group(2) or ''}^{{{m.group(3)}}}$", text)
+
+
 def save_figure(fig: Any, path: str | Path | None, title: str | None = None,
-                caption: str | None = None) -> Any:
+                caption: str | None = None, legend: Sequence[Any] | None = None,
+                legend_cols: int = 4) -> Any:
     """Lay out the figure (title on top, ``caption`` below), write it as PNG to ``path``
     atomically when a path is given, and return it.
 
-    ``caption`` is the sentence that says what the reader should see.
+    ``caption`` is the sentence that says what the reader should see. ``legend``: artists
+    (with labels) of one legend for the whole figure, drawn under the title in a size that
+    stays readable at page width, for figures of many small panels.
     """
     import textwrap
 
@@ -165,14 +183,22 @@ def save_figure(fig: Any, path: str | Path | None, title: str | None = None,
                 axis.set_minor_formatter(NullFormatter())
     if title:
         fig.suptitle(title, fontsize=10)
+    top = 1.0
+    if legend:
+        rows = -(-len(legend) // legend_cols)
+        height_in = fig.get_size_inches()[1]
+        fig.legend(handles=list(legend), loc="upper center", ncol=legend_cols, fontsize=10,
+                   frameon=False, bbox_to_anchor=(0.5, 1 - 0.35 / height_in))
+        top = 1 - (0.25 + 0.2 * rows) / height_in
     bottom = 0.0
     if caption:
         width_in = fig.get_size_inches()[0]
-        lines = textwrap.wrap(caption, width=max(40, int(width_in * 15)))
+        lines = [mathtext(line) for line in
+                 textwrap.wrap(caption, width=max(40, int(width_in * 15)))]
         fig.text(0.5, 0.01, "\n".join(lines), ha="center", va="bottom", fontsize=8.5,
                  style="italic", wrap=False)
         bottom = (0.16 * len(lines) + 0.1) / fig.get_size_inches()[1]
-    fig.tight_layout(rect=(0.0, bottom, 1.0, 1.0))
+    fig.tight_layout(rect=(0.0, bottom, 1.0, top))
     if path is not None:
         save_png(fig, path)
     return fig

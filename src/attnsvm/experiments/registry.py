@@ -20,7 +20,8 @@ from .config import FigureConfig
 from .sweep import Cell
 
 __all__ = ["Figure", "Verdict", "FIGURES", "PAPER_FIGURES", "NEW_STUDIES", "TIMINGS",
-           "TIMINGS_MACHINE", "figure_names", "get_figure", "describe_figures", "expected_seconds"]
+           "TIMINGS_MACHINE", "figure_names", "get_figure", "describe_figures", "expected_seconds",
+           "measured_seconds"]
 
 #: Figures of the papers' official code, in report order: name -> (module, one-line summary).
 PAPER_FIGURES: dict[str, tuple[str, str]] = {
@@ -55,7 +56,9 @@ FIGURES: dict[str, tuple[str, str]] = {**PAPER_FIGURES, **NEW_STUDIES}
 #: Measured wall seconds per figure, ``(quick, full)``: ``attnsvm reproduce --quick`` and
 #: ``attnsvm reproduce`` (papers' sizes), the ``seconds`` of each figure in ``summary.json``.
 TIMINGS: dict[str, tuple[float, float]] = {
-    "local-convergence": (3.9, 15.2), "rank": (1.6, 165.9), "multi-token": (0.6, 17.8),
+    # rank (full): the batched nuclear solver, a whole `attnsvm reproduce rank` process;
+    # multi-token (quick): CPU seconds of one run at its new quick settings (2001 steps)
+    "local-convergence": (3.9, 15.2), "rank": (1.6, 29.0), "multi-token": (2.7, 17.8),
     "paths-2d": (0.7, 2.2), "prompt-paths": (1.7, 7.2), "joint-vp": (0.4, 1.3),
     "losses": (0.7, 1.4), "ntp-acyclic": (4.5, 6.8), "ntp-cyclic": (3.4, 6.0),
     "ntp-local": (2.8, 5.1), "convergence-types": (0.5, 23.3), "optimizer-rates": (1.8, 10.6),
@@ -165,22 +168,48 @@ def expected_seconds(name: str, quick: bool) -> float | None:
     return None if t is None else t[0 if quick else 1]
 
 
-def describe_figures() -> str:
+def measured_seconds(out: str | Path) -> dict[tuple[str, bool], float]:
+    """Seconds per ``(figure, quick)`` from the ``summary.json`` of a report folder (the last
+    run there); empty when there is none or it cannot be read."""
+    import json
+
+    path = Path(out) / "summary.json"
+    try:
+        figures = json.loads(path.read_text(encoding="utf-8"))["figures"]
+        return {(name, f["mode"] == "quick"): float(f["seconds"])
+                for name, f in figures.items() if name in FIGURES}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def describe_figures(out: str | Path | None = None) -> str:
     """What ``reproduce --list`` prints: per figure its name, measured times (quick and full)
-    and summary, then the totals and where the times were measured."""
+    and summary, then the totals and where the times were measured.
+
+    Times come from the last run recorded in ``out/summary.json`` when there is one (marked
+    ``*``), else from :data:`TIMINGS`.
+    """
     from ..progress import format_seconds
 
     width = max(len(n) for n in FIGURES)
+    last = measured_seconds(out) if out is not None else {}
+
+    def seconds(name: str, quick: bool) -> float | None:
+        return last.get((name, quick), expected_seconds(name, quick))
 
     def cell(name: str, quick: bool) -> str:
-        t = expected_seconds(name, quick)
-        return "?" if t is None else format_seconds(t) if t >= 1 else f"{t:.1f} s"
+        t = seconds(name, quick)
+        mark = "*" if (name, quick) in last else ""
+        return "?" if t is None else (format_seconds(t) if t >= 1 else f"{t:.1f} s") + mark
 
     lines = [f"{'figure':<{width}}  {'quick':>7}  {'full':>10}  what it shows"]
     for n in FIGURES:
         lines.append(f"{n:<{width}}  {cell(n, True):>7}  {cell(n, False):>10}  {FIGURES[n][1]}")
-    tq = sum(TIMINGS.get(n, (0.0, 0.0))[0] for n in FIGURES)
-    tf = sum(TIMINGS.get(n, (0.0, 0.0))[1] for n in FIGURES)
+    tq = sum(seconds(n, True) or 0.0 for n in FIGURES)
+    tf = sum(seconds(n, False) or 0.0 for n in FIGURES)
     lines.append(f"{'all':<{width}}  {format_seconds(tq):>7}  {format_seconds(tf):>10}")
+    if last:
+        lines.append(f"* measured by the last run in {Path(out) / 'summary.json'} "  # type: ignore[arg-type]
+                     f"on this machine.")
     lines.append(f"Times {TIMINGS_MACHINE}.")
     return "\n".join(lines)

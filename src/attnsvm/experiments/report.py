@@ -46,9 +46,47 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
-def _table(d: dict[str, Any]) -> str:
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_fmt(v)}</td></tr>"
-                   for k, v in d.items())
+#: Words of the headline keys (see :func:`headline_label`): inside a key, at its start and at
+#: its end.
+_INNER = (("one_minus_corr", "1 - corr"), ("corr_svmeq", "corr with W^svmeq"),
+          ("corr_dir", "corr with W^dir"), ("corr_mm", "corr with W^mm"),
+          ("corr_fro", "corr with W^mm"), ("corr_nuc", "corr with W@^mm"),
+          ("_KQ_official", ", (K,Q) with the official weight decay,"), ("_KQ", ", (K,Q),"),
+          ("_W_", ", W, "), ("prob_", "selected-token probability "))
+_START = (("multi_", "several-token runs: "),)
+_END = (("_mean", ", mean"), ("_median", ", median"), ("_sd", ", sd"), ("_min", ", min"),
+        ("_max", ", max"), ("_q25", ", 25% quantile"), ("_q75", ", 75% quantile"))
+
+
+def headline_label(key: str) -> str:
+    """A headline key of ``summary.json`` in words, for the report's tables.
+
+    >>> headline_label("corr_nuc_KQ_official_mean")
+    'corr with W_*^mm, (K,Q) with the official weight decay, mean'
+    >>> headline_label("multi_one_minus_corr_dir_median")
+    'several-token runs: 1 - corr with W^dir, median'
+    >>> headline_label("min_max_prob_median")
+    'min max prob, median'
+    """
+    text, head, tail = key, "", ""
+    for old, new in _START:
+        if text.startswith(old):
+            text, head = text[len(old):], new
+    for old, new in _END:
+        if text.endswith(old):
+            text, tail = text[:-len(old)], new
+    text += "_" if text.endswith("_W") else ""
+    for old, new in _INNER:
+        text = text.replace(old, new)
+    text = (head + text.replace("_", " ") + tail).replace("@", "_*")
+    return " ".join(text.replace(" ,", ",").replace(",,", ",").strip(" ,").split())
+
+
+def _table(d: dict[str, Any], human: bool = False) -> str:
+    rows = "".join(
+        f"<tr><th title='{html.escape(str(k))}'>"
+        f"{html.escape(headline_label(str(k)) if human else str(k))}</th><td>{_fmt(v)}</td></tr>"
+        for k, v in d.items())
     return f"<table>{rows}</table>"
 
 
@@ -127,6 +165,9 @@ def _section(rec: dict[str, Any], out: Path) -> str:
         img = (f'<img id="img-{html.escape(name)}" class="figure" alt="{html.escape(name)}" '
                f'src="{png_data_uri(png)}">')
     see = rec.get("takeaway") or ""
+    if img:  # the PNG carries the caption: the page shows it once
+        img = f"<figure>{img.replace(' alt=', ' title=', 1)}</figure>".replace(
+            "<img ", f'<img alt="{html.escape(see)}" ', 1)
     v = rec.get("verdict") or {}
     crit = (f"<p class='meta'>Verdict criterion: {html.escape(v['criterion'])}</p>"
             if v.get("criterion") else "")
@@ -139,9 +180,8 @@ def _section(rec: dict[str, Any], out: Path) -> str:
 &middot; {plural(rec['cells'], 'cell')} ({rec['cells_resumed']} resumed from disk)
 &middot; data: <a href="{html.escape(rec['csv'])}">{html.escape(rec['csv'])}</a></p>
 <p class="claim"><b>Claim tested.</b> {html.escape(rec['claim'])}</p>
-<p class="see">What to see: {html.escape(see)}</p>
-{img}{crit}
-<h3>Headline numbers</h3>{_table(rec['headline'])}
+{img or f'<p class="see">What to see: {html.escape(see)}</p>'}{crit}
+<h3>Headline numbers</h3>{_table(rec['headline'], human=True)}
 <p><b>Compared with the published figure.</b> {html.escape(rec['comparison'])}</p>
 <p class="diff"><b>How these numbers differ from the official code's.</b>
 {html.escape(rec['differences'])}</p>

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ...reporting import fmt_number as num
 from ...reporting import fmt_share as share
+from ...reporting import plural
 from .._common import (
     ALIGNED,
     add_legend,
@@ -102,6 +103,8 @@ def summarize(cfg: JointVPConfig, df: pd.DataFrame) -> dict[str, Any]:
         "corr_p_mean": float(f["corr_p"].mean()),
         "corr_p_relaxed_mean": float(f["corr_p_relaxed"].mean()),
         "corr_p_best_of_two_mean": float(best[best > -2].mean()),
+        "corr_v_min": float(f["corr_v"].min()),
+        "corr_p_best_of_two_min": float(best[best > -2].min()),
         "share_relaxed_closer": float((f["corr_p_relaxed"] > f["corr_p"]).mean()),
         "v_infeasible": int((~f["v_feasible"]).sum()),
         "p_infeasible": int((~f["p_feasible"]).sum()),
@@ -151,8 +154,11 @@ def notes(cfg: JointVPConfig, h: dict[str, Any]) -> dict[str, str]:
 
 def verdict(cfg: JointVPConfig, h: dict[str, Any]) -> Verdict:
     ok = aligned(h["corr_v_mean"], h["corr_p_best_of_two_mean"])
-    return Verdict(f"mean corr(v, v^mm) = {num(h['corr_v_mean'])}; corr(p, nearer of p^mm and "
-                   f"relaxed) = {num(h['corr_p_best_of_two_mean'])}", ok,
+    runs = plural(int(h.get("runs", 0)), "run")
+    return Verdict(f"mean corr(v, v^mm) = {num(h['corr_v_mean'])} (min "
+                   f"{num(h.get('corr_v_min'))}); mean corr(p, nearer of p^mm and relaxed) = "
+                   f"{num(h['corr_p_best_of_two_mean'])} (min "
+                   f"{num(h.get('corr_p_best_of_two_min'))}); {runs}", ok,
                    f"both mean correlations >= {ALIGNED}")
 
 

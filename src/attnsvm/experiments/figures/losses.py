@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ...reporting import fmt_number as num
+from ...reporting import plural
 from .._common import (
     ALIGNED,
     add_legend,
@@ -90,6 +91,7 @@ def summarize(cfg: LossesConfig, df: pd.DataFrame) -> dict[str, Any]:
     for lo, g in f.groupby("loss"):
         out[f"corr_p_{lo}_mean"] = float(g["corr_p"].mean())
         out[f"corr_p_{lo}_min"] = float(g["corr_p"].min())
+        out[f"runs_{lo}"] = int(g["corr_p"].notna().sum())
         out[f"global_share_{lo}"] = float(g["global"].mean())
         out[f"infeasible_{lo}"] = int((~g["feasible"]).sum())
     return out
@@ -122,7 +124,9 @@ def notes(cfg: LossesConfig, h: dict[str, Any]) -> dict[str, str]:
 
 def verdict(cfg: LossesConfig, h: dict[str, Any]) -> Verdict:
     vals = [h.get(f"corr_p_{lo}_mean") for lo in cfg.losses]
-    return Verdict("; ".join(f"{lo}: mean corr(p, p^mm) = {num(v)}"
+    return Verdict("; ".join(f"{lo}: mean corr(p, p^mm) = {num(v)} (min "
+                             f"{num(h.get(f'corr_p_{lo}_min'))}, "
+                             f"{plural(int(h.get(f'runs_{lo}', 0)), 'run')})"
                              for lo, v in zip(cfg.losses, vals, strict=True)),
                    aligned(*vals), f"every loss's mean correlation >= {ALIGNED}")
 

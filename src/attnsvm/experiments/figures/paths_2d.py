@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from ...reporting import fmt_number as num
+from ...reporting import plural
 from .._common import (
     ALIGNED,
-    add_legend,
     aligned,
     corr,
     log_steps,
@@ -161,12 +161,10 @@ def _panel(a: Any, cfg: Paths2DConfig, df: pd.DataFrame, T: int, param: str, see
         c = f"C{i}"
         gi = g[g["seq"] == i].sort_values("step")
         scale = float(np.hypot(gi["x"], gi["y"]).max()) or 1.0
-        a.plot(gi["x"] / scale, gi["y"] / scale, "-", color=c, lw=2.4 - 1.0 * i,
-               label=f"W(k) z_{i + 1}" if param == "W" else f"K Q^T(k) z_{i + 1}")
+        a.plot(gi["x"] / scale, gi["y"] / scale, "-", color=c, lw=2.4 - 1.0 * i)
         sv = gi[["svm_x", "svm_y"]].iloc[-1].to_numpy()
         sv = sv / (np.linalg.norm(sv) or 1.0)
-        a.plot([0, sv[0]], [0, sv[1]], ("--", ":")[i % 2], color=c, lw=2.0 - 0.8 * i,
-               label=f"{'W^mm' if param == 'W' else 'W_*^mm'} z_{i + 1}")
+        a.plot([0, sv[0]], [0, sv[1]], ("--", ":")[i % 2], color=c, lw=2.0 - 0.8 * i)
         X = inst.X[i]
         a.scatter(X[:, 0], X[:, 1], s=18, color=c, marker="o", alpha=.6)
         a.scatter(X[opt[i], 0], X[opt[i], 1], s=90, color=c, marker="*")
@@ -179,7 +177,7 @@ def _panel(a: Any, cfg: Paths2DConfig, df: pd.DataFrame, T: int, param: str, see
 
 def plot(cfg: Paths2DConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
     panels = [(T, p) for T in cfg.Ts for p in ("W", "KQ")]
-    fig, ax = new_figure(len(panels), 2, width=3.7, height=4.4)
+    fig, ax = new_figure(len(panels), 2, width=3.2, height=4.6)
     f = _final_rows(df[df["seq"] == 0])
     for j, (T, param) in enumerate(panels):
         runs = f[(f["T"] == T) & (f["param"] == param)].sort_values("seed")
@@ -196,27 +194,38 @@ def plot(cfg: Paths2DConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
             top.text(0.5, 0.5, "no run in the theorem's setting", ha="center",
                      transform=top.transAxes)
             top.set(xlabel="coordinate 1", ylabel="coordinate 2")
-        add_legend(top, fontsize=7, loc="lower left")
         worst = runs.iloc[int(np.argmin(runs["corr"].to_numpy()))]
         seed = int(worst["seed"])
         bottom = ax[1, j]
         _panel(bottom, cfg, df, T, param, seed)
-        add_legend(bottom, fontsize=7, loc="lower left")
         label = "FAILURE CASE" if worst["corr"] < 0.95 else "lowest correlation"
         why = diagnose(cfg, df, T, param, seed) if worst["corr"] < 0.95 else "aligned"
         bottom.set_title(f"{label}: seed {seed}, corr = {num(worst['corr'])}\n"
                          + "\n".join(textwrap.wrap(why, 46)), fontsize=7.5,
                          color="C3" if worst["corr"] < 0.95 else "black")
-    return save_figure(fig, path, "GD paths of W(k) z_i (solid, scaled) vs Att-SVM direction "
-                                  "(dashed); tokens o, optimal *. Top: theorem's setting; "
-                                  "bottom: worst run", caption=TAKEAWAY)
+    from matplotlib.lines import Line2D
+
+    keys = []  # one legend for all panels, readable at page width
+    for i in range(cfg.n):
+        keys.append(Line2D([], [], color=f"C{i}", lw=2.4 - 1.0 * i,
+                           label=rf"GD path $W(k)\,z_{i + 1}$ (or $KQ^T(k)\,z_{i + 1}$)"))
+        keys.append(Line2D([], [], color=f"C{i}", ls=("--", ":")[i % 2], lw=2.0 - 0.8 * i,
+                           label=rf"SVM direction $W^{{mm}} z_{i + 1}$ "
+                                 rf"(or $W_*^{{mm}} z_{i + 1}$)"))
+    keys += [Line2D([], [], ls="none", marker="o", color="gray", alpha=.6, label="tokens"),
+             Line2D([], [], ls="none", marker="*", ms=12, color="gray", label="optimal token")]
+    return save_figure(fig, path, "GD paths (scaled) against the Att-SVM direction. Top: the "
+                                  "theorem's setting; bottom: the worst run", caption=TAKEAWAY,
+                       legend=keys, legend_cols=3)
 
 
 def verdict(cfg: Paths2DConfig, h: dict[str, Any]) -> Verdict:
     means = {k: v for k, v in h.items() if k.endswith("_mean")}
-    parts = ", ".join(f"{k.replace('corr_', '').replace('_mean', '')} {num(v)}"
+    parts = ", ".join(f"{k.replace('corr_', '').replace('_mean', '')} {num(v)} (min "
+                      f"{num(h.get(k.replace('_mean', '_min')))})"
                       for k, v in sorted(means.items()))
-    return Verdict(f"mean final corr: {parts}", aligned(*means.values()),
+    return Verdict(f"mean final corr over {plural(cfg.seeds, 'seed')}: {parts}",
+                   aligned(*means.values()),
                    f"every (T, parametrization) mean correlation >= {ALIGNED}")
 
 

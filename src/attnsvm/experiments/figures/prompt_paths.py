@@ -193,12 +193,16 @@ def plot(cfg: PromptPathsConfig, df: pd.DataFrame, path: Path | None = None) -> 
 
 def verdict(cfg: PromptPathsConfig, h: dict[str, Any]) -> Verdict:
     rnd = [v for k, v in h.items() if "_random_ngd_corr_mean" in k]
+    # "normalized GD is faster than plain GD": after the same steps, nearer its target
+    pairs = [(h[k], h.get(k.replace("_ngd_", "_gd_"))) for k in h if "_random_ngd_corr_mean" in k]
+    faster = bool(pairs) and all(g is not None and np.isfinite(g) and n > g for n, g in pairs)
     stay = [v for k, v in h.items() if "_local_" in k and k.endswith("_ends_at_target")]
-    ok = aligned(*rnd) and all(v == 1 for v in stay)
-    return Verdict(f"random starts, NGD: mean corr {', '.join(num(v) for v in rnd)}; local "
+    ok = aligned(*rnd) and faster and all(v == 1 for v in stay)
+    return Verdict(f"random starts, mean corr NGD {', '.join(num(n) for n, _ in pairs)} against "
+                   f"plain GD {', '.join(num(g) for _, g in pairs)} after the same steps; local "
                    f"starts staying at beta: {', '.join(share(v) for v in stay)}", ok,
-                   f"random-start NGD mean corr >= {ALIGNED} in every setting and every local "
-                   f"start stays at its beta")
+                   f"random-start NGD mean corr >= {ALIGNED} and above plain GD's in every "
+                   f"setting, and every local start stays at its beta")
 
 
 def notes(cfg: PromptPathsConfig, h: dict[str, Any]) -> dict[str, str]:
