@@ -47,6 +47,7 @@ NEW_STUDIES: dict[str, tuple[str, str]] = {
                         "new: 1 - corr vs steps for GD, NGD, Polyak, mirror descent; W and (K,Q)"),
     "numerics": ("numerics", "new: plain autograd vs exact gradient, distance to W^mm"),
     "regularization-path": ("regularization_path", "new: W_R / R vs W^mm as R grows, beside GD"),
+    "optimizer-geometry": ("optimizer_geometry", "new: sign, spectral, Muon, Adam: which Att-SVM"),
 }
 
 FIGURES: dict[str, tuple[str, str]] = {**PAPER_FIGURES, **NEW_STUDIES}
