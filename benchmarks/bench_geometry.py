@@ -2,7 +2,8 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_geometry.py             # (40, 12, 24), 2 instances; (100, 20, 64), 1
+    python benchmarks/bench_geometry.py             # (40, 12, 24), 2 instances
+    python benchmarks/bench_geometry.py --big       # and (100, 20, 64): attnsvm alone, once
     python benchmarks/bench_geometry.py --quick     # (40, 12, 24), 1 instance
 
 Per instance, in this one run, with the same BLAS thread count (``--threads``, default 1):
@@ -35,8 +36,11 @@ def _parse() -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="one (40, 12, 24) instance")
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads for every side")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs of attnsvm (median)")
-    ap.add_argument("--no-big-reference", action="store_true",
-                    help="skip the references at (100, 20, 64) (minutes)")
+    ap.add_argument("--big", action="store_true",
+                    help="also (100, 20, 64): the attnsvm process once, no reference unless "
+                         "--big-reference (the references take many minutes there)")
+    ap.add_argument("--big-reference", action="store_true",
+                    help="run the references at (100, 20, 64) too")
     ap.add_argument("--out", default="benchmarks/results/geometry.md", help="Markdown report")
     return ap.parse_args()
 
@@ -85,10 +89,10 @@ def cvxpy_clarabel(inst) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     return float(prob.value), time.perf_counter() - t0
 
 
-def attnsvm_process(path: str, norm: str) -> tuple[dict, float]:
+def attnsvm_process(path: str, norm: str, repeat: int) -> tuple[dict, float]:
     """Median wall seconds of the whole ``attnsvm solve`` process and its JSON."""
     times, out = [], {}
-    for _ in range(ARGS.repeat):
+    for _ in range(repeat):
         t0 = time.perf_counter()
         p = subprocess.run([sys.executable, "-m", "attnsvm.cli.main", "solve", path, "--norm",
                             norm, "--json"], capture_output=True, text=True, check=True)
@@ -98,8 +102,9 @@ def attnsvm_process(path: str, norm: str) -> tuple[dict, float]:
 
 
 def main() -> None:
-    cases = [((40, 12, 24), 0)] + ([] if ARGS.quick else [((40, 12, 24), 1),
-                                                           ((100, 20, 64), 0)])
+    cases = [((40, 12, 24), 0)] + ([] if ARGS.quick else [((40, 12, 24), 1)])
+    if ARGS.big:
+        cases.append(((100, 20, 64), 0))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for shape, seed in cases:
@@ -108,8 +113,8 @@ def main() -> None:
             inst.save(path)
             big = shape[2] > 40
             for norm, ref in (("linf", dense_highs), ("spec", cvxpy_clarabel)):
-                rep, secs = attnsvm_process(path, norm)
-                if big and ARGS.no_big_reference:
+                rep, secs = attnsvm_process(path, norm, 1 if big else ARGS.repeat)
+                if big and not ARGS.big_reference:
                     rv, rs = float("nan"), float("nan")
                 else:
                     rv, rs = ref(inst)
@@ -133,11 +138,13 @@ def main() -> None:
         f"Machine: this project's sandbox, {os.cpu_count()}-core CPU ({cpu}), no GPU, shared "
         f"with other jobs; {ARGS.threads} BLAS thread(s). "
         f"Commit {commit}. Command: `python benchmarks/bench_geometry.py"
-        f"{' --quick' if ARGS.quick else ''}`.\n\n"
+        f"{' --quick' if ARGS.quick else ''}{' --big' if ARGS.big else ''}`. Load average "
+        f"when it ended: {os.getloadavg()[0]:.1f} (other jobs on the same 2 cores slow both "
+        "sides; compare the ratio).\n\n"
         "attnsvm: the whole `attnsvm solve --norm linf|spec --json` process (median of "
-        f"{ARGS.repeat}). References, in the benchmark process: linf, HiGHS (scipy linprog) on "
-        "the dense LP with the box as 2 d^2 rows; spec, cvxpy + Clarabel on min sigma_max(W) "
-        "(construction and compilation included).\n\n" + head + body)
+        f"{ARGS.repeat}; once at (100, 20, 64)). References, in the benchmark process: linf, "
+        "HiGHS (scipy linprog) on the dense LP with the box as 2 d^2 rows; spec, cvxpy + "
+        "Clarabel on min sigma_max(W) (construction and compilation included).\n\n" + head + body)
     Path(ARGS.out).write_text(text)
     print(text)
 

@@ -167,9 +167,8 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
         SZ = Si @ Z
         M[0, 0] = float(np.trace(SZ))
         M[0, 1:] = M[1:, 0] = Lstar(SZ).ravel()
-        M = (M + M.T) / 2
-        try:
-            fac = cho_factor(M)
+        try:  # M is symmetric by construction; the factorization reads one triangle
+            fac = cho_factor(M, check_finite=False)
         except np.linalg.LinAlgError:
             try:
                 fac = cho_factor(M + 1e-14 * np.trace(M) / (N + 1) * np.eye(N + 1))

@@ -148,7 +148,7 @@ def solve_spec_constraints(
     def gap_of(W: np.ndarray, lam: np.ndarray) -> float:
         return certify(red, W, lam, "spec").gap
 
-    res = spectral_ipm(red.A, red.Zc, inv, Zq, bb, n_eq, W0, target=min(1e-10, tol / 100),
+    res = spectral_ipm(red.A, red.Zc, inv, Zq, bb, n_eq, W0, target=tol / 10,
                        max_iter=max_iter, certify=gap_of)
     bounds = certify(red, res.W, res.lam, "spec")
     info: dict[str, object] = {"frobenius_solution": fro, "least_frobenius": False,
