@@ -60,6 +60,7 @@ TIMINGS: dict[str, tuple[float, float]] = {
     "losses": (0.7, 1.4), "ntp-acyclic": (4.5, 6.8), "ntp-cyclic": (3.4, 6.0),
     "ntp-local": (2.8, 5.1), "convergence-types": (0.5, 23.3), "optimizer-rates": (1.8, 10.6),
     "numerics": (1.0, 11.4), "regularization-path": (0.8, 3.5),
+    "optimizer-geometry": (19.4, 356.9),  # busy machine (load 13; 6.2 s CPU quick), full -w 2
 }
 
 #: Where :data:`TIMINGS` were measured.
