@@ -39,6 +39,7 @@ TINY: dict[str, dict[str, Any]] = {
     "losses": {"seeds": 2, "chunk": 2, "steps": 60},
     "convergence-types": {"seeds": 2, "chunk": 2, "ns": (2,), "ds": (2, 4), "steps": 60},
     "optimizer-rates": {"seeds": 2, "chunk": 2, "steps": 60},
+    "optimizer-geometry": {"seeds": 2, "chunk": 2, "checkpoints": (20, 60)},
     "numerics": {"seeds": 1, "chunk": 1, "steps": 120},
     "regularization-path": {"seeds": 2, "chunk": 2, "radii": (1.0, 4.0),
                             "steps_per_radius": 30, "gd_steps": 60},

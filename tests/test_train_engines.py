@@ -46,7 +46,7 @@ def test_auto_backend_choice_on_cpu():
     assert train(inst, steps=1).backend == "numpy"
     assert train([inst], steps=1).backend == "torch"  # batches keep the torch engine's numbers
     assert train(inst, steps=1, param="p").backend == "torch"
-    assert train(inst, steps=1, optimizer="adam").backend == "torch"
+    assert train(inst, steps=1, optimizer="adam").backend == "numpy"  # and every geometry
     assert train(inst, steps=1, dtype=torch.float32).backend == "torch"
     with pytest.raises(InvalidParameterError, match="backend 'numpy'"):
         train(inst, steps=1, param="vW", backend="numpy")

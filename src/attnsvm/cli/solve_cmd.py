@@ -1,4 +1,4 @@
-"""``attnsvm solve INSTANCE.npz [--norm fro|nuc] [--out RESULT.npz] [--json]``.
+"""``attnsvm solve INSTANCE.npz [--norm fro|nuc|linf|spec] [--out RESULT.npz] [--json]``.
 
 A thin command: the work and the verification are :func:`attnsvm.report_solve.solve_report`;
 exit 0 only for a verified optimum, 3 for a verified infeasibility certificate, 1 for an
@@ -19,8 +19,9 @@ def add_solve_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the arguments of ``attnsvm solve``."""
     parser.add_argument("instance", help="instance .npz (X; Z or query_index; alpha, or Y and "
                         "v; rotary: also freqs, pos, qpos)")
-    parser.add_argument("--norm", choices=["fro", "nuc"], default="fro",
-                        help="norm of the SVM (default fro)")
+    parser.add_argument("--norm", choices=["fro", "nuc", "linf", "spec"], default="fro",
+                        help="norm of the SVM (default fro; linf: entrywise max, spec: "
+                             "spectral)")
     parser.add_argument("--out", default=None, metavar="RESULT.npz",
                         help="write W (M for a rotary instance), alpha and dual (or certificate "
                         "and alpha) here")

@@ -1,11 +1,13 @@
-"""``attnsvm train INSTANCE.npz --param W|KQ [--optimizer gd|ngd|polyak|md] [--lr F]
-[--steps N] [--seed S] [--backend B] [--out RUN.npz] [--json]``.
+"""``attnsvm train INSTANCE.npz --param W|KQ [--optimizer gd|ngd|polyak|md|adam|sign|spectral|
+muon|signum] [--adam-eps F] [--betas B1,B2] [--ns-steps N] [--lr F] [--steps N] [--seed S]
+[--backend B] [--out RUN.npz] [--json]``.
 
 Trains the one-layer attention model (logistic loss, linear head ``v``, float64) with the exact
 update direction of :mod:`attnsvm.train`, then compares the final key-query matrix with the
 Frobenius and nuclear Att-SVM solutions of the tokens it selects
-(:func:`attnsvm.train.compare_with_svms`).  Prints a short summary, or one JSON object with
-``--json``; progress of long runs goes to stderr.
+(:func:`attnsvm.train.compare_with_svms`) and reports its margin ratio in the four geometries
+(``margin_ratios``: fro, nuc, linf, spec; :func:`attnsvm.svm.margin_ratios`).  Prints a short
+summary, or one JSON object with ``--json``; progress of long runs goes to stderr.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 __all__ = ["add_train_arguments", "run_train", "CLI_OPTIMIZERS", "format_summary"]
 
-CLI_OPTIMIZERS = ("gd", "ngd", "polyak", "md")
+CLI_OPTIMIZERS = ("gd", "ngd", "polyak", "md", "adam", "sign", "spectral", "muon", "signum")
 CLI_PARAMS = ("W", "KQ")
 CLI_BACKENDS = ("auto", "torch", "numpy", "triton")
 
@@ -31,6 +33,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="key-query matrix W or factors (K, Q) (default W)")
     parser.add_argument("--optimizer", choices=list(CLI_OPTIMIZERS), default="ngd",
                         help="gd, normalized gd (default), polyak step, l_3 mirror descent")
+    parser.add_argument("--adam-eps", type=float, default=1e-8, dest="adam_eps",
+                        help="Adam's eps, >= 0 (default 1e-8)")
+    parser.add_argument("--betas", default="0.9,0.999", metavar="B1,B2",
+                        help="Adam's betas; B1 is also the momentum of muon and signum "
+                             "(default 0.9,0.999)")
+    parser.add_argument("--ns-steps", type=int, default=0, dest="ns_steps",
+                        help="muon: Newton-Schulz iterations instead of the exact polar "
+                             "factor (default 0: exact)")
     parser.add_argument("--lr", type=float, default=0.1, help="step size (default 0.1)")
     parser.add_argument("--steps", type=int, default=2000, help="iterations (default 2000)")
     parser.add_argument("--seed", type=int, default=0,
@@ -61,6 +71,10 @@ def format_summary(out: dict[str, Any]) -> str:
     if "corr_lp" in out:
         label = f"corr with the l_{out['lp_p']:g} Att-SVM:"
         lines.append(f"{label:34s}{num(out['corr_lp'])}")
+    mr = out.get("margin_ratios") or {}
+    if mr:
+        shown = ", ".join(f"{k} {num(v, '.4f')}" for k, v in mr.items())
+        lines.append(f"{'margin ratios (1 = max margin):':34s}{shown}")
     lines.append(f"total time: {out['seconds']:.2f} s")
     return "\n".join(lines)
 
@@ -91,6 +105,20 @@ def _check_args(args: argparse.Namespace) -> dict[str, Any]:
         raise InvalidParameterError(
             f"The 'seed' parameter must be an integer >= 0. Got {seed!r} instead.")
     opts["seed"] = seed
+    opts["adam_eps"] = float(check_positive("adam_eps", getattr(args, "adam_eps", 1e-8),
+                                            allow_zero=True))
+    opts["ns_steps"] = int(check_positive("ns_steps", getattr(args, "ns_steps", 0),
+                                          integer=True, allow_zero=True))
+    betas = str(getattr(args, "betas", "0.9,0.999"))
+    try:
+        b = tuple(float(x) for x in betas.split(","))
+    except ValueError:
+        b = ()
+    if len(b) != 2 or not all(0.0 <= x < 1.0 for x in b):
+        raise InvalidParameterError(
+            f"The 'betas' parameter must be two numbers in [0, 1) as B1,B2. Got {betas!r} "
+            "instead.")
+    opts["betas"] = b
     check_out_path(getattr(args, "out", None), "--out")
     return opts
 
@@ -135,7 +163,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     res = train(inst, param=opts["param"], optimizer=opts["optimizer"], lr=opts["lr"],
                 steps=steps, seed=opts["seed"], record_every=max(1, steps // 1000),
-                backend=opts["backend"], progress=progress)
+                backend=opts["backend"], progress=progress, adam_eps=opts["adam_eps"],
+                betas=opts["betas"], ns_steps=opts["ns_steps"])
     if shown[0]:
         bar.close()
     W = res.W
@@ -158,6 +187,11 @@ def run_train(args: argparse.Namespace) -> int:
     }
     if "corr_lp" in cmp:
         out["corr_lp"], out["lp_p"] = cmp["corr_lp"], cmp["lp_p"]
+    from attnsvm.svm.margins import margin_ratios
+
+    out["margin_ratios"] = margin_ratios(W, inst, alpha=res.selected)
+    if opts["optimizer"] == "adam":
+        out["adam_eps"], out["betas"] = opts["adam_eps"], list(opts["betas"])
     if args.out:
         arrays: dict[str, Any] = {
             "W": W, "selected": res.selected, "max_prob": res.max_prob,

@@ -49,6 +49,7 @@ NEW_STUDIES: dict[str, tuple[str, str]] = {
     "numerics": ("numerics", "new: plain autograd vs exact gradient, distance to W^mm"),
     "regularization-path": ("regularization_path", "new: W_R / R vs W^mm as R grows, beside GD"),
     "rope": ("rope", "new: rotary attention, GD on lifted M / factors vs the lifted Att-SVMs"),
+    "optimizer-geometry": ("optimizer_geometry", "new: sign, spectral, Muon, Adam: which Att-SVM"),
 }
 
 FIGURES: dict[str, tuple[str, str]] = {**PAPER_FIGURES, **NEW_STUDIES}
@@ -64,6 +65,7 @@ TIMINGS: dict[str, tuple[float, float]] = {
     "ntp-local": (2.8, 5.1), "convergence-types": (0.5, 23.3), "optimizer-rates": (1.8, 10.6),
     "numerics": (1.0, 11.4), "regularization-path": (0.8, 3.5),
     "rope": (15.8, 111.1),  # measured while the machine was shared (user time 5 s / 35 s)
+    "optimizer-geometry": (19.4, 356.9),  # busy machine (load 13; 6.2 s CPU quick), full -w 2
 }
 
 #: Where :data:`TIMINGS` were measured.

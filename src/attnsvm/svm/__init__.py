@@ -4,6 +4,8 @@
 * :func:`solve_fro` / :func:`solve_fro_constraints`: exact Frobenius Att-SVM (working-set dual).
 * :func:`solve_nuc` / :func:`solve_nuc_constraints`: nuclear-norm Att-SVM.
 * :func:`solve_lp`, :func:`solve_conic`: entrywise l_p Att-SVM and the cvxpy reference.
+* :func:`solve_linf` / :func:`solve_spec`: max-norm (LP) and spectral (SDP) Att-SVMs, certified;
+  :func:`margin_ratio` of any W in any of the four geometries.
 * :func:`solve_w_dir`, :func:`solve_w_fin`, :func:`fit_svmeq`: several selected tokens.
 * :func:`solve_p_svm`, :func:`solve_p_svm_relaxed`, :func:`solve_v_svm`: prompt and head SVMs.
 * :func:`local_optimality`, :func:`svm_neighbors`, :func:`enumerate_local_optima`.
@@ -19,12 +21,15 @@ from .landscape import (
     local_optimality,
     svm_neighbors,
 )
+from .linf import solve_linf, solve_linf_constraints
+from .margins import MARGIN_NORMS, margin_ratio, margin_ratios
 from .norms import NORMS
 from .nuclear import certified_rank, solve_nuc, solve_nuc_constraints
 from .nuclear_batch import solve_nuc_many
 from .registry import SOLVERS, solve
 from .several import SVMEquivalence, fit_svmeq, selected_sets, solve_w_dir, solve_w_fin
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
+from .spectral import solve_spec, solve_spec_constraints
 from .vector import solve_p_svm, solve_p_svm_relaxed, solve_v_svm, solve_vector_svm
 
 __all__ = [
@@ -59,4 +64,11 @@ __all__ = [
     "INFEASIBLE",
     "INACCURATE",
     "NORMS",
+    "solve_linf",
+    "solve_linf_constraints",
+    "solve_spec",
+    "solve_spec_constraints",
+    "margin_ratio",
+    "margin_ratios",
+    "MARGIN_NORMS",
 ]

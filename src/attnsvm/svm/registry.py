@@ -17,9 +17,11 @@ from ..instance import Instance
 from ._instance import solve_on_instance
 from .conic import solve_conic
 from .frobenius import solve_fro_constraints
+from .linf import solve_linf_constraints
 from .norms import NORMS, check_norm
 from .nuclear import solve_nuc_constraints
 from .solution import SVMSolution
+from .spectral import solve_spec_constraints
 
 __all__ = ["solve", "SOLVERS"]
 
@@ -34,6 +36,8 @@ SOLVERS: dict[str, Callable[..., SVMSolution]] = {
     "fro": solve_fro_constraints,
     "nuc": solve_nuc_constraints,
     "lp": _lp,
+    "linf": solve_linf_constraints,
+    "spec": solve_spec_constraints,
 }
 
 
@@ -46,8 +50,9 @@ def solve(problem: Instance | ConstraintSet, norm: str = "fro", *,
     ----------
     problem : Instance or ConstraintSet
         An instance (its Att-SVM for ``alpha``) or explicit constraints.
-    norm : {"fro", "nuc", "lp"}
-        Frobenius (W parametrization), nuclear ((K, Q)), entrywise l_p (mirror descent).
+    norm : {"fro", "nuc", "lp", "linf", "spec"}
+        Frobenius (W parametrization), nuclear ((K, Q)), entrywise l_p (mirror descent),
+        entrywise max norm (sign descent), spectral (spectral descent, Muon).
     alpha : ndarray of int, shape (n,), optional
         Token choice for an instance (default: its ``alpha``, else the optimal tokens).
     p : float, optional

@@ -18,12 +18,14 @@ from torch import Tensor
 from ..exceptions import InvalidParameterError
 from ._data import Problem
 from ._direction import Direction, score_direction
+from ._geometry import GEOMETRIC, geometric_step
 from ._graph import capture_step, graph_supported
 from ._numpy_engine import (
     NUMPY_OPTIMIZERS,
     NumpyDirection,
     NumpyState,
     numpy_direction,
+    numpy_grads,
     numpy_update,
 )
 from .heads import Head, LinearHead
@@ -108,6 +110,8 @@ class NumpyEngine:
         self.opt = opt
         self.kq_eps = kq_eps
         self.psi = [_md_state(P, opt.md_p) for P in arrs] if opt.name == "md" else None
+        self._geo: list[dict[str, Any]] = [{} for _ in arrs]
+        self._t = 0
         self._dirn: NumpyDirection | None = None
 
     def advance(self, n: int) -> Stats:
@@ -117,10 +121,21 @@ class NumpyEngine:
               "polyak_max_step": o.polyak_max_step, "kq_eps": self.kq_eps, "psi": self.psi}
         direction, update = numpy_direction, numpy_update
         d = self._dirn
+        geo = o.name in GEOMETRIC
         for _ in range(n):
             if d is None:
                 d = direction(st, need)
-            update(st, d.G, d.logscale, d.loss, **kw)
+            if geo:  # the torch rules on views of the NumPy arrays (no copies)
+                self._t += 1
+                for P, (Gk, lk), state in zip(st.blocks, numpy_grads(st, d.G, d.logscale,
+                                                                      self.kq_eps),
+                                              self._geo, strict=True):
+                    geometric_step(o.name, torch.from_numpy(P), torch.from_numpy(Gk),
+                                   torch.from_numpy(np.ascontiguousarray(lk)), state, self._t,
+                                   lr=o.lr, betas=o.betas, eps=o.adam_eps,
+                                   ns_steps=o.ns_steps)
+            else:
+                update(st, d.G, d.logscale, d.loss, **kw)
             d = None
         self._dirn = d = numpy_direction(st)
         shape = st.shape[:2]
@@ -221,8 +236,10 @@ def choose_backend(backend: str, spec: ParamSpec, head: Head, loss: Loss, opt: O
         why = why or (None if device.type == "cpu" and dtype == torch.float64
                       else "a device other than the CPU or a dtype other than float64")
     elif backend == "triton":
-        why = why or (None if dtype in (torch.float32, torch.float64)
-                      else f"dtype {dtype}") or (
+        geo = (f"optimizer {opt.name!r} (the fused kernel has gd, ngd, polyak, md)"
+               if opt.name in GEOMETRIC else None)
+        why = why or geo or (None if dtype in (torch.float32, torch.float64)
+                             else f"dtype {dtype}") or (
             None if tile <= FUSED_MAX_TILE else f"instances this large (tile {tile} elements)"
         ) or _triton_unavailable(device)
     if backend in ("numpy", "triton"):
@@ -235,7 +252,8 @@ def choose_backend(backend: str, spec: ParamSpec, head: Head, loss: Loss, opt: O
     if backend == "torch" or why is not None or (cuda_graph and device.type == "cuda"):
         return "torch"
     if device.type == "cuda":
-        ok = dtype in (torch.float32, torch.float64) and tile <= FUSED_MAX_TILE
+        ok = (opt.name not in GEOMETRIC and dtype in (torch.float32, torch.float64)
+              and tile <= FUSED_MAX_TILE)
         return "triton" if ok and _triton_unavailable(device) is None else "torch"
     if single and device.type == "cpu" and dtype == torch.float64:
         return "numpy"

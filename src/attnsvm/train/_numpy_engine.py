@@ -16,9 +16,9 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["NumpyState", "NumpyDirection", "numpy_direction", "numpy_update",
-           "NUMPY_OPTIMIZERS"]
+           "NUMPY_OPTIMIZERS", "numpy_grads"]
 
-NUMPY_OPTIMIZERS = ("gd", "ngd", "polyak", "md")
+NUMPY_OPTIMIZERS = ("gd", "ngd", "polyak", "md", "adam", "sign", "spectral", "signum", "muon")
 
 
 _max = np.maximum.reduce  # ndarray.max without the Python wrapper (steps of a few us)
@@ -161,24 +161,30 @@ def _norm(G: np.ndarray, p: float = 2.0) -> np.ndarray:
     return (np.abs(flat) ** p).sum(1) ** (1.0 / p)
 
 
+def numpy_grads(st: NumpyState, G: np.ndarray, logscale: np.ndarray, kq_eps: float
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per block ``(G_k, logscale_k)`` with ``-grad_k = exp(logscale_k) G_k`` from the score-
+    space direction ``G`` (W: itself; (K, Q): ``G Q`` and ``G^T K``, with the ``kq_eps``
+    regularizer)."""
+    if len(st.blocks) == 1:
+        return [(G, logscale)]
+    K, Q = st.blocks
+    GK = np.matmul(G, Q)
+    GQ = np.matmul(G.transpose(0, 2, 1), K)
+    if kq_eps > 0:
+        lr_ = math.log(2.0 * kq_eps)
+        mx = np.maximum(logscale, lr_)
+        c1 = np.exp(logscale - mx)[:, None, None]
+        c2 = np.exp(lr_ - mx)[:, None, None]
+        return [(c1 * GK - c2 * K, mx), (c1 * GQ - c2 * Q, mx)]
+    return [(GK, logscale), (GQ, logscale)]
+
+
 def numpy_update(st: NumpyState, G: np.ndarray, logscale: np.ndarray, loss: np.ndarray | None, *,
                  optimizer: str, lr: float, md_p: float, polyak_max_step: float,
                  kq_eps: float, psi: list[np.ndarray] | None) -> None:
     """One optimizer step in place (the rules of :mod:`attnsvm.train.optim`)."""
-    if len(st.blocks) == 1:
-        grads = [(G, logscale)]
-    else:
-        K, Q = st.blocks
-        GK = np.matmul(G, Q)
-        GQ = np.matmul(G.transpose(0, 2, 1), K)
-        if kq_eps > 0:
-            lr_ = math.log(2.0 * kq_eps)
-            mx = np.maximum(logscale, lr_)
-            c1 = np.exp(logscale - mx)[:, None, None]
-            c2 = np.exp(lr_ - mx)[:, None, None]
-            grads = [(c1 * GK - c2 * K, mx), (c1 * GQ - c2 * Q, mx)]
-        else:
-            grads = [(GK, logscale), (GQ, logscale)]
+    grads = numpy_grads(st, G, logscale, kq_eps)
     if optimizer == "ngd" and G.shape[0] == 1 and len(grads) == 1:  # one instance: scalars
         g = G.reshape(-1)
         n1 = math.sqrt(float(g @ g))

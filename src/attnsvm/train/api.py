@@ -160,7 +160,8 @@ def train(data: Instance | Sequence[Instance], config: TrainConfig | None = None
             fixed key matrix ``prompt_W`` (identity by default); or joint training of the
             linear head ``v`` (started at the instance's ``v``) with ``W`` or ``p``
             (:mod:`attnsvm.train.params`).
-        optimizer : {"gd", "ngd", "polyak", "md", "adam"} or Optimizer, default "ngd"
+        optimizer : {"gd", "ngd", "polyak", "md", "adam", "sign", "spectral", "signum", "muon"}
+            or Optimizer, default "ngd"
             See :mod:`attnsvm.train.optim`; ``ngd`` is the papers' protocol.
         lr : float, default 0.1
         steps : int, default 2000 (at most 1e9)
@@ -188,7 +189,7 @@ def train(data: Instance | Sequence[Instance], config: TrainConfig | None = None
         kq_eps : float, default 0
             ``eps`` of the official ``(K, Q)`` protocol (``eps (||K||^2+||Q||^2)`` added to
             the loss); 0 follows the exact gradient.
-        md_p, polyak_max_step : optimizer settings.
+        md_p, polyak_max_step, betas, adam_eps, ns_steps : optimizer settings.
         device : str or torch.device, default "cpu"
             ``"cpu"``, ``"cuda"``, or ``"auto"``.
         dtype : torch.dtype, default float64
@@ -224,7 +225,8 @@ def train(data: Instance | Sequence[Instance], config: TrainConfig | None = None
         raise InvalidParameterError("Joint training ('vW', 'vp') needs the linear head.")
     ls = get_loss(cfg.loss)
     opt = make_optimizer(cfg.optimizer, cfg.lr, md_p=cfg.md_p,
-                         polyak_max_step=cfg.polyak_max_step)
+                         polyak_max_step=cfg.polyak_max_step, betas=cfg.betas,
+                         adam_eps=cfg.adam_eps, ns_steps=cfg.ns_steps)
     dev = resolve_device(cfg.device)
     dtype = cfg.dtype
     B = len(instances)

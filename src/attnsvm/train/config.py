@@ -38,7 +38,8 @@ class TrainConfig:
     Attributes
     ----------
     param, optimizer, lr, steps, seed, loss, head, init, init_scale, m, record_every,
-    record_steps, targets, kq_eps, prompt_W, md_p, polyak_max_step, device, dtype, cuda_graph
+    record_steps, targets, kq_eps, prompt_W, md_p, polyak_max_step, betas, adam_eps,
+    ns_steps, device, dtype, cuda_graph
         As documented in :func:`attnsvm.train.train`.
     backend : {"auto", "torch", "numpy", "triton"}
         ``"torch"``: batched torch ops (every feature); ``"numpy"``: the NumPy engine (CPU,
@@ -72,6 +73,9 @@ class TrainConfig:
     prompt_W: Any = None
     md_p: float = 3.0
     polyak_max_step: float = 1e3
+    betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    ns_steps: int = 0
     device: Any = "cpu"
     dtype: torch.dtype = torch.float64
     cuda_graph: bool = False

@@ -14,23 +14,28 @@ direction stays exact after the softmax saturates.
   ``max_step`` because with a fixed head ``L`` does not reach ``L*``.
 * ``md``: l_p mirror descent (Julistiono et al.) per block:
   ``psi = sign(P)|P|^(p-1) - lr grad/||grad||_q``, ``P = sign(psi)|psi|^(1/(p-1))``, 1/p+1/q=1.
-* ``adam``: Adam on the true gradient (for comparison).
+* ``adam``: Adam (``adam_eps >= 0``, ``betas``), its moments kept in log scale so that it
+  stays exact after saturation (:mod:`._geometry`).
+* ``sign``, ``spectral``, ``signum``, ``muon``: steepest descent in the max norm and in the
+  spectral norm, without and with momentum (:mod:`._geometry`); each block its own step.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from .._validation import check_choice, check_positive
 from ..exceptions import InvalidParameterError
+from ._geometry import GEOMETRIC, geometric_step
 
 __all__ = ["OPTIMIZERS", "Optimizer", "make_optimizer"]
 
-OPTIMIZERS = ("gd", "ngd", "polyak", "md", "adam")
+OPTIMIZERS = ("gd", "ngd", "polyak", "md", "adam", "sign", "spectral", "signum", "muon")
 
 Grad = tuple[Tensor, Tensor]
 
@@ -51,18 +56,23 @@ class Optimizer:
 
     Parameters
     ----------
-    name : {"gd", "ngd", "polyak", "md", "adam"}
+    name : {"gd", "ngd", "polyak", "md", "adam", "sign", "spectral", "signum", "muon"}
     lr : float
     md_p : float, default 3
         Exponent of the l_p mirror map (``md`` only), > 1.
     polyak_max_step : float, default 1e3
         Cap of the Polyak step length ``eta ||grad||``.
-    betas, adam_eps : Adam constants.
+    betas : (float, float), default (0.9, 0.999)
+        Adam's moment decays; ``betas[0]`` is also the momentum of ``signum`` and ``muon``.
+    adam_eps : float, default 1e-8
+        Adam's ``eps`` (``>= 0``; 0 makes Adam scale-free).
+    ns_steps : int, default 0
+        ``muon``: 0 for the exact polar factor, else this many Newton-Schulz iterations.
     """
 
     def __init__(self, name: str, lr: float, *, md_p: float = 3.0,
                  polyak_max_step: float = 1e3, betas: tuple[float, float] = (0.9, 0.999),
-                 adam_eps: float = 1e-8):
+                 adam_eps: float = 1e-8, ns_steps: int = 0):
         self.name = check_choice("optimizer", name, OPTIMIZERS)
         self.lr = float(check_positive("lr", lr))
         self.md_p = float(check_positive("md_p", md_p))
@@ -71,9 +81,14 @@ class Optimizer:
                 f"The 'md_p' parameter must be > 1. Got {md_p!r} instead.")
         self.md_q = self.md_p / (self.md_p - 1.0)
         self.polyak_max_step = float(check_positive("polyak_max_step", polyak_max_step))
-        self.betas = betas
-        self.adam_eps = float(adam_eps)
-        self._state: list[dict[str, Tensor]] = []
+        b = tuple(float(x) for x in betas)
+        if len(b) != 2 or not all(0.0 <= x < 1.0 for x in b):
+            raise InvalidParameterError(
+                f"The 'betas' parameter must be two numbers in [0, 1). Got {betas!r} instead.")
+        self.betas = (b[0], b[1])
+        self.adam_eps = float(check_positive("adam_eps", adam_eps, allow_zero=True))
+        self.ns_steps = int(check_positive("ns_steps", ns_steps, integer=True, allow_zero=True))
+        self._state: list[dict[str, Any]] = []
         self._t = 0
 
     def init(self, blocks: Sequence[Tensor]) -> None:
@@ -84,9 +99,6 @@ class Optimizer:
             st: dict[str, Tensor] = {}
             if self.name == "md":
                 st["psi"] = torch.sign(P) * P.abs().pow(self.md_p - 1.0)
-            elif self.name == "adam":
-                st["m"] = torch.zeros_like(P)
-                st["v"] = torch.zeros_like(P)
             self._state.append(st)
 
     @torch.no_grad()
@@ -129,18 +141,14 @@ class Optimizer:
                 psi = st["psi"]
                 psi.add_(self.lr * G / torch.where(nrm > 0, nrm, 1.0))
                 P.copy_(torch.sign(psi) * psi.abs().pow(1.0 / (self.md_p - 1.0)))
-        else:  # adam on the true gradient
-            b1, b2 = self.betas
+        else:
+            assert name in GEOMETRIC
             for P, (G, ls), st in zip(blocks, grads, self._state, strict=True):
-                g = -_bcast(torch.exp(ls), G) * G
-                st["m"].mul_(b1).add_((1 - b1) * g)
-                st["v"].mul_(b2).add_((1 - b2) * g * g)
-                mh = st["m"] / (1 - b1 ** self._t)
-                vh = st["v"] / (1 - b2 ** self._t)
-                P.sub_(self.lr * mh / (vh.sqrt() + self.adam_eps))
+                geometric_step(name, P, G, ls, st, self._t, lr=self.lr, betas=self.betas,
+                               eps=self.adam_eps, ns_steps=self.ns_steps)
 
 
-def make_optimizer(optimizer: str | Optimizer, lr: float, **kwargs: float) -> Optimizer:
+def make_optimizer(optimizer: str | Optimizer, lr: float, **kwargs: Any) -> Optimizer:
     """An :class:`Optimizer` from a name (or return the given one)."""
     if isinstance(optimizer, Optimizer):
         return optimizer

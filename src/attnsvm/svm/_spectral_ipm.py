@@ -1,0 +1,247 @@
+# ruff: noqa: B023  (the per-iteration closures below run within their own iteration)
+"""Primal-dual interior point for the spectral-norm SVM in reduced coordinates.
+
+    min t  s.t.  S = t I + L(W) >= 0 (PSD, size r1 + r2),   L(W) = [[0, W], [W^T, 0]],
+                 <W, a_k z_k^T> - s_k = b_k, s_k >= 0 (k >= n_eq),
+                 <W, a_k z_k^T> = b_k (k < n_eq).
+
+``S >= 0`` is ``||W||_2 <= t``.  The dual is ``max lam . b`` s.t. ``tr Z = 1``,
+``C^T lam + 2 Z_12 = 0``, ``Z >= 0``, ``lam >= 0`` on inequalities, i.e.
+``||sum lam_k a_k z_k^T||_* <= 1``.
+
+HKM direction with Mehrotra's predictor-corrector.  The Newton system lives in the primal
+variables ``y = (t, vec W)`` (``1 + r1 r2`` unknowns, independent of the number of rows m):
+its semidefinite block ``tr(A_i S^-1 A_j Z)`` has a closed form from the blocks of ``S^-1``
+and ``Z``, and the rows add ``sum_k D_k vec(a_k z_k^T) vec(a_k z_k^T)^T``, which groups by
+query into ``sum_g kron(A_g^T D_g A_g, z_g z_g^T)`` (one matrix product), never forming the
+``m x r1 r2`` constraint matrix.  Equality rows enter through a small Schur complement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve, eigh
+
+__all__ = ["SpecIPMResult", "spectral_ipm"]
+
+
+@dataclass
+class SpecIPMResult:
+    """Last iterate: ``t``, ``W`` (r1, r2), multipliers ``lam`` (m,), iterations."""
+
+    t: float
+    W: np.ndarray
+    lam: np.ndarray
+    iterations: int
+
+
+def _max_step(X: np.ndarray, dX: np.ndarray) -> float:
+    """Largest ``a`` with ``X + a dX`` PSD (``X`` positive definite)."""
+    L = np.linalg.cholesky(X)
+    Li = np.linalg.inv(L)
+    ev = eigh(Li @ dX @ Li.T, eigvals_only=True)
+    lo = float(ev[0])
+    return np.inf if lo >= 0 else -1.0 / lo
+
+
+def _vec_step(x: np.ndarray, dx: np.ndarray) -> float:
+    neg = dx < 0
+    return float(np.min(-x[neg] / dx[neg])) if np.any(neg) else np.inf
+
+
+def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
+                 b: np.ndarray, n_eq: int, W0: np.ndarray, *, target: float = 1e-11,
+                 max_iter: int = 80, certify: Callable[[np.ndarray, np.ndarray], float]
+                 | None = None, fixed_t: float | None = None) -> SpecIPMResult:
+    """Run the interior point from ``W0`` until ``certify(W, lam) <= target``.
+
+    Parameters
+    ----------
+    A : ndarray, shape (m, r1)
+        Left factors in reduced coordinates.
+    Zc : ndarray, shape (m, r2)
+        Right factors.
+    inv, Zq : ndarray
+        Group of each row (m,) and the distinct right factors (g, r2).
+    b : ndarray, shape (m,)
+    n_eq : int
+    W0 : ndarray, shape (r1, r2)
+        Starting point (a feasible one, e.g. the Frobenius solution, works well).
+    target : float
+        Stop when the certified gap returned by ``certify`` is at most this (with
+        ``fixed_t``: when the scaled residuals and ``mu`` are).
+    max_iter : int
+    certify : callable ``(W, lam) -> gap``, optional
+        Certified relative gap of an iterate (the caller's weak-duality bound).
+    fixed_t : float, optional
+        Second stage: ``t`` is fixed to this value and the objective is ``||W||_F^2 / 2``
+        (the least-Frobenius point of ``{rows, ||W||_2 <= fixed_t}``).
+
+    Returns
+    -------
+    SpecIPMResult
+        The iterate with the smallest certified gap (residual measure with ``fixed_t``).
+    """
+    m, r1 = A.shape
+    r2 = Zc.shape[1]
+    p, N = r1 + r2, r1 * r2
+    ng = Zq.shape[0]
+    ineq = np.arange(n_eq, m)
+    eq = np.arange(n_eq)
+    quad = fixed_t is not None
+    ct = 0.0 if quad else 1.0
+
+    def values(W: np.ndarray) -> np.ndarray:
+        return np.einsum("kd,kd->k", A, (Zq @ W.T)[inv])
+
+    def combine(lam: np.ndarray) -> np.ndarray:
+        return A.T @ (lam[:, None] * Zc)
+
+    def L(W: np.ndarray, t: float) -> np.ndarray:
+        S = t * np.eye(p)
+        S[:r1, r1:] += W
+        S[r1:, :r1] += W.T
+        return S
+
+    def Lstar(X: np.ndarray) -> np.ndarray:
+        return X[:r1, r1:] + X[r1:, :r1].T
+
+    sw = float(np.linalg.norm(W0, 2)) if W0.size else 1.0
+    W = W0.copy()
+    if quad:
+        assert fixed_t is not None
+        t = float(fixed_t)
+        W = W * min(1.0, 0.9 * t / max(sw, 1e-300))
+    else:
+        t = 2.0 * max(sw, 1e-8)
+    s = np.maximum(values(W)[ineq] - b[ineq], 1.0)
+    lam = np.zeros(m)
+    lam[ineq] = t / m
+    nu = 0.0
+    Z = np.eye(p) / p
+    E = np.zeros((int(quad) + n_eq, N + 1))
+    if quad:
+        E[0, 0] = 1.0
+    if n_eq:
+        E[int(quad):, 1:] = np.einsum("ki,kj->kij", A[eq], Zc[eq]).reshape(n_eq, N)
+    ne = E.shape[0]
+    onehot = np.zeros((ng, m))
+    onehot[inv, np.arange(m)] = 1.0
+    AA = (A[:, :, None] * A[:, None, :]).reshape(m, r1 * r1)
+    zz = (Zq[:, :, None] * Zq[:, None, :]).reshape(ng, r2 * r2)
+    best: SpecIPMResult | None = None
+    best_gap = np.inf
+    history: list[float] = []
+    it = 0
+    for it in range(1, max_iter + 1):
+        S = L(W, t)
+        v = values(W)
+        mu = (float(np.vdot(S, Z)) + float(s @ lam[ineq])) / (p + ineq.size)
+        rp = b[ineq] - v[ineq] + s
+        re = np.concatenate([[fixed_t - t] if quad else [], b[eq] - v[eq]])  # type: ignore
+        rt = ct - nu - float(np.trace(Z))
+        rW = -(combine(lam) + Lstar(Z) - (W if quad else 0.0))
+        Si = np.linalg.inv(S)
+        Si = (Si + Si.T) / 2
+        S11, S12, S22 = Si[:r1, :r1], Si[:r1, r1:], Si[r1:, r1:]
+        Z11, Z12, Z22 = Z[:r1, :r1], Z[:r1, r1:], Z[r1:, r1:]
+        # MWW[a, b, c, e] = S11[a,c] Z22[e,b] + Z11[a,c] S22[e,b] + S12[a,e] Z12[c,b]
+        #                   + Z12[a,e] S12[c,b]     (Z22, S22 symmetric)
+        MWW = (S11[:, None, :, None] * Z22[None, :, None, :]
+               + Z11[:, None, :, None] * S22[None, :, None, :]
+               + S12[:, None, None, :] * Z12.T[None, :, :, None]
+               + Z12[:, None, None, :] * S12.T[None, :, :, None])
+        M = np.empty((N + 1, N + 1))
+        M[1:, 1:] = MWW.reshape(N, N)
+        D = lam[ineq] / s
+        Dk = np.zeros(m)
+        Dk[ineq] = D
+        Ag = onehot @ (Dk[:, None] * AA)  # (g, r1 r1): sum_k in g D_k a_k a_k^T
+        CDC = (Ag.T @ zz).reshape(r1, r1, r2, r2)
+        M[1:, 1:] += CDC.transpose(0, 2, 1, 3).reshape(N, N)
+        if quad:
+            M[1:, 1:] += np.eye(N)
+        SZ = Si @ Z
+        M[0, 0] = float(np.trace(SZ))
+        M[0, 1:] = M[1:, 0] = Lstar(SZ).ravel()
+        try:  # M is symmetric by construction; the factorization reads one triangle
+            fac = cho_factor(M, check_finite=False)
+        except np.linalg.LinAlgError:
+            try:
+                fac = cho_factor(M + 1e-14 * np.trace(M) / (N + 1) * np.eye(N + 1))
+            except np.linalg.LinAlgError:
+                break
+        MiE = cho_solve(fac, E.T) if ne else None
+        Seq = E @ MiE if ne else None
+
+        def combine_in(x: np.ndarray) -> np.ndarray:
+            return A[ineq].T @ (x[:, None] * Zc[ineq])
+
+        def direction(sigma_mu: float, Rc: np.ndarray | None, rcs: np.ndarray | None
+                      ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                 np.ndarray, np.ndarray]:
+            H = sigma_mu * Si - Z
+            if Rc is not None:
+                H = H - Si @ Rc
+            q = sigma_mu / s - lam[ineq]
+            if rcs is not None:
+                q = q - rcs / s
+            rhsW = Lstar(H) + combine_in(q + D * rp) - rW
+            rhs = np.concatenate([[float(np.trace(H)) - rt], rhsW.ravel()])
+            dy = cho_solve(fac, rhs)
+            dle = np.zeros(0)
+            if ne:
+                assert MiE is not None and Seq is not None
+                dle = np.linalg.solve(Seq, re - E @ dy)
+                dy = dy + MiE @ dle
+            dt, dW = float(dy[0]), dy[1:].reshape(r1, r2)
+            dS = L(dW, dt)
+            X = H - Si @ dS @ Z
+            dZ = (X + X.T) / 2
+            cw = values(dW)
+            ds = cw[ineq] - rp
+            dl = q + D * rp - D * cw[ineq]
+            return dt, dW, dS, dZ, ds, np.concatenate([dle[int(quad):], dl]), dle[:int(quad)]
+
+        def steps(dS: np.ndarray, dZ: np.ndarray, ds: np.ndarray, dl: np.ndarray
+                  ) -> tuple[float, float]:
+            ap = min(1.0, _max_step(S, dS), _vec_step(s, ds))
+            ad = min(1.0, _max_step(Z, dZ), _vec_step(lam[ineq], dl[n_eq:]))
+            return ap, ad
+
+        try:
+            dt, dW, dS, dZ, ds, dl, dnu = direction(0.0, None, None)
+            ap, ad = steps(dS, dZ, ds, dl)
+            mu_aff = (float(np.vdot(S + ap * dS, Z + ad * dZ))
+                      + float((s + ap * ds) @ (lam[ineq] + ad * dl[n_eq:]))) / (p + ineq.size)
+            sigma = min(1.0, (mu_aff / mu) ** 3) if mu > 0 else 0.0
+            dt, dW, dS, dZ, ds, dl, dnu = direction(sigma * mu, dS @ dZ, ds * dl[n_eq:])
+            ap, ad = steps(dS, dZ, ds, dl)
+        except np.linalg.LinAlgError:  # an iterate at the end of double precision
+            break
+        ap, ad = min(1.0, 0.98 * ap), min(1.0, 0.98 * ad)
+        t, W, s = t + ap * dt, W + ap * dW, s + ap * ds
+        Z, lam = Z + ad * dZ, lam + ad * dl
+        if quad:
+            nu += ad * float(dnu[0])
+        Z = (Z + Z.T) / 2
+        if quad:
+            scale = max(1.0, float(np.linalg.norm(W)))
+            gap = max(float(np.max(np.abs(rp), initial=0.0)), float(np.max(np.abs(re))),
+                      float(np.linalg.norm(rW)) / scale, mu / scale ** 2)
+        else:
+            gap = float(certify(W, lam)) if certify is not None else np.inf
+        if best is None or gap < best_gap:
+            best_gap = gap
+            best = SpecIPMResult(t=t, W=W.copy(), lam=lam.copy(), iterations=it)
+        history.append(best_gap)
+        stalled = len(history) > 4 and best_gap > 0.5 * history[-5]
+        if gap <= target or max(ap, ad) < 1e-10 or stalled:
+            break
+    if best is None:
+        best = SpecIPMResult(t=t, W=W.copy(), lam=lam.copy(), iterations=it)
+    best.iterations = it
+    return best

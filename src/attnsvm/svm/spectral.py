@@ -1,0 +1,193 @@
+"""Spectral-norm Att-SVM, the limit direction of spectral descent and Muon.
+
+    W_2^mm = argmin ||W||_2  s.t.  a_k^T W z_k >= b_k  (= b_k for k < n_eq).
+
+Method, certified:
+
+1. The exact Frobenius solver runs first: an infeasible problem is returned with its Farkas
+   certificate; otherwise its solution starts the interior point.
+2. ``W = U M V^T`` with ``U``, ``V`` orthonormal bases of the ranges of the factors (exact:
+   projecting a feasible ``W`` onto them keeps every constraint and does not raise
+   ``||W||_2``); the semidefinite program in ``M`` runs through a dedicated primal-dual
+   interior point (:mod:`._spectral_ipm`) whose Newton system exploits the rank-one rows.
+3. Certificate: ``lam >= 0`` gives ``G = sum lam_k a_k z_k^T`` and the lower bound
+   ``lam . b / ||G||_*``; ``W`` rescaled to meet every row gives the upper bound.
+4. Least Frobenius norm among the optima (often a face, not a point): every optimum is
+   ``t U_r V_r^T + U_perp B V_perp^T`` with ``||B||_2 <= t`` on the top singular space of the
+   optimum (``<G, W> = t ||G||_*`` forces ``W v_i = t u_i``), so the least-Frobenius one
+   solves an exact Frobenius SVM in ``B`` (the working-set solver, shifted right-hand sides);
+   it is kept when ``||B||_2 <= t`` and it certifies as well.  The top space is read from the
+   interior point's ``W``, not from the dual's singular vectors: those carry errors of the
+   order of the square root of the gap, and the face, thin in most directions, then has no
+   point.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from .._numerics import row_space_basis
+from .._validation import as_float_array, check_positive
+from ..constraints import ConstraintSet
+from ..exceptions import ConvergenceWarning, InvalidInputError
+from ..instance import Instance
+from ._bounds import certify
+from ._instance import solve_on_instance
+from ._spectral_ipm import spectral_ipm
+from .frobenius import solve_fro_constraints
+from .norms import row_scale
+from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
+
+__all__ = ["solve_spec", "solve_spec_constraints"]
+
+
+#: singular values of the optimum within this relative distance of ||W||_2 span its top space
+_TOP = 1e-7
+
+
+def _least_frobenius(red: ConstraintSet, t: float, W: np.ndarray) -> np.ndarray | None:
+    """``t U_r V_r^T + U_perp B V_perp^T`` with ``B`` of least Frobenius norm, or None.
+
+    ``U_r``, ``V_r`` span the top singular space of the optimum ``W`` (singular values equal
+    to ``t``); ``B`` solves the exact Frobenius SVM with the shifted right-hand sides
+    ``b_k - t a_k^T U_r V_r^T z_k`` and must keep ``||B||_2 <= t``.
+    """
+    U, sw, Vt = np.linalg.svd(W)
+    r = int(np.sum(sw >= t * (1.0 - _TOP)))
+    W0 = t * U[:, :r] @ Vt[:r]
+    Up, Vp = U[:, r:], Vt[r:].T
+    b2 = red.rhs - red.values(W0)
+    n_eq = red.n_eq
+    if Up.shape[1] == 0 or Vp.shape[1] == 0 or (
+            not np.any(b2[n_eq:] > 0) and not np.any(b2[:n_eq] != 0)):
+        return W0
+    cons = ConstraintSet(A=red.A @ Up, Zc=red.Zc @ Vp, index=red.index, b=b2, n_eq=n_eq)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sol = solve_fro_constraints(cons, tol=1e-12)
+    if sol.status != OPTIMAL or sol.W is None or np.linalg.norm(sol.W, 2) > t:
+        return None
+    return W0 + Up @ sol.W @ Vp.T
+
+
+def solve_spec_constraints(
+    constraints: ConstraintSet,
+    *,
+    tol: float = 1e-8,
+    warm_start: SVMSolution | None = None,
+    least_frobenius: bool = True,
+    max_iter: int = 80,
+) -> SVMSolution:
+    """Solve ``min ||W||_2 s.t. A[k]^T W Zc[k] >= b_k`` (``= b_k`` for ``k < n_eq``).
+
+    Parameters
+    ----------
+    constraints : ConstraintSet
+        Factors ``A`` (m, d1), ``Zc`` (m, d2), ``index`` (m, 2), ``b`` and ``n_eq``.
+    tol : float
+        Largest certified relative gap for status ``optimal``.
+    warm_start : SVMSolution, optional
+        A related solution whose ``W`` (made feasible for these rows) starts the interior
+        point instead of the Frobenius solution.
+    least_frobenius : bool
+        Return the optimum of least Frobenius norm (``info["least_frobenius"]``).
+    max_iter : int
+        Cap on interior-point iterations.
+
+    Returns
+    -------
+    SVMSolution
+        ``norm = "spec"``; ``dual`` = ``mu >= 0`` with ``||sum mu_k G_k||_* = 1`` and
+        ``mu . b`` the certified lower bound; ``info["certified_gap"]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attnsvm.constraints import ConstraintSet
+    >>> c = ConstraintSet.from_arrays(np.eye(2), np.eye(2))   # W_11 >= 1, W_22 >= 1
+    >>> sol = solve_spec_constraints(c)
+    >>> np.round(sol.W, 6).tolist(), round(sol.objective, 6)
+    ([[1.0, 0.0], [0.0, 1.0]], 1.0)
+    """
+    start = time.perf_counter()
+    A = as_float_array("A", constraints.A, 2)
+    Zc = as_float_array("Zc", constraints.Zc, 2, (A.shape[0], None))
+    m = A.shape[0]
+    if m == 0:
+        raise InvalidInputError("The constraint set must hold at least one constraint. Got m=0.")
+    check_positive("tol", tol)
+    n_eq = int(constraints.n_eq)
+    idx = np.asarray(constraints.index, dtype=np.int64)
+    bb = as_float_array("b", constraints.rhs, 1, (m,))
+    cset = ConstraintSet(A=A, Zc=Zc, index=idx, b=bb, n_eq=n_eq)
+    fro = solve_fro_constraints(cset)
+    if fro.status == INFEASIBLE or fro.W is None:
+        sol = SVMSolution(INFEASIBLE, "spec", None, cset, bb, np.zeros(m),
+                          certificate=fro.certificate, n_eq=n_eq,
+                          solver="exact Frobenius working set (certificate)")
+        sol.seconds = time.perf_counter() - start
+        return sol
+    if not np.any(bb[n_eq:] > 0) and not np.any(bb[:n_eq] != 0):
+        raise InvalidInputError("The spectral SVM needs a positive right-hand side: with all "
+                                "b <= 0, W = 0 is optimal.")
+    sA, sZ = row_scale(A), row_scale(Zc)
+    U, V = row_space_basis(A), row_space_basis(Zc)
+    red = ConstraintSet(A=(A / sA) @ U, Zc=(Zc / sZ) @ V, index=idx, b=bb, n_eq=n_eq)
+    start_W = fro.W
+    if (isinstance(warm_start, SVMSolution) and warm_start.W is not None
+            and warm_start.W.shape == fro.W.shape):
+        vals = cset.values(warm_start.W)[n_eq:]
+        if vals.size and np.all(vals > 0):
+            start_W = warm_start.W * max(1.0, float(np.max(bb[n_eq:] / vals)))
+    W0 = U.T @ (start_W * (sA * sZ)) @ V
+    Zq, inv = red.groups
+
+    def gap_of(W: np.ndarray, lam: np.ndarray) -> float:
+        return certify(red, W, lam, "spec").gap
+
+    res = spectral_ipm(red.A, red.Zc, inv, Zq, bb, n_eq, W0, target=tol / 10,
+                       max_iter=max_iter, certify=gap_of)
+    bounds = certify(red, res.W, res.lam, "spec")
+    info: dict[str, object] = {"frobenius_solution": fro, "least_frobenius": False,
+                               "ipm_iterations": res.iterations}
+    Wr = bounds.W
+    if least_frobenius and bounds.gap <= tol:
+        W2 = _least_frobenius(red, bounds.upper, bounds.W)
+        if W2 is not None:
+            b2 = certify(red, W2, res.lam, "spec")
+            if b2.gap <= tol:
+                Wr, bounds = b2.W, b2
+                info["least_frobenius"] = True
+        info["least_frobenius_note"] = (
+            "W is the optimum of least Frobenius norm (second stage over the optimal face)"
+            if info["least_frobenius"] else
+            "the least-Frobenius stage did not certify; W is the interior point's optimum")
+    status = OPTIMAL if bounds.gap <= tol else INACCURATE
+    W = U @ Wr @ V.T / (sA * sZ)
+    sol = SVMSolution(status, "spec", W, cset, bb, bounds.mu / (sA * sZ), n_eq=n_eq,
+                      solver="spectral interior point (HKM, rank-one Newton system), certified")
+    info["certified_gap"] = bounds.gap
+    sol.info.update(info)
+    sol.iterations = res.iterations
+    if status == INACCURATE:
+        warnings.warn(f"the spectral interior point certifies a relative gap of "
+                      f"{bounds.gap:.1e} > tol {tol:g}", ConvergenceWarning, stacklevel=2)
+    sol.seconds = time.perf_counter() - start
+    return sol
+
+
+def solve_spec(instance: Instance, alpha: np.ndarray | None = None,
+               tol: float = 1e-8) -> SVMSolution:
+    """Spectral-norm Att-SVM of an instance (see :func:`solve_spec_constraints`).
+
+    Examples
+    --------
+    >>> from attnsvm.instance import random_instance
+    >>> sol = solve_spec(random_instance(6, 8, 10, seed=0))
+    >>> sol.status, sol.info["certified_gap"] <= 1e-8
+    ('optimal', True)
+    """
+    return solve_on_instance(solve_spec_constraints, instance, alpha, tol=tol)
