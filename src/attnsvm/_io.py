@@ -13,6 +13,7 @@ import errno
 import io
 import math
 import os
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -64,6 +65,7 @@ def check_output_path(path: str | os.PathLike[str], field: str = "output path",
     if kind == "file":
         if p.is_dir():
             raise InvalidInputError(f"{field} must be a file path; '{p}' is a folder")
+        _refuse_special(p, field)
         parent = p.parent
     else:
         if p.exists() and not p.is_dir():
@@ -77,6 +79,28 @@ def check_output_path(path: str | os.PathLike[str], field: str = "output path",
     if not os.access(anc, os.W_OK | os.X_OK):
         raise InvalidInputError(f"{field}: the folder '{anc}' is not writable")
     return p
+
+
+def _refuse_special(p: Path, field: str) -> None:
+    """Refuse an existing ``p`` that is not a regular file (FIFO, device, socket, symbolic
+    link): the atomic rename would replace it (``/dev/stdout`` included) instead of writing
+    into it."""
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise InvalidInputError(f"{field}: cannot inspect '{p}': {exc.strerror or exc}"
+                                ) from None
+    if stat.S_ISREG(st.st_mode):
+        return
+    what = ("a symbolic link" if stat.S_ISLNK(st.st_mode) else
+            "a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else
+            "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else
+            "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+    raise InvalidInputError(
+        f"{field}: '{p}' is {what}; results are written to a new or regular file only "
+        f"(the atomic rename would replace it)")
 
 
 #: errors of an output path the user gave (reported as bad input, exit code 2)
@@ -106,6 +130,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        _refuse_special(p, "the output file")  # created meanwhile: still never replaced
         os.replace(tmp, p)
     except BaseException as exc:
         if tmp is not None and os.path.exists(tmp):
