@@ -15,6 +15,7 @@ import math
 import os
 import stat
 import tempfile
+import tokenize
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import numpy as np
 from .exceptions import InstanceFileError, InvalidInputError
 
 __all__ = ["atomic_savez", "atomic_write_text", "atomic_write_bytes", "check_output_path",
-           "read_npz", "MAX_ARRAY_BYTES"]
+           "read_npz", "npz_headers", "MAX_ARRAY_BYTES"]
 
 #: Largest total size of the arrays (bytes, after decompression) that :func:`read_npz` accepts
 #: by default (4 GiB).
@@ -165,7 +166,9 @@ def _read_header(fh: Any, where: str) -> tuple[tuple[int, ...], bool, np.dtype[A
             shape, fortran, dtype = fmt.read_array_header_2_0(fh)
         else:  # pragma: no cover - numpy rejects other versions in read_magic
             raise ValueError(f"unsupported .npy version {version}")
-    except (ValueError, EOFError, OSError, zipfile.BadZipFile) as exc:
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile, SyntaxError, TypeError,
+            MemoryError, RecursionError, tokenize.TokenError) as exc:
+        # numpy parses the header dict with the tokenizer: a cut-off dict is a TokenError
         raise InstanceFileError(
             f"{where} is not a valid .npy array: its header is truncated or corrupt "
             f"({' '.join(str(exc).split())}).") from None
@@ -231,6 +234,11 @@ def read_npz(path: str | os.PathLike[str], *, max_bytes: int = MAX_ARRAY_BYTES,
                             f"(they would need pickle); store plain numeric arrays.")
                     if any(s < 0 for s in shape):
                         raise InstanceFileError(f"{where} declares a negative shape {shape}.")
+                    if any(s > max_bytes for s in shape):
+                        # even a zero-size array cannot have such an axis (NumPy refuses it)
+                        raise InstanceFileError(
+                            f"{where} declares shape {shape}: an axis longer than "
+                            f"{max_bytes:,} is not accepted.")
                     nbytes = math.prod(shape) * dtype.itemsize
                     room = info.file_size - fh.tell()
                     if nbytes > room:
@@ -255,4 +263,36 @@ def read_npz(path: str | os.PathLike[str], *, max_bytes: int = MAX_ARRAY_BYTES,
                     f"{where} is truncated or corrupt ({' '.join(str(exc).split())}).") from None
             arr = np.frombuffer(data, dtype=dtype)
             out[name] = arr.reshape(shape, order="F" if fortran else "C").copy()
+    return out
+
+
+def npz_headers(path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
+    """The declared ``(shape, dtype)`` of every member of a ``.npz`` archive, reading only the
+    ``.npy`` headers (no array data).  Members that cannot be read, or that declare more data
+    than they hold, are left out: the full read (:func:`read_npz`) reports them.
+
+    Returns
+    -------
+    dict of str to (tuple of int, dtype)
+    """
+    out: dict[str, tuple[tuple[int, ...], np.dtype[Any]]] = {}
+    try:
+        zf = zipfile.ZipFile(Path(path))
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return out
+    with zf:
+        for info in zf.infolist():
+            if info.is_dir():
+                continue
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            try:
+                with zf.open(info) as fh:
+                    shape, _fortran, dtype = _read_header(fh, name)
+                    room = info.file_size - fh.tell()
+            except (InvalidInputError, zipfile.BadZipFile, EOFError, OSError, ValueError,
+                    NotImplementedError, RuntimeError):
+                continue
+            if any(s < 0 for s in shape) or math.prod(shape) * dtype.itemsize > room:
+                continue  # a member that lies about its size: read_npz reports it
+            out[name] = (shape, dtype)
     return out

@@ -40,6 +40,7 @@ def run_ntp(args: argparse.Namespace) -> int:
     """
     import warnings
 
+    from attnsvm._memory import check_file_memory
     from attnsvm._validation import check_positive
     from attnsvm.exceptions import InvalidParameterError
     from attnsvm.ntp import NTPDataset
@@ -59,6 +60,7 @@ def run_ntp(args: argparse.Namespace) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InvalidParameterError(
             f"The 'seed' parameter must be an integer >= 0. Got {seed!r} instead.")
+    check_file_memory("ntp", args.data, steps=steps)  # before any array is read
     ds = NTPDataset.load(args.data)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -73,13 +75,19 @@ def _solve_and_train(ds: Any, steps: int, lr: float, seed: int
     """The Graph-SVM (verified), W_fin and the optional run: (exit code, JSON, arrays)."""
     import numpy as np
 
-    from attnsvm.ntp import ntp_metrics, solve_graph_svm, solve_w_fin
+    from attnsvm._memory import check_memory, ntp_solve_memory
+    from attnsvm.ntp import ntp_metrics, priority_graphs, solve_graph_svm, solve_w_fin
     from attnsvm.report_solve import DEFAULT_TOL, verify_solution
     from attnsvm.svm.solution import INFEASIBLE, OPTIMAL
 
     from ._output import Progress
 
-    g = solve_graph_svm(ds)
+    graphs = priority_graphs(ds)
+    # the rows and S_fin's generators are known now: their memory, before they are built
+    n_rows = sum(int(gr.edges.shape[0]) for gr in graphs.values())
+    fin_rows = sum(min(ds.d, sum(len(c) - 1 for c in gr.sccs)) for gr in graphs.values())
+    check_memory(ntp_solve_memory(n_rows, fin_rows, ds.d), "the Graph-SVM and W_fin")
+    g = solve_graph_svm(ds, graphs)
     sol = g.solution
     status, reason = verify_solution(sol, DEFAULT_TOL)
     res: dict[str, Any] = {

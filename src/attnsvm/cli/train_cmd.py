@@ -111,11 +111,13 @@ def run_train(args: argparse.Namespace) -> int:
     opts = _check_args(args)
     import numpy as np
 
+    from attnsvm._memory import check_file_memory
     from attnsvm.exceptions import InvalidInputError
     from attnsvm.instance import Instance
 
     from ._output import Progress, emit_json, emit_text, save_npz_atomic
 
+    check_file_memory("train", args.instance, param=opts["param"])  # before any array is read
     inst = Instance.load(args.instance)
     if not inst.has_head:
         raise InvalidInputError(

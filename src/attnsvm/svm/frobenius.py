@@ -192,6 +192,8 @@ DENSE_LIMIT = 2e9
 def _dense_cost(rows: int, p: int) -> float:
     """Flops of the fallback on ``rows`` constraints in dimension ``p``: about ``rows`` steps
     of one QR of a (p, s) matrix, ``s <= min(rows, p)``."""
+    if rows * p > 32_000_000:  # the explicit normals alone would pass 256 MB
+        return float("inf")
     return float(rows) * p * min(rows, p) ** 2
 
 
