@@ -44,14 +44,15 @@ def run_ntp(args: argparse.Namespace) -> int:
     from attnsvm._validation import check_positive
     from attnsvm.exceptions import InvalidParameterError
     from attnsvm.ntp import NTPDataset
-    from attnsvm.train.config import MAX_STEPS
 
     from ._output import check_out_path, write_warnings
 
     t0 = time.perf_counter()
     out_path = check_out_path(args.out)
     steps = int(check_positive("steps", args.steps, integer=True, allow_zero=True))
-    if steps > MAX_STEPS:
+    if steps > 0:
+        from attnsvm.train.config import MAX_STEPS  # imports torch: only when training
+    if steps > 0 and steps > MAX_STEPS:
         raise InvalidParameterError(
             f"The 'steps' parameter must be at most {MAX_STEPS:.0e} (split longer runs). "
             f"Got {steps} instead.")
