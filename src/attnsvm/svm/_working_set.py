@@ -249,6 +249,10 @@ def solve_hard_margin(
             return QPResult("infeasible", active, lam, cert, iterations, rounds, how)
         if status == "max_iter":
             return QPResult("max_iter", active, lam, None, iterations, rounds, how)
+        if steps == 0 or rounds > max_iter:
+            # the working set's slacks say optimal while the primal's values say violated
+            # (rounding on an ill-conditioned set): no step would change anything
+            return QPResult("inaccurate", active, lam, None, iterations, rounds, how)
 
 
 def _dimension(kernel: ConstraintKernel) -> int:

@@ -94,46 +94,25 @@ def solve_fro_constraints(
                             warm_active=warm, method=method)
     lam = np.zeros(m)
     lam[res.active] = res.lam
-    raw, W_unit, method = res.status, None, res.method
-    if raw != "optimal":
-        # the Gram matrix squares the condition number: where it calls a problem infeasible
-        # or stalls, the row-equilibrated QR method decides on the explicit normals
+    W_gram = None if res.status == "infeasible" else res.point(kernel)
+    sol = _wrap(cons, res.status, lam, W_gram, res.certificate, sA * sZ, tol)
+    method = res.method
+    if sol.status != OPTIMAL:
+        # the Gram matrix squares the condition number: where it stalls, calls a problem
+        # infeasible, or its answer does not hold at the original scale, the row-equilibrated
+        # QR method decides on the explicit normals
         dense = _dense_fallback(kernel, bb, n_eq, tol, res.certificate)
         if dense is not None:
-            raw, lam, W_unit, cert = dense
-            method = "dense-qr"
-            res.certificate = cert
-    if raw == "infeasible":
-        sol = SVMSolution(status=INFEASIBLE, norm="fro", W=None, constraints=cons, b=bb,
-                          dual=np.zeros(m), certificate=res.certificate, n_eq=n_eq)
-        if not _certificate_holds(sol):
-            sol = SVMSolution(status=INACCURATE, norm="fro", W=None, constraints=cons, b=bb,
-                              dual=np.zeros(m), certificate=None, n_eq=n_eq)
-            sol.info["rejected_certificate"] = res.certificate
-            warnings.warn("the working-set solver's infeasibility certificate does not hold "
-                          "at the rows' own scale; no answer", ConvergenceWarning, stacklevel=2)
-    else:
-        if W_unit is None:
-            W_unit = res.point(kernel)  # solution at unit scale
-        W = W_unit / (sA * sZ)
-        nrm_unit = safe_norm(W_unit)
-        # norm-minimisation multipliers of the original constraints: mu = lambda / (||W'|| sA sZ)
-        mu = lam / (nrm_unit * sA * sZ) if nrm_unit > 0 else lam
-        status = OPTIMAL if raw == "optimal" else INACCURATE
-        sol = SVMSolution(status=status, norm="fro", W=W, constraints=cons, b=bb, dual=mu,
-                          n_eq=n_eq)
-        if method == "dense-qr" and status == OPTIMAL:
-            # judged on the original data: <W, a z^T> rounds at eps |a| |z| |W|, which can
-            # exceed tol on badly scaled rows; above FALLBACK_TOL the answer is not optimal
-            with np.errstate(all="ignore"):
-                worst = max(sol.kkt_residuals().values())
-            if not (np.isfinite(worst) and worst <= max(tol, FALLBACK_TOL)):
-                status = sol.status = INACCURATE
-        if status == INACCURATE:
-            warnings.warn(
-                f"the working-set solver {res.shortfall or 'stalled'} before reaching "
-                f"tol={tol:g}; primal residual {sol.primal_residual():.2e}", ConvergenceWarning,
-                stacklevel=2)
+            d_sol = _wrap(cons, dense[0], dense[1], dense[2], dense[3], sA * sZ, tol)
+            if d_sol.status != INACCURATE or sol.W is None:
+                sol, method = d_sol, "dense-qr"
+    if sol.status == INACCURATE:
+        why = ("its infeasibility certificate does not hold at the rows' own scale"
+               if res.status == "infeasible" else res.shortfall or
+               "left rows off their margins at the original scale")
+        resid = f"; primal residual {sol.primal_residual():.2e}" if sol.W is not None else ""
+        warnings.warn(f"the working-set solver {why} before reaching tol={tol:g}{resid}",
+                      ConvergenceWarning, stacklevel=2)
     sol.solver = {
         "dense-qr": "working-set, then row-equilibrated QR dual active set (explicit normals)",
         "block-pivoting": "working-set: block pivoting (primal-dual active set), KKT exact",
@@ -195,6 +174,36 @@ def _dense_cost(rows: int, p: int) -> float:
     if rows * p > 32_000_000:  # the explicit normals alone would pass 256 MB
         return float("inf")
     return float(rows) * p * min(rows, p) ** 2
+
+
+def _wrap(cons: ConstraintSet, raw: str, lam: np.ndarray, W_unit: np.ndarray | None,
+          certificate: np.ndarray | None, unit: float, tol: float) -> SVMSolution:
+    """An :class:`SVMSolution` of the original constraints from a unit-scale answer
+    (``W = W_unit / unit``, ``unit = sA sZ``), judged at the original scale: ``optimal`` only
+    with every KKT residual <= ``max(tol, FALLBACK_TOL)``, ``infeasible`` only with a
+    certificate that holds (:func:`_certificate_holds`), else ``inaccurate``."""
+    m, bb, n_eq = cons.m, cons.rhs, int(cons.n_eq)
+    if raw == "infeasible" or W_unit is None:
+        sol = SVMSolution(status=INFEASIBLE, norm="fro", W=None, constraints=cons, b=bb,
+                          dual=np.zeros(m), certificate=certificate, n_eq=n_eq)
+        if raw != "infeasible" or not _certificate_holds(sol):
+            sol.status, sol.certificate = INACCURATE, None
+            sol.info["rejected_certificate"] = certificate
+        return sol
+    W = W_unit / unit
+    nrm_unit = safe_norm(W_unit)
+    # norm-minimisation multipliers of the original constraints: mu = lambda / (||W'|| sA sZ)
+    mu = lam / (nrm_unit * unit) if nrm_unit > 0 else lam
+    sol = SVMSolution(status=OPTIMAL if raw == "optimal" else INACCURATE, norm="fro", W=W,
+                      constraints=cons, b=bb, dual=mu, n_eq=n_eq)
+    if sol.status == OPTIMAL:
+        # <W, a z^T> rounds at eps |a| |z| |W|: on badly scaled rows the unit-scale check and
+        # the original-scale one can differ by more than tol
+        with np.errstate(all="ignore"):
+            worst = max(sol.kkt_residuals().values())
+        if not (np.isfinite(worst) and worst <= max(tol, FALLBACK_TOL)):
+            sol.status = INACCURATE
+    return sol
 
 
 def _certificate_holds(sol: SVMSolution) -> bool:
