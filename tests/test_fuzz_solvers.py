@@ -205,3 +205,42 @@ def test_fuzz_att_svm(norm):
 
 def _row_norms(c: ConstraintSet) -> np.ndarray:
     return np.linalg.norm(c.A, axis=1) * np.linalg.norm(c.Zc, axis=1)
+
+
+# ------------------------------------------------------------------ vector SVMs
+def test_fuzz_vector_svm():
+    """The p-SVM / v-SVM solver on rows scaled by 1e-6..1e9, duplicated and zero rows."""
+    from attnsvm.svm import solve_vector_svm
+
+    rng = np.random.default_rng(29)
+    counts: dict[str, int] = {}
+    for _ in range(80):
+        m, p = int(rng.integers(1, 12)), int(rng.integers(1, 9))
+        G = rng.standard_normal((m, p))
+        kind = rng.integers(4)
+        if kind == 1 and m >= 2:
+            G[1] = -G[0] if rng.integers(2) else G[0]
+        elif kind == 2:
+            G[int(rng.integers(m))] = 0.0
+        G *= 10.0 ** rng.uniform(-6, 9, size=(m, 1))
+        nr = np.linalg.norm(G, axis=1)
+        feasible = bool(m <= p and np.all(nr > 0) and np.linalg.svd(
+            G / nr[:, None], compute_uv=False)[-1] > 1e-4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sol = solve_vector_svm(G)
+        status, _ = verify_solution(sol, TOL)
+        if sol.status == "optimal":
+            assert status == "optimal"
+        if status == "optimal":
+            w, mu = sol.W, sol.dual
+            assert np.all(G @ w >= 1 - TOL) and mu.min() >= -TOL * np.abs(mu).max()
+            assert np.linalg.norm(G.T @ mu - w / np.linalg.norm(w)) <= TOL
+        elif status == "infeasible":
+            assert not feasible
+            c = sol.certificate
+            assert c.min() >= 0 and c.sum() > 0
+            assert np.linalg.norm(G.T @ c) <= 1e-8 * float(np.abs(c) @ nr)
+        counts[status] = counts.get(status, 0) + 1
+    print(f"vector svm: {counts}")
+    assert counts.get("optimal", 0) + counts.get("infeasible", 0) >= 0.5 * 80
