@@ -13,7 +13,9 @@ import errno
 import io
 import math
 import os
+import stat
 import tempfile
+import tokenize
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import numpy as np
 from .exceptions import InstanceFileError, InvalidInputError
 
 __all__ = ["atomic_savez", "atomic_write_text", "atomic_write_bytes", "check_output_path",
-           "read_npz", "MAX_ARRAY_BYTES"]
+           "read_npz", "npz_headers", "MAX_ARRAY_BYTES"]
 
 #: Largest total size of the arrays (bytes, after decompression) that :func:`read_npz` accepts
 #: by default (4 GiB).
@@ -64,6 +66,7 @@ def check_output_path(path: str | os.PathLike[str], field: str = "output path",
     if kind == "file":
         if p.is_dir():
             raise InvalidInputError(f"{field} must be a file path; '{p}' is a folder")
+        _refuse_special(p, field)
         parent = p.parent
     else:
         if p.exists() and not p.is_dir():
@@ -77,6 +80,28 @@ def check_output_path(path: str | os.PathLike[str], field: str = "output path",
     if not os.access(anc, os.W_OK | os.X_OK):
         raise InvalidInputError(f"{field}: the folder '{anc}' is not writable")
     return p
+
+
+def _refuse_special(p: Path, field: str) -> None:
+    """Refuse an existing ``p`` that is not a regular file (FIFO, device, socket, symbolic
+    link): the atomic rename would replace it (``/dev/stdout`` included) instead of writing
+    into it."""
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise InvalidInputError(f"{field}: cannot inspect '{p}': {exc.strerror or exc}"
+                                ) from None
+    if stat.S_ISREG(st.st_mode):
+        return
+    what = ("a symbolic link" if stat.S_ISLNK(st.st_mode) else
+            "a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else
+            "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else
+            "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+    raise InvalidInputError(
+        f"{field}: '{p}' is {what}; results are written to a new or regular file only "
+        f"(the atomic rename would replace it)")
 
 
 #: errors of an output path the user gave (reported as bad input, exit code 2)
@@ -106,6 +131,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        _refuse_special(p, "the output file")  # created meanwhile: still never replaced
         os.replace(tmp, p)
     except BaseException as exc:
         if tmp is not None and os.path.exists(tmp):
@@ -140,7 +166,9 @@ def _read_header(fh: Any, where: str) -> tuple[tuple[int, ...], bool, np.dtype[A
             shape, fortran, dtype = fmt.read_array_header_2_0(fh)
         else:  # pragma: no cover - numpy rejects other versions in read_magic
             raise ValueError(f"unsupported .npy version {version}")
-    except (ValueError, EOFError, OSError, zipfile.BadZipFile) as exc:
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile, SyntaxError, TypeError,
+            MemoryError, RecursionError, tokenize.TokenError) as exc:
+        # numpy parses the header dict with the tokenizer: a cut-off dict is a TokenError
         raise InstanceFileError(
             f"{where} is not a valid .npy array: its header is truncated or corrupt "
             f"({' '.join(str(exc).split())}).") from None
@@ -206,6 +234,11 @@ def read_npz(path: str | os.PathLike[str], *, max_bytes: int = MAX_ARRAY_BYTES,
                             f"(they would need pickle); store plain numeric arrays.")
                     if any(s < 0 for s in shape):
                         raise InstanceFileError(f"{where} declares a negative shape {shape}.")
+                    if any(s > max_bytes for s in shape):
+                        # even a zero-size array cannot have such an axis (NumPy refuses it)
+                        raise InstanceFileError(
+                            f"{where} declares shape {shape}: an axis longer than "
+                            f"{max_bytes:,} is not accepted.")
                     nbytes = math.prod(shape) * dtype.itemsize
                     room = info.file_size - fh.tell()
                     if nbytes > room:
@@ -230,4 +263,36 @@ def read_npz(path: str | os.PathLike[str], *, max_bytes: int = MAX_ARRAY_BYTES,
                     f"{where} is truncated or corrupt ({' '.join(str(exc).split())}).") from None
             arr = np.frombuffer(data, dtype=dtype)
             out[name] = arr.reshape(shape, order="F" if fortran else "C").copy()
+    return out
+
+
+def npz_headers(path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
+    """The declared ``(shape, dtype)`` of every member of a ``.npz`` archive, reading only the
+    ``.npy`` headers (no array data).  Members that cannot be read, or that declare more data
+    than they hold, are left out: the full read (:func:`read_npz`) reports them.
+
+    Returns
+    -------
+    dict of str to (tuple of int, dtype)
+    """
+    out: dict[str, tuple[tuple[int, ...], np.dtype[Any]]] = {}
+    try:
+        zf = zipfile.ZipFile(Path(path))
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return out
+    with zf:
+        for info in zf.infolist():
+            if info.is_dir():
+                continue
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            try:
+                with zf.open(info) as fh:
+                    shape, _fortran, dtype = _read_header(fh, name)
+                    room = info.file_size - fh.tell()
+            except (InvalidInputError, zipfile.BadZipFile, EOFError, OSError, ValueError,
+                    NotImplementedError, RuntimeError):
+                continue
+            if any(s < 0 for s in shape) or math.prod(shape) * dtype.itemsize > room:
+                continue  # a member that lies about its size: read_npz reports it
+            out[name] = (shape, dtype)
     return out

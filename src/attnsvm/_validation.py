@@ -106,11 +106,12 @@ def as_int_array(name: str, value: Any, ndim: int, shape: tuple[int | None, ...]
     Raises
     ------
     InvalidInputError
-        Non-numeric or non-integral values, wrong rank or shape, values outside
+        Non-numeric, boolean or non-integral values, wrong rank or shape, values outside
         ``[low, high)`` or outside the int64 range.
     """
     arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
+    if arr.dtype == object or arr.dtype.kind not in "iuf":
+        # booleans are refused too: True/False as token indices 1/0 is a mistake, not a choice
         raise InvalidInputError(
             f"The '{name}' array must hold integers. Got {_describe(arr)} instead."
         )

@@ -67,7 +67,11 @@ def verify_solution(sol: SVMSolution, tol: float = DEFAULT_TOL) -> tuple[str, st
         return INACCURATE, "W is not finite"
     with np.errstate(all="ignore"):
         objective = sol.objective
-    if not math.isfinite(objective) or objective <= 0:
+    # W = 0 is the answer only when it meets every row (no positive right-hand side: the
+    # Graph-SVM whose edges all lie inside SCCs)
+    zero_ok = objective == 0 and not np.any(sol.b[sol.n_eq:] > 0) and not np.any(
+        sol.b[:sol.n_eq] != 0)
+    if not math.isfinite(objective) or (objective <= 0 and not zero_ok):
         return INACCURATE, f"||W|| = {objective:g}, but a separating W has a positive norm"
     res = sol.kkt_residuals()
     bad = {k: v for k, v in res.items() if not (math.isfinite(v) and v <= tol)}

@@ -32,6 +32,7 @@ def add_solve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_solve(args: argparse.Namespace) -> int:
     """Solve the instance's Att-SVM; exit code 0 verified, 3 infeasible, 1 inaccurate."""
+    from attnsvm._memory import check_file_memory
     from attnsvm._validation import check_positive
     from attnsvm.instance import Instance
     from attnsvm.report_solve import DEFAULT_TOL, solve_report
@@ -41,6 +42,7 @@ def run_solve(args: argparse.Namespace) -> int:
 
     out = check_out_path(args.out)
     tol = DEFAULT_TOL if args.tol is None else check_positive("--tol", args.tol)
+    check_file_memory("solve", args.instance, norm=args.norm)  # before any array is read
     inst = Instance.load(args.instance)
     with warnings.catch_warnings(record=True) as caught:
         if inst.is_rotary:  # the lifted Att-SVM (SPEC.md "Rotary instances")

@@ -75,6 +75,7 @@ def format_summary(out: dict[str, Any]) -> str:
     if mr:
         shown = ", ".join(f"{k} {num(v, '.4f')}" for k, v in mr.items())
         lines.append(f"{'margin ratios (1 = max margin):':34s}{shown}")
+    lines += [f"warning: {w}" for w in out.get("warnings", [])]
     lines.append(f"total time: {out['seconds']:.2f} s")
     return "\n".join(lines)
 
@@ -139,11 +140,13 @@ def run_train(args: argparse.Namespace) -> int:
     opts = _check_args(args)
     import numpy as np
 
+    from attnsvm._memory import check_file_memory
     from attnsvm.exceptions import InvalidInputError
     from attnsvm.instance import Instance
 
     from ._output import Progress, emit_json, emit_text, save_npz_atomic
 
+    check_file_memory("train", args.instance, param=opts["param"])  # before any array is read
     inst = Instance.load(args.instance)
     if not inst.has_head:
         raise InvalidInputError(
@@ -168,8 +171,14 @@ def run_train(args: argparse.Namespace) -> int:
     if shown[0]:
         bar.close()
     W = res.W
-    if W is None or not np.all(np.isfinite(W)):  # pragma: no cover - exact direction
-        raise ArithmeticError("training produced a non-finite W")
+    with np.errstate(all="ignore"):
+        w_norm = float(np.linalg.norm(W)) if W is not None else float("nan")
+    if W is None or not np.all(np.isfinite(W)) or not np.isfinite(w_norm):
+        from attnsvm.exceptions import SolverError
+
+        raise SolverError(  # the entries can be finite while their norm overflows
+            f"training diverged: ||W||_F = {w_norm:g} after {steps} steps with lr "
+            f"{opts['lr']:g}; use a smaller --lr (nothing written)")
     out: dict[str, Any] = {
         "param": opts["param"], "optimizer": opts["optimizer"], "lr": opts["lr"],
         "steps": steps, "seed": opts["seed"],
@@ -179,6 +188,12 @@ def run_train(args: argparse.Namespace) -> int:
     cmp = compare_with_svms(inst, W, res.selected,
                             lp=3.0 if opts["optimizer"] == "md" else None)
     out["corr_fro"], out["corr_nuc"] = cmp["corr_fro"], cmp["corr_nuc"]
+    out["svm_status"] = {k: cmp[f"status_{k}"] for k in ("fro", "nuc")}
+    out["warnings"] = [
+        f"the {k} Att-SVM of the selected tokens fails its own check "
+        f"({cmp.get(f'reason_{k}') or 'status ' + repr(st)}); corr_{k} is against an "
+        f"unverified answer" for k, st in out["svm_status"].items()
+        if st not in ("optimal", "infeasible")]
     out |= {
         "max_prob": float(np.mean(res.max_prob)),
         "min_max_prob": float(np.min(res.max_prob)),

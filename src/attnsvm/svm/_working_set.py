@@ -28,7 +28,7 @@ from ..constraints import ConstraintKernel
 from ._block_pivoting import block_pivoting
 from ._cholesky import GrowingCholesky
 
-__all__ = ["solve_hard_margin", "QPResult"]
+__all__ = ["solve_hard_margin", "QPResult", "default_chunk"]
 
 #: ``z^T g_p <= DEPENDENCE_RTOL * K_pp`` counts as ``g_p`` in the span of the active normals.
 DEPENDENCE_RTOL = 1e-11
@@ -83,6 +83,14 @@ class QPResult:
         if self.status == "inaccurate":
             return "left its active rows off their margins after refinement"
         return ""
+
+
+def default_chunk(m: int, dim: int) -> int:
+    """Constraints added per pricing round: ``max(100, m // 20)``, but at most
+    ``4 dim + 100`` (``dim`` the dimension of the normals): an active set never holds more
+    than ``dim`` independent rows, so a larger chunk only builds Gram blocks (``chunk^2``
+    floats: 1.7 GiB for ``n = 300000, T = 2, d = 1``) that cannot pay off."""
+    return max(100, min(m // 20, 4 * dim + 100))
 
 
 #: refinement steps of the active rows' values at the end
@@ -159,7 +167,8 @@ def solve_hard_margin(
     tol : float
         A constraint counts as violated when ``b_k - <w, g_k> > tol * max(1, |b_k|)``.
     chunk : int, optional
-        Constraints added to the working set per pricing round (default ``max(100, m // 20)``).
+        Constraints added to the working set per pricing round (default
+        :func:`default_chunk`).
     max_iter : int, optional
         Cap on inner steps (default ``10 m + 1000``).
     warm_active : ndarray of int, optional
@@ -181,7 +190,7 @@ def solve_hard_margin(
     diag = kernel.diag()
     scale = np.sqrt(np.maximum(diag, 1e-300))
     thr = tol * np.maximum(1.0, np.abs(b))
-    chunk = max(100, m // 20) if chunk is None else max(1, int(chunk))
+    chunk = default_chunk(m, _dimension(kernel)) if chunk is None else max(1, int(chunk))
     max_iter = 10 * m + 1000 if max_iter is None else int(max_iter)
 
     active = np.zeros(0, dtype=np.int64)
@@ -240,6 +249,21 @@ def solve_hard_margin(
             return QPResult("infeasible", active, lam, cert, iterations, rounds, how)
         if status == "max_iter":
             return QPResult("max_iter", active, lam, None, iterations, rounds, how)
+        if steps == 0 or rounds > max_iter:
+            # the working set's slacks say optimal while the primal's values say violated
+            # (rounding on an ill-conditioned set): no step would change anything
+            return QPResult("inaccurate", active, lam, None, iterations, rounds, how)
+
+
+def _dimension(kernel: ConstraintKernel) -> int:
+    """Dimension of the space of the normals (``d1 d2`` for rank-one matrix normals); a
+    kernel that does not say counts as unbounded."""
+    A, Zc, G = (getattr(kernel, k, None) for k in ("A", "Zc", "G"))
+    if isinstance(A, np.ndarray) and isinstance(Zc, np.ndarray):
+        return int(A.shape[1] * Zc.shape[1])
+    if isinstance(G, np.ndarray):
+        return int(G.shape[1])
+    return kernel.m
 
 
 def _valid_start(kernel: ConstraintKernel, b: np.ndarray, S: np.ndarray

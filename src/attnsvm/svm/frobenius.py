@@ -19,6 +19,7 @@ from .._validation import as_float_array, check_choice, check_positive
 from ..constraints import ConstraintSet
 from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..instance import Instance
+from ._dense_qp import solve_dense_hard_margin
 from ._instance import solve_on_instance
 from ._working_set import solve_hard_margin
 from .norms import row_scale, safe_norm
@@ -93,27 +94,31 @@ def solve_fro_constraints(
                             warm_active=warm, method=method)
     lam = np.zeros(m)
     lam[res.active] = res.lam
-    if res.status == "infeasible":
-        sol = SVMSolution(status=INFEASIBLE, norm="fro", W=None, constraints=cons, b=bb,
-                          dual=np.zeros(m), certificate=res.certificate, n_eq=n_eq)
-    else:
-        W_unit = res.point(kernel)  # solution at unit scale
-        W = W_unit / (sA * sZ)
-        nrm_unit = safe_norm(W_unit)
-        # norm-minimisation multipliers of the original constraints: mu = lambda / (||W'|| sA sZ)
-        mu = lam / (nrm_unit * sA * sZ) if nrm_unit > 0 else lam
-        status = OPTIMAL if res.status == "optimal" else INACCURATE
-        sol = SVMSolution(status=status, norm="fro", W=W, constraints=cons, b=bb, dual=mu,
-                          n_eq=n_eq)
-        if status == INACCURATE:
-            warnings.warn(
-                f"the working-set solver {res.shortfall} before reaching tol={tol:g}; primal "
-                f"residual {sol.primal_residual():.2e}", ConvergenceWarning, stacklevel=2)
+    W_gram = None if res.status == "infeasible" else res.point(kernel)
+    sol = _wrap(cons, res.status, lam, W_gram, res.certificate, sA * sZ, tol)
+    method = res.method
+    if sol.status != OPTIMAL:
+        # the Gram matrix squares the condition number: where it stalls, calls a problem
+        # infeasible, or its answer does not hold at the original scale, the row-equilibrated
+        # QR method decides on the explicit normals
+        dense = _dense_fallback(kernel, bb, n_eq, tol, res.certificate)
+        if dense is not None:
+            d_sol = _wrap(cons, dense[0], dense[1], dense[2], dense[3], sA * sZ, tol)
+            if d_sol.status != INACCURATE or sol.W is None:
+                sol, method = d_sol, "dense-qr"
+    if sol.status == INACCURATE:
+        why = ("its infeasibility certificate does not hold at the rows' own scale"
+               if res.status == "infeasible" else res.shortfall or
+               "left rows off their margins at the original scale")
+        resid = f"; primal residual {sol.primal_residual():.2e}" if sol.W is not None else ""
+        warnings.warn(f"the working-set solver {why} before reaching tol={tol:g}{resid}",
+                      ConvergenceWarning, stacklevel=2)
     sol.solver = {
+        "dense-qr": "working-set, then row-equilibrated QR dual active set (explicit normals)",
         "block-pivoting": "working-set: block pivoting (primal-dual active set), KKT exact",
         "block-pivoting+goldfarb-idnani": "working-set: block pivoting, then Goldfarb-Idnani dual",
         "goldfarb-idnani": "working-set: Goldfarb-Idnani dual, kernel form",
-    }[res.method]
+    }[method]
     sol.iterations = res.iterations
     sol.info["rounds"] = res.rounds
     sol.seconds = time.perf_counter() - start
@@ -152,3 +157,116 @@ def solve_fro(
     """
     return solve_on_instance(solve_fro_constraints, instance, alpha, tol=tol,
                              warm_start=warm_start)
+
+
+#: an infeasibility certificate holds when its weights cancel to this, relative to the rows'
+#: own norms (``sum |c_k| ||G_k||``)
+CERTIFICATE_RTOL = 1e-10
+#: the largest KKT residual (original scale) of an ``optimal`` answer of the fallback
+FALLBACK_TOL = 1e-7
+#: the explicit-normal fallback runs only up to this many flops (one QR per step)
+DENSE_LIMIT = 2e9
+
+
+def _dense_cost(rows: int, p: int) -> float:
+    """Flops of the fallback on ``rows`` constraints in dimension ``p``: about ``rows`` steps
+    of one QR of a (p, s) matrix, ``s <= min(rows, p)``."""
+    if rows * p > 32_000_000:  # the explicit normals alone would pass 256 MB
+        return float("inf")
+    return float(rows) * p * min(rows, p) ** 2
+
+
+def _wrap(cons: ConstraintSet, raw: str, lam: np.ndarray, W_unit: np.ndarray | None,
+          certificate: np.ndarray | None, unit: float, tol: float) -> SVMSolution:
+    """An :class:`SVMSolution` of the original constraints from a unit-scale answer
+    (``W = W_unit / unit``, ``unit = sA sZ``), judged at the original scale: ``optimal`` only
+    with every KKT residual <= ``max(tol, FALLBACK_TOL)``, ``infeasible`` only with a
+    certificate that holds (:func:`_certificate_holds`), else ``inaccurate``."""
+    m, bb, n_eq = cons.m, cons.rhs, int(cons.n_eq)
+    if raw == "infeasible" or W_unit is None:
+        sol = SVMSolution(status=INFEASIBLE, norm="fro", W=None, constraints=cons, b=bb,
+                          dual=np.zeros(m), certificate=certificate, n_eq=n_eq)
+        if raw != "infeasible" or not _certificate_holds(sol):
+            sol.status, sol.certificate = INACCURATE, None
+            sol.info["rejected_certificate"] = certificate
+        return sol
+    W = W_unit / unit
+    nrm_unit = safe_norm(W_unit)
+    # norm-minimisation multipliers of the original constraints: mu = lambda / (||W'|| sA sZ)
+    mu = lam / (nrm_unit * unit) if nrm_unit > 0 else lam
+    sol = SVMSolution(status=OPTIMAL if raw == "optimal" else INACCURATE, norm="fro", W=W,
+                      constraints=cons, b=bb, dual=mu, n_eq=n_eq)
+    if sol.status == OPTIMAL:
+        # <W, a z^T> rounds at eps |a| |z| |W|: on badly scaled rows the unit-scale check and
+        # the original-scale one can differ by more than tol
+        with np.errstate(all="ignore"):
+            worst = max(sol.kkt_residuals().values())
+        if not (np.isfinite(worst) and worst <= max(tol, FALLBACK_TOL)):
+            sol.status = INACCURATE
+    return sol
+
+
+def _certificate_holds(sol: SVMSolution) -> bool:
+    """The certificate is >= 0 on inequalities, has ``c . b > 0`` and cancels to
+    :data:`CERTIFICATE_RTOL` relative to the rows' norms."""
+    c = sol.certificate
+    if c is None or not np.all(np.isfinite(c)):
+        return False
+    with np.errstate(all="ignore"):
+        res = sol.certificate_residual()
+    return bool(np.isfinite(res) and res <= CERTIFICATE_RTOL and float(c @ sol.b) > 0
+                and c[sol.n_eq:].min(initial=0.0) >= -CERTIFICATE_RTOL * np.abs(c).max())
+
+
+def _basis(M: np.ndarray) -> np.ndarray:
+    """Orthonormal basis (d, r) of the span of the rows of ``M`` after scaling each to unit
+    norm (so that short rows keep their directions)."""
+    nr = np.linalg.norm(M, axis=1)
+    Mn = M[nr > 0] / nr[nr > 0, None]
+    if Mn.shape[0] == 0:
+        return np.zeros((M.shape[1], 0))
+    _, s, Vt = np.linalg.svd(Mn, full_matrices=False)
+    return Vt[: int(np.sum(s > 1e-14 * s[0]))].T
+
+
+def _dense_fallback(kernel: ConstraintSet, b: np.ndarray, n_eq: int, tol: float,
+                    gram_certificate: np.ndarray | None
+                    ) -> tuple[str, np.ndarray, np.ndarray | None, np.ndarray | None] | None:
+    """Decide the problem with :func:`._dense_qp.solve_dense_hard_margin` on explicit normals
+    in orthonormal bases of the factors' row spaces (an isometry, so ``W`` and its norm are
+    exact): the whole problem when small, else the rows of the Gram method's certificate
+    (a certificate of those rows is one of the problem; a solution of them refutes it).
+
+    Returns ``(status, lam (m,), W_unit or None, certificate (m,) or None)``, or None when
+    even that is too large.
+    """
+    m = kernel.m
+    d1, d2 = kernel.A.shape[1], kernel.Zc.shape[1]
+    rows = np.arange(m)
+    if _dense_cost(m, min(d1, m) * min(d2, m)) > DENSE_LIMIT:
+        if gram_certificate is None:
+            return None
+        rows = np.flatnonzero(gram_certificate != 0)
+    A, Z = kernel.A[rows], kernel.Zc[rows]
+    if d1 * d2 <= 4096:
+        U, V = np.eye(d1), np.eye(d2)
+    else:
+        U, V = _basis(A), _basis(Z)
+    if _dense_cost(rows.size, U.shape[1] * V.shape[1]) > DENSE_LIMIT:
+        return None
+    Ar, Zr = A @ U, Z @ V
+    N = (Ar[:, :, None] * Zr[:, None, :]).reshape(rows.size, -1)
+    sub_eq = int(np.sum(rows < n_eq))
+    res = solve_dense_hard_margin(N, b[rows], sub_eq, tol=tol)
+    lam = np.zeros(m)
+    if res.status == "infeasible":
+        assert res.certificate is not None
+        cert = np.zeros(m)
+        cert[rows] = res.certificate
+        return "infeasible", lam, None, cert
+    if rows.size < m:
+        return "inaccurate", lam, None, None  # the certificate's rows are feasible: refuted
+    assert res.w is not None
+    lam[rows] = res.lam
+    W_unit = U @ res.w.reshape(U.shape[1], V.shape[1]) @ V.T
+    return ("optimal" if res.status == "optimal" else "inaccurate"), lam, W_unit, None

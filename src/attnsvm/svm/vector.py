@@ -18,6 +18,7 @@ from .._validation import as_float_array
 from ..constraints import VectorConstraints
 from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..instance import Instance
+from ._dense_qp import solve_dense_hard_margin
 from ._working_set import solve_hard_margin
 from .norms import safe_norm
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SUPPORT_TOL, SVMSolution
@@ -57,17 +58,36 @@ def solve_vector_svm(G: np.ndarray, b: np.ndarray | None = None,
     res = solve_hard_margin(cons, bb, tol=tol)
     lam = np.zeros(m)
     lam[res.active] = res.lam
+    w_dense = None
+    dense_used = res.status != "optimal" and m * G.shape[1] * min(m, G.shape[1]) ** 2 <= 2e9
+    if dense_used:
+        # the Gram matrix squares the condition number: the row-equilibrated QR method
+        # decides (svm/_dense_qp.py), on the explicit normals
+        dres = solve_dense_hard_margin(G, bb, tol=tol)
+        res.status, res.certificate = dres.status, dres.certificate
+        lam, w_dense = dres.lam, dres.w
     if res.status == "infeasible":
         sol = SVMSolution(INFEASIBLE, "fro", None, cons, bb, np.zeros(m),
                           certificate=res.certificate)
+        if not sol.is_certified_infeasible(1e-10):  # at the rows' own scale
+            sol.status, sol.certificate = INACCURATE, None
+            warnings.warn("the vector SVM's infeasibility certificate does not hold",
+                          ConvergenceWarning, stacklevel=2)
     else:
-        w = res.point(cons)
+        w = res.point(cons) if w_dense is None else w_dense
         nrm = safe_norm(w)
         sol = SVMSolution(OPTIMAL if res.status == "optimal" else INACCURATE, "fro", w, cons, bb,
                           lam / nrm if nrm > 0 else lam)
+        if w_dense is not None and sol.status == OPTIMAL:
+            with np.errstate(all="ignore"):
+                worst = max(sol.kkt_residuals().values())
+            if not (np.isfinite(worst) and worst <= max(tol, 1e-7)):
+                sol.status = INACCURATE
         if sol.status == INACCURATE:
-            warnings.warn(f"the vector SVM {res.shortfall}", ConvergenceWarning, stacklevel=2)
-    sol.solver = "working-set: Goldfarb-Idnani dual"
+            warnings.warn(f"the vector SVM {res.shortfall or 'is off its margins'}",
+                          ConvergenceWarning, stacklevel=2)
+    sol.solver = ("working-set, then row-equilibrated QR dual active set" if dense_used
+                  else "working-set: Goldfarb-Idnani dual")
     sol.iterations = res.iterations
     sol.seconds = time.perf_counter() - t0
     return sol

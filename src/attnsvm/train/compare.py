@@ -44,7 +44,9 @@ def compare_with_svms(instance: Instance, W: Any, selected: Any, *,
     -------
     dict
         ``corr_fro``, ``corr_nuc`` (and ``corr_lp``, ``lp_p``): correlations, None when the
-        SVM for ``selected`` is infeasible; ``status_fro``, ``status_nuc``: solver statuses.
+        SVM for ``selected`` is infeasible; ``status_fro``, ``status_nuc``: the verified statuses
+        (:func:`attnsvm.report_solve.verify_solution`: ``inaccurate`` when the answer fails
+        its own check) and ``reason_fro``, ``reason_nuc`` (None when verified).
     """
     from ..svm import solve_fro, solve_lp, solve_nuc
 
@@ -52,11 +54,14 @@ def compare_with_svms(instance: Instance, W: Any, selected: Any, *,
     Wa = as_float_array("W", W, 2, (d, d))
     sel = as_int_array("selected", selected, 1, (n,), low=0, high=T)
     out: dict[str, Any] = {}
+    from ..report_solve import verify_solution
+
     for key, solve in (("fro", solve_fro), ("nuc", solve_nuc)):
         sol = solve(instance, sel)
         ok = sol.status != "infeasible" and sol.W is not None
         out[f"corr_{key}"] = matrix_corr(Wa, sol.W) if ok else None
-        out[f"status_{key}"] = sol.status
+        # the status ``attnsvm solve`` would report (verified), and why it failed if it did
+        out[f"status_{key}"], out[f"reason_{key}"] = verify_solution(sol)
     if lp is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
