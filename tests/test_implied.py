@@ -12,9 +12,9 @@ from attnsvm.constraints import ConstraintSet
 from attnsvm.ntp.dataset import random_ntp_dataset
 from attnsvm.ntp.graph import priority_graphs
 from attnsvm.ntp.svm import graph_svm_constraints
-from attnsvm.svm._implied import implied_rows
-from attnsvm.svm._nuclear_ipm import _schur_solver
 from attnsvm.svm.nuclear import solve_nuc_constraints
+from attnsvm.svm.nuclear._implied import implied_rows
+from attnsvm.svm.nuclear._ipm import _schur_solver
 from test_nuclear import _check_certificate, cvxpy_nuc
 
 

@@ -177,7 +177,7 @@ def test_larger_shapes_match_cvxpy(shape):
 def _reduced_problem(inst):
     """The whole constraint set of ``inst`` in the interior point's reduced coordinates."""
     from attnsvm.svm.norms import row_scale
-    from attnsvm.svm.nuclear import _Reduced
+    from attnsvm.svm.nuclear.solver import _Reduced
 
     c = inst.constraints()
     unit = c.scaled(row_scale(c.A), row_scale(c.Zc))
@@ -198,7 +198,7 @@ def _dense_constraint_matrices(red):
 
 def test_nt_schur_complement_is_its_definition():
     """M_kl = <F_k, S F_l S> with F_k = [[0, a z^T], [z a^T, 0]], computed densely."""
-    from attnsvm.svm._nuclear_ipm import _Operators
+    from attnsvm.svm.nuclear._ipm import _Operators
 
     red = _reduced_problem(random_instance(4, 4, 3, seed=1))
     ops = _Operators(red.A, red.Zq, red.loc)
@@ -214,7 +214,7 @@ def test_structured_products_are_their_definitions():
     """The shortcuts of the interior point against dense algebra: the HKM Schur complement
     <F_k, X F_l Z^-1> (symmetric for symmetric X, Z), <F_k, A B> from two blocks of the
     product, and a product with a dual step [[0, G], [G^T, 0]]."""
-    from attnsvm.svm._nuclear_ipm import _Operators, _times_antidiag
+    from attnsvm.svm.nuclear._ipm import _Operators, _times_antidiag
 
     red = _reduced_problem(random_instance(5, 4, 3, seed=2))
     ops = _Operators(red.A, red.Zq, red.loc)
@@ -242,7 +242,7 @@ def test_structured_products_are_their_definitions():
 def test_search_directions_reach_the_same_optimum(seed):
     """HKM, NT, the automatic switch and a centring floor are four paths to one optimum of
     the SDP."""
-    from attnsvm.svm._nuclear_ipm import nuclear_ipm
+    from attnsvm.svm.nuclear._ipm import nuclear_ipm
 
     red = _reduced_problem(random_instance(10, 6, 8, seed=seed))
     objs = []
@@ -257,7 +257,7 @@ def test_search_directions_reach_the_same_optimum(seed):
 def test_resume_on_fewer_rows_reaches_the_direct_optimum():
     """A coarse run, restricted to its near-active rows and resumed, ends where a direct
     high-accuracy run on all rows ends (the dropped rows stay satisfied)."""
-    from attnsvm.svm._nuclear_ipm import nuclear_ipm
+    from attnsvm.svm.nuclear._ipm import nuclear_ipm
 
     red = _reduced_problem(random_instance(12, 8, 8, seed=4))
     direct = nuclear_ipm(red.A, red.Zq, red.loc, red.b, gap_tol=1e-11)
@@ -276,7 +276,7 @@ def test_resume_on_fewer_rows_reaches_the_direct_optimum():
 def test_stopped_run_returns_a_bracketing_pair():
     """A run stopped early returns its best primal and its best dual iterate: the dual is
     feasible (||sum_k y_k a_k z_k^T||_op <= 1, y >= 0) and the two bracket the optimum."""
-    from attnsvm.svm._nuclear_ipm import nuclear_ipm
+    from attnsvm.svm.nuclear._ipm import nuclear_ipm
 
     red = _reduced_problem(random_instance(10, 6, 6, seed=5))
     opt = nuclear_ipm(red.A, red.Zq, red.loc, red.b, gap_tol=1e-11).dual_objective
@@ -293,9 +293,9 @@ def test_stopped_run_returns_a_bracketing_pair():
 def test_carried_iterate_reaches_the_direct_optimum():
     """A coarse run on part of the rows (some queries missing, so the bases grow), carried to
     a set with rows dropped and added, reaches the optimum of a direct run on that set."""
-    from attnsvm.svm._nuclear_ipm import nuclear_ipm
     from attnsvm.svm.norms import row_scale
-    from attnsvm.svm.nuclear import _carry_state, _Reduced
+    from attnsvm.svm.nuclear._ipm import nuclear_ipm
+    from attnsvm.svm.nuclear.solver import _carry_state, _Reduced
 
     c = random_instance(14, 6, 20, seed=3).constraints()
     unit = c.scaled(row_scale(c.A), row_scale(c.Zc))
@@ -327,7 +327,7 @@ def test_working_set_rounds_on_more_than_300_rows():
     """m > 300: scouting rounds (the third and later go on from the previous round's
     iterate, carried to the new set), dropped rows and the resumed final run; same optimum as
     the interior point on every row at once, certified."""
-    from attnsvm.svm._nuclear_ipm import nuclear_ipm
+    from attnsvm.svm.nuclear._ipm import nuclear_ipm
 
     inst = random_instance(60, 18, 16, seed=2)
     sol = solve_nuc(inst)
@@ -372,8 +372,8 @@ def test_nearly_infeasible_rank_figure_instance_certified_by_a_polish():
 
 
 def test_face_candidates_recover_a_perturbed_optimum():
-    from attnsvm.svm._polish import face_candidates
     from attnsvm.svm.nuclear import certify_nuclear
+    from attnsvm.svm.nuclear._polish import face_candidates
 
     # a full-rank optimum (3 x 3) pinned by its active rows
     inst = random_instance(8, 4, 3, seed=1)
@@ -393,8 +393,8 @@ def test_tangent_polish_restores_a_certificate_lost_to_active_row_errors(equalit
     """An optimum whose singular vectors are off by 1e-8 (rank kept, as an interior point
     leaves it) certifies only ~1e-8 once rescaled; the tangent step puts its active rows back
     on their bounds and, with the same multipliers, the gap drops to rounding."""
-    from attnsvm.svm._polish import tangent_polish
     from attnsvm.svm.nuclear import certify_nuclear
+    from attnsvm.svm.nuclear._polish import tangent_polish
 
     inst = random_instance(12, 6, 10, seed=3)
     c = with_equality_rows(inst) if equalities else inst.constraints()
@@ -424,7 +424,7 @@ def test_final_run_stopped_for_the_polish_certifies(monkeypatch, polish_gap):
     """The final run stops at ``polish_gap * tol`` in relative gap and leaves its primal
     residual to the tangent polish; where that falls short (a stop at a gap of 1e-6) the same
     run goes on to full accuracy.  Either way the answer is certified and is the optimum."""
-    import attnsvm.svm.nuclear as nuc_mod
+    import attnsvm.svm.nuclear.solver as nuc_mod
 
     c = random_instance(60, 16, 32, seed=2).constraints()
     ref = solve_nuc_constraints(c)

@@ -11,9 +11,9 @@ import pytest
 from attnsvm import Instance, random_instance
 from attnsvm.experiments._common import optimal_or_first
 from attnsvm.svm import solve_fro_constraints, solve_nuc_constraints
-from attnsvm.svm._nuclear_ipm import nuclear_ipm
-from attnsvm.svm._nuclear_ipm_batch import _Stack, nuclear_ipm_batch
-from attnsvm.svm.nuclear_batch import solve_nuc_many
+from attnsvm.svm.nuclear import solve_nuc_many
+from attnsvm.svm.nuclear._ipm import nuclear_ipm
+from attnsvm.svm.nuclear._ipm_batch import _Stack, nuclear_ipm_batch
 from conftest import with_equality_rows
 
 
@@ -99,7 +99,7 @@ def test_batched_interior_point_follows_the_single_one():
     end at its optimum; permuting the constraints (gathered, not broadcast, query products)
     changes nothing."""
     from attnsvm.svm.norms import row_scale
-    from attnsvm.svm.nuclear import _Reduced
+    from attnsvm.svm.nuclear.solver import _Reduced
 
     reds = []
     for s in range(3):

@@ -552,8 +552,8 @@ def nuclear_ipm(
     polish_gap : float, optional
         Stop once the relative gap is below this with the dual exactly feasible and the primal
         residual below 1e-6 (``stopped_for_polish``): the caller moves ``W`` onto its active
-        rows (:func:`~attnsvm.svm._polish.tangent_polish`), which clears the residual, instead
-        of spending the last iterations on it.
+        rows (:func:`~attnsvm.svm.nuclear._polish.tangent_polish`), which clears the
+        residual, instead of spending the last iterations on it.
 
     Returns
     -------

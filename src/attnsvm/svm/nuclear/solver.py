@@ -33,18 +33,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._numerics import row_space_basis
-from .._validation import as_float_array, check_positive
-from ..constraints import ConstraintSet
-from ..exceptions import ConvergenceWarning, InvalidInputError
-from ..instance import Instance
+from ..._numerics import row_space_basis
+from ..._validation import as_float_array, check_positive
+from ...constraints import ConstraintSet
+from ...exceptions import ConvergenceWarning, InvalidInputError
+from ...instance import Instance
+from .._instance import solve_on_instance
+from ..frobenius import solve_fro_constraints
+from ..norms import row_scale
+from ..solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 from ._implied import implied_rows
-from ._instance import solve_on_instance
-from ._nuclear_ipm import IPMState, nuclear_ipm
+from ._ipm import IPMState, nuclear_ipm
 from ._polish import face_candidates, tangent_polish
-from .frobenius import solve_fro_constraints
-from .norms import row_scale
-from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 
 __all__ = ["solve_nuc", "solve_nuc_constraints", "certified_rank", "certify_nuclear"]
 

@@ -32,7 +32,7 @@ import numpy as np
 from numpy.linalg import _umath_linalg  # the stacked Cholesky gufunc (NaN on failure)
 from scipy.linalg import cho_solve
 
-from ._nuclear_ipm import _DENSE_MAX, IPMResult, IPMState, _schur_solver
+from ._ipm import _DENSE_MAX, IPMResult, IPMState, _schur_solver
 
 __all__ = ["nuclear_ipm_batch"]
 

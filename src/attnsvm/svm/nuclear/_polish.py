@@ -34,7 +34,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..constraints import ConstraintSet
+from ...constraints import ConstraintSet
 
 __all__ = ["face_candidates", "tangent_polish"]
 

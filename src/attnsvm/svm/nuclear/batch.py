@@ -25,21 +25,21 @@ from typing import cast
 
 import numpy as np
 
-from .._validation import check_positive
-from ..constraints import ConstraintSet
-from ..exceptions import InvalidInputError
-from ._nuclear_ipm import _DENSE_MAX
-from ._nuclear_ipm_batch import nuclear_ipm_batch
-from .frobenius import solve_fro_constraints
-from .norms import row_scale
-from .nuclear import (
+from ..._validation import check_positive
+from ...constraints import ConstraintSet
+from ...exceptions import InvalidInputError
+from ..frobenius import solve_fro_constraints
+from ..norms import row_scale
+from ..solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
+from ._ipm import _DENSE_MAX
+from ._ipm_batch import nuclear_ipm_batch
+from .solver import (
     _SMALL,
     _Reduced,
     certify_nuclear,
     solve_nuc_constraints,
     validated_constraints,
 )
-from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 
 __all__ = ["solve_nuc_many"]
 
