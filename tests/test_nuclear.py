@@ -177,12 +177,12 @@ def test_larger_shapes_match_cvxpy(shape):
 def _reduced_problem(inst):
     """The whole constraint set of ``inst`` in the interior point's reduced coordinates."""
     from attnsvm.svm.norms import row_scale
-    from attnsvm.svm.nuclear.solver import _Reduced
+    from attnsvm.svm.nuclear._presolve import Reduced
 
     c = inst.constraints()
     unit = c.scaled(row_scale(c.A), row_scale(c.Zc))
     Zq, ginv = unit.groups
-    return _Reduced.build(unit, np.arange(c.m), Zq, ginv, 0)
+    return Reduced.build(unit, np.arange(c.m), Zq, ginv, 0)
 
 
 def _dense_constraint_matrices(red):
@@ -295,23 +295,23 @@ def test_carried_iterate_reaches_the_direct_optimum():
     a set with rows dropped and added, reaches the optimum of a direct run on that set."""
     from attnsvm.svm.norms import row_scale
     from attnsvm.svm.nuclear._ipm import nuclear_ipm
-    from attnsvm.svm.nuclear.solver import _carry_state, _Reduced
+    from attnsvm.svm.nuclear._presolve import Reduced, carry_state
 
     c = random_instance(14, 6, 20, seed=3).constraints()
     unit = c.scaled(row_scale(c.A), row_scale(c.Zc))
     Zq, ginv = unit.groups
-    whole = _Reduced.build(unit, np.arange(c.m), Zq, ginv, 0)
+    whole = Reduced.build(unit, np.arange(c.m), Zq, ginv, 0)
     ref = nuclear_ipm(whole.A, whole.Zq, whole.loc, whole.b, gap_tol=1e-11)
     active = whole.idx[ref.y > 1e-6 * ref.y.max()]
     early = active[ginv[active] < 10][:2]  # active rows of the first 10 queries, left out
     late = active[ginv[active] >= 10][:3]  # active rows of the other queries, added later
     old_set = np.setdiff1d(np.flatnonzero(ginv < 10), early)
     new_set = np.union1d(old_set[2:], np.concatenate([early, late]))
-    old = _Reduced.build(unit, old_set, Zq, ginv, 0)
-    new = _Reduced.build(unit, new_set, Zq, ginv, 0)
+    old = Reduced.build(unit, old_set, Zq, ginv, 0)
+    new = Reduced.build(unit, new_set, Zq, ginv, 0)
     assert new.V.shape[1] > old.V.shape[1]
     coarse = nuclear_ipm(old.A, old.Zq, old.loc, old.b, gap_tol=1e-3)
-    state = _carry_state(old, coarse.state, new)
+    state = carry_state(old, coarse.state, new)
     assert state is not None
     assert np.linalg.eigvalsh(state.Z)[0] > 0 and np.linalg.eigvalsh(state.X)[0] > 0
     assert np.all(state.x > 0) and np.all(state.y > 0)
@@ -424,6 +424,8 @@ def test_final_run_stopped_for_the_polish_certifies(monkeypatch, polish_gap):
     """The final run stops at ``polish_gap * tol`` in relative gap and leaves its primal
     residual to the tangent polish; where that falls short (a stop at a gap of 1e-6) the same
     run goes on to full accuracy.  Either way the answer is certified and is the optimum."""
+    import attnsvm.svm.nuclear._policy as policy
+    import attnsvm.svm.nuclear._rounds as rounds_mod
     import attnsvm.svm.nuclear.solver as nuc_mod
 
     c = random_instance(60, 16, 32, seed=2).constraints()
@@ -437,7 +439,8 @@ def test_final_run_stopped_for_the_polish_certifies(monkeypatch, polish_gap):
         stops.append(res.stopped_for_polish)
         return res
 
-    monkeypatch.setattr(nuc_mod, "_POLISH_GAP", polish_gap)
+    monkeypatch.setattr(policy, "POLISH_SHARE", polish_gap)
+    monkeypatch.setattr(rounds_mod, "nuclear_ipm", spy)
     monkeypatch.setattr(nuc_mod, "nuclear_ipm", spy)
     sol = solve_nuc_constraints(c)
     _check_certificate(sol)

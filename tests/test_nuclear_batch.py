@@ -99,13 +99,13 @@ def test_batched_interior_point_follows_the_single_one():
     end at its optimum; permuting the constraints (gathered, not broadcast, query products)
     changes nothing."""
     from attnsvm.svm.norms import row_scale
-    from attnsvm.svm.nuclear.solver import _Reduced
+    from attnsvm.svm.nuclear._presolve import Reduced
 
     reds = []
     for s in range(3):
         c = random_instance(5, 5, 6, seed=s).constraints()
         unit = c.scaled(row_scale(c.A), row_scale(c.Zc))
-        reds.append(_Reduced.build(unit, np.arange(c.m), *unit.groups, 0))
+        reds.append(Reduced.build(unit, np.arange(c.m), *unit.groups, 0))
     assert len({r.A.shape + r.Zq.shape for r in reds}) == 1
     A, Zq, loc, b = (np.stack([getattr(r, f) for r in reds]) for f in ("A", "Zq", "loc", "b"))
     for k in (1, 2, 5):

@@ -20,8 +20,9 @@ from ..constraints import ConstraintSet
 from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..instance import Instance
 from ._instance import solve_on_instance
+from ._scale import UnitScale
 from ._working_set import solve_hard_margin
-from .norms import row_scale, safe_norm
+from .norms import safe_norm
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 
 __all__ = ["solve_fro", "solve_fro_constraints"]
@@ -80,9 +81,10 @@ def solve_fro_constraints(
     bb = as_float_array("b", constraints.rhs, 1, (m,))
     # The problem is scale-covariant (A -> A / sA, Zc -> Zc / sZ gives W -> sA sZ W): solve it
     # at unit scale so that extreme magnitudes neither overflow nor underflow the kernel.
-    sA, sZ = row_scale(A), row_scale(Zc)
+    scale = UnitScale.of(A, Zc)
+    sA, sZ = scale.sA, scale.sZ
     cons = ConstraintSet(A=A, Zc=Zc, index=idx, b=bb, n_eq=n_eq)
-    kernel = cons.scaled(sA, sZ)
+    kernel = scale.apply(cons)
     warm = None
     if isinstance(warm_start, SVMSolution):
         warm = np.flatnonzero(warm_start.dual != 0) if warm_start.dual.size == m else None
@@ -98,7 +100,7 @@ def solve_fro_constraints(
                           dual=np.zeros(m), certificate=res.certificate, n_eq=n_eq)
     else:
         W_unit = res.point(kernel)  # solution at unit scale
-        W = W_unit / (sA * sZ)
+        W = scale.lift(W_unit)
         nrm_unit = safe_norm(W_unit)
         # norm-minimisation multipliers of the original constraints: mu = lambda / (||W'|| sA sZ)
         mu = lam / (nrm_unit * sA * sZ) if nrm_unit > 0 else lam
