@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from ..exceptions import InvalidParameterError
+from ..progress import format_seconds
 from .config import FigureConfig
 from .sweep import Cell
 
@@ -166,7 +167,6 @@ def expected_seconds(name: str, quick: bool) -> float | None:
 def describe_figures() -> str:
     """What ``reproduce --list`` prints: per figure its name, measured times (quick and full)
     and summary, then the totals and where the times were measured."""
-    from ..progress import format_seconds
 
     width = max(len(n) for n in FIGURES)
 

@@ -20,6 +20,7 @@ import pandas as pd
 from ...reporting import fmt_number as num
 from ...reporting import fmt_share as share
 from ...reporting import plural
+from ...svm.conic import solve_conic
 from ...svm.nuclear import solve_nuc_many
 from .._common import (
     add_legend,
@@ -123,7 +124,6 @@ def run_cell(cfg: RankConfig, cell: Cell) -> pd.DataFrame:
 
 def _scs_rank(inst: Any, alpha: np.ndarray) -> float:
     """Rank with tol 1e-7 of SCS's default-accuracy nuclear-norm solution (official rule)."""
-    from ...svm.conic import solve_conic
 
     c = inst.constraints(alpha)
     with warnings.catch_warnings():
