@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["attnsvm", "attnsvm.instance", "attnsvm.svm.frobenius", "attnsvm.svm.estimator",
-           "attnsvm.svm.nuclear", "attnsvm.svm.registry", "attnsvm.report_solve",
+           "attnsvm.svm.nuclear.solver", "attnsvm.svm.registry", "attnsvm.report_solve",
            "attnsvm.ntp.dataset", "attnsvm.ntp.graph", "attnsvm.ntp.svm"]
 
 

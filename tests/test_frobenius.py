@@ -7,7 +7,7 @@ import pytest
 
 from attnsvm import Instance, random_instance
 from attnsvm.svm import local_optimality, solve, solve_fro, solve_fro_constraints
-from conftest import cvxpy_fro
+from references import cvxpy_fro, optimal_or_first
 
 
 def corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -238,10 +238,8 @@ def test_nearly_infeasible_instance_refined_to_its_margins():
     ``||W||_F = 4.7e5``; ``W = sum lam_k a_k z_k^T`` cancels to 1e-5 of the margins.  The
     active rows are refined on ``W`` itself: every KKT residual below 1e-10, rank 3 (the
     nuclear solution's)."""
-    from attnsvm.experiments._common import optimal_or_first
-
     inst = random_instance(10, 5, 3, seed=34)
-    alpha, _ = optimal_or_first(inst)
+    alpha = optimal_or_first(inst)
     sol = solve_fro(inst, alpha)
     assert sol.status == "optimal"
     assert max(sol.kkt_residuals().values()) <= 1e-10

@@ -12,10 +12,10 @@ from attnsvm.constraints import ConstraintSet
 from attnsvm.ntp.dataset import random_ntp_dataset
 from attnsvm.ntp.graph import priority_graphs
 from attnsvm.ntp.svm import graph_svm_constraints
-from attnsvm.svm._implied import implied_rows
-from attnsvm.svm._nuclear_ipm import _schur_solver
 from attnsvm.svm.nuclear import solve_nuc_constraints
-from test_nuclear import _check_certificate, cvxpy_nuc
+from attnsvm.svm.nuclear._implied import implied_rows
+from attnsvm.svm.nuclear._ipm import _schur_solver
+from references import check_nuclear_certificate, cvxpy_nuc
 
 
 def _tokens(seed: int = 0) -> np.ndarray:
@@ -83,7 +83,7 @@ def test_implied_rows_hold_on_the_equality_subspace(seed):
 def test_graph_svm_with_implied_rows_matches_cvxpy(seed):
     c = _graph_svm(seed)
     sol = solve_nuc_constraints(c)
-    _check_certificate(sol)
+    check_nuclear_certificate(sol)
     _, groups = c.groups
     imp = implied_rows(c.A, groups, c.rhs, c.n_eq)
     assert np.all(sol.dual[imp] == 0.0)

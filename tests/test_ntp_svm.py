@@ -21,6 +21,7 @@ from attnsvm.ntp import (
     solve_w_fin,
     strongly_connected_components,
 )
+from references import cvxpy_graph_svm
 
 nx = pytest.importorskip("networkx")
 
@@ -74,31 +75,6 @@ def test_graphs_match_networkx(ds):
                                                   nx.strongly_connected_components(G)}
         assert sorted(map(tuple, g.edges.tolist())) == sorted(G.edges)
         assert all(g.component[y] <= g.component[x] for y, x in raw)
-
-
-def cvxpy_graph_svm(ds):
-    """The official formulation: one row per sample and token, SCCs from networkx."""
-    import cvxpy as cp
-
-    W = cp.Variable((ds.d, ds.d))
-    cons = []
-    E = ds.E
-    for k in np.unique(ds.queries):
-        rows = np.flatnonzero(ds.queries == k)
-        G = nx.DiGraph()
-        G.add_edges_from((ds.labels[i], x) for i in rows for x in ds.tokens[i]
-                         if x != ds.labels[i])
-        comp = {v: j for j, c in enumerate(nx.strongly_connected_components(G)) for v in c}
-        for i in rows:
-            y = ds.labels[i]
-            for x in ds.tokens[i]:
-                if x == y:
-                    continue
-                expr = cp.sum(cp.multiply(W, np.outer(E[y] - E[x], E[k])))
-                cons.append(expr == 0 if comp[x] == comp[y] else expr >= 1)
-    prob = cp.Problem(cp.Minimize(cp.sum_squares(W)), cons)
-    prob.solve(solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
-    return prob.status, W.value
 
 
 @pytest.mark.parametrize("ds", datasets(), ids=lambda d: f"{d!r}")

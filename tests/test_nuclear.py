@@ -7,50 +7,19 @@ tight tolerances.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
 from attnsvm import Instance, random_instance
-from attnsvm.constraints import ConstraintSet
 from attnsvm.svm import certified_rank, solve, solve_fro, solve_nuc, solve_nuc_constraints
-from conftest import with_equality_rows
-
-
-def cvxpy_nuc(c: ConstraintSet) -> float:
-    import cvxpy as cp
-
-    W = cp.Variable((c.A.shape[1], c.Zc.shape[1]))
-    vals = cp.sum(cp.multiply(c.A @ W, c.Zc), axis=1)
-    b = c.rhs
-    cons = []
-    if c.n_eq:
-        cons.append(vals[: c.n_eq] == b[: c.n_eq])
-    if c.n_eq < c.m:
-        cons.append(vals[c.n_eq:] >= b[c.n_eq:])
-    prob = cp.Problem(cp.Minimize(cp.normNuc(W)), cons)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "may be inaccurate": its value is compared to 1e-6
-        prob.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
-    assert prob.status in ("optimal", "optimal_inaccurate")
-    return float(prob.value)
-
-
-def _check_certificate(sol, tol=1e-9):
-    """The conditions every nuclear answer must meet (issue 8)."""
-    assert sol.status == "optimal"
-    assert sol.info["certified_gap"] <= tol
-    assert sol.margin >= 1 - tol or sol.n_eq == sol.constraints.m
-    mu = sol.dual
-    assert mu[sol.n_eq:].min() >= 0
-    G = sol.constraints.combine(mu)
-    assert np.linalg.norm(G, 2) <= 1 + 1e-12
-    # weak duality makes sum(mu b) a lower bound; the gap closes to tol
-    lower = float(mu @ sol.b)
-    assert lower <= sol.objective * (1 + 1e-12)
-    assert sol.objective - lower <= tol * sol.objective
-    assert sol.is_optimal(1e-7)
+from attnsvm.svm.nuclear._ipm import nuclear_ipm
+from references import (
+    check_nuclear_certificate,
+    cvxpy_nuc,
+    optimal_or_first,
+    reduced_problem,
+    with_equality_rows,
+)
 
 
 def _rank_deficient(n, T, d, r, seed):
@@ -86,7 +55,7 @@ STANDARD = {
 def test_standard_problems_match_cvxpy_and_certify(name):
     inst = STANDARD[name]()
     sol = solve_nuc(inst)
-    _check_certificate(sol)
+    check_nuclear_certificate(sol)
     ref = cvxpy_nuc(inst.constraints())
     assert sol.objective == pytest.approx(ref, rel=1e-6)
     # the nuclear solution is optimal in its norm: no worse than the Frobenius one's norm
@@ -98,7 +67,7 @@ def test_standard_problems_match_cvxpy_and_certify(name):
 def test_equality_rows_match_cvxpy():
     cs = with_equality_rows(random_instance(6, 6, 8, seed=7))
     sol = solve_nuc_constraints(cs)
-    _check_certificate(sol)
+    check_nuclear_certificate(sol)
     assert sol.info["equality_residual"] <= 1e-9
     assert sol.objective == pytest.approx(cvxpy_nuc(cs), rel=1e-6)
 
@@ -131,7 +100,7 @@ def test_rotation_and_scale_invariance():
     np.testing.assert_allclose(rot.W, Q @ base.W @ Q.T, atol=1e-6 * np.abs(base.W).max())
     for s in (1e-80, 1e80):
         sc = solve_nuc(Instance(X=inst.X * s, Z=inst.Z, alpha=inst.token_choice()))
-        _check_certificate(sc)
+        check_nuclear_certificate(sc)
         assert sc.objective * s == pytest.approx(base.objective, rel=1e-8)
 
 
@@ -162,7 +131,7 @@ def test_warm_start_and_registry_agree():
     cold = solve(inst, "nuc")
     warm = solve_nuc(inst, warm_start=cold)
     assert warm.objective == pytest.approx(cold.objective, rel=1e-9)
-    _check_certificate(warm)
+    check_nuclear_certificate(warm)
 
 
 @pytest.mark.slow
@@ -170,19 +139,8 @@ def test_warm_start_and_registry_agree():
 def test_larger_shapes_match_cvxpy(shape):
     inst = random_instance(*shape, seed=0)
     sol = solve_nuc(inst)
-    _check_certificate(sol)
+    check_nuclear_certificate(sol)
     assert sol.objective == pytest.approx(cvxpy_nuc(inst.constraints()), rel=1e-6)
-
-
-def _reduced_problem(inst):
-    """The whole constraint set of ``inst`` in the interior point's reduced coordinates."""
-    from attnsvm.svm.norms import row_scale
-    from attnsvm.svm.nuclear import _Reduced
-
-    c = inst.constraints()
-    unit = c.scaled(row_scale(c.A), row_scale(c.Zc))
-    Zq, ginv = unit.groups
-    return _Reduced.build(unit, np.arange(c.m), Zq, ginv, 0)
 
 
 def _dense_constraint_matrices(red):
@@ -198,9 +156,9 @@ def _dense_constraint_matrices(red):
 
 def test_nt_schur_complement_is_its_definition():
     """M_kl = <F_k, S F_l S> with F_k = [[0, a z^T], [z a^T, 0]], computed densely."""
-    from attnsvm.svm._nuclear_ipm import _Operators
+    from attnsvm.svm.nuclear._ipm import _Operators
 
-    red = _reduced_problem(random_instance(4, 4, 3, seed=1))
+    red = reduced_problem(random_instance(4, 4, 3, seed=1).constraints())
     ops = _Operators(red.A, red.Zq, red.loc)
     rng = np.random.default_rng(0)
     B = rng.standard_normal((ops.N, ops.N))
@@ -214,9 +172,9 @@ def test_structured_products_are_their_definitions():
     """The shortcuts of the interior point against dense algebra: the HKM Schur complement
     <F_k, X F_l Z^-1> (symmetric for symmetric X, Z), <F_k, A B> from two blocks of the
     product, and a product with a dual step [[0, G], [G^T, 0]]."""
-    from attnsvm.svm._nuclear_ipm import _Operators, _times_antidiag
+    from attnsvm.svm.nuclear._ipm import _Operators, _times_antidiag
 
-    red = _reduced_problem(random_instance(5, 4, 3, seed=2))
+    red = reduced_problem(random_instance(5, 4, 3, seed=2).constraints())
     ops = _Operators(red.A, red.Zq, red.loc)
     rng = np.random.default_rng(1)
     X = rng.standard_normal((ops.N, ops.N))
@@ -242,9 +200,8 @@ def test_structured_products_are_their_definitions():
 def test_search_directions_reach_the_same_optimum(seed):
     """HKM, NT, the automatic switch and a centring floor are four paths to one optimum of
     the SDP."""
-    from attnsvm.svm._nuclear_ipm import nuclear_ipm
 
-    red = _reduced_problem(random_instance(10, 6, 8, seed=seed))
+    red = reduced_problem(random_instance(10, 6, 8, seed=seed).constraints())
     objs = []
     for direction, centring in (("hkm", 0.0), ("nt", 0.0), ("auto", 0.0), ("auto", 0.2)):
         res = nuclear_ipm(red.A, red.Zq, red.loc, red.b, gap_tol=1e-10, direction=direction,
@@ -257,9 +214,8 @@ def test_search_directions_reach_the_same_optimum(seed):
 def test_resume_on_fewer_rows_reaches_the_direct_optimum():
     """A coarse run, restricted to its near-active rows and resumed, ends where a direct
     high-accuracy run on all rows ends (the dropped rows stay satisfied)."""
-    from attnsvm.svm._nuclear_ipm import nuclear_ipm
 
-    red = _reduced_problem(random_instance(12, 8, 8, seed=4))
+    red = reduced_problem(random_instance(12, 8, 8, seed=4).constraints())
     direct = nuclear_ipm(red.A, red.Zq, red.loc, red.b, gap_tol=1e-11)
     coarse = nuclear_ipm(red.A, red.Zq, red.loc, red.b, gap_tol=1e-4)
     vals = np.einsum("kd,kd->k", red.A, (red.Zq @ coarse.W.T)[red.loc])
@@ -276,9 +232,8 @@ def test_resume_on_fewer_rows_reaches_the_direct_optimum():
 def test_stopped_run_returns_a_bracketing_pair():
     """A run stopped early returns its best primal and its best dual iterate: the dual is
     feasible (||sum_k y_k a_k z_k^T||_op <= 1, y >= 0) and the two bracket the optimum."""
-    from attnsvm.svm._nuclear_ipm import nuclear_ipm
 
-    red = _reduced_problem(random_instance(10, 6, 6, seed=5))
+    red = reduced_problem(random_instance(10, 6, 6, seed=5).constraints())
     opt = nuclear_ipm(red.A, red.Zq, red.loc, red.b, gap_tol=1e-11).dual_objective
     early = nuclear_ipm(red.A, red.Zq, red.loc, red.b, gap_tol=1e-11, max_iter=9)
     assert not early.converged
@@ -293,25 +248,22 @@ def test_stopped_run_returns_a_bracketing_pair():
 def test_carried_iterate_reaches_the_direct_optimum():
     """A coarse run on part of the rows (some queries missing, so the bases grow), carried to
     a set with rows dropped and added, reaches the optimum of a direct run on that set."""
-    from attnsvm.svm._nuclear_ipm import nuclear_ipm
-    from attnsvm.svm.norms import row_scale
-    from attnsvm.svm.nuclear import _carry_state, _Reduced
+    from attnsvm.svm.nuclear._presolve import carry_state
 
     c = random_instance(14, 6, 20, seed=3).constraints()
-    unit = c.scaled(row_scale(c.A), row_scale(c.Zc))
-    Zq, ginv = unit.groups
-    whole = _Reduced.build(unit, np.arange(c.m), Zq, ginv, 0)
+    ginv = c.groups[1]
+    whole = reduced_problem(c)
     ref = nuclear_ipm(whole.A, whole.Zq, whole.loc, whole.b, gap_tol=1e-11)
     active = whole.idx[ref.y > 1e-6 * ref.y.max()]
     early = active[ginv[active] < 10][:2]  # active rows of the first 10 queries, left out
     late = active[ginv[active] >= 10][:3]  # active rows of the other queries, added later
     old_set = np.setdiff1d(np.flatnonzero(ginv < 10), early)
     new_set = np.union1d(old_set[2:], np.concatenate([early, late]))
-    old = _Reduced.build(unit, old_set, Zq, ginv, 0)
-    new = _Reduced.build(unit, new_set, Zq, ginv, 0)
+    old = reduced_problem(c, old_set)
+    new = reduced_problem(c, new_set)
     assert new.V.shape[1] > old.V.shape[1]
     coarse = nuclear_ipm(old.A, old.Zq, old.loc, old.b, gap_tol=1e-3)
-    state = _carry_state(old, coarse.state, new)
+    state = carry_state(old, coarse.state, new)
     assert state is not None
     assert np.linalg.eigvalsh(state.Z)[0] > 0 and np.linalg.eigvalsh(state.X)[0] > 0
     assert np.all(state.x > 0) and np.all(state.y > 0)
@@ -327,13 +279,12 @@ def test_working_set_rounds_on_more_than_300_rows():
     """m > 300: scouting rounds (the third and later go on from the previous round's
     iterate, carried to the new set), dropped rows and the resumed final run; same optimum as
     the interior point on every row at once, certified."""
-    from attnsvm.svm._nuclear_ipm import nuclear_ipm
 
     inst = random_instance(60, 18, 16, seed=2)
     sol = solve_nuc(inst)
-    _check_certificate(sol)
+    check_nuclear_certificate(sol)
     assert sol.info["rounds"] >= 2 and sol.info["working_set"] < inst.constraints().m
-    red = _reduced_problem(inst)
+    red = reduced_problem(inst.constraints())
     whole = nuclear_ipm(red.A, red.Zq, red.loc, red.b, gap_tol=1e-11)
     # the reduced problem is at unit scale: compare through the scale-free ratio
     c = inst.constraints()
@@ -350,7 +301,7 @@ def test_ill_conditioned_rank_figure_instance_certified_and_ranks_agree():
     inst = random_instance(5, 15, 4, seed=69)
     alpha = inst.optimal_tokens()
     fro, nuc = solve_fro(inst, alpha), solve_nuc(inst, alpha)
-    _check_certificate(nuc)
+    check_nuclear_certificate(nuc)
     assert np.linalg.norm(fro.W - nuc.W) <= 1e-7 * np.linalg.norm(fro.W)
     assert nuc.rank == fro.rank == 4
 
@@ -360,26 +311,24 @@ def test_nearly_infeasible_rank_figure_instance_certified_by_a_polish():
     1, the interior point stalls at a certified gap of 1e-7; its active rows pin the optimum
     and a polish certifies it (the tangent step, which comes first; before it, the face
     polish)."""
-    from attnsvm.experiments._common import optimal_or_first
-
     inst = random_instance(10, 5, 3, seed=34)
-    alpha, _ = optimal_or_first(inst)
+    alpha = optimal_or_first(inst)
     c = inst.constraints(alpha)
     sol = solve_nuc_constraints(c)
-    _check_certificate(sol)
+    check_nuclear_certificate(sol)
     assert sol.info.get("tangent_polished") or sol.info.get("face_polished")
     assert sol.objective == pytest.approx(cvxpy_nuc(c), rel=1e-6)
 
 
 def test_face_candidates_recover_a_perturbed_optimum():
-    from attnsvm.svm._polish import face_candidates
     from attnsvm.svm.nuclear import certify_nuclear
+    from attnsvm.svm.nuclear._polish import face_candidates
 
     # a full-rank optimum (3 x 3) pinned by its active rows
     inst = random_instance(8, 4, 3, seed=1)
     c = inst.constraints(inst.optimal_tokens())
     sol = solve_nuc_constraints(c)
-    _check_certificate(sol)
+    check_nuclear_certificate(sol)
     assert sol.rank == 3
     rng = np.random.default_rng(0)
     W = sol.W * (1 + 1e-7 * rng.standard_normal(sol.W.shape))  # off the face by 1e-7
@@ -393,13 +342,13 @@ def test_tangent_polish_restores_a_certificate_lost_to_active_row_errors(equalit
     """An optimum whose singular vectors are off by 1e-8 (rank kept, as an interior point
     leaves it) certifies only ~1e-8 once rescaled; the tangent step puts its active rows back
     on their bounds and, with the same multipliers, the gap drops to rounding."""
-    from attnsvm.svm._polish import tangent_polish
     from attnsvm.svm.nuclear import certify_nuclear
+    from attnsvm.svm.nuclear._polish import tangent_polish
 
     inst = random_instance(12, 6, 10, seed=3)
     c = with_equality_rows(inst) if equalities else inst.constraints()
     sol = solve_nuc_constraints(c)
-    _check_certificate(sol)
+    check_nuclear_certificate(sol)
     r = sol.rank
     assert 1 <= r < 10
     U, s, Vt = np.linalg.svd(sol.W)
@@ -413,7 +362,7 @@ def test_tangent_polish_restores_a_certificate_lost_to_active_row_errors(equalit
     held = (sol.dual > 1e-6 * sol.dual.max()) | (np.arange(c.m) < c.n_eq)
     assert np.abs(c.values(Wp)[held] - c.rhs[held]).max() <= 1e-12
     after = certify_nuclear(c, Wp, sol.dual, tol=1e-9, warn=False)
-    _check_certificate(after)
+    check_nuclear_certificate(after)
     # back to the accuracy of the multipliers themselves (the solver's own certificate)
     assert after.info["certified_gap"] <= 2 * sol.info["certified_gap"] + 1e-12
     assert np.linalg.norm(Wp - sol.W) <= 1e-6 * np.linalg.norm(sol.W)
@@ -424,11 +373,13 @@ def test_final_run_stopped_for_the_polish_certifies(monkeypatch, polish_gap):
     """The final run stops at ``polish_gap * tol`` in relative gap and leaves its primal
     residual to the tangent polish; where that falls short (a stop at a gap of 1e-6) the same
     run goes on to full accuracy.  Either way the answer is certified and is the optimum."""
-    import attnsvm.svm.nuclear as nuc_mod
+    import attnsvm.svm.nuclear._policy as policy
+    import attnsvm.svm.nuclear._rounds as rounds_mod
+    import attnsvm.svm.nuclear.solver as nuc_mod
 
     c = random_instance(60, 16, 32, seed=2).constraints()
     ref = solve_nuc_constraints(c)
-    _check_certificate(ref)
+    check_nuclear_certificate(ref)
     stops = []
     real = nuc_mod.nuclear_ipm
 
@@ -437,10 +388,11 @@ def test_final_run_stopped_for_the_polish_certifies(monkeypatch, polish_gap):
         stops.append(res.stopped_for_polish)
         return res
 
-    monkeypatch.setattr(nuc_mod, "_POLISH_GAP", polish_gap)
+    monkeypatch.setattr(policy, "POLISH_SHARE", polish_gap)
+    monkeypatch.setattr(rounds_mod, "nuclear_ipm", spy)
     monkeypatch.setattr(nuc_mod, "nuclear_ipm", spy)
     sol = solve_nuc_constraints(c)
-    _check_certificate(sol)
+    check_nuclear_certificate(sol)
     assert any(stops)
     if polish_gap > 1:
         assert not stops[-1]  # the polish fell short: the run went on, not stopping again

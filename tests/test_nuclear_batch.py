@@ -9,19 +9,18 @@ import numpy as np
 import pytest
 
 from attnsvm import Instance, random_instance
-from attnsvm.experiments._common import optimal_or_first
 from attnsvm.svm import solve_fro_constraints, solve_nuc_constraints
-from attnsvm.svm._nuclear_ipm import nuclear_ipm
-from attnsvm.svm._nuclear_ipm_batch import _Stack, nuclear_ipm_batch
-from attnsvm.svm.nuclear_batch import solve_nuc_many
-from conftest import with_equality_rows
+from attnsvm.svm.nuclear import solve_nuc_many
+from attnsvm.svm.nuclear._ipm import nuclear_ipm
+from attnsvm.svm.nuclear._ipm_batch import _Stack, nuclear_ipm_batch
+from references import optimal_or_first, reduced_problem, with_equality_rows
 
 
 def _cset(n, T, d, seed):
     """A random instance's constraints for its optimal tokens (the first on ties, as the
     rank figure: at d = 1 tokens are +-1 and ties are the rule)."""
     inst = random_instance(n, T, d, seed=seed)
-    return inst.constraints(optimal_or_first(inst)[0])
+    return inst.constraints(optimal_or_first(inst))
 
 
 def _single(cs):
@@ -98,14 +97,9 @@ def test_batched_interior_point_follows_the_single_one():
     """B = 1 and B = 3 stacks take the single solver's first iterations (to rounding) and
     end at its optimum; permuting the constraints (gathered, not broadcast, query products)
     changes nothing."""
-    from attnsvm.svm.norms import row_scale
-    from attnsvm.svm.nuclear import _Reduced
-
     reds = []
     for s in range(3):
-        c = random_instance(5, 5, 6, seed=s).constraints()
-        unit = c.scaled(row_scale(c.A), row_scale(c.Zc))
-        reds.append(_Reduced.build(unit, np.arange(c.m), *unit.groups, 0))
+        reds.append(reduced_problem(random_instance(5, 5, 6, seed=s).constraints()))
     assert len({r.A.shape + r.Zq.shape for r in reds}) == 1
     A, Zq, loc, b = (np.stack([getattr(r, f) for r in reds]) for f in ("A", "Zq", "loc", "b"))
     for k in (1, 2, 5):

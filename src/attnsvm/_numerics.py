@@ -1,10 +1,13 @@
-"""Overflow-safe norms shared by the instance layer and the solvers."""
+"""Overflow-safe norms shared by the instance layer and the solvers, and :func:`correlation`,
+the one alignment measure of every report (the ground floor: imports nothing of attnsvm)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-__all__ = ["safe_norm", "row_scale", "row_space_basis", "svd"]
+__all__ = ["safe_norm", "row_scale", "row_space_basis", "svd", "correlation"]
 
 
 def safe_norm(x: np.ndarray, p: float = 2.0) -> float:
@@ -56,3 +59,32 @@ def svd(M: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
         U, s, Vt = scipy_svd(M, full_matrices=False, lapack_driver="gesvd", check_finite=False)
         return U, s, Vt
+
+
+def correlation(A: Any, B: Any) -> float:
+    """Correlation ``<A, B> / (||A||_F ||B||_F)`` of two arrays of one size, in float64.
+
+    Parameters
+    ----------
+    A, B : array_like or None
+        Any shape, flattened (e.g. (d, d) key-query matrices or (d,) prompts).
+
+    Returns
+    -------
+    float
+        In [-1, 1]; NaN when either is ``None``, zero or not finite.
+    """
+    if A is None or B is None:
+        return float("nan")
+    a = np.asarray(A, dtype=np.float64).ravel()
+    b = np.asarray(B, dtype=np.float64).ravel()
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        den = float(np.linalg.norm(a) * np.linalg.norm(b))
+    if den > 0 and np.isfinite(den):
+        return float(a @ b / den)
+    # Zero, or norms whose product over/underflows: scale by the largest entries first.
+    sa, sb = np.max(np.abs(a), initial=0.0), np.max(np.abs(b), initial=0.0)
+    if not (np.isfinite(sa) and np.isfinite(sb)) or sa == 0 or sb == 0:
+        return float("nan")
+    a, b = a / sa, b / sb
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))

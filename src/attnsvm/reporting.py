@@ -6,7 +6,8 @@ compared, drawn and printed the same way everywhere.
 
 * :func:`to_jsonable` / :func:`write_json_atomic` -- strict JSON (NaN and inf become ``null``).
 * :func:`provenance` / :func:`git_commit` -- what produced a result.
-* :func:`correlation` -- ``<A, B> / (||A||_F ||B||_F)``, the papers' alignment measure.
+* :func:`correlation` -- ``<A, B> / (||A||_F ||B||_F)``, the papers' alignment measure
+  (defined in :mod:`attnsvm._numerics`, re-exported here).
 * :func:`new_figure` / :func:`figure_png` / :func:`save_png` / :func:`png_data_uri` --
   matplotlib through the object API (:class:`matplotlib.figure.Figure` with an Agg canvas):
   the process-wide backend is never switched, so importing or calling attnsvm leaves a
@@ -30,7 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from . import __version__
 from ._io import atomic_write_bytes, atomic_write_text
+from ._numerics import correlation
 
 __all__ = ["to_jsonable", "write_json_atomic", "git_commit", "provenance", "correlation",
            "new_figure", "figure_png", "save_png", "png_data_uri", "fmt_number", "fmt_share",
@@ -102,7 +105,6 @@ def provenance(libraries: Iterable[str] = DEFAULT_LIBRARIES, **extra: Any) -> di
     **extra
         Added as they are (e.g. the command line, the backend).
     """
-    from . import __version__
 
     libs: dict[str, str | None] = {}
     for mod in libraries:
@@ -114,35 +116,6 @@ def provenance(libraries: Iterable[str] = DEFAULT_LIBRARIES, **extra: Any) -> di
         "platform": platform.platform(), "cpus": os.cpu_count(),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra,
     }
-
-
-def correlation(A: Any, B: Any) -> float:
-    """Correlation ``<A, B> / (||A||_F ||B||_F)`` of two arrays of one size, in float64.
-
-    Parameters
-    ----------
-    A, B : array_like or None
-        Any shape, flattened (e.g. (d, d) key-query matrices or (d,) prompts).
-
-    Returns
-    -------
-    float
-        In [-1, 1]; NaN when either is ``None``, zero or not finite.
-    """
-    if A is None or B is None:
-        return float("nan")
-    a = np.asarray(A, dtype=np.float64).ravel()
-    b = np.asarray(B, dtype=np.float64).ravel()
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        den = float(np.linalg.norm(a) * np.linalg.norm(b))
-    if den > 0 and np.isfinite(den):
-        return float(a @ b / den)
-    # Zero, or norms whose product over/underflows: scale by the largest entries first.
-    sa, sb = np.max(np.abs(a), initial=0.0), np.max(np.abs(b), initial=0.0)
-    if not (np.isfinite(sa) and np.isfinite(sb)) or sa == 0 or sb == 0:
-        return float("nan")
-    a, b = a / sa, b / sb
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float = 3.4

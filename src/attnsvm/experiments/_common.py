@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from ..instance import Instance, random_instance
-from ..reporting import correlation, save_png
+from .._numerics import correlation
+from ..instance import Instance, TiedTokensError, random_instance
 from ..reporting import new_figure as _new_figure
+from ..reporting import save_png
 from ..svm import SVMSolution
 from ..svm import solve as solve_svm
 
@@ -43,7 +44,6 @@ def make_instances(n: int, T: int, d: int, seeds: Sequence[int], cross: bool = T
 def optimal_or_first(instance: Instance) -> tuple[np.ndarray, bool]:
     """Optimal tokens, or the first argmax of the scores when they tie (as the official code);
     the flag says whether there was a tie (the caller records it)."""
-    from ..instance import TiedTokensError
 
     try:
         return instance.optimal_tokens(), False
@@ -51,10 +51,8 @@ def optimal_or_first(instance: Instance) -> tuple[np.ndarray, bool]:
         return np.argmax(instance.token_scores(), axis=1).astype(np.int64), True
 
 
-def corr(A: Any, B: Any) -> float:
-    """``<A, B> / (||A||_F ||B||_F)``; NaN when either is missing or zero
-    (:func:`attnsvm.reporting.correlation`)."""
-    return correlation(A, B)
+#: the alignment measure of every figure: :func:`attnsvm._numerics.correlation` itself
+corr = correlation
 
 
 def solve(instance: Instance, alpha: np.ndarray, norm: str = "fro", p: float = 3.0,

@@ -84,6 +84,7 @@ def trajectory(instances: Sequence[Instance], record_steps: Sequence[int] | np.n
     """
     import time
 
+    # torch (heavy): imported when a figure trains, not when figures are listed
     from ..train import train
     from ..train.params import get_param
 

@@ -8,6 +8,7 @@ neither torch nor matplotlib.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from ..exceptions import InvalidParameterError
+from ..progress import format_seconds
 from .config import FigureConfig
 from .sweep import Cell
 
@@ -173,8 +175,6 @@ def expected_seconds(name: str, quick: bool) -> float | None:
 def measured_seconds(out: str | Path) -> dict[tuple[str, bool], float]:
     """Seconds per ``(figure, quick)`` from the ``summary.json`` of a report folder (the last
     run there); empty when there is none or it cannot be read."""
-    import json
-
     path = Path(out) / "summary.json"
     try:
         figures = json.loads(path.read_text(encoding="utf-8"))["figures"]
@@ -191,8 +191,6 @@ def describe_figures(out: str | Path | None = None) -> str:
     Times come from the last run recorded in ``out/summary.json`` when there is one (marked
     ``*``), else from :data:`TIMINGS`.
     """
-    from ..progress import format_seconds
-
     width = max(len(n) for n in FIGURES)
     last = measured_seconds(out) if out is not None else {}
 

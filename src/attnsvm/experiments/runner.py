@@ -27,6 +27,7 @@ from ..reporting import to_jsonable, write_json_atomic
 from .config import FigureConfig
 from .executors import BACKENDS, Executor, make_executor
 from .registry import Figure, expected_seconds, figure_names, get_figure
+from .report import provenance, write_report
 from .sweep import Sweep
 
 __all__ = ["FigureResult", "run_figure", "reproduce", "figure_config", "resolve_backend",
@@ -189,8 +190,6 @@ def reproduce(names: Sequence[str] | None = None, out: str | Path = DEFAULT_OUT,
         The command line, for the provenance.
     """
     import sys
-
-    from .report import provenance, write_report
 
     todo = list(names) if names else figure_names()
     for n in todo:

@@ -17,6 +17,7 @@ import numpy as np
 
 from .._validation import as_float_array, as_int_array, check_positive
 from ..exceptions import InstanceFileError, InvalidInputError, InvalidParameterError
+from .graph import label_graphs
 
 __all__ = ["NTPDataset", "random_ntp_dataset"]
 
@@ -165,9 +166,7 @@ def _draw(rng: np.random.Generator, n: int, T: int, K: int) -> tuple[np.ndarray,
 
 
 def _has_cycle(tokens: np.ndarray, labels: np.ndarray, K: int) -> bool:
-    from .graph import _label_graphs
-
-    return any(g.cyclic for g in _label_graphs(tokens, labels, K).values())
+    return any(g.cyclic for g in label_graphs(tokens, labels, K).values())
 
 
 def random_ntp_dataset(n: int, T: int, K: int, d: int, *, cyclic: bool | None = None,

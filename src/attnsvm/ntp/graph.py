@@ -11,12 +11,15 @@ gradient descent keeps to every other token ``x`` of the sequence.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._validation import as_int_array
 from ..exceptions import InvalidInputError
-from .dataset import NTPDataset
+
+if TYPE_CHECKING:  # annotations only: the dataset module builds graphs (label_graphs)
+    from .dataset import NTPDataset
 
 __all__ = ["PriorityGraph", "priority_graphs", "kept_token_graphs",
            "strongly_connected_components"]
@@ -156,10 +159,12 @@ def priority_graphs(dataset: NTPDataset) -> dict[int, PriorityGraph]:
     dict of int to PriorityGraph
         Keyed by last-token id, in increasing order.
     """
-    return _label_graphs(dataset.tokens, dataset.labels, dataset.K)
+    return label_graphs(dataset.tokens, dataset.labels, dataset.K)
 
 
-def _label_graphs(tokens: np.ndarray, labels: np.ndarray, K: int) -> dict[int, PriorityGraph]:
+def label_graphs(tokens: np.ndarray, labels: np.ndarray, K: int) -> dict[int, PriorityGraph]:
+    """The graphs of :func:`priority_graphs` from raw ``tokens`` (n, T), ``labels`` (n,) in
+    ``[0, K)``."""
     n, T = tokens.shape
     q = np.repeat(tokens[:, -1], T)
     y = np.repeat(labels, T)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..reporting import correlation
+from .._numerics import correlation
 
 __all__ = ["corr", "compare", "random_control", "constraint_values"]
 

@@ -24,8 +24,7 @@ from .landscape import (
 from .linf import solve_linf, solve_linf_constraints
 from .margins import MARGIN_NORMS, margin_ratio, margin_ratios
 from .norms import NORMS
-from .nuclear import certified_rank, solve_nuc, solve_nuc_constraints
-from .nuclear_batch import solve_nuc_many
+from .nuclear import certified_rank, solve_nuc, solve_nuc_constraints, solve_nuc_many
 from .registry import SOLVERS, solve
 from .several import SVMEquivalence, fit_svmeq, selected_sets, solve_w_dir, solve_w_fin
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution

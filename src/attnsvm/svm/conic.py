@@ -27,7 +27,9 @@ from .._validation import as_float_array, check_choice
 from ..exceptions import ConvergenceWarning, SolverError
 from ..instance import ConstraintSet, Instance
 from ._instance import solve_on_instance
-from .norms import check_norm, row_scale
+from ._scale import UnitScale
+from .frobenius import solve_fro_constraints
+from .norms import check_norm, norm_value
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 
 __all__ = ["solve_conic", "solve_lp"]
@@ -82,8 +84,10 @@ def solve_conic(
     else:
         U, V = np.eye(d1), np.eye(d2)
     # scale-covariant: solve at unit scale (W = W' / (sA sZ)) so the conic solver sees O(1) data
-    sA, sZ = row_scale(A), row_scale(Zc)
-    Ar, Zr = (A / sA) @ U, (Zc / sZ) @ V  # (m, r1), (m, r2)
+    cset = ConstraintSet(A=A, Zc=Zc, index=idx, b=bb, n_eq=n_eq)
+    scale = UnitScale.of(A, Zc)
+    unit = scale.apply(cset)
+    Ar, Zr = unit.A @ U, unit.Zc @ V  # (m, r1), (m, r2)
     if U.shape[1] == 0 or V.shape[1] == 0:
         M = cp.Variable((max(U.shape[1], 1), max(V.shape[1], 1)))
         cons = [cp.Constant(np.zeros(m)) >= bb]
@@ -108,13 +112,10 @@ def solve_conic(
             prob.solve(solver=solver, **(solver_options or {}))
     except cp.error.SolverError as exc:
         raise SolverError(f"the conic solver {solver} failed: {exc}") from exc
-    cset = ConstraintSet(A=A, Zc=Zc, index=idx, b=bb, n_eq=n_eq)
     name = f"cvxpy:{solver}"
     if prob.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
         # Feasibility does not depend on the norm: the exact working-set solver gives a Farkas
         # certificate that cancels to rounding, where the conic dual ray is only approximate.
-        from .frobenius import solve_fro_constraints
-
         exact = solve_fro_constraints(cset)
         if exact.certificate is None:
             raise SolverError(
@@ -125,17 +126,15 @@ def solve_conic(
                           certificate=exact.certificate, solver=name + " (certificate: exact)",
                           p=p, n_eq=n_eq)
     elif prob.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and M.value is not None:
-        W = U @ M.value @ V.T / (sA * sZ)
+        W = scale.lift(U @ M.value @ V.T)
         parts = [np.asarray(c.dual_value, dtype=float).ravel() for c in cons]
         y = np.concatenate(parts[1:] + parts[:1]) if n_eq and n_eq < m else np.concatenate(parts)
         if n_eq:  # cvxpy's equality multipliers carry the opposite sign convention
             y[:n_eq] = -y[:n_eq]
         # normalise the multipliers to the norm-minimisation dual: sum mu b = ||W||
-        scale = float(y @ bb)
-        from .norms import norm_value
-
+        scale_y = float(y @ bb)
         nrm = norm_value(W, norm, p)
-        mu = y * (nrm / scale) if scale > 0 else y
+        mu = y * (nrm / scale_y) if scale_y > 0 else y
         sol = SVMSolution(OPTIMAL, norm, W, cset, bb, mu, solver=name, p=p, n_eq=n_eq)
         worst = max(sol.primal_residual(), sol.stationarity_residual(), sol.duality_gap())
         sol.info["kkt_max_residual"] = worst

@@ -10,14 +10,16 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
 
 from .._validation import check_choice, check_positive
+from ..exceptions import InvalidParameterError
 from ..instance import Instance
 from .norms import NORMS, check_norm
-from .registry import solve
+from .registry import solve, solver_tol
 from .solution import SVMSolution
 
 __all__ = ["AttSVM"]
@@ -26,6 +28,10 @@ __all__ = ["AttSVM"]
 class AttSVM:
     """Att-SVM ``min ||W|| s.t. (x_{i,alpha_i} - x_it)^T W z_i >= 1`` as an estimator.
 
+    A scikit-learn estimator: ``__init__`` stores its parameters, :meth:`get_params` and
+    :meth:`set_params` read and change them (``sklearn.base.clone`` works), :meth:`fit`
+    returns ``self`` with the learned values in attributes ending in ``_``.
+
     Parameters
     ----------
     norm : {"fro", "nuc", "lp"}, default "fro"
@@ -33,10 +39,12 @@ class AttSVM:
     p : float, optional
         Exponent of the ``lp`` norm.
     tol : float, default 1e-10
-        Solver tolerance: feasibility for ``fro``; the certified relative gap for ``nuc``
-        (at least 1e-9); the KKT accuracy ``max(1e4 tol, 1e-8)`` for ``lp``.
+        Requested accuracy; each norm's solver reads it as the registry says
+        (:func:`attnsvm.svm.registry.solver_tol`): feasibility for ``fro``, the certified
+        relative gap for ``nuc`` (at least 1e-9), KKT accuracy ``max(1e4 tol, 1e-8)`` for
+        ``lp``.
     solver : str, default "CLARABEL"
-        cvxpy solver for the ``lp`` norm.
+        cvxpy solver, for the norms solved by cvxpy (``lp``).
 
     Attributes
     ----------
@@ -60,17 +68,39 @@ class AttSVM:
         self.tol = tol
         self.solver = solver
 
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [name for name in sig.parameters if name != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters by name (``deep``: accepted; no sub-estimators)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> AttSVM:
+        """Set constructor parameters by name; returns ``self``.  Checked when fitting."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise InvalidParameterError(
+                    f"Invalid parameter {name!r} for estimator {type(self).__name__}. "
+                    f"Valid parameters are: {sorted(valid)!r}.")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        default = {name: p.default for name, p in inspect.signature(
+            type(self).__init__).parameters.items() if name != "self"}
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v != default[k])
+        return f"{type(self).__name__}({shown})"
+
     def fit(self, instance: Instance, alpha: np.ndarray | None = None) -> AttSVM:
         """Solve for the instance's token choice (or ``alpha``); returns ``self``."""
         check_choice("norm", self.norm, NORMS)
         check_positive("tol", self.tol)
         norm, p = check_norm(self.norm, self.p)
-        opts: dict[str, Any] = {"tol": self.tol}
-        if norm == "nuc":  # a certified relative gap: interior-point accuracy ends near 1e-10
-            opts = {"tol": max(self.tol, 1e-9)}
-        elif norm == "lp":  # the conic reference: KKT accuracy, not a feasibility tolerance
-            opts = {"tol": max(1e4 * self.tol, 1e-8), "solver": self.solver}
-        sol = solve(instance, norm, alpha=alpha, p=p, **opts)
+        sol = solve(instance, norm, alpha=alpha, p=p, tol=solver_tol(norm, self.tol),
+                    solver=self.solver)
         self.solution_: SVMSolution = sol
         self.status_ = sol.status
         self.W_ = sol.W

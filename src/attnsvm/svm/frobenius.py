@@ -21,8 +21,9 @@ from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..instance import Instance
 from ._dense_qp import solve_dense_hard_margin
 from ._instance import solve_on_instance
+from ._scale import UnitScale
 from ._working_set import solve_hard_margin
-from .norms import row_scale, safe_norm
+from .norms import safe_norm
 from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 
 __all__ = ["solve_fro", "solve_fro_constraints"]
@@ -81,9 +82,10 @@ def solve_fro_constraints(
     bb = as_float_array("b", constraints.rhs, 1, (m,))
     # The problem is scale-covariant (A -> A / sA, Zc -> Zc / sZ gives W -> sA sZ W): solve it
     # at unit scale so that extreme magnitudes neither overflow nor underflow the kernel.
-    sA, sZ = row_scale(A), row_scale(Zc)
+    scale = UnitScale.of(A, Zc)
+    sA, sZ = scale.sA, scale.sZ
     cons = ConstraintSet(A=A, Zc=Zc, index=idx, b=bb, n_eq=n_eq)
-    kernel = cons.scaled(sA, sZ)
+    kernel = scale.apply(cons)
     warm = None
     if isinstance(warm_start, SVMSolution):
         warm = np.flatnonzero(warm_start.dual != 0) if warm_start.dual.size == m else None

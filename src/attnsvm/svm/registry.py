@@ -1,12 +1,16 @@
 """One entry point for every norm: ``solve(problem, norm=...)`` over a plain registry.
 
 The command line, the estimator, the experiments and the trainers' comparisons all choose a
-solver by norm here, so the choice is written once.
+solver by norm here, so the choice is written once.  Next to each solver: what a requested
+accuracy ``tol`` means for it (:data:`TOLERANCES`, :func:`solver_tol`).  ``warm_start`` and
+``solver`` (a backend choice) reach every solver whose signature takes them, and no other.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -23,12 +27,12 @@ from .nuclear import solve_nuc_constraints
 from .solution import SVMSolution
 from .spectral import solve_spec_constraints
 
-__all__ = ["solve", "SOLVERS"]
+__all__ = ["solve", "SOLVERS", "TOLERANCES", "solver_tol"]
 
 
 def _lp(constraints: ConstraintSet, *, p: float | None = None, tol: float = 1e-6,
-        warm_start: SVMSolution | None = None, **options: Any) -> SVMSolution:
-    return solve_conic(constraints, norm="lp", p=p, tol=tol, **options)
+        solver: str = "CLARABEL", **options: Any) -> SVMSolution:
+    return solve_conic(constraints, norm="lp", p=p, tol=tol, solver=solver, **options)
 
 
 #: norm -> function(constraints, **options) -> SVMSolution
@@ -39,6 +43,28 @@ SOLVERS: dict[str, Callable[..., SVMSolution]] = {
     "linf": solve_linf_constraints,
     "spec": solve_spec_constraints,
 }
+
+#: norm -> its solver's ``tol`` for a requested accuracy ``tol`` (the estimator's); norms not
+#: listed take ``tol`` as it is (``fro``: the active-set feasibility tolerance).
+TOLERANCES: dict[str, Callable[[float], float]] = {
+    # a certified relative gap: the interior point's accuracy ends near 1e-10
+    "nuc": lambda tol: max(tol, 1e-9),
+    # the conic reference's KKT accuracy, not a feasibility tolerance
+    "lp": lambda tol: max(1e4 * tol, 1e-8),
+}
+
+#: options passed only to the solvers whose signature takes them
+_OPTIONAL = ("warm_start", "solver")
+
+
+def solver_tol(norm: str, tol: float) -> float:
+    """The ``tol`` that the solver of ``norm`` is given for a requested accuracy ``tol``."""
+    return TOLERANCES.get(norm, float)(tol)
+
+
+@cache
+def _takes(fn: Callable[..., SVMSolution], name: str) -> bool:
+    return name in inspect.signature(fn).parameters
 
 
 def solve(problem: Instance | ConstraintSet, norm: str = "fro", *,
@@ -58,7 +84,8 @@ def solve(problem: Instance | ConstraintSet, norm: str = "fro", *,
     p : float, optional
         Exponent of the ``lp`` norm.
     **options
-        Passed to the norm's solver (``tol``, ``warm_start``, ...).
+        Passed to the norm's solver (``tol``, ...); ``warm_start`` and ``solver`` only to a
+        solver that takes them.
 
     Returns
     -------
@@ -76,6 +103,9 @@ def solve(problem: Instance | ConstraintSet, norm: str = "fro", *,
     if norm == "lp":
         options["p"] = p
     fn = SOLVERS[norm]
+    for name in _OPTIONAL:
+        if name in options and not _takes(fn, name):
+            del options[name]
     if isinstance(problem, Instance):
         return solve_on_instance(fn, problem, alpha, **options)
     return fn(problem, **options)

@@ -8,16 +8,16 @@ from typing import Any
 
 import numpy as np
 
+from .._numerics import correlation
 from .._validation import as_float_array, as_int_array
 from ..instance import Instance
+from ..svm import solve_fro, solve_lp, solve_nuc
 
 __all__ = ["compare_with_svms", "matrix_corr"]
 
 
 def matrix_corr(A: np.ndarray, B: np.ndarray | None) -> float | None:
-    """:func:`attnsvm.reporting.correlation`, with None (JSON null) where it gives NaN."""
-    from ..reporting import correlation
-
+    """:func:`attnsvm._numerics.correlation`, with None (JSON null) where it gives NaN."""
     c = correlation(A, B)
     return c if math.isfinite(c) else None
 
@@ -48,7 +48,6 @@ def compare_with_svms(instance: Instance, W: Any, selected: Any, *,
         (:func:`attnsvm.report_solve.verify_solution`: ``inaccurate`` when the answer fails
         its own check) and ``reason_fro``, ``reason_nuc`` (None when verified).
     """
-    from ..svm import solve_fro, solve_lp, solve_nuc
 
     n, T, d = instance.X.shape
     Wa = as_float_array("W", W, 2, (d, d))

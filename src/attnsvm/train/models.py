@@ -23,8 +23,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._validation import as_float_array
 from ._data import Problem
 from ._direction import Direction
+from .params import PARAMETRIZATIONS
 
 __all__ = ["Model", "WModel", "KQModel", "PromptModel", "JointModel", "build_model"]
 
@@ -206,8 +208,6 @@ def build_model(param: str, blocks: dict[str, Tensor], prob: Problem, kq_eps: fl
     prompt_W : array (d, d) or (B, d, d), optional
         Fixed key matrix of the prompt models (identity by default).
     """
-    from .._validation import as_float_array
-    from .params import PARAMETRIZATIONS
 
     spec = PARAMETRIZATIONS[param]
     B, n, T, d = prob.shape

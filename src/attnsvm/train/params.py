@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._validation import check_choice
+
 __all__ = ["ParamSpec", "PARAMETRIZATIONS", "PARAMS", "get_param"]
 
 
@@ -60,6 +62,5 @@ PARAMS: tuple[str, ...] = tuple(PARAMETRIZATIONS)
 
 def get_param(name: str) -> ParamSpec:
     """The :class:`ParamSpec` of ``name`` (validated)."""
-    from .._validation import check_choice
 
     return PARAMETRIZATIONS[check_choice("param", name, PARAMS)]

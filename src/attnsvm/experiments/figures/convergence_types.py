@@ -18,6 +18,7 @@ import pandas as pd
 
 from ...reporting import fmt_number as num
 from ...reporting import fmt_share as share
+from ...svm import local_optimality
 from .._common import add_legend, corr, make_instances, new_figure, save_figure, solve
 from ..config import FigureConfig
 from ..registry import Figure, Verdict
@@ -56,7 +57,7 @@ def cells(cfg: ConvergenceTypesConfig) -> list[Cell]:
 
 
 def run_cell(cfg: ConvergenceTypesConfig, cell: Cell) -> pd.DataFrame:
-    from ...svm import local_optimality
+    # torch (heavy): imported when a figure trains, not when figures are listed
     from ...train import train
 
     n, T, d = (cell.params[k] for k in ("n", "T", "d"))

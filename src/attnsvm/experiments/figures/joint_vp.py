@@ -19,6 +19,7 @@ import pandas as pd
 from ...reporting import fmt_number as num
 from ...reporting import fmt_share as share
 from ...reporting import plural
+from ...svm import solve_p_svm, solve_p_svm_relaxed, solve_v_svm
 from .._common import (
     ALIGNED,
     add_legend,
@@ -64,7 +65,6 @@ def cells(cfg: JointVPConfig) -> list[Cell]:
 
 
 def run_cell(cfg: JointVPConfig, cell: Cell) -> pd.DataFrame:
-    from ...svm import solve_p_svm, solve_p_svm_relaxed, solve_v_svm
 
     insts = make_instances(cfg.n, cfg.T, cfg.d, cell.seeds)
     tr = trajectory(insts, log_steps(cfg.steps, 16), param="vp", optimizer=cfg.optimizer,

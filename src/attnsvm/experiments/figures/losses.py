@@ -17,6 +17,7 @@ import pandas as pd
 
 from ...reporting import fmt_number as num
 from ...reporting import plural
+from ...svm import solve_p_svm
 from .._common import (
     ALIGNED,
     add_legend,
@@ -63,7 +64,6 @@ def cells(cfg: LossesConfig) -> list[Cell]:
 
 
 def run_cell(cfg: LossesConfig, cell: Cell) -> pd.DataFrame:
-    from ...svm import solve_p_svm
 
     insts = make_instances(cfg.n, cfg.T, cfg.d, cell.seeds)
     tr = trajectory(insts, log_steps(cfg.steps, 16), param="p", optimizer=cfg.optimizer,

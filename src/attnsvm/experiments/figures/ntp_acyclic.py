@@ -19,14 +19,10 @@ from ...reporting import plural
 from ..config import FigureConfig
 from ..registry import Figure, Verdict
 from ..sweep import Cell
+from .ntp_cyclic import ACYCLIC_TAKEAWAY as TAKEAWAY
 from .ntp_cyclic import cells, ntp_rows, plot, summarize
 
 __all__ = ["NTPAcyclicConfig", "FIGURE"]
-
-TAKEAWAY = ("cos(W, W^svm) rises towards 1 (W^fin = 0 here, so the two alignment curves "
-            "coincide) while ||W|| and the fitted R(t) grow and the attention on the label "
-            "tends to 1.")
-
 
 @dataclass(frozen=True)
 class NTPAcyclicConfig(FigureConfig):

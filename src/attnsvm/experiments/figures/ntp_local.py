@@ -16,6 +16,16 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from ...ntp import (
+    cosine,
+    local_graph_svm,
+    random_ntp_dataset,
+    solve_graph_svm,
+    solve_w_fin,
+    top_scc_mask,
+    train_ntp,
+)
+from ...ntp.fin import fit_r
 from ...reporting import fmt_number as num
 from ...reporting import fmt_share as share
 from ...reporting import plural
@@ -55,18 +65,8 @@ def cells(cfg: NTPLocalConfig) -> list[Cell]:
 
 
 def run_cell(cfg: NTPLocalConfig, cell: Cell) -> pd.DataFrame:
+    # torch (heavy): imported when a figure trains, not when figures are listed
     import torch
-
-    from ...ntp import (
-        cosine,
-        local_graph_svm,
-        random_ntp_dataset,
-        solve_graph_svm,
-        solve_w_fin,
-        top_scc_mask,
-        train_ntp,
-    )
-    from ...ntp.fin import fit_r
 
     torch.set_num_threads(1)
     dss = [random_ntp_dataset(cfg.n, cfg.T, cfg.K, cfg.d, cyclic=True, seed=s)

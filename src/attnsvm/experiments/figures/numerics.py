@@ -62,6 +62,7 @@ def cells(cfg: NumericsConfig) -> list[Cell]:
 
 
 def run_cell(cfg: NumericsConfig, cell: Cell) -> pd.DataFrame:
+    # torch (heavy): imported when a figure trains, not when figures are listed
     from ...train import reference_train
 
     insts = make_instances(cfg.n, cfg.T, cfg.d, cell.seeds)

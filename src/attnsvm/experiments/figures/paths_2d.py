@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from ...instance import random_instance
 from ...reporting import fmt_number as num
 from ...reporting import plural
 from .._common import (
@@ -127,8 +128,6 @@ def setting_holds(cfg: Paths2DConfig, df: pd.DataFrame, T: int, param: str, seed
 
 def diagnose(cfg: Paths2DConfig, df: pd.DataFrame, T: int, param: str, seed: int) -> str:
     """Why a run ends far from its SVM direction, in words (from the recorded iterates)."""
-    from ...instance import random_instance
-
     g = df[(df["T"] == T) & (df["param"] == param) & (df["seed"] == seed)]
     f = _final_rows(g).sort_values("seq")
     why = []
@@ -152,8 +151,6 @@ def diagnose(cfg: Paths2DConfig, df: pd.DataFrame, T: int, param: str, seed: int
 
 def _panel(a: Any, cfg: Paths2DConfig, df: pd.DataFrame, T: int, param: str, seed: int
            ) -> None:
-    from ...instance import random_instance
-
     g = df[(df["T"] == T) & (df["param"] == param) & (df["seed"] == seed)]
     inst = random_instance(cfg.n, T, cfg.d, seed=seed)
     opt = inst.optimal_tokens()

@@ -20,6 +20,7 @@ import pandas as pd
 from ...reporting import fmt_number as num
 from ...reporting import fmt_share as share
 from ...reporting import plural
+from ...svm import local_optimality, solve_p_svm
 from .._common import (
     ALIGNED,
     add_legend,
@@ -63,7 +64,6 @@ class PromptPathsConfig(FigureConfig):
 
 def local_prompt_choices(inst: Any) -> list[tuple[np.ndarray, Any]]:
     """Non-optimal token choices whose p-SVM is feasible and passes the SVM-neighbour test."""
-    from ...svm import local_optimality, solve_p_svm
 
     opt = inst.optimal_tokens()
     out = []
@@ -85,7 +85,6 @@ def cells(cfg: PromptPathsConfig) -> list[Cell]:
 
 
 def run_cell(cfg: PromptPathsConfig, cell: Cell) -> pd.DataFrame:
-    from ...svm import solve_p_svm
 
     n, T, d = cell.params["n"], cell.params["T"], cell.params["d"]
     insts = make_instances(n, T, d, cell.seeds)

@@ -2,7 +2,7 @@
 
 Solvers only: for random instances at each (n, T, d), solve ``W^mm`` (exact working-set
 solver) and ``W_*^mm`` (the dedicated nuclear-norm solver, the cell's instances of equal
-shapes by one stacked interior point: :func:`attnsvm.svm.nuclear_batch.solve_nuc_many`) for
+shapes by one stacked interior point: :func:`attnsvm.svm.nuclear.solve_nuc_many`) for
 the optimal tokens, certify both, and count ranks with a
 tolerance tied to each solution's accuracy.  Infeasible instances are counted apart.
 """
@@ -20,7 +20,8 @@ import pandas as pd
 from ...reporting import fmt_number as num
 from ...reporting import fmt_share as share
 from ...reporting import plural
-from ...svm.nuclear_batch import solve_nuc_many
+from ...svm.conic import solve_conic
+from ...svm.nuclear import solve_nuc_many
 from .._common import (
     add_legend,
     make_instances,
@@ -123,7 +124,6 @@ def run_cell(cfg: RankConfig, cell: Cell) -> pd.DataFrame:
 
 def _scs_rank(inst: Any, alpha: np.ndarray) -> float:
     """Rank with tol 1e-7 of SCS's default-accuracy nuclear-norm solution (official rule)."""
-    from ...svm.conic import solve_conic
 
     c = inst.constraints(alpha)
     with warnings.catch_warnings():

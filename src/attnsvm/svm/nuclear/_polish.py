@@ -12,9 +12,9 @@ the dual's own accuracy.  The step's normal equations are ``|S| x |S|`` Hadamard
 
 Face polish (small problems only):
 
-On a nearly infeasible instance (the rank figure's (10, 5, 3) seed 34: ``||W||_* = 2.7e5`` for
-margins of 1) the interior point's Newton systems are too ill-conditioned for the last digits:
-its primal residual stalls near 1e-5 and the certified gap near 1e-7.  There the optimum is
+On a nearly infeasible instance (``||W||_*`` of order 1e5 for margins of 1) the interior
+point's Newton systems are too ill-conditioned for the last digits: its primal residual and
+the certified gap stall far above the tolerance.  There the optimum is
 pinned by its active rows, which a linear solve reaches exactly:
 
 * primal: ``W = U_r C V_r^T`` on the top-``r`` singular spaces of the candidate, with ``C``
@@ -34,7 +34,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..constraints import ConstraintSet
+from ...constraints import ConstraintSet
 
 __all__ = ["face_candidates", "tangent_polish"]
 

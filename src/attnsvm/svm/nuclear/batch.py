@@ -1,18 +1,17 @@
 """Many small nuclear-norm Att-SVMs at once: one stacked interior point per shape.
 
-:func:`solve_nuc_many` gives, problem by problem, what :func:`.nuclear.solve_nuc_constraints`
+:func:`solve_nuc_many` gives, problem by problem, what :func:`.solver.solve_nuc_constraints`
 gives: the same presolve (exact Frobenius solution, Farkas certificate when infeasible, unit
 scaling, reduced coordinates with repeated constraints merged), the same interior point and
-the same certificate (:func:`.nuclear.certify_nuclear`).  Only the interior point is shared:
+the same certificate (:func:`.solver.certify_nuclear`).  Only the interior point is shared:
 problems whose reduced shapes ``(s, r1, g, r2, n_eq)`` agree advance together in
-:func:`._nuclear_ipm_batch.nuclear_ipm_batch`, so that each NumPy call serves all of them.
-Random instances of one ``(n, T, d)`` (a cell of the rank figure) generically share their
-shapes.
+:func:`._ipm_batch.nuclear_ipm_batch`, so that each NumPy call serves all of them.
+Random instances of one ``(n, T, d)`` generically share their shapes.
 
 Every answer is certified exactly as the single solver's: a problem that the stacked run
 does not certify as ``optimal`` (or hands back, or a problem with more than ``_SMALL``
 constraints, solved in working-set rounds) is solved again by
-:func:`.nuclear.solve_nuc_constraints`.
+:func:`.solver.solve_nuc_constraints`.
 """
 
 from __future__ import annotations
@@ -25,21 +24,16 @@ from typing import cast
 
 import numpy as np
 
-from .._validation import check_positive
-from ..constraints import ConstraintSet
-from ..exceptions import InvalidInputError
-from ._nuclear_ipm import _DENSE_MAX
-from ._nuclear_ipm_batch import nuclear_ipm_batch
-from .frobenius import solve_fro_constraints
-from .norms import row_scale
-from .nuclear import (
-    _SMALL,
-    _Reduced,
-    certify_nuclear,
-    solve_nuc_constraints,
-    validated_constraints,
-)
-from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
+from ..._validation import check_positive
+from ...constraints import ConstraintSet
+from ...exceptions import InvalidInputError
+from ..frobenius import solve_fro_constraints
+from ..solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
+from ._ipm import _DENSE_MAX
+from ._ipm_batch import nuclear_ipm_batch
+from ._policy import Tolerances
+from ._presolve import Presolved, Reduced
+from .solver import _SMALL, certify_nuclear, solve_nuc_constraints, validated_constraints
 
 __all__ = ["solve_nuc_many"]
 
@@ -49,16 +43,12 @@ _MAX_ENTRIES = 4_000_000
 
 @dataclass
 class _Prepared:
-    """One problem ready for the stacked interior point: its constraints ``cset`` (m rows),
-    Frobenius solution ``fro``, unit scales ``sA``, ``sZ``, reduction ``red`` and the
-    reduced starting point ``W0`` (r1, r2)."""
+    """One problem ready for the stacked interior point: its presolve ``pre``, the
+    reduction ``red`` of all its rows and the reduced starting point ``W0`` (r1, r2)."""
 
     pos: int
-    cset: ConstraintSet
-    fro: SVMSolution
-    sA: float
-    sZ: float
-    red: _Reduced
+    pre: Presolved
+    red: Reduced
     W0: np.ndarray
     seconds: float
 
@@ -81,24 +71,18 @@ def _prepare(pos: int, cset: ConstraintSet, frobenius: SVMSolution | None, tol: 
     if fro.status == INFEASIBLE or m > _SMALL or fro.W is None:
         # the Farkas certificate, or working-set rounds: the single solver's own path
         return solve_nuc_constraints(cset, tol=tol, frobenius=fro)
-    sA, sZ = row_scale(cset.A), row_scale(cset.Zc)
-    unit = cset.scaled(sA, sZ)
-    Zq_all, ginv = unit.groups
-    red = _Reduced.build(unit, np.arange(m), Zq_all, ginv, int(cset.n_eq))
-    W0 = red.U.T @ (fro.W * (sA * sZ)) @ red.V
-    return _Prepared(pos, cset, fro, sA, sZ, red, W0, time.perf_counter() - t0)
+    pre = Presolved.of(cset, fro)
+    red = pre.apply(np.arange(m))
+    return _Prepared(pos, pre, red, red.apply(pre.W_fro), time.perf_counter() - t0)
 
 
 def _certify(p: _Prepared, W: np.ndarray, y: np.ndarray, iterations: int, tol: float
              ) -> SVMSolution:
     """The certificate of :func:`solve_nuc_constraints` for the reduced solution ``(W, y)``
     (W (r1, r2), y (s,)), without a warning (the caller falls back when it is inaccurate)."""
-    red, m = p.red, p.cset.m
-    y_full = np.zeros(m)
-    y_full[red.idx] = y / red.rs
-    return certify_nuclear(p.cset, (red.U @ W @ red.V.T) / (p.sA * p.sZ), y_full, tol=tol,
-                           frobenius=p.fro, warn=False, working_set=m, rounds=1,
-                           ipm_iterations=iterations)
+    W_full, y_full = p.pre.lift(p.red, W, y)
+    return certify_nuclear(p.pre.cset, W_full, y_full, tol=tol, frobenius=p.pre.fro,
+                           warn=False, working_set=p.pre.m, rounds=1, ipm_iterations=iterations)
 
 
 def solve_nuc_many(
@@ -111,7 +95,7 @@ def solve_nuc_many(
     """Nuclear-norm SVMs of many constraint sets, the small ones by one stacked interior point.
 
     Each problem is ``min ||W||_* s.t. A[k]^T W Zc[k] >= b_k`` (``= b_k`` for ``k < n_eq``),
-    solved and certified as by :func:`.nuclear.solve_nuc_constraints` (same presolve,
+    solved and certified as by :func:`.solver.solve_nuc_constraints` (same presolve,
     interior point, stopping rules and certificate); problems of equal reduced shapes share
     each NumPy call, which is what costs on tiny problems.
 
@@ -158,7 +142,7 @@ def solve_nuc_many(
             out[pos] = _single(prep, tol)
         else:
             groups[prep.key].append(prep)
-    gap_tol = min(1e-12, tol * 1e-3)  # the single solver's final round
+    tols = Tolerances(tol)  # the single solver's final round
     for (s, *_, n_eq), probs in groups.items():
         size = max(1, _MAX_ENTRIES // max(s * s, 1))
         for start in range(0, len(probs), size):
@@ -167,8 +151,8 @@ def solve_nuc_many(
             res = nuclear_ipm_batch(
                 np.stack([p.red.A for p in chunk]), np.stack([p.red.Zq for p in chunk]),
                 np.stack([p.red.loc for p in chunk]), np.stack([p.red.b for p in chunk]),
-                n_eq=n_eq, W0=np.stack([p.W0 for p in chunk]), gap_tol=gap_tol,
-                max_iter=max_iter, accept_tol=0.25 * tol)
+                n_eq=n_eq, W0=np.stack([p.W0 for p in chunk]), gap_tol=tols.final_gap,
+                max_iter=max_iter, accept_tol=tols.accept)
             share = (time.perf_counter() - t0) / len(chunk)
             for p, r in zip(chunk, res, strict=True):
                 t1 = time.perf_counter()
@@ -184,6 +168,6 @@ def solve_nuc_many(
 
 def _single(p: _Prepared, tol: float) -> SVMSolution:
     """The single solver's answer (its own warnings pass on)."""
-    sol = solve_nuc_constraints(p.cset, tol=tol, frobenius=p.fro)
+    sol = solve_nuc_constraints(p.pre.cset, tol=tol, frobenius=p.pre.fro)
     sol.info["batched"] = False
     return sol

@@ -9,9 +9,11 @@ is the semidefinite program, with ``F_k = [[0, a_k z_k^T], [z_k a_k^T, 0]]`` (N 
     (P') min tr X  s.t.  <F_k, X> - x_k = b_k,  X >= 0 (PSD),  x >= 0   (x only on inequalities)
     (D') max b^T y  s.t. Z = I - sum_k y_k F_k >= 0,  y_k >= 0 on inequalities,
 
-with ``W = 2 X_12`` and ``||sum_k y_k a_k z_k^T||_op <= 1`` equivalent to ``Z >= 0``.  The
-Nesterov-Todd search direction with Mehrotra's predictor-corrector is used (the HKM direction,
-used before, stalled on some real heads with primal steps blocked near a relative gap of 1e-2).
+with ``W = 2 X_12`` and ``||sum_k y_k a_k z_k^T||_op <= 1`` equivalent to ``Z >= 0``.  Each
+iteration is a Mehrotra predictor-corrector step along the HKM direction (Schur complement
+``M_kl = <F_k, X F_l Z^-1>``); while HKM's steps are blocked (poor centring) it takes
+Nesterov-Todd steps instead, until the relative gap reaches 1e-6, where HKM finishes unless
+it is blocked there too (``direction="auto"``; the rules are in :mod:`._policy`).
 With the NT scaling matrix ``S`` (``S Z S = X``), the Schur complement ``M_kl = <F_k, S F_l S>``
 is, for rank-one ``F_k``, two Hadamard products of ``s x s`` matrices (``s`` constraints):
 
@@ -32,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh, solve_triangular
+
+from . import _policy as policy
 
 __all__ = ["IPMResult", "IPMState", "nuclear_ipm"]
 
@@ -417,13 +421,9 @@ _Step = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float]
 
 def _refinements(rel_gap: float) -> int:
     """Steps of iterative refinement of ``dy``: none far from the optimum, more as the Schur
-    complement grows ill-conditioned (one step left a MiniLM head's primal residual at 1e-8
-    near a gap of 1e-9, where four bring it to 1e-11)."""
+    complement grows ill-conditioned near the optimum (below a gap of 1e-8 a single step
+    leaves the primal residual above the certified tolerance)."""
     return 0 if rel_gap >= 1e-6 else 1 if rel_gap >= 1e-8 else 4
-
-
-def _mehrotra_sigma(mu_aff: float, mu: float) -> float:
-    return min(1.0, (mu_aff / mu) ** 3) if mu > 0 else 0.0
 
 
 def _hkm_step(ops: _Operators, ineq: np.ndarray, X: np.ndarray, x: np.ndarray, y: np.ndarray,
@@ -450,12 +450,12 @@ def _hkm_step(ops: _Operators, ineq: np.ndarray, X: np.ndarray, x: np.ndarray, y
     ad = min(_max_step(LZ, dZa, 1.0), _lp_step(y[ineq], dya[ineq], 1.0))
     mu_aff = (float(np.sum((X + ap * dXa) * (Z + ad * dZa)))
               + float((x[ineq] + ap * dxa[ineq]) @ (y[ineq] + ad * dya[ineq]))) / nu
-    sigma = max(_mehrotra_sigma(mu_aff, mu), centring)
+    sigma = max(policy.mehrotra_sigma(mu_aff, mu), centring)
     # corrector (second-order terms of the predictor)
     corr = (dXa @ dZa if Rd is not None
             else _times_antidiag(dXa, dZa[: ops.r1, ops.r1:], ops.r1))
     dX, dy, dZ, dx = step.direction(sigma * mu, corr, dxa * dya)
-    tau = 0.98 if rel_gap > 1e-6 else 0.995
+    tau = policy.damping(rel_gap)
     ap = _safe_step(X, dX, min(_max_step(LX, dX, tau), _lp_step(x[ineq], dx[ineq], tau)))
     ad = _safe_step(Z, dZ, min(_max_step(LZ, dZ, tau), _lp_step(y[ineq], dy[ineq], tau)))
     return dX, dx, dy, dZ, ap, ad
@@ -490,11 +490,11 @@ def _nt_step(ops: _Operators, ineq: np.ndarray, X: np.ndarray, x: np.ndarray, y:
     V = np.diag(v)
     mu_aff = (float(np.sum((V + ap * dXa) * (V + ad * dZa)))
               + float((x[ineq] + ap * dxa[ineq]) @ (y[ineq] + ad * dya[ineq]))) / nu
-    sigma = max(_mehrotra_sigma(mu_aff, mu), centring)
+    sigma = max(policy.mehrotra_sigma(mu_aff, mu), centring)
     # corrector (second-order terms of the predictor)
     C = dXa @ dZa
     dXt, dZt, dy, dZ, dx = step.direction(sigma * mu, (C + C.T) / 2, dxa * dya)
-    tau = 0.98 if rel_gap > 1e-6 else 0.995
+    tau = policy.damping(rel_gap)
     ap = min(_psd_step(v, dXt, tau), _lp_step(x[ineq], dx[ineq], tau))
     ad = min(_psd_step(v, dZt, tau), _lp_step(y[ineq], dy[ineq], tau))
     return G @ dXt @ G.T, dx, dy, dZ, ap, ad
@@ -547,13 +547,12 @@ def nuclear_ipm(
         Least centring parameter sigma (Mehrotra's choice otherwise): each step aims at no less
         than ``centring * mu``.  Slower, but it keeps degenerate problems' iterates away from
         the boundary, where their primal steps otherwise stall (the solver's retry of an
-        uncertified answer uses 0.2: it certified two rank-1 and rank-2 MiniLM heads and all
-        but one of the rank figure's small degenerate instances left near 1e-9).
+        uncertified answer uses 0.2, ``_CENTRING`` in :mod:`.solver`).
     polish_gap : float, optional
         Stop once the relative gap is below this with the dual exactly feasible and the primal
         residual below 1e-6 (``stopped_for_polish``): the caller moves ``W`` onto its active
-        rows (:func:`~attnsvm.svm._polish.tangent_polish`), which clears the residual, instead
-        of spending the last iterations on it.
+        rows (:func:`~attnsvm.svm.nuclear._polish.tangent_polish`), which clears the
+        residual, instead of spending the last iterations on it.
 
     Returns
     -------
@@ -575,12 +574,12 @@ def nuclear_ipm(
         X = np.eye(N) * max(1.0, bnorm)
     Gone = ops.adjoint_block(np.where(ineq, 1.0, 0.0))
     g1 = float(np.linalg.norm(Gone, 2)) if Gone.size else 0.0
-    c0 = 0.5 / max(g1, 1e-12)
+    c0 = policy.start_dual(g1)
     y = np.where(ineq, c0, 0.0)
     Z = np.eye(N) - ops.adjoint(y)
     AX = ops.apply(X, symmetric=True)
     x = np.where(ineq, np.maximum(AX - b, 0.0), 0.0)
-    x[ineq] = np.maximum(x[ineq], float(np.trace(X)) / nu * 1e-2)
+    x[ineq] = np.maximum(x[ineq], float(np.trace(X)) / nu * policy.START_SLACK)
     Rd: np.ndarray | None = None  # Z = I - A^T(y) exactly, until a restricted start
     if start is not None:
         X, x, y, Z = start.X, start.x.copy(), start.y.copy(), start.Z
@@ -630,27 +629,28 @@ def nuclear_ipm(
             polished = True
             break
         best_hist.append(best[0])
-        if (accept_tol is not None and best[0] < accept_tol and it > 3
-                and best[0] > 0.5 * best_hist[-4]):
+        if (accept_tol is not None and it > policy.ACCEPT_LAG
+                and policy.accepted(best[0], best_hist[-policy.ACCEPT_LAG - 1], accept_tol)):
             break  # good enough for the caller, and not halved in three iterations
-        if stalls >= 4 and err < min(1e3 * gap_tol, 1e-10):
+        if policy.rounding_limited(stalls, err, gap_tol):
             break  # rounding limits further progress; the best iterate is certified outside
         history.append(err)
-        if len(history) > 25 and err > 0.5 * history[-16]:
+        if (len(history) > policy.STAGNATION_AFTER
+                and policy.stagnated(err, history[-policy.STAGNATION_LAG - 1])):
             break  # stagnation (blocked steps): stop; the caller certifies what was reached
         use_nt = direction == "nt" or (direction == "auto" and (
-            endgame_nt or (nt_phase and rel_gap > 1e-6)))
+            endgame_nt or (nt_phase and rel_gap > policy.NEAR_GAP)))
         out = (_nt_step if use_nt else _hkm_step)(ops, ineq, X, x, y, Z, rp, Rd, mu, nu, rel_gap, b,
                                                   centring)
         if out is None:
             break
         dX, dx, dy, dZ, ap, ad = out
-        stalls = stalls + 1 if min(ap, ad) < 0.2 else 0
-        if stalls >= 3 and it > 5 and not use_nt:  # (short first steps are the start's)
+        stalls = stalls + 1 if min(ap, ad) < policy.STALL_STEP else 0
+        if stalls >= policy.STALLS_TO_NT and it > policy.NT_AFTER and not use_nt:
             # blocked HKM steps: NT (symmetric scaling) re-centres better; HKM takes over
             # again at a gap of 1e-6, unless it is blocked there too (then NT to the end)
             nt_phase = True
-            endgame_nt = rel_gap <= 1e-6
+            endgame_nt = rel_gap <= policy.NEAR_GAP
         X = X + ap * dX
         x = x + ap * dx
         y = y + ad * dy

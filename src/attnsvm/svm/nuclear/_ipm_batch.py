@@ -1,10 +1,10 @@
-"""The HKM interior point of :mod:`._nuclear_ipm`, run on a stack of same-shaped problems.
+"""The interior point of :mod:`._ipm`, run on a stack of same-shaped problems.
 
-Many tiny nuclear-norm problems (the rank figure solves thousands with ``s ~ 50`` constraints
-and ``N = r1 + r2 ~ 16``) spend their time in Python and LAPACK call overhead, not in flops.
+Many tiny nuclear-norm problems (thousands with ``s ~ 50`` constraints and
+``N = r1 + r2 ~ 16``) spend their time in Python and LAPACK call overhead, not in flops.
 Here ``B`` problems with the same ``(s, r1, r2, n_eq)`` advance together: every matrix is a
 stack (``(B, N, N)``, ``(B, s, s)``) and each NumPy call serves all of them.  The mathematics
-is that of :func:`._nuclear_ipm.nuclear_ipm` with ``direction="auto"`` (same starting point,
+is that of :func:`._ipm.nuclear_ipm` with ``direction="auto"`` (same starting point,
 Mehrotra predictor-corrector, HKM with NT while HKM's steps are blocked, step lengths,
 stopping rules and best-iterate bookkeeping), per problem: each has its own step lengths,
 centring, stall count and stopping iteration, and a finished problem leaves the stack.  Two
@@ -29,10 +29,10 @@ from functools import partial
 from typing import cast
 
 import numpy as np
-from numpy.linalg import _umath_linalg  # the stacked Cholesky gufunc (NaN on failure)
 from scipy.linalg import cho_solve
 
-from ._nuclear_ipm import _DENSE_MAX, IPMResult, IPMState, _schur_solver
+from . import _policy as policy
+from ._ipm import _DENSE_MAX, IPMResult, IPMState, _schur_solver
 
 __all__ = ["nuclear_ipm_batch"]
 
@@ -143,7 +143,7 @@ class _Stack:
 
 class _SchurSolve:
     """Solve with a stack of Schur complements: Cholesky where it has a factor, the single
-    solver's shifted Cholesky (:func:`._nuclear_ipm._schur_solver`) for the ones rounding has
+    solver's shifted Cholesky (:func:`._ipm._schur_solver`) for the ones rounding has
     left indefinite."""
 
     def __init__(self, M: np.ndarray) -> None:
@@ -186,18 +186,9 @@ def _chol(Ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lower Cholesky factors of a stack (K, N, N) and the mask (K,) of those that have one
     (the others get ``I``).
 
-    NumPy's stacked Cholesky gufunc fills a failed factor with NaN (``np.linalg.cholesky``
-    raises for the whole stack instead); without it, the failed ones are found one by one.
+    ``np.linalg.cholesky`` factors the whole stack in one call and raises when any factor
+    fails; only then are the factors computed one by one, to find the failed ones.
     """
-    try:
-        with np.errstate(invalid="ignore"):
-            L = _umath_linalg.cholesky_lo(Ms, signature="d->d")
-        ok = np.all(np.isfinite(L), axis=(1, 2))
-        if not np.all(ok):
-            L[~ok] = np.eye(Ms.shape[1])
-        return L, ok
-    except (AttributeError, TypeError):  # pragma: no cover - another NumPy
-        pass
     ok = np.ones(Ms.shape[0], dtype=bool)
     try:
         return np.linalg.cholesky(Ms), ok
@@ -248,7 +239,7 @@ def nuclear_ipm_batch(
     """Solve ``B`` same-shaped nuclear-norm problems by one stacked interior point.
 
     Problem ``i`` is ``min ||W_i||_* s.t. A[i, k]^T W_i Zq[i, grp[i, k]] >= b[i, k]`` (``=`` for
-    ``k < n_eq``), solved as in :func:`._nuclear_ipm.nuclear_ipm` (see the module's notes).
+    ``k < n_eq``), solved as in :func:`._ipm.nuclear_ipm` (see the module's notes).
 
     Parameters
     ----------
@@ -264,7 +255,7 @@ def nuclear_ipm_batch(
     W0 : ndarray, shape (B, r1, r2), optional
         Starting primal points (their nuclear norms set the initial ``X``).
     gap_tol, max_iter, accept_tol
-        As in :func:`._nuclear_ipm.nuclear_ipm`.
+        As in :func:`._ipm.nuclear_ipm`.
 
     Returns
     -------
@@ -293,11 +284,12 @@ def nuclear_ipm_batch(
         xi = np.where(good, nucW0 / N, xi)
     X = xi[:, None, None] * eye
     g1 = np.linalg.norm(P.adjoint_block(np.broadcast_to(ineq * 1.0, (Bn, s))), 2, axis=(1, 2))
-    c0 = 0.5 / np.maximum(g1, 1e-12)
+    c0 = policy.start_dual(g1)
     y = np.where(ineq, c0[:, None], 0.0)
     Z = eye - P.adjoint(y)
     x = np.where(ineq, np.maximum(P.apply(X) - P.b, 0.0), 0.0)
-    x = np.where(ineq, np.maximum(x, (np.trace(X, axis1=1, axis2=2) / nu * 1e-2)[:, None]), 0.0)
+    x = np.where(ineq, np.maximum(
+        x, (np.trace(X, axis1=1, axis2=2) / nu * policy.START_SLACK)[:, None]), 0.0)
 
     ids = np.arange(Bn)  # original index of each running problem
     best_err = np.full(Bn, np.inf)
@@ -332,19 +324,19 @@ def nuclear_ipm_batch(
         best_X[better], best_y[better] = X[better], y[better]
         conv = err < gap_tol
         hist[:, it] = err
-        stop = conv | ((stalls >= 4) & (err < min(1e3 * gap_tol, 1e-10)))
-        if accept_tol is not None:
-            if it > 3:  # as the single solver: good enough, not halved in three iterations
-                best_then = np.min(hist[:, 1:it - 2], axis=1)
-                stop |= (best_err < accept_tol) & (best_err > 0.5 * best_then)
-        if it > 25:
-            stop |= err > 0.5 * hist[:, it - 15]  # stagnation (blocked steps)
+        stop = conv | policy.rounding_limited(stalls, err, gap_tol)
+        lag = policy.ACCEPT_LAG
+        if accept_tol is not None and it > lag:  # good enough, not halved in three iterations
+            best_then = np.min(hist[:, 1:it - lag + 1], axis=1)
+            stop |= policy.accepted(best_err, best_then, accept_tol)
+        if it > policy.STAGNATION_AFTER:  # stagnation (blocked steps)
+            stop |= policy.stagnated(err, hist[:, it - policy.STAGNATION_LAG])
         # HKM blocked near the optimum: the single solver goes on with NT there; here the
         # problem leaves the stack (certified as it is, else solved again by the single solver)
-        stop |= (stalls >= 3) & (rel_gap <= 1e-6)
+        stop |= (stalls >= policy.STALLS_TO_NT) & (rel_gap <= policy.NEAR_GAP)
         # ---- one step of every problem that goes on: HKM, or NT while HKM's steps are blocked
         go = ~stop
-        use_nt = go & nt_phase & (rel_gap > 1e-6)
+        use_nt = go & nt_phase & (rel_gap > policy.NEAR_GAP)
         nb = len(ids)
         dX, dZ = np.zeros((nb, N, N)), np.zeros((nb, N, N))
         dx, dy, ap, ad = np.zeros((nb, s)), np.zeros((nb, s)), np.zeros(nb), np.zeros(nb)
@@ -366,8 +358,9 @@ def nuclear_ipm_batch(
             P = P.take(go)
         if len(ids) == 0:
             return cast(list[IPMResult], out)
-        stalls = np.where(np.minimum(ap, ad) < 0.2, stalls + 1, 0)
-        nt_phase |= (stalls >= 3) & (it > 5) & (rel_gap > 1e-6)  # as the single solver
+        stalls = np.where(np.minimum(ap, ad) < policy.STALL_STEP, stalls + 1, 0)
+        nt_phase |= ((stalls >= policy.STALLS_TO_NT) & (it > policy.NT_AFTER)
+                     & (rel_gap > policy.NEAR_GAP))  # as the single solver
         X = _sym(X + ap[:, None, None] * dX)
         x = x + ap[:, None] * dx
         y = y + ad[:, None] * dy
@@ -380,7 +373,7 @@ def _hkm_steps(P: _Stack, ineq: np.ndarray, nu: int, X: np.ndarray, x: np.ndarra
                y: np.ndarray, Z: np.ndarray, Rd: np.ndarray, rp: np.ndarray, mu: np.ndarray,
                rel_gap: np.ndarray) -> tuple[np.ndarray, ...]:
     """One HKM predictor-corrector step of every problem of the stack (as
-    :func:`._nuclear_ipm._hkm_step`): ``(ok, dX, dx, dy, dZ, alpha_p, alpha_d)``, ``ok``
+    :func:`._ipm._hkm_step`): ``(ok, dX, dx, dy, dZ, alpha_p, alpha_d)``, ``ok``
     false (and zero steps) where ``X`` or ``Z`` has lost definiteness."""
     B = X.shape[0]
     L, okf = _chol(np.concatenate([X, Z]))
@@ -433,22 +426,17 @@ def _hkm_core(P: _Stack, X: np.ndarray, x: np.ndarray, y: np.ndarray, Z: np.ndar
     ap, ad = steps(dXa, dZa, dxa, dya, 1.0)
     mu_aff = (np.sum((X + ap[:, None, None] * dXa) * (Z + ad[:, None, None] * dZa), axis=(1, 2))
               + np.sum(ineq * (x + ap[:, None] * dxa) * (y + ad[:, None] * dya), axis=1)) / nu
-    dX, dy, dZ, dx = direction(_sigma(mu_aff, mu) * mu, dXa @ dZa, dxa * dya)  # corrector
-    ap, ad = steps(dX, dZ, dx, dy, np.where(rel_gap > 1e-6, 0.98, 0.995))
+    sigma = policy.mehrotra_sigma(mu_aff, mu)
+    dX, dy, dZ, dx = direction(sigma * mu, dXa @ dZa, dxa * dya)  # corrector
+    ap, ad = steps(dX, dZ, dx, dy, policy.damping(rel_gap))
     return dX, dx, dy, dZ, ap, ad
-
-
-def _sigma(mu_aff: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """Mehrotra's centring ``min(1, (mu_aff / mu)^3)`` (0 where ``mu <= 0``), shape (B,)."""
-    pos = mu > 0
-    return np.where(pos, np.minimum(1.0, (mu_aff / np.where(pos, mu, 1.0)) ** 3), 0.0)
 
 
 def _nt_steps(P: _Stack, ineq: np.ndarray, nu: int, X: np.ndarray, x: np.ndarray,
               y: np.ndarray, Z: np.ndarray, Rd: np.ndarray, rp: np.ndarray, mu: np.ndarray,
               rel_gap: np.ndarray) -> tuple[np.ndarray, ...]:
     """One NT predictor-corrector step of every problem of the stack (as
-    :func:`._nuclear_ipm._nt_step` while the relative gap is above 1e-6, where it does no
+    :func:`._ipm._nt_step` while the relative gap is above 1e-6, where it does no
     iterative refinement): ``(ok, dX, dx, dy, dZ, alpha_p, alpha_d)``.
 
     The scaling: ``X = L L^T``, ``Z = K K^T``, ``K^T L = U diag(v) V^T`` (SVD),
@@ -520,6 +508,7 @@ def _nt_core(P: _Stack, X: np.ndarray, x: np.ndarray, y: np.ndarray, Z: np.ndarr
     mu_aff = (np.sum((V + ap[:, None, None] * dXa) * (V + ad[:, None, None] * dZa), axis=(1, 2))
               + np.sum(ineq * (x + ap[:, None] * dxa) * (y + ad[:, None] * dya), axis=1)) / nu
     C = dXa @ dZa
-    dXt, dZt, dy, dZ, dx = direction(_sigma(mu_aff, mu) * mu, _sym(C), dxa * dya)  # corrector
-    ap, ad = steps(dXt, dZt, dx, dy, np.where(rel_gap > 1e-6, 0.98, 0.995))
+    sigma = policy.mehrotra_sigma(mu_aff, mu)
+    dXt, dZt, dy, dZ, dx = direction(sigma * mu, _sym(C), dxa * dya)  # corrector
+    ap, ad = steps(dXt, dZt, dx, dy, policy.damping(rel_gap))
     return G @ dXt @ Gt, dx, dy, dZ, ap, ad
