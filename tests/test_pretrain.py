@@ -25,7 +25,7 @@ from attnsvm.lm import (  # noqa: E402
 from attnsvm.lm.optim import Muon, polar  # noqa: E402
 
 TINY = dict(task="induction", layers=2, heads=2, d_model=16, steps=12, checkpoints=3, batch=8,
-            vocab=12, half=6)
+            vocab=12, segment=4, noise=4)  # sequences of 1 + 2 * 4 + 4 = 13 tokens
 
 
 @pytest.fixture(scope="module")
@@ -150,19 +150,27 @@ def test_gpt2_learned_positions_checkpoint(tmp_path: Path) -> None:
         assert np.abs(_masked_softmax(S) - P[li]).max() < 1e-5
 
 
-def test_induction_targets_closed_form() -> None:
+def test_induction_sequences_and_targets() -> None:
+    """[BOS] a r b r c: the second copy's rows point one past the first copy, nothing else."""
     task = make_task(PretrainConfig(**TINY))  # type: ignore[arg-type]
-    batch = task.batch(np.random.default_rng(0), 4)
-    L = 6
+    batch = task.batch(np.random.default_rng(0), 40)
+    L, gaps = 4, set()
     for row in batch:
-        assert row[0] == task.bos_id and np.array_equal(row[1:1 + L], row[1 + L:])
-        assert len(set(row[1:1 + L].tolist())) == L
+        assert row[0] == task.bos_id and row.shape == (13,)
+        vals, counts = np.unique(row[1:], return_counts=True)
+        rep = vals[counts == 2]
+        assert rep.size == L and np.all(counts <= 2)  # the segment twice, the noise once
+        first = np.flatnonzero(np.isin(row, rep))[:L]
+        second = np.flatnonzero(np.isin(row, rep))[L:]
+        assert np.array_equal(row[first], row[second]) and np.all(np.diff(first) == 1)
+        gaps.add(int(second[0] - first[-1]))
         tgt = induction_targets(row, row == task.bos_id)
-        assert np.all(tgt[:1 + L] == -1)
-        t = np.arange(1 + L, 1 + 2 * L)
-        assert np.array_equal(tgt[t], t - L + 1)
-        # the correct key holds the next token of the sequence (the one to predict)
-        assert np.array_equal(row[tgt[t[:-1]]], row[t[:-1] + 1])
+        assert np.array_equal(np.flatnonzero(tgt >= 0), second)
+        assert np.array_equal(tgt[second], first + 1)
+        lab = task.labels(row[None])[0]  # loss on the tokens the recall determines
+        assert np.array_equal(np.flatnonzero(lab >= 0), second[1:])
+        assert np.array_equal(row[tgt[second[:-1]]], row[second[1:]])
+    assert len(gaps) > 1  # the distance between the copies varies
 
 
 def test_muon_step_is_the_scaled_polar_factor() -> None:
@@ -184,8 +192,8 @@ def test_config_checks() -> None:
         PretrainConfig(positions="alibi")
     with pytest.raises(InvalidParameterError, match="'checkpoints'"):
         PretrainConfig(steps=3, checkpoints=4)
-    with pytest.raises(InvalidParameterError, match="'half'"):
-        PretrainConfig(vocab=4, half=5)
+    with pytest.raises(InvalidParameterError, match="'vocab'"):
+        PretrainConfig(vocab=10, segment=5, noise=6)
 
 
 @pytest.mark.parametrize("argv, field", [
@@ -210,8 +218,9 @@ def test_cli_refuses_a_foreign_folder(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_cli_json_and_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["pretrain", "--steps", "3", "--checkpoints", "2", "--d-model", "16", "--half",
-               "4", "--vocab", "8", "--batch", "4", "--out", str(tmp_path / "r"), "--json"])
+    rc = main(["pretrain", "--steps", "3", "--checkpoints", "2", "--d-model", "16",
+               "--segment", "3", "--noise", "2", "--vocab", "8", "--batch", "4",
+               "--out", str(tmp_path / "r"), "--json"])
     cap = capsys.readouterr()
     run = json.loads(cap.out)
     assert rc == 0 and run["schedule"] == [0, 1, 3] and "pretrain:" in cap.err
@@ -237,4 +246,4 @@ def test_must_hold_200_steps(tmp_path: Path, capsys: pytest.CaptureFixture[str])
             assert np.abs(_masked_softmax(_llama_scores(folder, ids, layer)) - P[layer]).max() \
                 < 1e-5
     run = json.loads((out / "run.json").read_text())
-    assert run["loss"]["200"] < 0.8 * math.log(32)  # the repeated half is being predicted
+    assert run["loss"]["200"] < run["loss"]["1"]

@@ -38,12 +38,15 @@ def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoints after step 0, log-spaced (default 4)")
     parser.add_argument("--batch", type=int, default=32, help="sequences per step (default 32)")
     parser.add_argument("--seq-len", type=int, default=None,
-                        help="tokens per sequence (default: 1 + 2 * half for induction, 32 "
-                        "for corpus)")
+                        help="tokens per sequence (default: 1 + 2 * segment + noise for "
+                        "induction, 32 for corpus)")
     parser.add_argument("--vocab", type=int, default=32,
                         help="induction: random tokens in the vocabulary (default 32)")
-    parser.add_argument("--half", type=int, default=16,
-                        help="induction: length of the repeated segment (default 16)")
+    parser.add_argument("--segment", type=int, default=8,
+                        help="induction: length of the repeated segment (default 8)")
+    parser.add_argument("--noise", type=int, default=16,
+                        help="induction: noise tokens around and between the two copies "
+                        "(default 16)")
     parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output folder (new, empty, or an earlier pretrain output)")
@@ -60,7 +63,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
                          optimizer=args.optimizer, steps=args.steps,
                          checkpoints=args.checkpoints, seed=args.seed, lr=args.lr,
                          batch=args.batch, seq_len=args.seq_len, vocab=args.vocab,
-                         half=args.half)
+                         segment=args.segment, noise=args.noise)
     check_pretrain_out(args.out)
     _quiet_transformers()
     bar = Progress(cfg.steps, "pretrain", unit="steps")

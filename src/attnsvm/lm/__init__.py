@@ -15,6 +15,7 @@ from __future__ import annotations
 from .checkpoints import Checkpoint, architecture, find_checkpoints, schedule, step_dirname
 from .config import DEFAULT_LR, OPTIMIZERS, POSITIONS, TASKS, PretrainConfig
 from .tasks import Task, induction_targets, induction_tokenizer, make_task
+from .track import SERIES_FIELDS, TrackOptions, TrackResult, jaccard, support_set, track
 from .trainer import PretrainResult, check_pretrain_out, pretrain
 
 __all__ = [
@@ -35,4 +36,10 @@ __all__ = [
     "architecture",
     "schedule",
     "step_dirname",
+    "track",
+    "TrackOptions",
+    "TrackResult",
+    "SERIES_FIELDS",
+    "support_set",
+    "jaccard",
 ]

@@ -38,9 +38,10 @@ class PretrainConfig:
     Attributes
     ----------
     task : {"induction", "corpus"}
-        ``induction``: sequences ``[BOS] r r`` of a random segment ``r`` of ``half`` distinct
-        tokens out of ``vocab`` and its repeat (the next token of the second half is the token
-        after the earlier occurrence of the current one); ``corpus``: next-token prediction on
+        ``induction``: sequences ``[BOS] a r b r c`` of a random segment ``r`` of ``segment``
+        distinct tokens, repeated after a gap, amid ``noise`` other distinct tokens split at
+        random into ``a``, ``b``, ``c`` (in the second copy the next token is the one after the
+        earlier occurrence of the current one); ``corpus``: next-token prediction on
         the probe's shipped English corpus with the MiniLM tokenizer.
     layers, heads, d_model : int
         Decoder layers (1-8), heads per layer, width (a multiple of ``heads``).
@@ -58,9 +59,10 @@ class PretrainConfig:
     batch : int
         Sequences per step.
     seq_len : int or None
-        Tokens per sequence; None: ``1 + 2 * half`` (induction) or 32 (corpus).
-    vocab, half : int
-        Induction task: random tokens and segment length (``half <= vocab``).
+        Tokens per sequence; None: ``1 + 2 * segment + noise`` (induction) or 32 (corpus).
+    vocab, segment, noise : int
+        Induction task: random tokens, length of the repeated segment, and noise tokens around
+        and between its two copies (``segment + noise <= vocab``).
     """
 
     task: str = "induction"
@@ -76,7 +78,8 @@ class PretrainConfig:
     batch: int = 32
     seq_len: int | None = None
     vocab: int = 32
-    half: int = 16
+    segment: int = 8
+    noise: int = 16
 
     def __post_init__(self) -> None:
         check_choice("task", self.task, TASKS)
@@ -102,17 +105,18 @@ class PretrainConfig:
         _int_in("seed", self.seed, 0, 2**32 - 1)
         _int_in("batch", self.batch, 1, 4096)
         _int_in("vocab", self.vocab, 2, 100_000)
-        _int_in("half", self.half, 1, 4096)
-        if self.half > self.vocab:
+        _int_in("segment", self.segment, 1, 4096)
+        _int_in("noise", self.noise, 0, 4096)
+        if self.segment + self.noise > self.vocab:
             raise InvalidParameterError(
-                f"The 'half' parameter must be at most vocab ({self.vocab}). "
-                f"Got {self.half} instead.")
+                f"The 'vocab' parameter must be at least segment + noise "
+                f"({self.segment + self.noise}). Got {self.vocab} instead.")
         if self.seq_len is not None:
             _int_in("seq-len", self.seq_len, 4, 4096)
-            if self.task == "induction" and self.seq_len != 1 + 2 * self.half:
+            if self.task == "induction" and self.seq_len != self._induction_len():
                 raise InvalidParameterError(
-                    f"The 'seq-len' parameter of the induction task must be 1 + 2 * half "
-                    f"({1 + 2 * self.half}). Got {self.seq_len} instead.")
+                    f"The 'seq-len' parameter of the induction task must be 1 + 2 * segment + "
+                    f"noise ({self._induction_len()}). Got {self.seq_len} instead.")
         if self.lr is not None:
             lr = self.lr
             if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < 1e3:
@@ -127,7 +131,10 @@ class PretrainConfig:
         """Tokens per training sequence."""
         if self.seq_len is not None:
             return self.seq_len
-        return 1 + 2 * self.half if self.task == "induction" else 32
+        return self._induction_len() if self.task == "induction" else 32
+
+    def _induction_len(self) -> int:
+        return 1 + 2 * self.segment + self.noise
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved settings (``lr`` and ``seq_len`` filled in), JSON-ready."""

@@ -1,10 +1,12 @@
 """Training data of ``attnsvm pretrain``: the induction task and the shipped corpus.
 
-Induction (associative recall): a sequence is ``[BOS] r_0 .. r_{L-1} r_0 .. r_{L-1}`` with
-``r`` a segment of ``L`` distinct tokens drawn from a vocabulary of ``V``.  In the second half
-the next token is determined: at position ``t`` holding ``r_j`` an induction head attends to the
-key right after the earlier occurrence of ``r_j`` (position ``j + 2``), whose token ``r_{j+1}``
-is the one to predict.  :func:`induction_targets` computes that correct key from the token ids
+Induction (associative recall): a sequence is ``[BOS] a r b r c`` with ``r`` a segment of ``L``
+distinct tokens and ``a, b, c`` the ``P`` noise tokens (distinct, none in ``r``) cut at two
+uniform random points, all drawn from a vocabulary of ``V >= L + P``.  The gap ``b`` makes the
+distance between the copies random, so no fixed positional offset solves the task.  In the
+second copy the next token is determined: at position ``t`` holding ``r_j`` an induction head
+attends to the key right after the earlier occurrence of ``r_j``, whose token ``r_{j+1}`` is
+the one to predict.  :func:`induction_targets` computes that correct key from the token ids
 alone, for any sequence.
 
 The words of the induction vocabulary are ``t0 .. t{V-1}``; its word-level tokenizer (built with
@@ -123,11 +125,27 @@ class Task:
         """Token ids of one batch, shape (size, seq_len), int64."""
         return np.asarray(self._sampler(rng, size), dtype=np.int64)
 
+    def labels(self, ids: np.ndarray) -> np.ndarray:
+        """Training labels of a batch (size, seq_len): the ids where the loss counts, -100
+        elsewhere.  Corpus: every position.  Induction: the tokens an induction head
+        determines (those after the first of the second copy), so that the loss is that of
+        the recall and not of the unpredictable noise."""
+        if self.name != "induction":
+            return ids
+        lab = np.full_like(ids, -100)
+        for k, row in enumerate(ids):
+            tgt = induction_targets(row, row == self.bos_id)  # (T,)
+            q = np.flatnonzero(tgt[:-1] >= 0)
+            q = q[row[tgt[q]] == row[q + 1]]  # the correct key holds the next token
+            lab[k, q + 1] = row[q + 1]
+        return lab
+
     def metadata(self, cfg: PretrainConfig) -> dict[str, Any]:
         """What ``attnsvm_task.json`` records in every checkpoint."""
         meta: dict[str, Any] = {"task": self.name, "seq_len": self.seq_len, "seed": cfg.seed}
         if self.name == "induction":
-            meta.update(vocab=cfg.vocab, half=cfg.half, eval_sequences=EVAL_SEQUENCES,
+            meta.update(vocab=cfg.vocab, segment=cfg.segment, noise=cfg.noise,
+                        eval_sequences=EVAL_SEQUENCES,
                         eval_text="attnsvm_eval.txt")
         else:
             meta.update(eval_text=None)
@@ -135,17 +153,22 @@ class Task:
 
 
 def _induction(cfg: PretrainConfig) -> Task:
-    L, V = cfg.half, cfg.vocab
+    L, P, V = cfg.segment, cfg.noise, cfg.vocab
     off = len(SPECIALS)
 
     def sample(rng: np.random.Generator, size: int) -> np.ndarray:
-        seg = np.argsort(rng.random((size, V)), axis=1)[:, :L] + off  # (size, L) distinct
-        bos = np.zeros((size, 1), dtype=np.int64)
-        return np.concatenate([bos, seg, seg], axis=1)  # (size, 1 + 2L)
+        perm = np.argsort(rng.random((size, V)), axis=1)[:, :L + P] + off  # (size, L+P) distinct
+        cuts = np.sort(rng.integers(0, P + 1, size=(size, 2)), axis=1)  # (size, 2)
+        rows = []
+        for k in range(size):
+            seg, noise = perm[k, :L], perm[k, L:]
+            i, j = cuts[k]
+            rows.append(np.concatenate([[0], noise[:i], seg, noise[i:j], seg, noise[j:]]))
+        return np.stack(rows)  # (size, 1 + 2L + P)
 
     ev = sample(np.random.default_rng([cfg.seed, 1]), EVAL_SEQUENCES)
     text = " ".join(f"t{k - off}" for row in ev for k in row[1:])
-    return Task("induction", induction_tokenizer(V), V + off, 1 + 2 * L, 0, text, sample)
+    return Task("induction", induction_tokenizer(V), V + off, 1 + 2 * L + P, 0, text, sample)
 
 
 def _corpus(cfg: PretrainConfig) -> Task:

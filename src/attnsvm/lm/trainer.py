@@ -133,8 +133,10 @@ def pretrain(cfg: PretrainConfig, out: str | os.PathLike[str],
             save_checkpoint(stage / step_dirname(0), model, task.tokenizer, meta, task.eval_text)
             losses[0] = None
             for step in range(1, cfg.steps + 1):
-                ids = torch.from_numpy(task.batch(rng, cfg.batch))  # (B, T)
-                loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids).loss
+                raw = task.batch(rng, cfg.batch)  # (B, T)
+                ids, labels = torch.from_numpy(raw), torch.from_numpy(task.labels(raw))
+                loss = model(input_ids=ids, attention_mask=torch.ones_like(ids),
+                             labels=labels).loss
                 for opt in opts:
                     opt.zero_grad(set_to_none=True)
                 loss.backward()
