@@ -14,6 +14,10 @@ probe's shipped corpus).  Per head and checkpoint, beside the probe's record:
   when either SVM is infeasible;
 - ``selection_stability``: share of query rows whose selected key is the previous checkpoint's.
 
+Per checkpoint of an induction series, ``recall_accuracy``: the model's own next-token accuracy
+on the recalled tokens (:func:`recall_accuracy`), i.e. whether the task is solved, whichever
+heads solve it.
+
 Resumable: each checkpoint's probe output goes to ``DIR/checkpoints/<name>-<hash>/`` with a
 ``track_key.json`` written after it is complete; a rerun with the same checkpoint files and
 options reads it instead of probing again.  ``DIR/summary.json``, ``DIR/curves/*.png`` and
@@ -41,7 +45,8 @@ from ..reporting import provenance
 from .checkpoints import Checkpoint, architecture, find_checkpoints
 from .tasks import induction_targets
 
-__all__ = ["TrackOptions", "TrackResult", "track", "SERIES_FIELDS", "support_set", "jaccard"]
+__all__ = ["TrackOptions", "TrackResult", "track", "SERIES_FIELDS", "support_set", "jaccard",
+           "recall_accuracy"]
 
 #: Per-head values followed over training (the probe's fields first, then track's own).
 SERIES_FIELDS = ("corr_fro", "corr_control", "corr_nuc", "corr_nuc_control", "corr_rope",
@@ -180,10 +185,8 @@ def _quiet_transformers() -> None:
         pass
 
 
-def _targets(ck: Checkpoint, setup: dict[str, Any]) -> np.ndarray | None:
-    """Correct key per query row (-1: none), in the probe's row order; None without a task."""
-    if setup["task"] != "induction":
-        return None
+def _eval_ids(ck: Checkpoint, setup: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The probe's sequences (ids, special mask), cut by the checkpoint's own tokenizer."""
     from ..probe.corpus import make_sequences, read_corpus
     from ..probe.models import offline_hub
 
@@ -194,7 +197,39 @@ def _targets(ck: Checkpoint, setup: dict[str, Any]) -> np.ndarray | None:
         tok = AutoTokenizer.from_pretrained(str(ck.path), local_files_only=True)
     seqs = make_sequences(tok, read_corpus(setup["text"]), seq_len=setup["seq_len"],
                           max_queries=setup["max_queries"])
-    return np.concatenate([induction_targets(s.ids, s.special) for s in seqs])
+    return [(s.ids, s.special) for s in seqs]
+
+
+def recall_accuracy(path: Path, seqs: list[tuple[np.ndarray, np.ndarray]]) -> float | None:
+    """The language model's own accuracy on the recalled tokens: the share of query rows with
+    an induction target holding the next token where the argmax of the logits is that token.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A causal-LM checkpoint folder (safetensors).
+    seqs : list of (ids (T,), special (T,))
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from ..probe.models import offline_hub
+
+    with offline_hub():
+        model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True,
+                                                     use_safetensors=True).eval()
+    hits = total = 0
+    for ids, special in seqs:
+        tgt = induction_targets(ids, special)
+        q = np.flatnonzero(tgt[:-1] >= 0)
+        q = q[ids[tgt[q]] == ids[q + 1]]
+        if q.size == 0:
+            continue
+        with torch.no_grad():
+            logits = model(input_ids=torch.as_tensor(ids)[None]).logits[0]  # (T, V)
+        hits += int((logits[q].argmax(-1).numpy() == ids[q + 1]).sum())
+        total += int(q.size)
+    return hits / total if total else None
 
 
 def _head_arrays(cache: Path | None, rec: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -344,10 +379,17 @@ def _run(cks: list[Checkpoint], opts: TrackOptions, setup: dict[str, Any],
     done = [s for s in summaries if s is not None]
     entries = [{"path": str(c.path), "step": c.step, "heads": s["heads"]}
                for c, s in zip(cks, done, strict=True)]
-    _add_course(entries, caches, _targets(cks[0], setup))
+    targets = None
+    if setup["task"] == "induction":
+        seqs = _eval_ids(cks[0], setup)
+        targets = np.concatenate([induction_targets(i, sp) for i, sp in seqs])
+        for c, e in zip(cks, entries, strict=True):
+            e["recall_accuracy"] = recall_accuracy(c.path, seqs)
+    _add_course(entries, caches, targets)
     summary: dict[str, Any] = {
         "checkpoints": entries,
         "series": _series(entries),
+        "recall_accuracy": [e.get("recall_accuracy") for e in entries],
         "architecture": architecture(cks[0].config),
         "task": cks[0].task,
         "text": setup["text_label"],

@@ -36,8 +36,9 @@ def _values(vals: list[Any]) -> np.ndarray:
     return np.asarray([np.nan if v is None else float(v) for v in vals])
 
 
-def write_head_curves(s: dict[str, Any], path: Path) -> None:
-    """Two panels over training: correlations, accuracy and support Jaccard; margin ratio."""
+def write_head_curves(s: dict[str, Any], path: Path, recall: list[Any] | None = None) -> None:
+    """Two panels over training: correlations, accuracy and support Jaccard (and the model's
+    recall accuracy, grey); margin ratio."""
     x, xlabel = _x(s["step"])
     fig, axes = new_figure(2, 1, 3.0, 2.6)
     fig.set_layout_engine("constrained")
@@ -45,6 +46,8 @@ def write_head_curves(s: dict[str, Any], path: Path) -> None:
     for f, label, style in CURVES:
         if f in s:
             ax.plot(x, _values(s[f]), style, marker=".", label=label)
+    if recall is not None and any(v is not None for v in recall):
+        ax.plot(x, _values(recall), color="grey", lw=2, alpha=0.5, label="model recall")
     ax.set_ylim(-1.05, 1.05)
     ax.set_title(f"layer {s['layer']} head {s['head']}", fontsize=9)
     ax.legend(fontsize=6)
@@ -71,7 +74,8 @@ def write_track_report(summary: dict[str, Any], out_dir: Path) -> None:
     (out_dir / "curves").mkdir(parents=True, exist_ok=True)
     series = summary["series"]
     for s in series:
-        write_head_curves(s, out_dir / curve_file(s["layer"], s["head"]))
+        write_head_curves(s, out_dir / curve_file(s["layer"], s["head"]),
+                          summary.get("recall_accuracy"))
     write_json_atomic(out_dir / "summary.json", summary, indent=1)
     e = html.escape
     layers = sorted({s["layer"] for s in series})
