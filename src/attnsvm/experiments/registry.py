@@ -47,6 +47,7 @@ NEW_STUDIES: dict[str, tuple[str, str]] = {
                         "new: 1 - corr vs steps for GD, NGD, Polyak, mirror descent; W and (K,Q)"),
     "numerics": ("numerics", "new: plain autograd vs exact gradient, distance to W^mm"),
     "regularization-path": ("regularization_path", "new: W_R / R vs W^mm as R grows, beside GD"),
+    "heads-over-training": ("heads_over_training", "new: decoder heads vs Att-SVMs over training"),
 }
 
 FIGURES: dict[str, tuple[str, str]] = {**PAPER_FIGURES, **NEW_STUDIES}
@@ -59,6 +60,7 @@ TIMINGS: dict[str, tuple[float, float]] = {
     "losses": (0.7, 1.4), "ntp-acyclic": (4.5, 6.8), "ntp-cyclic": (3.4, 6.0),
     "ntp-local": (2.8, 5.1), "convergence-types": (0.5, 23.3), "optimizer-rates": (1.8, 10.6),
     "numerics": (1.0, 11.4), "regularization-path": (0.8, 3.5),
+    "heads-over-training": (70.7, 814.2),  # measured on the busy machine (load ~16), not quiet
 }
 
 #: Where :data:`TIMINGS` were measured.
