@@ -59,6 +59,7 @@ def write_head_curves(s: dict[str, Any], path: Path, recall: list[Any] | None = 
     for a in (ax, ax2):
         if xlabel == "step" and len(x) > 1:
             a.set_xscale("symlog", linthresh=1.0)
+            a.set_xlim(0.0, max(float(x.max()) * 1.3, 1.0))
         a.set_xlabel(xlabel, fontsize=8)
         a.tick_params(labelsize=7)
     save_png(fig, path, dpi=80)

@@ -114,6 +114,7 @@ def pretrain(cfg: PretrainConfig, out: str | os.PathLike[str],
     """
     out_dir = check_pretrain_out(out)
     require("safetensors", "probe")
+    require("tokenizers", "probe")
     transformers: Any = require("transformers", "probe")
     transformers.utils.logging.disable_progress_bar()  # attnsvm reports its own progress
     t0 = time.perf_counter()
