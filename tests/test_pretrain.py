@@ -247,3 +247,15 @@ def test_must_hold_200_steps(tmp_path: Path, capsys: pytest.CaptureFixture[str])
                 < 1e-5
     run = json.loads((out / "run.json").read_text())
     assert run["loss"]["200"] < run["loss"]["1"]
+
+
+@pytest.mark.parametrize("name", ["attnsvm.lm.config", "attnsvm.lm.tasks",
+                                  "attnsvm.lm.checkpoints", "attnsvm.lm.optim",
+                                  "attnsvm.lm.track"])
+def test_doctests_of_the_lm_package(name: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name),
+                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

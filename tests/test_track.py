@@ -172,7 +172,8 @@ def test_cli_bad_input(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     cases = [
         ([], "No checkpoint"),
         ([str(run_dir / "step-000000"), str(gpt / "step-000001")], "mix architectures"),
-        ([str(tmp_path / "notes")], "no *.safetensors"),
+        ([str(tmp_path / "notes")], "neither a model folder"),
+        ([str(tmp_path / "empty")], "step-* model folders"),
         ([str(tmp_path / "missing")], "does not exist"),
         ([str(run_dir), "--layers", "7"], "'layers'"),
     ]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import InvalidInputError
+from ..probe.models import PICKLE_SUFFIXES
 
 __all__ = ["schedule", "step_dirname", "save_checkpoint", "Checkpoint", "find_checkpoints",
            "architecture", "TASK_FILE"]
@@ -157,8 +158,14 @@ def find_checkpoints(paths: list[str | os.PathLike[str]]) -> list[Checkpoint]:
             raise InvalidInputError(f"The checkpoint '{p}' does not exist.")
         subs = sorted(q for q in p.iterdir() if q.is_dir() and _step_of(q.name) is not None
                       and not q.name.endswith(".partial")) if p.is_dir() else []
-        if len(paths) == 1 and subs and not any(p.glob("*.safetensors")):
+        weights = p.is_dir() and (any(p.glob("*.safetensors")) or any(p.glob("*.gguf")))
+        if len(paths) == 1 and subs and not weights:
             folders.extend(subs)
+        elif p.is_dir() and not weights and not subs and not any(
+                q.suffix in PICKLE_SUFFIXES for q in p.iterdir()):  # pickles: the probe says
+            raise InvalidInputError(
+                f"The checkpoint '{p}' is neither a model folder (safetensors weights and "
+                "config.json) nor a folder holding step-* model folders.")
         else:
             folders.append(p)
     cks = [_load_one(f) for f in folders]
