@@ -176,6 +176,7 @@ def test_cli_bad_input(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixt
         ([str(tmp_path / "empty")], "step-* model folders"),
         ([str(tmp_path / "missing")], "does not exist"),
         ([str(run_dir), "--layers", "7"], "'layers'"),
+        ([str(run_dir), "--text", str(tmp_path / "none.txt")], "text file"),
     ]
     for argv, msg in cases:
         rc = main(["track", *argv, "--no-nuclear", "--out", str(out)])

@@ -143,6 +143,10 @@ def _setup(cks: list[Checkpoint], opts: TrackOptions) -> dict[str, Any]:
                 f"({eval_name})", "seq_len": opts.seq_len or T,
                 "max_queries": opts.max_queries or T * int(task.get("eval_sequences", 1)),
                 "task": task.get("task")}
+    if opts.text is not None:
+        from ..probe.corpus import read_corpus
+
+        read_corpus(opts.text)  # a missing, binary or empty file: one line, before probing
     return {"text": opts.text, "text_label": opts.text or "default corpus",
             "seq_len": opts.seq_len or 32, "max_queries": opts.max_queries or 352,
             "task": task.get("task")}
