@@ -33,6 +33,10 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
               "measure how SVM-like the heads of a pretrained transformer are"),
     "ntp": ("ntp_cmd", "add_ntp_arguments", "run_ntp",
             "next-token prediction: token-priority graphs, Graph-SVM and W_fin"),
+    "pretrain": ("pretrain_cmd", "add_pretrain_arguments", "run_pretrain",
+                 "train a small decoder-only transformer and write its checkpoints"),
+    "track": ("track_cmd", "add_track_arguments", "run_track",
+              "probe every checkpoint of a training run: heads against their Att-SVMs"),
 }
 
 

@@ -52,6 +52,7 @@ NEW_STUDIES: dict[str, tuple[str, str]] = {
     "regularization-path": ("regularization_path", "new: W_R / R vs W^mm as R grows, beside GD"),
     "rope": ("rope", "new: rotary attention, GD on lifted M / factors vs the lifted Att-SVMs"),
     "optimizer-geometry": ("optimizer_geometry", "new: sign, spectral, Muon, Adam: which Att-SVM"),
+    "heads-over-training": ("heads_over_training", "new: decoder heads vs Att-SVMs over training"),
 }
 
 FIGURES: dict[str, tuple[str, str]] = {**PAPER_FIGURES, **NEW_STUDIES}
@@ -68,6 +69,7 @@ TIMINGS: dict[str, tuple[float, float]] = {
     "numerics": (1.0, 11.4), "regularization-path": (0.8, 3.5),
     "rope": (15.8, 111.1),  # measured while the machine was shared (user time 5 s / 35 s)
     "optimizer-geometry": (19.4, 356.9),  # busy machine (load 13; 6.2 s CPU quick), full -w 2
+    "heads-over-training": (70.7, 814.2),  # measured on the busy machine (load ~16), not quiet
 }
 
 #: Where :data:`TIMINGS` were measured.
