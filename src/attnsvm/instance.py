@@ -74,6 +74,9 @@ class Instance:
     Y: np.ndarray | None = None
     v: np.ndarray | None = None
     alpha: np.ndarray | None = None
+    freqs: np.ndarray | None = None
+    pos: np.ndarray | None = None
+    qpos: np.ndarray | None = None
     _Zq: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -112,6 +115,16 @@ class Instance:
             object.__setattr__(self, "v", as_float_array("v", self.v, 1, (d,)))
         if self.alpha is not None:
             object.__setattr__(self, "alpha", self.check_alpha(self.alpha))
+        if self.freqs is not None or self.pos is not None or self.qpos is not None:
+            from .rotary_instance import check_rotary_fields  # rotary instances (SPEC.md)
+
+            for k, val in check_rotary_fields(self).items():
+                object.__setattr__(self, k, val)
+
+    @property
+    def is_rotary(self) -> bool:
+        """True for a rotary instance (``freqs``, ``pos``, ``qpos``: the lifted Att-SVM)."""
+        return self.freqs is not None
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -259,7 +272,7 @@ class Instance:
         if "X" not in fields:
             raise InstanceFileError(
                 f"The instance file '{p}' has no 'X' array (tokens, (n, T, d)).")
-        known = {"X", "Z", "query_index", "Y", "v", "alpha"}
+        known = {"X", "Z", "query_index", "Y", "v", "alpha", "freqs", "pos", "qpos"}
         kwargs: dict[str, Any] = {k: fields[k] for k in known if k in fields}
         if "query_index" in kwargs:
             qi = kwargs["query_index"]
@@ -277,7 +290,7 @@ class Instance:
             out["Z"] = self.Z
         else:
             out["query_index"] = np.array(self.query_index, dtype=np.int64)
-        for k in ("Y", "v", "alpha"):
+        for k in ("Y", "v", "alpha", "freqs", "pos", "qpos"):
             val = getattr(self, k)
             if val is not None:
                 out[k] = val

@@ -1,0 +1,106 @@
+"""Checks shared by the lifted solvers: margins, KKT residuals and the certified gap.
+
+For multipliers ``mu`` (>= 0 on inequality rows) with ``G_f = sum_k mu_k A[k,f] Zc[k]^T``
+weak duality gives, for every feasible ``Theta``,
+``sum_k mu_k b_k <= <G, Theta> <= ||G||_dual ||Theta||``, so ``sum(mu b) / ||G||_dual`` is a
+lower bound on the optimum (dual norm of Frobenius: Frobenius; of the group nuclear norm:
+``max_f ||G_f||_2``).  The gap is relative to the objective of the returned ``Theta``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .rotary import RotaryConstraintSet, RotarySolution, lifted_norm
+
+__all__ = ["group_nuclear", "group_spectral", "finish", "feasible_rescale"]
+
+#: largest relative shortfall of a row that an ``optimal`` answer may keep
+PRIMAL_TOL = 1e-9
+
+
+def _nuc(M: np.ndarray) -> float:
+    return float(np.sum(np.linalg.svd(M, compute_uv=False)))
+
+
+def _spec(M: np.ndarray) -> float:
+    return float(np.linalg.svd(M, compute_uv=False)[0]) if M.size else 0.0
+
+
+def group_nuclear(M: np.ndarray | None, W0: np.ndarray | None = None) -> float:
+    """``sum_f ||M_f||_* + ||W0||_*`` (complex nuclear norms)."""
+    s = 0.0 if M is None else sum(_nuc(Mf) for Mf in M)
+    return s + (0.0 if W0 is None else _nuc(W0))
+
+
+def group_spectral(G: np.ndarray, G0: np.ndarray | None = None) -> float:
+    """``max(max_f ||G_f||_2, ||G0||_2)``, the dual norm of :func:`group_nuclear`."""
+    s = max((_spec(Gf) for Gf in G), default=0.0)
+    return max(s, 0.0 if G0 is None else _spec(G0))
+
+
+def objective(norm: str, M: np.ndarray | None, W0: np.ndarray | None) -> float:
+    """The lifted norm of ``(M, W0)``: Frobenius or group nuclear."""
+    return lifted_norm(M, W0) if norm == "fro" else group_nuclear(M, W0)
+
+
+def _shortfall(problem: RotaryConstraintSet, vals: np.ndarray) -> np.ndarray:
+    b = problem.rhs
+    r = b - vals
+    r[: problem.n_eq] = np.abs(r[: problem.n_eq])
+    return np.asarray(r / np.maximum(1.0, np.abs(b)))
+
+
+def feasible_rescale(problem: RotaryConstraintSet, M: np.ndarray, W0: np.ndarray | None
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Scale ``Theta`` up so that every inequality row holds (possible when the equality rows
+    have ``b = 0`` and the inequality rows ``b > 0`` with positive values); else unchanged."""
+    b = problem.rhs
+    vals = problem.values(M, W0)
+    ne = problem.n_eq
+    if np.any(b[:ne] != 0) or ne == problem.m or np.any(b[ne:] <= 0) or np.any(vals[ne:] <= 0):
+        return M, W0
+    s = float(np.max(b[ne:] / vals[ne:]))
+    if s <= 1.0:
+        return M, W0
+    s = np.nextafter(s, np.inf)
+    return M * s, None if W0 is None else W0 * s
+
+
+def finish(problem: RotaryConstraintSet, norm: str, M: np.ndarray, W0: np.ndarray | None,
+           mu: np.ndarray, tol: float, info: dict[str, Any]) -> RotarySolution:
+    """Certify ``Theta = (M, W0)`` with multipliers ``mu``; status ``optimal`` only when every
+    row holds to :data:`PRIMAL_TOL`, ``mu`` has the right signs and the gap is <= ``tol``."""
+    b = problem.rhs
+    ne = problem.n_eq
+    vals = problem.values(M, W0)
+    obj = objective(norm, M, W0)
+    G, G0 = problem.combine(mu)
+    dn = lifted_norm(G, G0) if norm == "fro" else group_spectral(G, G0)
+    dual_neg = float(max(0.0, -np.min(mu[ne:]))) if problem.m > ne else 0.0
+    lb = float(np.dot(mu, b) / dn) if dn > 0 and dual_neg == 0 else 0.0
+    gap = (obj - lb) / obj if obj > 0 else float("inf")
+    prim = float(max(0.0, np.max(_shortfall(problem, vals))))
+    comp = float(np.max(np.abs(mu * (vals - b)))) / max(obj, 1e-300) if mu.size else 0.0
+    if norm == "fro":
+        stat = lifted_norm(M / obj - G / dn, None if W0 is None or G0 is None else
+                           W0 / obj - G0 / dn) if obj > 0 and dn > 0 else float("inf")
+    else:
+        align = float(np.sum(np.conj(G) * M).real) + (
+            0.0 if W0 is None or G0 is None else float(np.sum(G0 * W0)))
+        stat = abs(obj - align / dn) / obj if obj > 0 and dn > 0 else float("inf")
+    ineq = vals[ne:]
+    info = dict(info)
+    info.update(
+        certified_gap=float(gap), lower_bound=lb, dual_norm=float(dn),
+        margin=float(np.min(ineq)) if ineq.size else None,
+        kkt={"primal": prim, "complementarity": comp, "stationarity": float(stat),
+             "dual": dual_neg},
+        support=np.flatnonzero(mu != 0),
+    )
+    ok = prim <= PRIMAL_TOL and dual_neg == 0.0 and gap <= tol
+    mu_out = mu / dn if dn > 0 else mu
+    return RotarySolution(status="optimal" if ok else "inaccurate", norm=norm, M=M, W0=W0,
+                          dual=mu_out, objective=float(obj), info=info)
