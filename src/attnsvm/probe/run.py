@@ -25,7 +25,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +35,15 @@ from ..reporting import provenance
 from .analysis import ProbeOptions, analyze_head
 from .capture import Adapter, Capture
 from .corpus import make_sequences, read_corpus
+from .exactness import EXACT_FIELDS, exactness
+from .form import form_key_mask, head_features
 from .graph import GRAPH_FIELDS
 from .instance import build_instance
 from .models import DEFAULT_MODEL, ModelSource, load_model, resolve_model
 from .nuclear import NUCLEAR_FIELDS
 from .report import TABLE_COLUMNS, nuc_vs_fro, target_summary, write_report
+from .rope import ROPE_FIELDS, rope_block, rope_skipped
+from .scores import as_adapter
 
 __all__ = ["ProbeResult", "probe", "head_file", "head_line", "parse_layers", "check_sizes",
            "check_out_dir", "NOTES", "MAX_QUERIES"]
@@ -104,12 +108,14 @@ class _HeadTask:
     opts: ProbeOptions
     path: Path | None
     d_head: int | None = None
+    forms: list[Any] | None = None
 
 
 def error_record(layer: int, head: int, exc: BaseException, seconds: float) -> dict[str, Any]:
     """The record of a head whose analysis failed: every field None but ``layer``, ``head``,
     ``status`` (``"error"``), ``error`` (the exception's type and message) and ``seconds``."""
-    rec: dict[str, Any] = dict.fromkeys((*TABLE_COLUMNS, *NUCLEAR_FIELDS, *GRAPH_FIELDS))
+    rec: dict[str, Any] = dict.fromkeys((*TABLE_COLUMNS, *NUCLEAR_FIELDS, *GRAPH_FIELDS,
+                                         *EXACT_FIELDS, *ROPE_FIELDS))
     lines = str(exc).strip().splitlines()
     rec.update(layer=layer, head=head, status="error",
                error=f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__,
@@ -127,8 +133,18 @@ def _run_head(task: _HeadTask) -> dict[str, Any]:
 
 
 def _analyze_and_save(task: _HeadTask, t0: float) -> dict[str, Any]:
-    inst = build_instance(task.captures, task.layer, task.head, task.causal)
+    form = task.forms[task.head] if task.forms is not None else None
+    feats = masks = None
+    if form is not None and form.qk_norm:  # the head's normalized coordinates
+        d = form.Wq.shape[1]
+        feats = [(k[:, :d], q) for k, q in (head_features(form, c) for c in task.captures)]
+    if form is not None and form.window is not None:
+        masks = [form_key_mask(form, c.sequence.length) for c in task.captures]
+    inst = build_instance(task.captures, task.layer, task.head, task.causal, feats, masks)
     t_build = time.perf_counter() - t0
+    opts = task.opts
+    if form is not None and (form.qk_norm or form.window is not None) and opts.graph is None:
+        opts = replace(opts, graph=False)  # token classes of the raw input: not this head's
     rec, arrays = analyze_head(
         inst,
         task.W_layer,
@@ -137,10 +153,22 @@ def _analyze_and_save(task: _HeadTask, t0: float) -> dict[str, Any]:
         task.captures,
         task.causal,
         task.rotary,
-        task.opts,
+        opts,
         task.d_head,
+        features=feats,
     )
-    rec["seconds"] += t_build
+    t1 = time.perf_counter()
+    if form is not None:
+        rec.update(exactness(form, task.captures, inst))
+        if form.rot_dims:
+            nrows = task.opts.rope_nuclear_rows if task.opts.nuclear else 0
+            rec.update(rope_block(inst, task.captures, task.forms or [], task.head, nrows,
+                                  arrays))
+            rec["exact"] = bool(rec["exact"] and rec["rope_form_error"] is not None
+                                and rec["rope_form_error"] <= 1e-6)
+        else:
+            rec.update(rope_skipped())
+    rec["seconds"] += t_build + time.perf_counter() - t1
     rec["error"] = None
     if task.path is not None:
         atomic_savez(task.path, **arrays)
@@ -308,12 +336,14 @@ class _Staging:
 
 
 def probe(
-    model: str | os.PathLike[str] | None = None,
+    model: Any = None,
     text: str | os.PathLike[str] | None = None,
     layers: str | Sequence[int] | None = None,
     options: ProbeOptions | None = None,
     out: str | os.PathLike[str] | None = "attnsvm-probe",
     *,
+    tokenizer: Any = None,
+    nuclear: bool | None = None,
     seq_len: int = 32,
     max_queries: int = 352,
     adapter: tuple[ModelSource, Adapter] | None = None,
@@ -327,14 +357,19 @@ def probe(
 
     Parameters
     ----------
-    model : str or path, optional
-        ``minilm`` (default), ``smollm2``, or a local model folder / GGUF file.
+    model : str, path or transformers model, optional
+        ``minilm`` (default), ``smollm2``, a local model folder / GGUF file, or a model
+        already in memory (any attention implementation; pass its ``tokenizer``).
     text : path, optional
         UTF-8 text file (its first :data:`~attnsvm.probe.corpus.MAX_TEXT_BYTES`); default the
         corpus shipped with the package.
     layers : str or sequence of int, optional
         Layers to probe (from 0); default all.
     options : ProbeOptions, optional
+    tokenizer : optional
+        The tokenizer of an in-memory ``model``.
+    nuclear : bool, optional
+        Overrides ``options.nuclear``.
     out : path or None
         Output folder; None writes nothing.
     seq_len, max_queries : int
@@ -355,6 +390,14 @@ def probe(
     """
     t_start = time.perf_counter()
     opts = options or ProbeOptions()
+    if nuclear is not None:
+        opts = replace(opts, nuclear=bool(nuclear))
+    if adapter is None and model is not None and not isinstance(model, (str, os.PathLike)):
+        if tokenizer is None:
+            raise InvalidInputError(
+                "The 'tokenizer' argument is required with a model object. Got None instead."
+            )
+        adapter = as_adapter(model, tokenizer)
     check_sizes(seq_len, max_queries, jobs)
     layer_req = parse_layers(layers, None)
     corpus = read_corpus(text)
@@ -380,10 +423,10 @@ def probe(
     for li in layer_list:
         forms = ad.head_forms(li)
         W_layer = [f.bilinear() for f in forms]
-        layer_caps = [Capture(c.sequence, {li: c.X[li]}, {li: c.P[li]}) for c in captures]
+        layer_caps = [c.layer_only(li) for c in captures]
         for f in forms:
             tasks.append(_HeadTask(li, f.head, W_layer, layer_caps, ad.causal, f.rotary, opts,
-                                   staging.path(li, f.head), int(f.Wq.shape[0])))
+                                   staging.path(li, f.head), int(f.Wq.shape[0]), forms))
     try:
         records = _run_tasks(tasks, jobs, progress)
     except BaseException:
