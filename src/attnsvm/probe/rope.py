@@ -149,13 +149,14 @@ def rope_block(
     norm_h = lifted_norm(M_h, W0_h)
     lifted_others = [lifted_head(f) for i, f in enumerate(forms) if i != head]
     S = [head_scores(form, c) for c in captures]
+    seq_of, qpos = inst.seq_of, inst.qpos
 
     def problem(keep: np.ndarray) -> tuple[Any, Any, np.ndarray, np.ndarray, list[Any]]:
         """The lifted rows of the constraints ``keep`` in reduced coordinates, the head's
         reduced parameter, its row values, the score differences, the reduced controls."""
         idx = inst.index[keep]
         rows, t = idx[:, 0], idx[:, 1]
-        seq, p, a = inst.seq_of[rows], inst.qpos[rows], inst.alpha[rows]
+        seq, p, a = seq_of[rows], qpos[rows], inst.alpha[rows]
         used_k = np.unique(np.concatenate([np.stack([seq, a], 1), np.stack([seq, t], 1)]),
                            axis=0)
         used_q = np.unique(np.stack([seq, p], 1), axis=0)
