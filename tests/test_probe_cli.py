@@ -51,7 +51,7 @@ def no_loading(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """Record every model load (none must happen for input the probe can refuse first)."""
     calls: list[object] = []
 
-    def fake(name: object) -> None:
+    def fake(name: object, *args: object) -> None:
         calls.append(name)
         raise RuntimeError("the model was loaded")
 
@@ -195,8 +195,9 @@ def test_no_global_side_effects_and_progress_with_estimate(
                             "--layers", "1", *SMALL], capsys)
     assert rc == 0 and switched == [] and "HF_HUB_OFFLINE" not in os.environ
     lines = err.strip().splitlines()
-    # stages before the model is loaded and run, then one line per head with count and ETA
-    assert lines[0].startswith("probe: loading") and lines[1].startswith("probe: running")
+    # stages once the model has loaded (nothing before a possible exit-2 error) and runs,
+    # then one line per head with count and ETA
+    assert lines[0].startswith("probe: loaded") and lines[1].startswith("probe: running")
     heads = [ln for ln in lines if "layer 1 head" in ln]
     assert len(heads) == 4 and all(f"{k}/4" in ln for k, ln in enumerate(heads, 1))
     assert all("left" in ln for ln in heads[:-1]) and "corr_nuc=" in heads[0]

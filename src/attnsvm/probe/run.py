@@ -9,8 +9,15 @@ Output folder layout::
     max_prob.png       distribution of the largest probability per row, per layer
     index.html         the page
     heads/L{l}_H{h}.npz  per head: W_head (d, d+1), W_fro, W_fro_conf, W_nuc, W_graph
-                       (float32, when solved), dual (m,), dual_nuc, dual_graph, certificate
-                       (m,) when infeasible, alpha (n,), max_prob (n,), index (m, 2)
+                       (float64, when solved), dual (m,), dual_nuc, dual_graph, certificate
+                       (m,) when infeasible, alpha (n,), max_prob (n,), index (m, 2) (query
+                       row, key position), qpos (n,), seq_of (n,), the form (scale, rot_dims,
+                       omega, rope_gain, key_aug, qk_norm; qs, ks (S, T) for QK-norm heads)
+                       and for rotary heads rope_basis_key/query, M_rope (F, r, r), W0_rope,
+                       dual_rope (m,), M_rope_nuc, dual_rope_nuc
+    heads/L{l}_input.npz  per layer: input_ids (S, T), lengths (S,), X (S, T, d) float64, the
+                       layer input: with a head file, every margin and certificate can be
+                       recomputed without the model
 
 Files are written last: the head arrays go to a staging folder inside the output folder and
 replace ``heads/`` only when every head is done, so an interrupted run leaves an earlier report
@@ -29,6 +36,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .._io import atomic_savez
 from ..exceptions import InvalidInputError, InvalidParameterError
 from ..reporting import provenance
@@ -39,8 +48,9 @@ from .exactness import EXACT_FIELDS, exactness
 from .form import form_key_mask, head_features
 from .graph import GRAPH_FIELDS
 from .instance import build_instance
-from .models import DEFAULT_MODEL, ModelSource, load_model, resolve_model
+from .models import DEFAULT_MODEL, ModelSource, load_model, load_tokenizer, resolve_model
 from .nuclear import NUCLEAR_FIELDS
+from .preflight import preflight
 from .report import TABLE_COLUMNS, nuc_vs_fro, target_summary, write_report
 from .rope import ROPE_FIELDS, rope_block, rope_skipped
 from .scores import as_adapter
@@ -170,9 +180,37 @@ def _analyze_and_save(task: _HeadTask, t0: float) -> dict[str, Any]:
             rec.update(rope_skipped())
     rec["seconds"] += t_build + time.perf_counter() - t1
     rec["error"] = None
+    arrays.update(qpos=inst.qpos, seq_of=inst.seq_of)
+    if form is not None:
+        arrays.update(scale=np.asarray(form.scale), rot_dims=np.asarray(form.rot_dims),
+                      key_aug=np.asarray(form.key_aug), qk_norm=np.asarray(form.qk_norm))
+        if form.omega is not None:
+            arrays.update(omega=np.asarray(form.omega), rope_gain=np.asarray(form.rope_gain))
+        if form.qk_norm:
+            arrays.update(qs=_padded([c.qs[task.layer][task.head] for c in task.captures]),
+                          ks=_padded([c.ks[task.layer][task.head] for c in task.captures]))
     if task.path is not None:
         atomic_savez(task.path, **arrays)
     return rec
+
+
+def _padded(rows: list[np.ndarray], fill: float = 0.0) -> np.ndarray:
+    """Stack arrays of shape (T_s, ...) into (S, T_max, ...), padded with ``fill``."""
+    T = max(r.shape[0] for r in rows)
+    out = np.full((len(rows), T, *rows[0].shape[1:]), fill, dtype=rows[0].dtype)
+    for i, r in enumerate(rows):
+        out[i, : r.shape[0]] = r
+    return out
+
+
+def layer_input_arrays(captures: list[Capture], layer: int) -> dict[str, np.ndarray]:
+    """What defines every head's constraints at ``layer``: ``input_ids`` (S, T) (-1 padded),
+    ``lengths`` (S,), ``X`` (S, T, d) float64, the layer input every head reads."""
+    return {
+        "input_ids": _padded([np.asarray(c.sequence.ids, dtype=np.int64) for c in captures], -1),
+        "lengths": np.array([c.sequence.length for c in captures], dtype=np.int64),
+        "X": _padded([np.asarray(c.X[layer], dtype=np.float64) for c in captures]),
+    }
 
 
 def _fmt(v: Any) -> str:
@@ -299,7 +337,10 @@ def check_out_dir(out: str | os.PathLike[str] | None) -> Path | None:
 
 
 def _check_seq_len(seq_len: int, ad: Adapter, label: str) -> None:
-    limit = ad.max_positions
+    _check_positions(seq_len, ad.max_positions, label)
+
+
+def _check_positions(seq_len: int, limit: int | None, label: str) -> None:
     if limit is not None and seq_len > limit:
         raise InvalidParameterError(
             f"The 'seq-len' option must be at most {limit} for {label} (its "
@@ -318,6 +359,11 @@ class _Staging:
         if self.dir is None:
             return None
         return self.dir / head_file(".", layer, head).relative_to("heads")
+
+    def layer_path(self, layer: int) -> Path | None:
+        if self.dir is None:
+            return None
+        return self.dir / f"L{layer:02d}_input.npz"
 
     def commit(self) -> None:
         if self.out is None or self.dir is None:
@@ -392,16 +438,16 @@ def probe(
     opts = options or ProbeOptions()
     if nuclear is not None:
         opts = replace(opts, nuclear=bool(nuclear))
+    check_sizes(seq_len, max_queries, jobs)
+    layer_req = parse_layers(layers, None)
+    corpus = read_corpus(text)
+    out_dir = check_out_dir(out)
     if adapter is None and model is not None and not isinstance(model, (str, os.PathLike)):
         if tokenizer is None:
             raise InvalidInputError(
                 "The 'tokenizer' argument is required with a model object. Got None instead."
             )
         adapter = as_adapter(model, tokenizer)
-    check_sizes(seq_len, max_queries, jobs)
-    layer_req = parse_layers(layers, None)
-    corpus = read_corpus(text)
-    out_dir = check_out_dir(out)
 
     def say(msg: str) -> None:
         if progress is not None:
@@ -409,11 +455,23 @@ def probe(
 
     if adapter is None:
         found = resolve_model(model or DEFAULT_MODEL)  # file checks before any output
-        say(f"loading {found.label} from {found.folder} (offline)")
-    src, ad = adapter if adapter is not None else load_model(model or DEFAULT_MODEL)
-    layer_list = parse_layers(layer_req, ad.num_layers) or []
-    _check_seq_len(seq_len, ad, src.label)
-    seqs = make_sequences(ad.tokenizer, corpus, seq_len=seq_len, max_queries=max_queries)
+        pre = preflight(found.folder, found.gguf_file, seq_len, max_queries)
+        if pre is not None:  # config checks before the model is built
+            parse_layers(layer_req, pre.num_layers)
+            _check_positions(seq_len, pre.max_positions, found.label)
+        tok = load_tokenizer(found)
+        seqs = make_sequences(tok, corpus, seq_len=seq_len, max_queries=max_queries)
+        t_load = time.perf_counter()
+        src, ad = load_model(found, tok)
+        say(f"loaded {found.label} from {found.folder} (offline, "
+            f"{time.perf_counter() - t_load:.1f} s)")
+        layer_list = parse_layers(layer_req, ad.num_layers) or []
+        _check_seq_len(seq_len, ad, src.label)
+    else:
+        src, ad = adapter
+        layer_list = parse_layers(layer_req, ad.num_layers) or []
+        _check_seq_len(seq_len, ad, src.label)
+        seqs = make_sequences(ad.tokenizer, corpus, seq_len=seq_len, max_queries=max_queries)
     say(f"running {src.label} on {len(seqs)} sequences of up to {seq_len} tokens")
     t0 = time.perf_counter()
     captures = [ad.capture(s, layer_list) for s in seqs]
@@ -428,6 +486,10 @@ def probe(
             tasks.append(_HeadTask(li, f.head, W_layer, layer_caps, ad.causal, f.rotary, opts,
                                    staging.path(li, f.head), int(f.Wq.shape[0]), forms))
     try:
+        for li in layer_list:
+            lp = staging.layer_path(li)
+            if lp is not None:
+                atomic_savez(lp, **layer_input_arrays(captures, li))
         records = _run_tasks(tasks, jobs, progress)
     except BaseException:
         staging.discard()
