@@ -180,7 +180,8 @@ def _analyze_and_save(task: _HeadTask, t0: float) -> dict[str, Any]:
             rec.update(rope_skipped())
     rec["seconds"] += t_build + time.perf_counter() - t1
     rec["error"] = None
-    arrays.update(qpos=inst.qpos, seq_of=inst.seq_of)
+    if inst.qpos is not None and inst.seq_of is not None:
+        arrays.update(qpos=inst.qpos, seq_of=inst.seq_of)
     if form is not None:
         arrays.update(scale=np.asarray(form.scale), rot_dims=np.asarray(form.rot_dims),
                       key_aug=np.asarray(form.key_aug), qk_norm=np.asarray(form.qk_norm))
