@@ -41,7 +41,8 @@ __all__ = ["lifted_head", "rope_block", "rope_skipped", "ROPE_FIELDS", "lifted_i
 
 ROPE_FIELDS = (
     "corr_rope", "corr_rope_control", "corr_rope_control_max", "corr_rope_nuc",
-    "corr_rope_nuc_control", "freq_share_head", "freq_share_svm", "freq_share_svm_nuc",
+    "corr_rope_nuc_control", "corr_rope_nuc_control_max", "freq_share_head", "freq_share_svm",
+    "freq_share_svm_nuc",
     "w0_share_head", "w0_share_svm", "rope_status", "rope_objective", "rope_gap",
     "rope_margin_ratio", "rope_violated_share", "rope_support", "rope_seconds", "rope_rank",
     "rope_form_error", "rope_nuc_status", "rope_nuc_objective", "rope_nuc_gap",
@@ -234,6 +235,7 @@ def rope_block(
             cn, cno = corr_with(nuc.M, nuc.W0, Mh_n, W0h_n, oth_n)
             out.update(corr_rope_nuc=cn,
                        corr_rope_nuc_control=float(np.mean(cno)) if cno else None,
+                       corr_rope_nuc_control_max=float(np.max(cno)) if cno else None,
                        rope_nuc_objective=float(nuc.objective),
                        rope_nuc_gap=float(nuc.info.get("certified_gap", np.nan)))
             out["freq_share_svm_nuc"] = _shares(nuc.M, nuc.W0)[0]

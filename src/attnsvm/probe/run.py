@@ -78,9 +78,24 @@ NOTES = [
 #: Largest accepted --max-queries (about 3 GB of constraints for a 384-wide model at T = 32).
 MAX_QUERIES = 20000
 ROTARY_NOTE = (
-    "Rotary position embeddings make the score position-dependent: there is no single W. The "
-    "position-free form W_K^T W_Q / sqrt(d_head) is used; argmax_reproduced gives the share of "
-    "the model's argmaxes it reproduces, and these heads are marked approximate."
+    "Rotary heads: the exact target is the lifted Att-SVM of the head's own selections "
+    "(score = sum_f Re(exp(i omega_f (p - r)) x^T M_f z) + x^T W_0 z with the model's own "
+    "inv_freq): corr_rope (lifted Frobenius, all rows), corr_rope_nuc (group nuclear, first "
+    "rope_nuclear_rows rows), freq_share_head / freq_share_svm. The fields corr_fro, corr_nuc, "
+    "corr_graph of these heads are of the position-free form W_K^T W_Q / sqrt(d_head), which "
+    "is not the head's score (approximate: true; argmax_reproduced says how many argmaxes it "
+    "reproduces)."
+)
+QK_NORM_NOTE = (
+    "QK-norm heads (Qwen3, OLMo-2, Gemma 3) are analysed in their normalized coordinates: "
+    "z_hat = [z; 1] / rms_q, x_hat = x / rms_k per token and head, with the norm's gain folded "
+    "into W_Q, W_K; the score is exactly bilinear there."
+)
+EXACT_NOTE = (
+    "exact: the analysed form's probabilities equal the model's own (eager attention) within "
+    "1e-4 on every sequence, and for rotary heads the lifted form's row values equal the score "
+    "differences (rope_form_error <= 1e-6); selections_reproduced: share of the model's argmax "
+    "selections the analysed form reproduces."
 )
 
 
@@ -223,8 +238,11 @@ def head_line(rec: dict[str, Any]) -> str:
     if rec.get("status") == "error":
         return (f"layer {rec['layer']} head {rec['head']}: error {rec.get('error')} "
                 f"({rec['seconds']:.1f} s)")
-    line = (f"layer {rec['layer']} head {rec['head']}: m={rec['m']} {rec['status']} "
-            f"corr_fro={_fmt(rec.get('corr_fro'))}")
+    line = f"layer {rec['layer']} head {rec['head']}: m={rec['m']} "
+    if rec.get("rope_status") is not None:
+        line += (f"lifted {rec['rope_status']} corr_rope={_fmt(rec.get('corr_rope'))} "
+                 f"exact={rec.get('exact')}; position-free ")
+    line += f"{rec['status']} corr_fro={_fmt(rec.get('corr_fro'))}"
     if rec.get("nuc_status") is not None:
         line += f" corr_nuc={_fmt(rec.get('corr_nuc'))} rank_nuc={rec.get('rank_nuc') or '-'}"
     if rec.get("graph_status") is not None:
@@ -495,9 +513,11 @@ def probe(
     except BaseException:
         staging.discard()
         raise
-    notes = list(NOTES)
+    notes = [*NOTES, EXACT_NOTE]
     if ad.rotary:
         notes.append(ROTARY_NOTE)
+    if any(t.forms is not None and t.forms[t.head].qk_norm for t in tasks):
+        notes.append(QK_NORM_NOTE)
     summary: dict[str, Any] = {
         "model": src.label,
         "source": str(src.folder / src.gguf_file) if src.gguf_file else str(src.folder),
