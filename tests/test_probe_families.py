@@ -86,3 +86,20 @@ def test_unsupported_features_refused() -> None:
     cfg3 = tr.GPTJConfig(vocab_size=100, n_embd=32, n_layer=1, n_head=4, rotary_dim=4)
     with pytest.raises(InvalidInputError, match="No probe adapter"):
         find_adapter(tr.AutoModel.from_config(cfg3), None)
+
+
+def test_lifted_factors_match_the_full_lifted_head() -> None:
+    from attnsvm.probe.rope import LiftedFactors, lifted_head
+    from attnsvm.svm.rotary import lifted_norm
+
+    model = build_model("gpt_neox", CONFIGS["gpt_neox"])  # partial rotary: M_f and W_0
+    f = find_adapter(model, None).head_forms(0)[1]
+    M, W0 = lifted_head(f)
+    fac = LiftedFactors(f)
+    rng = np.random.default_rng(0)
+    B = np.linalg.qr(rng.standard_normal((M.shape[1], 5)))[0]
+    C = np.linalg.qr(rng.standard_normal((M.shape[2], 4)))[0]
+    Mr, W0r = fac.reduced(B, C, 5)
+    assert np.allclose(Mr[:, :, :4], np.einsum("ia,fij,jb->fab", B, M, C))
+    assert W0 is not None and W0r is not None and np.allclose(W0r[:, :4], B.T @ W0 @ C)
+    assert np.isclose(fac.norm(), lifted_norm(M, W0))

@@ -37,7 +37,8 @@ from .capture import Capture, HeadForm
 from .form import head_features, head_scores, key_map, query_map
 from .instance import HeadInstance
 
-__all__ = ["lifted_head", "rope_block", "rope_skipped", "ROPE_FIELDS", "lifted_inner"]
+__all__ = ["lifted_head", "LiftedFactors", "rope_block", "rope_skipped", "ROPE_FIELDS",
+           "lifted_inner"]
 
 ROPE_FIELDS = (
     "corr_rope", "corr_rope_control", "corr_rope_control_max", "corr_rope_nuc",
@@ -67,6 +68,61 @@ def lifted_head(form: HeadForm) -> tuple[np.ndarray, np.ndarray | None]:
     return M, W0
 
 
+class LiftedFactors:
+    """A rotary head's lifted parameter in factored form (never formed at full size).
+
+    ``M_f = c * conj(v_f) u_f^T`` with ``c = gain * scale`` and ``W_0 = scale * K0^T Q0``.
+
+    Attributes
+    ----------
+    u : numpy.ndarray of complex128, shape (F, d_q)
+    v : numpy.ndarray of complex128, shape (F, d_k)
+    c : float
+    Q0 : numpy.ndarray, shape (d_head - rot_dims, d_q)
+    K0 : numpy.ndarray, shape (d_head - rot_dims, d_k)
+    scale : float
+    """
+
+    def __init__(self, form: HeadForm) -> None:
+        WQ, WK = query_map(form), key_map(form)
+        R, F = int(form.rot_dims), int(form.rot_dims) // 2
+        self.u = WQ[:F] + 1j * WQ[F:R]
+        self.v = WK[:F] + 1j * WK[F:R]
+        self.c = float(form.rope_gain * form.scale)
+        self.Q0, self.K0 = WQ[R:], WK[R:]
+        self.scale = float(form.scale)
+
+    @property
+    def has_w0(self) -> bool:
+        """Whether some dimensions pass through unrotated."""
+        return self.Q0.shape[0] > 0
+
+    def block_norms2(self) -> tuple[np.ndarray, float]:
+        """``||M_f||_F^2`` (F,) and ``||W_0||_F^2``."""
+        per = self.c**2 * np.sum(np.abs(self.v) ** 2, 1) * np.sum(np.abs(self.u) ** 2, 1)
+        w0 = 0.0
+        if self.has_w0:
+            w0 = self.scale**2 * float(np.sum((self.K0 @ self.K0.T) * (self.Q0 @ self.Q0.T)))
+        return per, w0
+
+    def norm(self) -> float:
+        """``sqrt(sum_f ||M_f||_F^2 + ||W_0||_F^2)``."""
+        per, w0 = self.block_norms2()
+        return float(np.sqrt(per.sum() + w0))
+
+    def reduced(self, B: np.ndarray, C: np.ndarray, r: int
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``B^T M_f C`` (F, r, r) and ``B^T W_0 C`` (r, r), zero-padded to width r."""
+        vb, uc = np.conj(self.v) @ B, self.u @ C  # (F, r_k), (F, r_q)
+        M = np.zeros((self.u.shape[0], r, r), dtype=np.complex128)
+        M[:, : B.shape[1], : C.shape[1]] = self.c * vb[:, :, None] * uc[:, None, :]
+        W0 = None
+        if self.has_w0:
+            W0 = np.zeros((r, r))
+            W0[: B.shape[1], : C.shape[1]] = self.scale * (self.K0 @ B).T @ (self.Q0 @ C)
+        return M, W0
+
+
 def lifted_inner(M1: np.ndarray, W01: np.ndarray | None, M2: np.ndarray,
                  W02: np.ndarray | None) -> float:
     """``sum_f Re tr(M1_f^H M2_f) + <W01, W02>``."""
@@ -76,9 +132,13 @@ def lifted_inner(M1: np.ndarray, W01: np.ndarray | None, M2: np.ndarray,
     return ip
 
 
-def _shares(M: np.ndarray, W0: np.ndarray | None) -> tuple[list[float], float]:
-    per = np.sum(np.abs(M) ** 2, axis=(1, 2))
-    w0 = float(np.sum(W0**2)) if W0 is not None else 0.0
+def _shares(M: np.ndarray | LiftedFactors, W0: np.ndarray | None = None
+            ) -> tuple[list[float], float]:
+    if isinstance(M, LiftedFactors):
+        per, w0 = M.block_norms2()
+    else:
+        per = np.sum(np.abs(M) ** 2, axis=(1, 2))
+        w0 = float(np.sum(W0**2)) if W0 is not None else 0.0
     tot = float(per.sum()) + w0
     if tot <= 0:
         return [0.0] * len(per), 0.0
@@ -90,18 +150,6 @@ def _basis(V: np.ndarray) -> np.ndarray:
     _, s, vt = np.linalg.svd(V, full_matrices=False)
     r = int(np.sum(s > s[0] * 1e-12)) if s.size and s[0] > 0 else 0
     return vt[:r].T
-
-
-def _reduce(M: np.ndarray, W0: np.ndarray | None, B: np.ndarray, C: np.ndarray, r: int
-            ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``B^T M_f C`` zero-padded to (F, r, r), and ``B^T W0 C`` likewise."""
-    Mr = np.zeros((M.shape[0], r, r), dtype=np.complex128)
-    Mr[:, : B.shape[1], : C.shape[1]] = np.einsum("ia,fij,jb->fab", B, M, C)
-    W0r = None
-    if W0 is not None:
-        W0r = np.zeros((r, r))
-        W0r[: B.shape[1], : C.shape[1]] = B.T @ W0 @ C
-    return Mr, W0r
 
 
 def rope_skipped() -> dict[str, Any]:
@@ -146,9 +194,9 @@ def rope_block(
         return out
     t0 = time.perf_counter()
     feats = [head_features(form, c) for c in captures]
-    M_h, W0_h = lifted_head(form)
-    norm_h = lifted_norm(M_h, W0_h)
-    lifted_others = [lifted_head(f) for i, f in enumerate(forms) if i != head]
+    fac = LiftedFactors(form)
+    norm_h = fac.norm()
+    fac_others = [LiftedFactors(f) for i, f in enumerate(forms) if i != head]
     S = [head_scores(form, c) for c in captures]
     seq_of, qpos = inst.seq_of, inst.qpos
 
@@ -169,14 +217,14 @@ def rope_block(
         ksel = np.stack([Kr[i][j] for i, j in zip(seq, a, strict=True)])
         koth = np.stack([Kr[i][j] for i, j in zip(seq, t, strict=True)])
         zq = np.stack([Qr[i][j] for i, j in zip(seq, p, strict=True)])
-        free = (ksel, koth, zq) if W0_h is not None else None
+        free = (ksel, koth, zq) if fac.has_w0 else None
         prob = rotary_rows(ksel, koth, zq, (p - a).astype(float), (p - t).astype(float),
                            np.asarray(form.omega, dtype=np.float64), free=free, index=idx)
-        Mh_r, W0h_r = _reduce(M_h, W0_h, B, C, r)
+        Mh_r, W0h_r = fac.reduced(B, C, r)
         vals = prob.values(Mh_r, W0h_r)
         want = np.array([S[i][q, j] - S[i][q, k] for i, q, j, k in zip(seq, p, a, t,
                                                                        strict=True)])
-        oth = [_reduce(Mo, W0o, B, C, r) + (lifted_norm(Mo, W0o),) for Mo, W0o in lifted_others]
+        oth = [fo.reduced(B, C, r) + (fo.norm(),) for fo in fac_others]
         arrays_basis = (B, C)
         return prob, (Mh_r, W0h_r, arrays_basis), vals, want, oth
 
@@ -185,7 +233,7 @@ def rope_block(
     out["rope_form_error"] = float(np.abs(vals - want).max() / scale)
     out["rope_violated_share"] = float(np.mean(vals <= 0))
     out["rope_rank"] = max(B.shape[1], C.shape[1])
-    out["freq_share_head"], out["w0_share_head"] = _shares(M_h, W0_h)
+    out["freq_share_head"], out["w0_share_head"] = _shares(fac)
 
     def corr_with(M: np.ndarray, W0: np.ndarray | None, Mh: np.ndarray, W0h: np.ndarray | None,
                   oth: list[Any]) -> tuple[float, list[float]]:
