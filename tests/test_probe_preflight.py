@@ -139,3 +139,21 @@ def test_head_files_hold_float64_and_the_constraint_data(
     assert vals.min() >= 1 - 1e-7
     assert np.all(np.abs(vals[dual > 0] - 1) < 1e-7)  # support rows are tight
     assert s["heads"][0]["rope_status"] == "optimal"
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_backend_on_a_local_cluster(llama_dir: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ray")
+    common = ["probe", "--model", str(llama_dir), "--layers", "0", "--no-nuclear", "--json",
+              "--seq-len", "10", "--max-queries", "20", "--jobs", "2"]
+    assert main([*common, "--out", str(tmp_path / "local")]) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert main([*common, "--out", str(tmp_path / "ray"), "--backend", "ray"]) == 0
+    remote = json.loads(capsys.readouterr().out)
+    assert remote["backend"] == "ray"
+    for a, b in zip(local["heads"], remote["heads"], strict=True):
+        assert a["corr_rope"] == pytest.approx(b["corr_rope"], abs=1e-12)
+        assert b["exact"] is True
+    assert len(list((tmp_path / "ray" / "heads").glob("L00_H*.npz"))) == len(local["heads"])

@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_savez
-from ..exceptions import InvalidInputError, InvalidParameterError
+from .._validation import check_choice
+from ..exceptions import InvalidInputError, InvalidParameterError, require
 from ..reporting import provenance
 from .analysis import ProbeOptions
 from .capture import Adapter
@@ -241,6 +242,8 @@ def probe(
     adapter: tuple[ModelSource, Adapter] | None = None,
     progress: ProgressFn | None = None,
     jobs: int = 1,
+    backend: str = "local",
+    address: str | None = None,
 ) -> ProbeResult:
     """Probe every head of the chosen layers.
 
@@ -275,6 +278,11 @@ def probe(
     jobs : int
         Heads solved at once in separate processes (1: in this process).  Each process uses
         the BLAS threads the environment allows.
+    backend : {"local", "ray"}
+        ``ray``: the heads run as Ray tasks (extra ``ray``), on the cluster at ``address`` or
+        on a local one of ``jobs`` CPUs; the head files are written here.
+    address : str, optional
+        A running Ray cluster (``ray://host:port`` or ``host:port``).
 
     Returns
     -------
@@ -285,6 +293,9 @@ def probe(
     if nuclear is not None:
         opts = replace(opts, nuclear=bool(nuclear))
     check_sizes(seq_len, max_queries, jobs)
+    check_choice("backend", backend, ("local", "ray"))
+    if backend == "ray":
+        require("ray", "ray")
     layer_req = parse_layers(layers, None)
     corpus = read_corpus(text)
     out_dir = check_out_dir(out)
@@ -336,7 +347,7 @@ def probe(
             lp = staging.layer_path(li)
             if lp is not None:
                 atomic_savez(lp, **layer_input_arrays(captures, li))
-        records = run_tasks(tasks, jobs, progress)
+        records = run_tasks(tasks, jobs, progress, backend, address)
     except BaseException:
         staging.discard()
         raise
@@ -361,6 +372,7 @@ def probe(
         "text": "default corpus" if text is None else str(text),
         "options": asdict(opts),
         "jobs": jobs,
+        "backend": backend,
         "capture_seconds": capture_seconds,
         "notes": notes,
         "provenance": _provenance(),

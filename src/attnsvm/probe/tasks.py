@@ -44,6 +44,7 @@ class HeadTask:
     path: Path | None
     d_head: int | None = None
     forms: list[Any] | None = None
+    return_arrays: bool = False
 
 
 def error_record(layer: int, head: int, exc: BaseException, seconds: float) -> dict[str, Any]:
@@ -116,8 +117,45 @@ def _analyze_and_save(task: HeadTask, t0: float) -> dict[str, Any]:
             arrays.update(qs=_padded([c.qs[task.layer][task.head] for c in task.captures]),
                           ks=_padded([c.ks[task.layer][task.head] for c in task.captures]))
     if task.path is not None:
-        atomic_savez(task.path, **arrays)
+        if task.return_arrays:  # a remote worker: the driver writes the file
+            rec["_arrays"] = arrays
+        else:
+            atomic_savez(task.path, **arrays)
     return rec
+
+
+def _ray_cell(config: Any, task: HeadTask) -> dict[str, Any]:
+    """One head on a Ray worker: the record, with its arrays for the driver to write."""
+    return _run_head(replace(task, return_arrays=True))
+
+
+def _run_ray(tasks: list[HeadTask], jobs: int, address: str | None,
+             progress: ProgressFn | None) -> list[dict[str, Any]]:
+    """Spread the heads over a Ray cluster (``address``; None: a local one of ``jobs`` CPUs)
+    with :class:`attnsvm.experiments.executors.RayExecutor`, as ``reproduce`` does."""
+    from ..experiments.executors import RayExecutor
+
+    done: dict[int, dict[str, Any]] = {}
+    with RayExecutor(address, jobs) as ex:
+        it = ex.run(_ray_cell, None, tasks)
+        while len(done) < len(tasks):
+            try:
+                k, rec = next(it)
+            except StopIteration:
+                break
+            except Exception as exc:  # noqa: BLE001 - a lost worker or task
+                for j, t in enumerate(tasks):
+                    if j not in done:
+                        done[j] = error_record(t.layer, t.head, exc, 0.0)
+                break
+            arrays = rec.pop("_arrays", None)
+            path = tasks[k].path
+            if arrays is not None and path is not None:
+                atomic_savez(path, **arrays)
+            done[k] = rec
+            if progress is not None:
+                progress(head_line(rec), len(done), len(tasks))
+    return [done[k] for k in range(len(tasks))]
 
 
 def _padded(rows: list[np.ndarray], fill: float = 0.0) -> np.ndarray:
@@ -165,13 +203,18 @@ ProgressFn = Callable[[str, "int | None", "int | None"], None]
 
 
 def run_tasks(
-    tasks: list[HeadTask], jobs: int, progress: ProgressFn | None
+    tasks: list[HeadTask], jobs: int, progress: ProgressFn | None, backend: str = "local",
+    address: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the head tasks, in this process or in a pool of ``jobs`` spawned processes."""
+    """Run the head tasks: in this process, in a pool of ``jobs`` spawned processes
+    (``backend="local"``), or as Ray tasks (``backend="ray"``, on the cluster at ``address``
+    or a local one of ``jobs`` CPUs)."""
     records: list[dict[str, Any]] = []
     total = len(tasks)
     if progress is not None:
         progress(f"solving {total} heads", 0, total)
+    if backend == "ray":
+        return _run_ray(tasks, jobs, address, progress)
     if jobs <= 1 or len(tasks) <= 1:
         for task in tasks:
             records.append(_run_head(task))
