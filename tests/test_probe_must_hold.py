@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 from probe_families import build_model, family_configs, minilm_tokenizer, save_family  # noqa: E402,I001
 
 from attnsvm.cli.main import main  # noqa: E402
-from attnsvm.probe import ProbeOptions, probe  # noqa: E402
+from attnsvm.probe import ProbeOptions, attention_scores, probe  # noqa: E402
 
 NINE = ["llama", "qwen2", "mistral", "gemma2", "gpt2", "gpt_neox", "phi", "distilbert", "qwen3"]
 ROTARY = {"llama", "qwen2", "mistral", "gemma2", "gpt_neox", "phi", "qwen3"}
@@ -47,6 +47,18 @@ def test_folder_probes_exactly(name: str, tmp_path: Path, capsys: pytest.Capture
     assert rc == 0, captured.err
     s = json.loads(captured.out)
     _check_heads(s["heads"], name in ROTARY)
+    # the folder, by path: attention_scores gives the model's own eager attention
+    import numpy as np
+    import transformers
+
+    model = transformers.AutoModel.from_pretrained(str(folder), attn_implementation="eager")
+    ids = np.arange(101, 113)
+    with torch.no_grad():
+        att = model(input_ids=torch.as_tensor(ids)[None], output_attentions=True).attentions
+    S = attention_scores(folder, ids, 0)
+    P = np.exp(S - S.max(-1, keepdims=True))
+    P /= P.sum(-1, keepdims=True)
+    assert np.abs(P - att[0][0].double().numpy()).max() < 1e-5
 
 
 def test_in_memory_default_attention_probes_the_same_way() -> None:
