@@ -389,16 +389,16 @@ def test_a_failing_head_is_reported_and_the_others_kept(
 ) -> None:
     """One head's analysis raises: its record says so, every other head is solved and
     written, the report is complete, and the command exits 1 with one error line."""
-    import attnsvm.probe.run as probe_run
+    import attnsvm.probe.tasks as probe_tasks
 
-    real = probe_run.analyze_head
+    real = probe_tasks.analyze_head
 
     def flaky(inst, W_layer, head, layer, *a, **k):  # type: ignore[no-untyped-def]
         if (layer, head) == (1, 2):
             raise np.linalg.LinAlgError("SVD did not converge\nsecond line")
         return real(inst, W_layer, head, layer, *a, **k)
 
-    monkeypatch.setattr(probe_run, "analyze_head", flaky)
+    monkeypatch.setattr(probe_tasks, "analyze_head", flaky)
     parser = argparse.ArgumentParser()
     add_probe_arguments(parser)
     out = tmp_path / "out"

@@ -19,6 +19,7 @@ from attnsvm.cli.main import main
 from attnsvm.exceptions import InvalidInputError
 from attnsvm.probe import corpus as probe_corpus
 from attnsvm.probe import run as probe_run
+from attnsvm.probe import tasks as probe_tasks
 from attnsvm.probe.models import load_model
 from test_probe import build_tiny_bert
 
@@ -51,7 +52,7 @@ def no_loading(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """Record every model load (none must happen for input the probe can refuse first)."""
     calls: list[object] = []
 
-    def fake(name: object) -> None:
+    def fake(name: object, *args: object) -> None:
         calls.append(name)
         raise RuntimeError("the model was loaded")
 
@@ -155,8 +156,8 @@ def test_files_are_written_last(
             "--no-nuclear", *SMALL]
     assert _run(argv, capsys)[0] == 0
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    assert len([p for p in before if p.parent.name == "heads"]) == 4
-    real = probe_run.analyze_head
+    assert len([p for p in before if p.parent.name == "heads" and "_H" in p.name]) == 4
+    real = probe_tasks.analyze_head
     calls = []
 
     def interrupted(*args: object, **kw: object) -> object:
@@ -165,7 +166,7 @@ def test_files_are_written_last(
             raise KeyboardInterrupt
         return real(*args, **kw)
 
-    monkeypatch.setattr(probe_run, "analyze_head", interrupted)
+    monkeypatch.setattr(probe_tasks, "analyze_head", interrupted)
     rc, stdout, err = _run([*argv[:-len(SMALL)], "--seed", "5", *SMALL], capsys)
     assert rc == 130 and stdout == "" and "interrupted" in err
     after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
@@ -174,7 +175,7 @@ def test_files_are_written_last(
     def no_report(*args: object, **kw: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(probe_run, "analyze_head", real)
+    monkeypatch.setattr(probe_tasks, "analyze_head", real)
     monkeypatch.setattr(probe_run, "write_report", no_report)
     rc, stdout, err = _run([*argv[:-len(SMALL)], "--seed", "6", *SMALL], capsys)
     assert rc == 1 and stdout == "" and "disk full" in err
@@ -195,8 +196,9 @@ def test_no_global_side_effects_and_progress_with_estimate(
                             "--layers", "1", *SMALL], capsys)
     assert rc == 0 and switched == [] and "HF_HUB_OFFLINE" not in os.environ
     lines = err.strip().splitlines()
-    # stages before the model is loaded and run, then one line per head with count and ETA
-    assert lines[0].startswith("probe: loading") and lines[1].startswith("probe: running")
+    # stages once the model has loaded (nothing before a possible exit-2 error) and runs,
+    # then one line per head with count and ETA
+    assert lines[0].startswith("probe: loaded") and lines[1].startswith("probe: running")
     heads = [ln for ln in lines if "layer 1 head" in ln]
     assert len(heads) == 4 and all(f"{k}/4" in ln for k, ln in enumerate(heads, 1))
     assert all("left" in ln for ln in heads[:-1]) and "corr_nuc=" in heads[0]

@@ -91,6 +91,19 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
         help="heads solved at once in separate processes (default: the CPU count, at most 2)",
     )
     parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this machine's processes (--jobs); ray: Ray tasks on the cluster at "
+        "--address, or on a local one of --jobs CPUs (extra 'ray')",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        metavar="HOST:PORT",
+        help="address of a running Ray cluster (with --backend ray)",
+    )
+    parser.add_argument(
         "--out",
         default="attnsvm-probe",
         metavar="DIR",
@@ -187,6 +200,8 @@ def run_probe(args: argparse.Namespace) -> int:
             max_queries=args.max_queries,
             progress=progress,
             jobs=jobs,
+            backend=args.backend,
+            address=args.address,
         )
     finally:
         progress.close()

@@ -18,9 +18,11 @@ from .graph import HeadGraphs, build_graphs
 from .instance import HeadInstance, build_instance
 from .models import DEFAULT_MODEL, ModelSource, load_model, resolve_model
 from .run import ProbeResult, head_file, probe
+from .scores import attention_scores
 
 __all__ = [
     "probe",
+    "attention_scores",
     "ProbeOptions",
     "ProbeResult",
     "load_model",

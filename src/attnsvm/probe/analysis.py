@@ -55,6 +55,9 @@ class ProbeOptions:
         Seed of the random control matrices (per head ``seed + 1000 * layer + head``).
     tol : float
         Feasibility tolerance of the Frobenius solver.
+    rope_nuclear_rows : int
+        Rotary heads: query rows of the group-nuclear lifted Att-SVM (with ``nuclear``; the
+        first ones).  The lifted Frobenius target always uses all rows.
     """
 
     confidence: float = 0.5
@@ -63,6 +66,7 @@ class ProbeOptions:
     graph: bool | None = None
     seed: int = 0
     tol: float = 1e-9
+    rope_nuclear_rows: int = 8
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.confidence) < 1.0:
@@ -83,7 +87,8 @@ _NO_SOLUTION: dict[str, Any] = dict.fromkeys(
 
 
 def argmax_agreement(
-    W: np.ndarray, captures: list[Capture], layer: int, inst: HeadInstance, causal: bool
+    W: np.ndarray, captures: list[Capture], layer: int, inst: HeadInstance, causal: bool,
+    features: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> float:
     """Share of rows (with at least two keys) where the form's argmax is the model's.
 
@@ -95,19 +100,35 @@ def argmax_agreement(
     inst : HeadInstance
         Provides the model's selections ``alpha`` in row order.
     causal : bool
+    features : list of (K (T, d), Q (T, d + 1)), optional
+        The head's own coordinates (QK-norm heads); default the layer input.
     """
     hits, total, row = 0, 0, 0
-    for cap in captures:
-        S = position_free_scores(W, cap.X[layer])
+    for si, cap in enumerate(captures):
+        if features is None:
+            S = position_free_scores(W, cap.X[layer])
+        else:
+            K, Q = features[si]
+            S = Q @ (K @ W).T
         T = S.shape[0]
         if causal:
             S = np.where(np.tril(np.ones((T, T), dtype=bool)), S, -np.inf)
+        S = np.where(_seen(inst, row, T), S, -np.inf)
         pred = S.argmax(axis=1)
         multi = inst.n_keys[row : row + T] > 1
         hits += int(np.sum((pred == inst.alpha[row : row + T]) & multi))
         total += int(multi.sum())
         row += T
     return hits / total if total else float("nan")
+
+
+def _seen(inst: HeadInstance, row: int, T: int) -> np.ndarray:
+    """Keys each of the T rows from ``row`` on sees (the rows' constraint keys and alpha)."""
+    seen = np.zeros((T, T), dtype=bool)
+    seen[np.arange(T), inst.alpha[row : row + T]] = True
+    sel = (inst.index[:, 0] >= row) & (inst.index[:, 0] < row + T)
+    seen[inst.index[sel, 0] - row, inst.index[sel, 1]] = True
+    return seen
 
 
 def _solve_block(
@@ -171,6 +192,7 @@ def analyze_head(
     approximate: bool,
     opts: ProbeOptions,
     d_head: int | None = None,
+    features: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Compare one head with the Att-SVM solutions of its own selections.
 
@@ -187,6 +209,8 @@ def analyze_head(
     opts : ProbeOptions
     d_head : int, optional
         The head's width (``W_h`` has rank at most ``d_head``), reported beside ``rank_nuc``.
+    features : list of (K, Q), optional
+        The head's own coordinates (QK-norm heads), per sequence.
 
     Returns
     -------
@@ -203,7 +227,7 @@ def analyze_head(
         "n": inst.n,
         "T": int(inst.n_keys.max()) if inst.n else 0,
         "approximate": approximate,
-        "argmax_reproduced": argmax_agreement(W_head, captures, layer, inst, causal),
+        "argmax_reproduced": argmax_agreement(W_head, captures, layer, inst, causal, features),
         "max_prob_mean": float(mp.mean()),
         "max_prob_q10": float(np.quantile(mp, 0.1)),
         "max_prob_median": float(np.median(mp)),
@@ -217,7 +241,7 @@ def analyze_head(
     full, sol = _solve_block(inst.A, inst.Zc, inst.index, W_head, W_layer, head, W_rand, opts.tol)
     rec.update(full)
     arrays: dict[str, np.ndarray] = {
-        "W_head": W_head.astype(np.float32),
+        "W_head": np.asarray(W_head, dtype=np.float64),
         "alpha": inst.alpha,
         "max_prob": mp,
         "index": inst.index.astype(np.int32),
@@ -225,7 +249,7 @@ def analyze_head(
     if sol is not None:
         arrays["dual"] = np.asarray(sol.dual, dtype=np.float64)
         if sol.W is not None and rec["feasible"]:
-            arrays["W_fro"] = np.asarray(sol.W, dtype=np.float32)
+            arrays["W_fro"] = np.asarray(sol.W, dtype=np.float64)
         if sol.certificate is not None:
             arrays["certificate"] = np.asarray(sol.certificate, dtype=np.float64)
 
@@ -243,7 +267,7 @@ def analyze_head(
     rec["n_conf"] = int(conf_rows.sum())
     rec.update({f"{k}_conf": v for k, v in conf.items()})
     if sol_c is not None and sol_c.W is not None and conf["feasible"]:
-        arrays["W_fro_conf"] = np.asarray(sol_c.W, dtype=np.float32)
+        arrays["W_fro_conf"] = np.asarray(sol_c.W, dtype=np.float64)
 
     if opts.nuclear:
         rec.update(nuclear_block(inst, W_layer, head, W_rand, sol, opts.nuclear_rows, arrays))

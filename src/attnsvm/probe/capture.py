@@ -16,13 +16,15 @@ formula without the rotation) and ``rotary`` is True.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..exceptions import InvalidInputError
 from .corpus import Sequence
 
 __all__ = ["HeadForm", "Capture", "Adapter", "softmax_rows", "position_free_scores"]
@@ -49,6 +51,28 @@ class HeadForm:
     rotary : bool
         True when rotary position embeddings rotate q and k, so that ``bilinear`` is only the
         position-free approximation of the score.
+    rot_dims : int
+        The first ``rot_dims`` of the head's ``d_head`` dimensions are rotated (HF rotate_half
+        pairing ``j <-> j + rot_dims / 2``); the rest pass through (partial rotary).
+    omega : numpy.ndarray, shape (rot_dims / 2,), or None
+        Angular frequencies: the model's own ``inv_freq`` (after its rope scaling).
+    rope_gain : float
+        The model's ``attention_scaling`` squared (its cos and sin tables are multiplied by
+        ``attention_scaling``, so the rotated part of the score by its square).
+    causal : bool
+        Query p sees keys r <= p only.
+    window : int or None
+        Sliding window: query p sees keys r > p - window only.
+    softcap : float or None
+        Logit soft-capping ``c tanh(s / c)`` applied to the score before the softmax (Gemma 2);
+        the Att-SVM is of the pre-cap score ``s`` (the map is monotone).
+    qk_norm : bool
+        The head normalizes q and k per token before the rotation (Qwen3, OLMo-2, Gemma 3):
+        the capture holds the per-token factors (``Capture.qs``, ``Capture.ks``), the gains
+        are folded into ``Wq, bq, Wk, bk``, and the head is bilinear in the rescaled inputs.
+    key_aug : bool
+        Key-side features are ``[x; 1]`` (the key bias does not cancel: rotary or QK-norm
+        heads with a key bias).
     """
 
     layer: int
@@ -59,6 +83,14 @@ class HeadForm:
     bk: np.ndarray
     scale: float
     rotary: bool = False
+    rot_dims: int = 0
+    omega: np.ndarray | None = None
+    rope_gain: float = 1.0
+    causal: bool = False
+    window: int | None = None
+    softcap: float | None = None
+    qk_norm: bool = False
+    key_aug: bool = False
 
     def bilinear(self) -> np.ndarray:
         """The head's key-query matrix on the augmented query, shape (d, d + 1).
@@ -84,13 +116,26 @@ class Capture:
     P : dict of int to numpy.ndarray, shape (H, T, T)
         Per layer, the model's own attention probabilities, row = query, column = key.
     rope : tuple of numpy.ndarray (cos, sin), each shape (T, d_head), or None
-        The rotary tables the model applied (decoders), used to recompute exact scores.
+        The rotary tables the model applied at the first probed layer (decoders).
+    qs, ks : dict of int to numpy.ndarray, shape (H, T)
+        QK-norm heads: per layer, query head and token, the factor ``1 / rms`` by which the
+        head normalizes its query / key (the key's of the head's key/value group).
     """
 
     sequence: Sequence
     X: dict[int, np.ndarray] = field(default_factory=dict)
     P: dict[int, np.ndarray] = field(default_factory=dict)
     rope: tuple[np.ndarray, np.ndarray] | None = None
+    qs: dict[int, np.ndarray] = field(default_factory=dict)
+    ks: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def layer_only(self, layer: int) -> Capture:
+        """A copy holding only ``layer``'s arrays (what one head's task needs)."""
+        def pick(d: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+            return {layer: d[layer]} if layer in d else {}
+
+        return Capture(self.sequence, pick(self.X), pick(self.P), self.rope, pick(self.qs),
+                       pick(self.ks))
 
 
 def softmax_rows(scores: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -196,21 +241,33 @@ class Adapter(ABC):
         return np.ones((T, T), dtype=bool)
 
     def exact_scores(self, form: HeadForm, capture: Capture) -> np.ndarray:
-        """The head's exact pre-softmax scores from the extracted pieces, shape (T, T).
+        """The head's exact pre-cap scores from the extracted pieces, shape (T, T)
+        (:func:`attnsvm.probe.form.head_scores`: rotary, QK-norm and biases included)."""
+        from .form import head_scores
 
-        The default (no rotary embeddings) is ``X W [Z; 1]^T`` with ``W = form.bilinear()``;
-        the key-bias term, constant along a row, is added too so that the numbers are the
-        model's own scores.
-        """
-        X = capture.X[form.layer]
-        q = X @ form.Wq.T + form.bq
-        k = X @ form.Wk.T + form.bk
-        return form.scale * (q @ k.T)
+        return head_scores(form, capture)
 
     def recompute_probs(self, form: HeadForm, capture: Capture) -> np.ndarray:
         """Attention probabilities recomputed from the extracted pieces, shape (T, T)."""
-        T = capture.sequence.length
-        return softmax_rows(self.exact_scores(form, capture), self.key_mask(T))
+        from .form import head_probs
+
+        return head_probs(form, capture)
+
+
+@contextlib.contextmanager
+def eager_attention(model: Any) -> Iterator[None]:
+    """Switch a transformers model to eager attention for the block (so that it returns its
+    attention probabilities), then back to the implementation it had."""
+    cfg = getattr(model, "config", None)
+    before = getattr(cfg, "_attn_implementation", None)
+    switch = before not in (None, "eager") and hasattr(model, "set_attn_implementation")
+    if switch:
+        model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        if switch:
+            model.set_attn_implementation(before)
 
 
 def to_numpy(t: Any) -> np.ndarray:
@@ -259,14 +316,20 @@ def run_with_input_hooks(
                for li, m in modules.items()]
     try:
         ids = torch.as_tensor(sequence.ids, dtype=torch.long)[None]
-        with torch.no_grad():
+        with torch.no_grad(), eager_attention(base):
             out = base(input_ids=ids, attention_mask=torch.ones_like(ids),
                        output_attentions=True, **model_kwargs)
     finally:
         for hd in handles:
             hd.remove()
+    atts = getattr(out, "attentions", None)
     for li in modules:
-        cap.P[li] = to_numpy(out.attentions[li][0])
+        if atts is None or atts[li] is None:
+            raise InvalidInputError(
+                "The model returned no attention probabilities (output_attentions); the probe "
+                "needs them to read the head's own selections."
+            )
+        cap.P[li] = to_numpy(atts[li][0])
     return cap
 
 

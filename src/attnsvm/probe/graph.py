@@ -246,7 +246,7 @@ def graph_block(
     tol : float
         Feasibility tolerance of the Frobenius solver.
     arrays : dict
-        Receives ``W_graph`` (float32) and ``dual_graph``, or ``certificate_graph``; with
+        Receives ``W_graph`` (float64) and ``dual_graph``, or ``certificate_graph``; with
         ``nuclear`` also ``W_graph_nuc``.
     nuclear : bool
         Also solve the nuclear-norm Graph-SVM (the target of a factored head) when the
@@ -291,7 +291,7 @@ def graph_block(
         W = np.asarray(sol.W, dtype=np.float64)
         out.update(compare(W, W_layer, head, W_rand, "graph"))
         out.update(graph_objective=float(np.linalg.norm(W)), graph_gap=float(sol.duality_gap()))
-        arrays["W_graph"] = W.astype(np.float32)
+        arrays["W_graph"] = W.astype(np.float64)
         arrays["dual_graph"] = np.asarray(sol.dual, dtype=np.float64)
     out["graph_seconds"] = time.perf_counter() - t0
     if nuclear and out["graph_feasible"]:
@@ -315,5 +315,5 @@ def _graph_nuclear(cset: Any, fro_sol: Any, W_layer: list[np.ndarray], head: int
         c = compare(W, W_layer, head, W_rand, "graph_nuc")
         out.update(c, rank_graph_nuc=int(sol.rank),
                    graph_nuc_objective=float(np.linalg.svd(W, compute_uv=False).sum()))
-        arrays["W_graph_nuc"] = W.astype(np.float32)
+        arrays["W_graph_nuc"] = W.astype(np.float64)
     return out

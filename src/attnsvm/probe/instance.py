@@ -56,6 +56,10 @@ class HeadInstance:
         Constraints with ``x_alpha == x_t`` exactly.
     contradictory_pairs : int
         Pairs of rows with identical queries selecting a over b and b over a.
+    qpos : numpy.ndarray of int64, shape (n,)
+        Position of each row's query in its sequence.
+    seq_of : numpy.ndarray of int64, shape (n,)
+        Sequence (capture) index of each row.
     """
 
     A: np.ndarray
@@ -68,6 +72,8 @@ class HeadInstance:
     n_keys: np.ndarray
     identical_keys: int
     contradictory_pairs: int
+    qpos: np.ndarray | None = None
+    seq_of: np.ndarray | None = None
 
     @property
     def row_of(self) -> np.ndarray:
@@ -109,7 +115,14 @@ def _contradictions(X_rows: list[np.ndarray], Z_rows: list[np.ndarray], alpha: n
     return count
 
 
-def build_instance(captures: list[Capture], layer: int, head: int, causal: bool) -> HeadInstance:
+def build_instance(
+    captures: list[Capture],
+    layer: int,
+    head: int,
+    causal: bool,
+    features: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    masks: list[np.ndarray] | None = None,
+) -> HeadInstance:
     """Build the Att-SVM instance of one head from the captured sequences.
 
     Parameters
@@ -119,45 +132,62 @@ def build_instance(captures: list[Capture], layer: int, head: int, causal: bool)
     layer, head : int
     causal : bool
         Query q sees keys 0..q only.
+    features : list of (K (T, d_k), Q (T, d_q)), optional
+        Per sequence, the head's key-side and query-side features (default: ``X`` and
+        ``[X; 1]``; QK-norm heads: their normalized coordinates).
+    masks : list of numpy.ndarray of bool, shape (T, T), optional
+        Per sequence, which keys each query sees (default: all, or the causal triangle);
+        a sliding window removes keys from a row.
 
     Returns
     -------
     HeadInstance
     """
     A_parts, Z_parts, idx_parts = [], [], []
-    alpha, max_prob, sink, tie, n_keys = [], [], [], [], []
+    alpha, max_prob, sink, tie, n_keys, qpos, seq_of = [], [], [], [], [], [], []
     X_rows: list[np.ndarray] = []
     Z_rows: list[np.ndarray] = []
     row = 0
-    for cap in captures:
+    for si, cap in enumerate(captures):
         X = cap.X[layer]
+        if features is None:
+            K, Q = X, np.concatenate([X, np.ones((X.shape[0], 1))], axis=1)
+        else:
+            K, Q = features[si]
         P = cap.P[layer][head]
         T = X.shape[0]
+        if masks is None:
+            mask = np.tril(np.ones((T, T), bool)) if causal else np.ones((T, T), bool)
+        else:
+            mask = masks[si]
         special = cap.sequence.special
         for q in range(T):
-            nk = q + 1 if causal else T
-            p = P[q, :nk]
+            seen = np.flatnonzero(mask[q])
+            p = P[q, seen]
             pmax = p.max()
-            winners = np.flatnonzero(p == pmax)
+            winners = seen[p == pmax]
             a = int(winners[0])
             alpha.append(a)
             max_prob.append(float(pmax))
             tie.append(winners.size > 1)
             sink.append(bool(special[a]) or a == 0)
-            n_keys.append(nk)
-            keys = X[:nk]
-            z = np.append(X[q], 1.0)
+            n_keys.append(seen.size)
+            qpos.append(q)
+            seq_of.append(si)
+            keys = K[seen]
+            z = Q[q]
             X_rows.append(keys)
             Z_rows.append(z)
-            others = np.array([t for t in range(nk) if t != a], dtype=np.int64)
+            others = seen[seen != a]
             if others.size:
-                A_parts.append(keys[a][None, :] - keys[others])
+                A_parts.append(K[a][None, :] - K[others])
                 Z_parts.append(np.broadcast_to(z, (others.size, z.size)))
                 idx_parts.append(np.column_stack([np.full(others.size, row), others]))
             row += 1
-    d = captures[0].X[layer].shape[1]
-    A = np.concatenate(A_parts) if A_parts else np.zeros((0, d))
-    Zc = np.concatenate(Z_parts) if Z_parts else np.zeros((0, d + 1))
+    d_k = K.shape[1] if captures else 0
+    d_q = Q.shape[1] if captures else 1
+    A = np.concatenate(A_parts) if A_parts else np.zeros((0, d_k))
+    Zc = np.concatenate(Z_parts) if Z_parts else np.zeros((0, d_q))
     index = np.concatenate(idx_parts).astype(np.int64) if idx_parts else np.zeros((0, 2), np.int64)
     alpha_arr = np.asarray(alpha, dtype=np.int64)
     return HeadInstance(
@@ -170,5 +200,25 @@ def build_instance(captures: list[Capture], layer: int, head: int, causal: bool)
         tie=np.asarray(tie, dtype=bool),
         n_keys=np.asarray(n_keys, dtype=np.int64),
         identical_keys=int(np.sum(~A.any(axis=1))) if A.size else 0,
-        contradictory_pairs=_contradictions(X_rows, Z_rows, alpha_arr),
+        contradictory_pairs=_contradictions(X_rows, Z_rows, _local_alpha(X_rows, alpha_arr,
+                                                                           captures, masks,
+                                                                           causal, layer)),
+        qpos=np.asarray(qpos, dtype=np.int64),
+        seq_of=np.asarray(seq_of, dtype=np.int64),
     )
+
+
+def _local_alpha(X_rows: list[np.ndarray], alpha: np.ndarray, captures: list[Capture],
+                 masks: list[np.ndarray] | None, causal: bool, layer: int) -> np.ndarray:
+    """Each row's selection as an index into its own key list (``X_rows[r]``)."""
+    if masks is None:
+        return alpha  # keys start at position 0
+    out = np.empty_like(alpha)
+    row = 0
+    for si, cap in enumerate(captures):
+        T = cap.X[layer].shape[0]
+        for q in range(T):
+            seen = np.flatnonzero(masks[si][q])
+            out[row] = int(np.searchsorted(seen, alpha[row]))
+            row += 1
+    return out

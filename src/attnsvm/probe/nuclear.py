@@ -99,7 +99,7 @@ def nuclear_block(
     nuclear_rows : int or None
         Use only the first ``nuclear_rows`` query rows; None: all.
     arrays : dict
-        Receives ``W_nuc`` (float32) and ``dual_nuc`` (m_nuc,) when solved.
+        Receives ``W_nuc`` (float64) and ``dual_nuc`` (m_nuc,) when solved.
 
     Returns
     -------
@@ -156,7 +156,7 @@ def nuclear_block(
         margin_ratio_nuc=float(vals.min() * obj / nuc_h) if nuc_h > 0 else None,
     )
     out["rank_head"] = rank_h
-    arrays["W_nuc"] = W.astype(np.float32)
+    arrays["W_nuc"] = W.astype(np.float64)
     arrays["dual_nuc"] = np.asarray(sol.dual, dtype=np.float64)
     if all_rows:
         W_fro = np.asarray(fro_sol.W) if fro_ok else None
@@ -164,7 +164,7 @@ def nuclear_block(
         fro = solve_fro_constraints(cset)
         W_fro = np.asarray(fro.W) if fro.W is not None and fro.status != "infeasible" else None
         if W_fro is not None:
-            arrays["W_fro_nucrows"] = W_fro.astype(np.float32)
+            arrays["W_fro_nucrows"] = W_fro.astype(np.float64)
     if W_fro is not None:
         out["corr_fro_nucrows"] = corr(W_head, W_fro)
         out["corr_nuc_fro"] = corr(W, W_fro)

@@ -26,6 +26,7 @@ from ..reporting import (
     to_jsonable,
     write_json_atomic,
 )
+from .report_rope import has_rotary, write_freq_figure
 
 __all__ = [
     "TABLE_COLUMNS",
@@ -43,6 +44,8 @@ __all__ = [
 
 #: The targets a head is compared with: (name, correlation key, control key, title).
 TARGETS = [
+    ("rope", "corr_rope", "corr_rope_control", "lifted Frobenius Att-SVM (exact rotary)"),
+    ("rope_nuc", "corr_rope_nuc", "corr_rope_nuc_control", "group-nuclear lifted Att-SVM"),
     ("fro", "corr_fro", "corr_control", "Frobenius Att-SVM W^mm"),
     ("nuc", "corr_nuc", "corr_nuc_control", "nuclear-norm Att-SVM W_*^mm"),
     ("graph", "corr_graph", "corr_graph_control", "Graph-SVM (token-priority graphs)"),
@@ -53,6 +56,16 @@ TARGETS = [
 TABLE_COLUMNS = [
     "layer",
     "head",
+    "exact",
+    "selections_reproduced",
+    "rotary",
+    "corr_rope",
+    "corr_rope_control",
+    "corr_rope_nuc",
+    "corr_rope_nuc_control",
+    "rope_status",
+    "rope_gap",
+    "rope_form_error",
     "n",
     "T",
     "m",
@@ -304,8 +317,21 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> None:
     write_heatmap(recs, out_dir / "heatmap.png", f"{summary['model']}: corr(W_head, target) - "
                   "mean corr(target, other heads)")
     write_maxprob_figure(recs, out_dir / "max_prob.png")
+    if has_rotary(recs):
+        write_freq_figure(recs, out_dir / "frequencies.png")
     write_summary(summary, out_dir / "summary.json")
     write_html(summary, out_dir / "index.html")
+
+
+def _freq_section(recs: list[dict[str, Any]], folder: Path) -> str:
+    if not has_rotary(recs) or not (folder / "frequencies.png").is_file():
+        return ""
+    return (f"<h2>Where rotary heads put their mass, per frequency</h2><figure>"
+            f"{_img(folder / 'frequencies.png', 'per-frequency shares of heads and SVMs')}"
+            "<figcaption>Per layer, the mean over its rotary heads of the share of "
+            "||M_f||_F^2 in the head's lifted parameter (left) and in its lifted Frobenius "
+            "Att-SVM (right); f = 0 is the highest frequency (Barbero et al.: high frequencies "
+            "carry positional patterns, low ones semantic).</figcaption></figure>")
 
 
 def write_summary(summary: dict[str, Any], path: Path) -> str:
@@ -354,7 +380,7 @@ def write_html(
     rows = []
     for r in recs:
         cells = "".join(f"<td>{e(_fmt(r.get(c)))}</td>" for c in TABLE_COLUMNS)
-        cls = ' class="approx"' if r.get("approximate") else ""
+        cls = ' class="approx"' if r.get("exact") is False else ""
         rows.append(f"<tr{cls}>{cells}</tr>")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>attnsvm probe: {e(str(summary["model"]))}</title>
@@ -363,7 +389,7 @@ body {{ font-family: sans-serif; margin: 2em; max-width: 1400px; }}
 table {{ border-collapse: collapse; font-size: 12px; }}
 td, th {{ border: 1px solid #ccc; padding: 2px 5px; text-align: right; }}
 th {{ background: #eee; position: sticky; top: 0; }}
-tr.approx td {{ color: #666; font-style: italic; }}
+tr.approx td {{ color: #a00; font-style: italic; }}
 figure {{ margin: 1em 0; }}
 </style></head><body>
 <h1>Att-SVM probe of {e(str(summary["model"]))}</h1>
@@ -378,6 +404,7 @@ selections (left: Frobenius Att-SVM W^mm; then the nuclear-norm Att-SVM W_*^mm, 
 gradient descent on factored heads; for decoders the Graph-SVM), minus the mean correlation of
 that target with the layer's other heads. One colour scale for all panels. "-": not solved or
 infeasible.</figcaption></figure>
+{_freq_section(recs, path.parent)}
 <h2>Largest probability per row</h2>
 <figure>{_img(path.parent / maxprob, "distribution of the largest probability per row")}
 <figcaption>Distribution over all rows of each layer's heads (10 bins on [0, 1]); sinks

@@ -9,8 +9,15 @@ Output folder layout::
     max_prob.png       distribution of the largest probability per row, per layer
     index.html         the page
     heads/L{l}_H{h}.npz  per head: W_head (d, d+1), W_fro, W_fro_conf, W_nuc, W_graph
-                       (float32, when solved), dual (m,), dual_nuc, dual_graph, certificate
-                       (m,) when infeasible, alpha (n,), max_prob (n,), index (m, 2)
+                       (float64, when solved), dual (m,), dual_nuc, dual_graph, certificate
+                       (m,) when infeasible, alpha (n,), max_prob (n,), index (m, 2) (query
+                       row, key position), qpos (n,), seq_of (n,), the form (scale, rot_dims,
+                       omega, rope_gain, key_aug, qk_norm; qs, ks (S, T) for QK-norm heads)
+                       and for rotary heads rope_basis_key/query, M_rope (F, r, r), W0_rope,
+                       dual_rope (m,), M_rope_nuc, dual_rope_nuc
+    heads/L{l}_input.npz  per layer: input_ids (S, T), lengths (S,), X (S, T, d) float64, the
+                       layer input: with a head file, every margin and certificate can be
+                       recomputed without the model
 
 Files are written last: the head arrays go to a staging folder inside the output folder and
 replace ``heads/`` only when every head is done, so an interrupted run leaves an earlier report
@@ -24,22 +31,23 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .._io import atomic_savez
-from ..exceptions import InvalidInputError, InvalidParameterError
+from .._validation import check_choice
+from ..exceptions import InvalidInputError, InvalidParameterError, require
 from ..reporting import provenance
-from .analysis import ProbeOptions, analyze_head
-from .capture import Adapter, Capture
+from .analysis import ProbeOptions
+from .capture import Adapter
 from .corpus import make_sequences, read_corpus
-from .graph import GRAPH_FIELDS
-from .instance import build_instance
-from .models import DEFAULT_MODEL, ModelSource, load_model, resolve_model
-from .nuclear import NUCLEAR_FIELDS
-from .report import TABLE_COLUMNS, nuc_vs_fro, target_summary, write_report
+from .models import DEFAULT_MODEL, ModelSource, load_model, load_tokenizer, resolve_model
+from .preflight import preflight
+from .report import nuc_vs_fro, target_summary, write_report
+from .scores import as_adapter
+from .tasks import HeadTask, ProgressFn, head_line, layer_input_arrays, run_tasks
 
 __all__ = ["ProbeResult", "probe", "head_file", "head_line", "parse_layers", "check_sizes",
            "check_out_dir", "NOTES", "MAX_QUERIES"]
@@ -64,9 +72,24 @@ NOTES = [
 #: Largest accepted --max-queries (about 3 GB of constraints for a 384-wide model at T = 32).
 MAX_QUERIES = 20000
 ROTARY_NOTE = (
-    "Rotary position embeddings make the score position-dependent: there is no single W. The "
-    "position-free form W_K^T W_Q / sqrt(d_head) is used; argmax_reproduced gives the share of "
-    "the model's argmaxes it reproduces, and these heads are marked approximate."
+    "Rotary heads: the exact target is the lifted Att-SVM of the head's own selections "
+    "(score = sum_f Re(exp(i omega_f (p - r)) x^T M_f z) + x^T W_0 z with the model's own "
+    "inv_freq): corr_rope (lifted Frobenius, all rows), corr_rope_nuc (group nuclear, first "
+    "rope_nuclear_rows rows), freq_share_head / freq_share_svm. The fields corr_fro, corr_nuc, "
+    "corr_graph of these heads are of the position-free form W_K^T W_Q / sqrt(d_head), which "
+    "is not the head's score (approximate: true; argmax_reproduced says how many argmaxes it "
+    "reproduces)."
+)
+QK_NORM_NOTE = (
+    "QK-norm heads (Qwen3, OLMo-2, Gemma 3) are analysed in their normalized coordinates: "
+    "z_hat = [z; 1] / rms_q, x_hat = x / rms_k per token and head, with the norm's gain folded "
+    "into W_Q, W_K; the score is exactly bilinear there."
+)
+EXACT_NOTE = (
+    "exact: the analysed form's probabilities equal the model's own (eager attention) within "
+    "1e-4 on every sequence, and for rotary heads the lifted form's row values equal the score "
+    "differences (rope_form_error <= 1e-6); selections_reproduced: share of the model's argmax "
+    "selections the analysed form reproduces."
 )
 
 
@@ -89,116 +112,6 @@ class ProbeResult:
     def heads(self) -> list[dict[str, Any]]:
         """One record per head."""
         return list(self.summary["heads"])
-
-
-@dataclass
-class _HeadTask:
-    """Everything one head's analysis needs (picklable, no model)."""
-
-    layer: int
-    head: int
-    W_layer: list[Any]
-    captures: list[Capture]
-    causal: bool
-    rotary: bool
-    opts: ProbeOptions
-    path: Path | None
-    d_head: int | None = None
-
-
-def error_record(layer: int, head: int, exc: BaseException, seconds: float) -> dict[str, Any]:
-    """The record of a head whose analysis failed: every field None but ``layer``, ``head``,
-    ``status`` (``"error"``), ``error`` (the exception's type and message) and ``seconds``."""
-    rec: dict[str, Any] = dict.fromkeys((*TABLE_COLUMNS, *NUCLEAR_FIELDS, *GRAPH_FIELDS))
-    lines = str(exc).strip().splitlines()
-    rec.update(layer=layer, head=head, status="error",
-               error=f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__,
-               seconds=seconds)
-    return rec
-
-
-def _run_head(task: _HeadTask) -> dict[str, Any]:
-    """Build, solve and save one head; returns its record (an error record if it raises)."""
-    t0 = time.perf_counter()
-    try:
-        return _analyze_and_save(task, t0)
-    except Exception as exc:  # noqa: BLE001 - one head's failure is reported, not fatal
-        return error_record(task.layer, task.head, exc, time.perf_counter() - t0)
-
-
-def _analyze_and_save(task: _HeadTask, t0: float) -> dict[str, Any]:
-    inst = build_instance(task.captures, task.layer, task.head, task.causal)
-    t_build = time.perf_counter() - t0
-    rec, arrays = analyze_head(
-        inst,
-        task.W_layer,
-        task.head,
-        task.layer,
-        task.captures,
-        task.causal,
-        task.rotary,
-        task.opts,
-        task.d_head,
-    )
-    rec["seconds"] += t_build
-    rec["error"] = None
-    if task.path is not None:
-        atomic_savez(task.path, **arrays)
-    return rec
-
-
-def _fmt(v: Any) -> str:
-    return "-" if v is None else f"{v:.3f}"
-
-
-def head_line(rec: dict[str, Any]) -> str:
-    """One head's result in one line (the progress messages)."""
-    if rec.get("status") == "error":
-        return (f"layer {rec['layer']} head {rec['head']}: error {rec.get('error')} "
-                f"({rec['seconds']:.1f} s)")
-    line = (f"layer {rec['layer']} head {rec['head']}: m={rec['m']} {rec['status']} "
-            f"corr_fro={_fmt(rec.get('corr_fro'))}")
-    if rec.get("nuc_status") is not None:
-        line += f" corr_nuc={_fmt(rec.get('corr_nuc'))} rank_nuc={rec.get('rank_nuc') or '-'}"
-    if rec.get("graph_status") is not None:
-        line += f" corr_graph={_fmt(rec.get('corr_graph'))} n_eq={rec.get('graph_n_eq')}"
-    return line + f" ({rec['seconds']:.1f} s)"
-
-
-#: ``progress(message, done, total)``: a stage (``done`` None) or ``done`` of ``total`` heads.
-ProgressFn = Callable[[str, "int | None", "int | None"], None]
-
-
-def _run_tasks(
-    tasks: list[_HeadTask], jobs: int, progress: ProgressFn | None
-) -> list[dict[str, Any]]:
-    """Run the head tasks, in this process or in a pool of ``jobs`` spawned processes."""
-    records: list[dict[str, Any]] = []
-    total = len(tasks)
-    if progress is not None:
-        progress(f"solving {total} heads", 0, total)
-    if jobs <= 1 or len(tasks) <= 1:
-        for task in tasks:
-            records.append(_run_head(task))
-            if progress is not None:
-                progress(head_line(records[-1]), len(records), total)
-        return records
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    ctx = multiprocessing.get_context("spawn")
-    done: dict[int, dict[str, Any]] = {}
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx) as pool:
-        futures = {pool.submit(_run_head, t): k for k, t in enumerate(tasks)}
-        for fut in as_completed(futures):
-            k = futures[fut]
-            try:
-                done[k] = fut.result()
-            except Exception as exc:  # noqa: BLE001 - e.g. a worker killed for memory
-                done[k] = error_record(tasks[k].layer, tasks[k].head, exc, 0.0)
-            if progress is not None:
-                progress(head_line(done[k]), len(done), total)
-    return [done[k] for k in range(len(tasks))]
 
 
 def _provenance() -> dict[str, Any]:
@@ -271,7 +184,10 @@ def check_out_dir(out: str | os.PathLike[str] | None) -> Path | None:
 
 
 def _check_seq_len(seq_len: int, ad: Adapter, label: str) -> None:
-    limit = ad.max_positions
+    _check_positions(seq_len, ad.max_positions, label)
+
+
+def _check_positions(seq_len: int, limit: int | None, label: str) -> None:
     if limit is not None and seq_len > limit:
         raise InvalidParameterError(
             f"The 'seq-len' option must be at most {limit} for {label} (its "
@@ -291,6 +207,11 @@ class _Staging:
             return None
         return self.dir / head_file(".", layer, head).relative_to("heads")
 
+    def layer_path(self, layer: int) -> Path | None:
+        if self.dir is None:
+            return None
+        return self.dir / f"L{layer:02d}_input.npz"
+
     def commit(self) -> None:
         if self.out is None or self.dir is None:
             return
@@ -308,17 +229,21 @@ class _Staging:
 
 
 def probe(
-    model: str | os.PathLike[str] | None = None,
+    model: Any = None,
     text: str | os.PathLike[str] | None = None,
     layers: str | Sequence[int] | None = None,
     options: ProbeOptions | None = None,
     out: str | os.PathLike[str] | None = "attnsvm-probe",
     *,
+    tokenizer: Any = None,
+    nuclear: bool | None = None,
     seq_len: int = 32,
     max_queries: int = 352,
     adapter: tuple[ModelSource, Adapter] | None = None,
     progress: ProgressFn | None = None,
     jobs: int = 1,
+    backend: str = "local",
+    address: str | None = None,
 ) -> ProbeResult:
     """Probe every head of the chosen layers.
 
@@ -327,14 +252,19 @@ def probe(
 
     Parameters
     ----------
-    model : str or path, optional
-        ``minilm`` (default), ``smollm2``, or a local model folder / GGUF file.
+    model : str, path or transformers model, optional
+        ``minilm`` (default), ``smollm2``, a local model folder / GGUF file, or a model
+        already in memory (any attention implementation; pass its ``tokenizer``).
     text : path, optional
         UTF-8 text file (its first :data:`~attnsvm.probe.corpus.MAX_TEXT_BYTES`); default the
         corpus shipped with the package.
     layers : str or sequence of int, optional
         Layers to probe (from 0); default all.
     options : ProbeOptions, optional
+    tokenizer : optional
+        The tokenizer of an in-memory ``model``.
+    nuclear : bool, optional
+        Overrides ``options.nuclear``.
     out : path or None
         Output folder; None writes nothing.
     seq_len, max_queries : int
@@ -348,6 +278,11 @@ def probe(
     jobs : int
         Heads solved at once in separate processes (1: in this process).  Each process uses
         the BLAS threads the environment allows.
+    backend : {"local", "ray"}
+        ``ray``: the heads run as Ray tasks (extra ``ray``), on the cluster at ``address`` or
+        on a local one of ``jobs`` CPUs; the head files are written here.
+    address : str, optional
+        A running Ray cluster (``ray://host:port`` or ``host:port``).
 
     Returns
     -------
@@ -355,10 +290,21 @@ def probe(
     """
     t_start = time.perf_counter()
     opts = options or ProbeOptions()
+    if nuclear is not None:
+        opts = replace(opts, nuclear=bool(nuclear))
     check_sizes(seq_len, max_queries, jobs)
+    check_choice("backend", backend, ("local", "ray"))
+    if backend == "ray":
+        require("ray", "ray")
     layer_req = parse_layers(layers, None)
     corpus = read_corpus(text)
     out_dir = check_out_dir(out)
+    if adapter is None and model is not None and not isinstance(model, (str, os.PathLike)):
+        if tokenizer is None:
+            raise InvalidInputError(
+                "The 'tokenizer' argument is required with a model object. Got None instead."
+            )
+        adapter = as_adapter(model, tokenizer)
 
     def say(msg: str) -> None:
         if progress is not None:
@@ -366,32 +312,50 @@ def probe(
 
     if adapter is None:
         found = resolve_model(model or DEFAULT_MODEL)  # file checks before any output
-        say(f"loading {found.label} from {found.folder} (offline)")
-    src, ad = adapter if adapter is not None else load_model(model or DEFAULT_MODEL)
-    layer_list = parse_layers(layer_req, ad.num_layers) or []
-    _check_seq_len(seq_len, ad, src.label)
-    seqs = make_sequences(ad.tokenizer, corpus, seq_len=seq_len, max_queries=max_queries)
+        pre = preflight(found.folder, found.gguf_file, seq_len, max_queries)
+        if pre is not None:  # config checks before the model is built
+            parse_layers(layer_req, pre.num_layers)
+            _check_positions(seq_len, pre.max_positions, found.label)
+        tok = load_tokenizer(found)
+        seqs = make_sequences(tok, corpus, seq_len=seq_len, max_queries=max_queries)
+        t_load = time.perf_counter()
+        src, ad = load_model(found, tok)
+        say(f"loaded {found.label} from {found.folder} (offline, "
+            f"{time.perf_counter() - t_load:.1f} s)")
+        layer_list = parse_layers(layer_req, ad.num_layers) or []
+        _check_seq_len(seq_len, ad, src.label)
+    else:
+        src, ad = adapter
+        layer_list = parse_layers(layer_req, ad.num_layers) or []
+        _check_seq_len(seq_len, ad, src.label)
+        seqs = make_sequences(ad.tokenizer, corpus, seq_len=seq_len, max_queries=max_queries)
     say(f"running {src.label} on {len(seqs)} sequences of up to {seq_len} tokens")
     t0 = time.perf_counter()
     captures = [ad.capture(s, layer_list) for s in seqs]
     capture_seconds = time.perf_counter() - t0
     staging = _Staging(out_dir)
-    tasks: list[_HeadTask] = []
+    tasks: list[HeadTask] = []
     for li in layer_list:
         forms = ad.head_forms(li)
         W_layer = [f.bilinear() for f in forms]
-        layer_caps = [Capture(c.sequence, {li: c.X[li]}, {li: c.P[li]}) for c in captures]
+        layer_caps = [c.layer_only(li) for c in captures]
         for f in forms:
-            tasks.append(_HeadTask(li, f.head, W_layer, layer_caps, ad.causal, f.rotary, opts,
-                                   staging.path(li, f.head), int(f.Wq.shape[0])))
+            tasks.append(HeadTask(li, f.head, W_layer, layer_caps, ad.causal, f.rotary, opts,
+                                   staging.path(li, f.head), int(f.Wq.shape[0]), forms))
     try:
-        records = _run_tasks(tasks, jobs, progress)
+        for li in layer_list:
+            lp = staging.layer_path(li)
+            if lp is not None:
+                atomic_savez(lp, **layer_input_arrays(captures, li))
+        records = run_tasks(tasks, jobs, progress, backend, address)
     except BaseException:
         staging.discard()
         raise
-    notes = list(NOTES)
+    notes = [*NOTES, EXACT_NOTE]
     if ad.rotary:
         notes.append(ROTARY_NOTE)
+    if any(t.forms is not None and t.forms[t.head].qk_norm for t in tasks):
+        notes.append(QK_NORM_NOTE)
     summary: dict[str, Any] = {
         "model": src.label,
         "source": str(src.folder / src.gguf_file) if src.gguf_file else str(src.folder),
@@ -408,6 +372,7 @@ def probe(
         "text": "default corpus" if text is None else str(text),
         "options": asdict(opts),
         "jobs": jobs,
+        "backend": backend,
         "capture_seconds": capture_seconds,
         "notes": notes,
         "provenance": _provenance(),
