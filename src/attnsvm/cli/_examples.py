@@ -31,8 +31,8 @@ the correlations printed are with the Att-SVMs of the tokens the run selected"""
 
 data.npz holds E (K, d), tokens (n, T) ids in [0, K), labels (n,) occurring in their row""",
     "pretrain": """examples:
-  attnsvm pretrain --task induction --layers 2 --heads 2 --d-model 32 --positions rope \\
-      --steps 200 --checkpoints 4 --out runs/ind   # 5 step-* Hugging Face folders
+  attnsvm pretrain --task induction --steps 200 --checkpoints 4 --out runs/ind
+                                              # 5 step-* Hugging Face folders
   attnsvm pretrain --task corpus --optimizer muon --steps 1000 --out runs/corpus""",
     "track": """examples:
   attnsvm track runs/ind --no-nuclear --out track/   # every step-* folder, in step order
