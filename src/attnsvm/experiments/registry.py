@@ -67,9 +67,10 @@ TIMINGS: dict[str, tuple[float, float]] = {
     "losses": (0.7, 1.4), "ntp-acyclic": (4.5, 6.8), "ntp-cyclic": (3.4, 6.0),
     "ntp-local": (2.8, 5.1), "convergence-types": (0.5, 23.3), "optimizer-rates": (1.8, 10.6),
     "numerics": (1.0, 11.4), "regularization-path": (0.8, 3.5),
-    "rope": (15.8, 111.1),  # measured while the machine was shared (user time 5 s / 35 s)
-    "optimizer-geometry": (19.4, 356.9),  # busy machine (load 13; 6.2 s CPU quick), full -w 2
-    "heads-over-training": (70.7, 814.2),  # measured on the busy machine (load ~16), not quiet
+    # the full times of the next three were measured while the machine was busy (2-5x slower)
+    "rope": (1.8, 111.1),
+    "optimizer-geometry": (3.0, 356.9),
+    "heads-over-training": (6.8, 814.2),
 }
 
 #: Where :data:`TIMINGS` were measured.
