@@ -8,10 +8,36 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import as_float_array
+from ..constraints import ConstraintSet
+from ..exceptions import InvalidInputError
 from ..instance import Instance
-from .solution import SVMSolution
+from .solution import INFEASIBLE, SVMSolution
 
-__all__ = ["solve_on_instance"]
+__all__ = ["solve_on_instance", "validated_constraints", "infeasible_answer"]
+
+
+def validated_constraints(constraints: ConstraintSet) -> ConstraintSet:
+    """The constraint set with float arrays ``A`` (m, d1), ``Zc`` (m, d2), ``b`` (m,), checked
+    (one-line :class:`InvalidInputError` naming the field otherwise; ``m >= 1``)."""
+    A = as_float_array("A", constraints.A, 2)
+    Zc = as_float_array("Zc", constraints.Zc, 2, (A.shape[0], None))
+    m = A.shape[0]
+    if m == 0:
+        raise InvalidInputError("The constraint set must hold at least one constraint. Got m=0.")
+    bb = as_float_array("b", constraints.rhs, 1, (m,))
+    idx = np.asarray(constraints.index, dtype=np.int64)
+    return ConstraintSet(A=A, Zc=Zc, index=idx, b=bb, n_eq=int(constraints.n_eq))
+
+
+def infeasible_answer(fro: SVMSolution, norm: str, cset: ConstraintSet, solver: str,
+                      start: float) -> SVMSolution:
+    """The ``norm`` SVM of ``cset`` that the Frobenius solution ``fro`` proved infeasible:
+    feasibility does not depend on the norm, so its Farkas certificate stands."""
+    sol = SVMSolution(INFEASIBLE, norm, None, cset, cset.rhs, np.zeros(cset.m),
+                      certificate=fro.certificate, n_eq=int(cset.n_eq), solver=solver)
+    sol.seconds = time.perf_counter() - start
+    return sol
 
 
 def solve_on_instance(fn: Callable[..., SVMSolution], instance: Instance,

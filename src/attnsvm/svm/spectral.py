@@ -30,12 +30,12 @@ import warnings
 import numpy as np
 
 from .._numerics import row_space_basis
-from .._validation import as_float_array, check_positive
+from .._validation import check_positive
 from ..constraints import ConstraintSet
 from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..instance import Instance
 from ._bounds import certify
-from ._instance import solve_on_instance
+from ._instance import infeasible_answer, solve_on_instance, validated_constraints
 from ._spectral_ipm import spectral_ipm
 from .frobenius import solve_fro_constraints
 from .norms import row_scale
@@ -113,29 +113,19 @@ def solve_spec_constraints(
     ([[1.0, 0.0], [0.0, 1.0]], 1.0)
     """
     start = time.perf_counter()
-    A = as_float_array("A", constraints.A, 2)
-    Zc = as_float_array("Zc", constraints.Zc, 2, (A.shape[0], None))
-    m = A.shape[0]
-    if m == 0:
-        raise InvalidInputError("The constraint set must hold at least one constraint. Got m=0.")
+    cset = validated_constraints(constraints)
     check_positive("tol", tol)
-    n_eq = int(constraints.n_eq)
-    idx = np.asarray(constraints.index, dtype=np.int64)
-    bb = as_float_array("b", constraints.rhs, 1, (m,))
-    cset = ConstraintSet(A=A, Zc=Zc, index=idx, b=bb, n_eq=n_eq)
+    A, Zc, bb, n_eq = cset.A, cset.Zc, cset.rhs, int(cset.n_eq)
     fro = solve_fro_constraints(cset)
     if fro.status == INFEASIBLE or fro.W is None:
-        sol = SVMSolution(INFEASIBLE, "spec", None, cset, bb, np.zeros(m),
-                          certificate=fro.certificate, n_eq=n_eq,
-                          solver="exact Frobenius working set (certificate)")
-        sol.seconds = time.perf_counter() - start
-        return sol
+        return infeasible_answer(fro, "spec", cset, "exact Frobenius working set (certificate)",
+                                 start)
     if not np.any(bb[n_eq:] > 0) and not np.any(bb[:n_eq] != 0):
         raise InvalidInputError("The spectral SVM needs a positive right-hand side: with all "
                                 "b <= 0, W = 0 is optimal.")
     sA, sZ = row_scale(A), row_scale(Zc)
     U, V = row_space_basis(A), row_space_basis(Zc)
-    red = ConstraintSet(A=(A / sA) @ U, Zc=(Zc / sZ) @ V, index=idx, b=bb, n_eq=n_eq)
+    red = ConstraintSet(A=(A / sA) @ U, Zc=(Zc / sZ) @ V, index=cset.index, b=bb, n_eq=n_eq)
     start_W = fro.W
     if (isinstance(warm_start, SVMSolution) and warm_start.W is not None
             and warm_start.W.shape == fro.W.shape):

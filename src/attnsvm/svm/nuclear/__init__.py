@@ -9,6 +9,7 @@ The private modules hold the parts: ``_ipm`` / ``_ipm_batch`` the interior point
 a stack), ``_polish`` the tangent and face polish, ``_implied`` the implied rows of Graph-SVMs.
 """
 
+from .._instance import validated_constraints
 from .batch import solve_nuc_many
 from .solver import (
     METHOD,
@@ -16,7 +17,6 @@ from .solver import (
     certify_nuclear,
     solve_nuc,
     solve_nuc_constraints,
-    validated_constraints,
 )
 
 __all__ = [

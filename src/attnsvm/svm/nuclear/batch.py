@@ -27,13 +27,14 @@ import numpy as np
 from ..._validation import check_positive
 from ...constraints import ConstraintSet
 from ...exceptions import InvalidInputError
+from .._instance import validated_constraints
 from ..frobenius import solve_fro_constraints
 from ..solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 from ._ipm import _DENSE_MAX
 from ._ipm_batch import nuclear_ipm_batch
 from ._policy import Tolerances
 from ._presolve import Presolved, Reduced
-from .solver import _SMALL, certify_nuclear, solve_nuc_constraints, validated_constraints
+from .solver import _SMALL, certify_nuclear, solve_nuc_constraints
 
 __all__ = ["solve_nuc_many"]
 

@@ -27,11 +27,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..._validation import as_float_array, check_positive
+from ..._validation import check_positive
 from ...constraints import ConstraintSet
-from ...exceptions import ConvergenceWarning, InvalidInputError
+from ...exceptions import ConvergenceWarning
 from ...instance import Instance
-from .._instance import solve_on_instance
+from .._instance import infeasible_answer, solve_on_instance, validated_constraints
 from ..frobenius import solve_fro_constraints
 from ..solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
 from ._ipm import nuclear_ipm
@@ -91,19 +91,6 @@ def certified_rank(W: np.ndarray, G: np.ndarray) -> dict[str, float | int | bool
             "complementarity_eps": eps}
 
 
-def validated_constraints(constraints: ConstraintSet) -> ConstraintSet:
-    """The constraint set with float arrays ``A`` (m, d1), ``Zc`` (m, d2), ``b`` (m,), checked
-    (one-line :class:`InvalidInputError` naming the field otherwise; ``m >= 1``)."""
-    A = as_float_array("A", constraints.A, 2)
-    Zc = as_float_array("Zc", constraints.Zc, 2, (A.shape[0], None))
-    m = A.shape[0]
-    if m == 0:
-        raise InvalidInputError("The constraint set must hold at least one constraint. Got m=0.")
-    bb = as_float_array("b", constraints.rhs, 1, (m,))
-    idx = np.asarray(constraints.index, dtype=np.int64)
-    return ConstraintSet(A=A, Zc=Zc, index=idx, b=bb, n_eq=int(constraints.n_eq))
-
-
 def solve_nuc_constraints(
     constraints: ConstraintSet,
     *,
@@ -155,11 +142,8 @@ def solve_nuc_constraints(
            and frobenius.constraints.m == m and frobenius.status != INACCURATE
            else solve_fro_constraints(cset))
     if fro.status == INFEASIBLE:
-        sol = SVMSolution(INFEASIBLE, "nuc", None, cset, bb, np.zeros(m),
-                          certificate=fro.certificate, n_eq=n_eq,
-                          solver=METHOD + " (certificate: exact working-set Frobenius)")
-        sol.seconds = time.perf_counter() - t0
-        return sol
+        return infeasible_answer(fro, "nuc", cset,
+                                 METHOD + " (certificate: exact working-set Frobenius)", t0)
 
     pre = Presolved.of(cset, fro)
     warm_idx = None
