@@ -13,14 +13,18 @@ that produced ``W`` and ``lam``.
 
 from __future__ import annotations
 
+import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..constraints import ConstraintSet
+from ..exceptions import ConvergenceWarning
 from .norms import dual_norm_value, norm_value
+from .solution import INACCURATE, OPTIMAL, SVMSolution
 
-__all__ = ["Bounds", "certify", "make_feasible"]
+__all__ = ["Bounds", "certify", "make_feasible", "least_frobenius_stage", "certified_solution"]
 
 
 @dataclass
@@ -87,3 +91,39 @@ def certify(cons: ConstraintSet, W: np.ndarray, lam: np.ndarray, norm: str) -> B
     mu = lam / dn if dn > 0 else lam
     gap = (upper - lower) / upper if upper > 0 and lower > 0 else float("inf")
     return Bounds(W=Wf, mu=mu, upper=upper, lower=lower, gap=max(float(gap), 0.0))
+
+
+def least_frobenius_stage(cons: ConstraintSet, bounds: Bounds, lam: np.ndarray,
+                          W2: np.ndarray | None, norm: str, tol: float,
+                          info: dict[str, object], fallback: str) -> Bounds:
+    """The bounds of the least-Frobenius optimum ``W2`` (d1, d2) where it certifies within
+    ``tol`` with the same ``lam``, else ``bounds``; records ``least_frobenius`` and its note in
+    ``info`` (``fallback`` names the point kept otherwise)."""
+    if W2 is not None:
+        b2 = certify(cons, W2, lam, norm)
+        if b2.gap <= tol:
+            bounds = b2
+            info["least_frobenius"] = True
+    info["least_frobenius_note"] = (
+        "W is the optimum of least Frobenius norm (second stage over the optimal face)"
+        if info["least_frobenius"] else
+        f"the least-Frobenius stage did not certify; W is {fallback}")
+    return bounds
+
+
+def certified_solution(norm: str, W: np.ndarray, cset: ConstraintSet, mu: np.ndarray,
+                       gap: float, tol: float, info: dict[str, object], iterations: int,
+                       solver: str, what: str, start: float) -> SVMSolution:
+    """The answer ``W`` (d1, d2) with multipliers ``mu`` (m,) of the original ``cset``:
+    ``optimal`` where the certified ``gap`` is at most ``tol``, else ``inaccurate`` with a
+    :class:`ConvergenceWarning` naming ``what`` certified it."""
+    status = OPTIMAL if gap <= tol else INACCURATE
+    sol = SVMSolution(status, norm, W, cset, cset.rhs, mu, n_eq=int(cset.n_eq), solver=solver)
+    info["certified_gap"] = gap
+    sol.info.update(info)
+    sol.iterations = iterations
+    if status == INACCURATE:
+        warnings.warn(f"the {what} certifies a relative gap of {gap:.1e} > tol {tol:g}",
+                      ConvergenceWarning, stacklevel=3)
+    sol.seconds = time.perf_counter() - start
+    return sol

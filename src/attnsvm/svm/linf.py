@@ -32,12 +32,12 @@ from .._validation import check_choice, check_positive
 from ..constraints import ConstraintSet
 from ..exceptions import ConvergenceWarning, InvalidInputError, SolverError
 from ..instance import Instance
-from ._bounds import certify, make_feasible
+from ._bounds import certified_solution, certify, least_frobenius_stage, make_feasible
 from ._instance import infeasible_answer, solve_on_instance, validated_constraints
 from ._linf_ipm import linf_ipm
 from .frobenius import solve_fro_constraints
 from .norms import row_scale
-from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
+from .solution import INFEASIBLE, OPTIMAL, SVMSolution
 from .vector import solve_vector_svm
 
 __all__ = ["solve_linf", "solve_linf_constraints"]
@@ -224,34 +224,17 @@ def solve_linf_constraints(
             rows = np.union1d(rows, viol)
         info["rounds"], info["lp_rows"] = rounds, int(rows.size)
     bounds = certify(unit, W, lam, "linf")
-    Wu = bounds.W
     if least_frobenius and bounds.gap <= tol:
         fixed, sign = (_face_from_primal(bounds.W, bounds.upper) if method == "ipm"
                        else _face_from_dual(unit.combine(bounds.mu)))
         W2 = _least_frobenius(unit, bounds.upper, fixed, sign, bounds.W.shape)
-        if W2 is not None:
-            b2 = certify(unit, W2, lam, "linf")
-            if b2.gap <= tol:
-                Wu, bounds = b2.W, b2
-                info["least_frobenius"] = True
-        info["least_frobenius_note"] = (
-            "W is the optimum of least Frobenius norm (second stage over the optimal face)"
-            if info["least_frobenius"] else
-            "the least-Frobenius stage did not certify; W is the LP's optimal vertex")
-    status = OPTIMAL if bounds.gap <= tol else INACCURATE
-    # back to the original scale: W = W' / (sA sZ), and the multipliers with it
+        bounds = least_frobenius_stage(unit, bounds, lam, W2, "linf", tol, info,
+                                       "the LP's optimal vertex")
     solver = ("max-norm interior point (Mehrotra, rank-one Newton system), certified"
               if method == "ipm" else "HiGHS dual simplex (working-set rows), certified")
-    sol = SVMSolution(status, "linf", Wu / (sA * sZ), cset, bb, bounds.mu / (sA * sZ),
-                      n_eq=n_eq, solver=solver)
-    info["certified_gap"] = bounds.gap
-    sol.info.update(info)
-    sol.iterations = rounds
-    if status == INACCURATE:
-        warnings.warn(f"the max-norm LP certifies a relative gap of {bounds.gap:.1e} > tol "
-                      f"{tol:g}", ConvergenceWarning, stacklevel=2)
-    sol.seconds = time.perf_counter() - start
-    return sol
+    # back to the original scale: W = W' / (sA sZ), and the multipliers with it
+    return certified_solution("linf", bounds.W / (sA * sZ), cset, bounds.mu / (sA * sZ),
+                              bounds.gap, tol, info, rounds, solver, "max-norm LP", start)
 
 
 def solve_linf(instance: Instance, alpha: np.ndarray | None = None,

@@ -34,12 +34,12 @@ from .._validation import check_positive
 from ..constraints import ConstraintSet
 from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..instance import Instance
-from ._bounds import certify
+from ._bounds import certified_solution, certify, least_frobenius_stage
 from ._instance import infeasible_answer, solve_on_instance, validated_constraints
 from ._spectral_ipm import spectral_ipm
 from .frobenius import solve_fro_constraints
 from .norms import row_scale
-from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
+from .solution import INFEASIBLE, OPTIMAL, SVMSolution
 
 __all__ = ["solve_spec", "solve_spec_constraints"]
 
@@ -143,30 +143,14 @@ def solve_spec_constraints(
     bounds = certify(red, res.W, res.lam, "spec")
     info: dict[str, object] = {"frobenius_solution": fro, "least_frobenius": False,
                                "ipm_iterations": res.iterations}
-    Wr = bounds.W
     if least_frobenius and bounds.gap <= tol:
-        W2 = _least_frobenius(red, bounds.upper, bounds.W)
-        if W2 is not None:
-            b2 = certify(red, W2, res.lam, "spec")
-            if b2.gap <= tol:
-                Wr, bounds = b2.W, b2
-                info["least_frobenius"] = True
-        info["least_frobenius_note"] = (
-            "W is the optimum of least Frobenius norm (second stage over the optimal face)"
-            if info["least_frobenius"] else
-            "the least-Frobenius stage did not certify; W is the interior point's optimum")
-    status = OPTIMAL if bounds.gap <= tol else INACCURATE
-    W = U @ Wr @ V.T / (sA * sZ)
-    sol = SVMSolution(status, "spec", W, cset, bb, bounds.mu / (sA * sZ), n_eq=n_eq,
-                      solver="spectral interior point (HKM, rank-one Newton system), certified")
-    info["certified_gap"] = bounds.gap
-    sol.info.update(info)
-    sol.iterations = res.iterations
-    if status == INACCURATE:
-        warnings.warn(f"the spectral interior point certifies a relative gap of "
-                      f"{bounds.gap:.1e} > tol {tol:g}", ConvergenceWarning, stacklevel=2)
-    sol.seconds = time.perf_counter() - start
-    return sol
+        bounds = least_frobenius_stage(red, bounds, res.lam,
+                                       _least_frobenius(red, bounds.upper, bounds.W), "spec",
+                                       tol, info, "the interior point's optimum")
+    return certified_solution(
+        "spec", U @ bounds.W @ V.T / (sA * sZ), cset, bounds.mu / (sA * sZ), bounds.gap, tol,
+        info, res.iterations, "spectral interior point (HKM, rank-one Newton system), certified",
+        "spectral interior point", start)
 
 
 def solve_spec(instance: Instance, alpha: np.ndarray | None = None,
