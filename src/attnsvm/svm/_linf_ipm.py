@@ -159,8 +159,8 @@ def _rows_newton(rg: RowGram, Du: np.ndarray, Dl: np.ndarray, D: np.ndarray, n_e
         r3 = -values(RB * rhs_w)
         r3[:n_eq] += re
         rhs = np.concatenate([[rhs_t - float((RB * e) @ rhs_w)], rhs_w[F]])
-        y = cho_solve(fs, rhs + LiJ.T @ _tri(fk, r3, False))
-        p = cho_solve(fk, J @ y - r3)
+        y = cho_solve(fs, rhs + LiJ.T @ _tri(fk, r3, False), check_finite=False)
+        p = cho_solve(fk, J @ y - r3, check_finite=False)
         dt = float(y[0])
         dw = RB * (rhs_w - e * dt - combine(p))
         dw[F] = y[1:]

@@ -116,7 +116,8 @@ def _least_frobenius(cons: ConstraintSet, t: float, fixed: np.ndarray, sign: np.
     rhs_rows = b - cons.values(Wfix.reshape(d1, d2))
     if free.size == 0:
         return Wfix.reshape(d1, d2)
-    Cf = _row_matrix(cons, np.arange(cons.m))[:, free]
+    fi, fj = np.divmod(free, d2)
+    Cf = cons.A[:, fi] * cons.Zc[:, fj]          # the rows on the free entries, (m, |free|)
     eye = np.eye(free.size)
     rows = np.vstack([Cf[:cons.n_eq], -Cf[:cons.n_eq], Cf[cons.n_eq:], eye, -eye])
     rhs = np.concatenate([rhs_rows[:cons.n_eq], -rhs_rows[:cons.n_eq], rhs_rows[cons.n_eq:],
