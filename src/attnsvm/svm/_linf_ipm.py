@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._rowspace import RowGram
+from ._rowspace import RowGram, _cholesky, _tri
 
 __all__ = ["LinfIPMResult", "linf_ipm"]
 
@@ -33,6 +33,7 @@ class LinfIPMResult:
     W: np.ndarray
     lam: np.ndarray
     iterations: int
+    newton: str = "dense"
 
 
 def _step(x: np.ndarray, dx: np.ndarray) -> float:
@@ -44,33 +45,6 @@ def _step(x: np.ndarray, dx: np.ndarray) -> float:
 _FREE = 1e-3
 
 Newton = Callable[[float, np.ndarray, np.ndarray], tuple[float, np.ndarray, np.ndarray]]
-
-
-def _cholesky(M: np.ndarray) -> tuple[np.ndarray, bool]:  # the factor and its triangle
-    """Cholesky factor of a symmetric positive (semi)definite ``M`` for ``cho_solve``, with a
-    tiny diagonal shift where the plain one fails (raises LinAlgError when that fails too)."""
-    from scipy.linalg import cho_factor
-
-    try:
-        return cho_factor(M, check_finite=False)  # type: ignore[no-any-return]
-    except np.linalg.LinAlgError:
-        shift = 1e-14 * max(float(np.trace(M)) / max(M.shape[0], 1), 1e-300)
-        return cho_factor(M + shift * np.eye(M.shape[0]),  # type: ignore[no-any-return]
-                          check_finite=False)
-
-
-def _tri(fac: tuple[np.ndarray, bool], B: np.ndarray, trans: bool) -> np.ndarray:
-    """``L^-1 B`` (``trans``: ``L^-T B``) for the Cholesky factor ``fac`` = ``(c, lower)``
-    of :func:`_cholesky` (``M = L L^T``)."""
-    from scipy.linalg import solve_triangular
-
-    c, lower = fac
-    # M = L L^T with L = c (lower) or c^T (upper)
-    if lower:
-        return solve_triangular(c, B, lower=True, trans=1 if trans else 0,  # type: ignore
-                                check_finite=False)
-    return solve_triangular(c, B, lower=False, trans=0 if trans else 1,  # type: ignore
-                            check_finite=False)
 
 
 def _dense_newton(E: np.ndarray, AA: np.ndarray, zz: np.ndarray, onehot: np.ndarray,
@@ -299,4 +273,5 @@ def linf_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray, b: 
     if best is None:
         best = LinfIPMResult(t=t, W=w.reshape(d1, d2).copy(), lam=lam.copy(), iterations=it)
     best.iterations = it
+    best.newton = "rows" if rg is not None else "dense"
     return best

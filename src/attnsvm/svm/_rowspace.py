@@ -100,3 +100,30 @@ class RowGram:
             Y = Ar * Zr[g][None, None, :]                         # (ng, gm, r)
             Kp[g] = np.matmul(L, Y.transpose(0, 2, 1)).transpose(1, 0, 2)
         return self._unpad(Kp.reshape(ng * gm, ng * gm))
+
+
+def _cholesky(M: np.ndarray) -> tuple[np.ndarray, bool]:  # the factor and its triangle
+    """Cholesky factor of a symmetric positive (semi)definite ``M`` for ``cho_solve``, with a
+    tiny diagonal shift where the plain one fails (raises LinAlgError when that fails too)."""
+    from scipy.linalg import cho_factor
+
+    try:
+        return cho_factor(M, check_finite=False)  # type: ignore[no-any-return]
+    except np.linalg.LinAlgError:
+        shift = 1e-14 * max(float(np.trace(M)) / max(M.shape[0], 1), 1e-300)
+        return cho_factor(M + shift * np.eye(M.shape[0]),  # type: ignore[no-any-return]
+                          check_finite=False)
+
+
+def _tri(fac: tuple[np.ndarray, bool], B: np.ndarray, trans: bool) -> np.ndarray:
+    """``L^-1 B`` (``trans``: ``L^-T B``) for the Cholesky factor ``fac`` = ``(c, lower)``
+    of :func:`_cholesky` (``M = L L^T``)."""
+    from scipy.linalg import solve_triangular
+
+    c, lower = fac
+    # M = L L^T with L = c (lower) or c^T (upper)
+    if lower:
+        return solve_triangular(c, B, lower=True, trans=1 if trans else 0,  # type: ignore
+                                check_finite=False)
+    return solve_triangular(c, B, lower=False, trans=0 if trans else 1,  # type: ignore
+                            check_finite=False)

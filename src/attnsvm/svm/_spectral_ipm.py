@@ -41,6 +41,7 @@ class SpecIPMResult:
     W: np.ndarray
     lam: np.ndarray
     iterations: int
+    newton: str = "dense"
 
 
 def _max_step(X: np.ndarray, dX: np.ndarray) -> float:
@@ -168,7 +169,7 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
     ne = E.shape[0]
     if newton not in ("auto", "rows", "dense"):
         raise ValueError(f"newton must be 'auto', 'rows' or 'dense', not {newton!r}")
-    rows = (newton == "rows" or (newton == "auto" and N > _DENSE_MAX)) and not (quad or n_eq)
+    rows = (newton == "rows" or (newton == "auto" and N > _DENSE_MAX)) and not quad and not n_eq
     onehot = AA = zz = np.zeros(0)
     if not rows:
         onehot = np.zeros((ng, m))
@@ -288,10 +289,11 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
             best_gap = gap
             best = SpecIPMResult(t=t, W=W.copy(), lam=lam.copy(), iterations=it)
         history.append(best_gap)
-        stalled = len(history) > 4 and best_gap > 0.5 * history[-5]
+        stalled = len(history) > 4 and best_gap > 0.9 * history[-5]
         if gap <= target or max(ap, ad) < 1e-10 or stalled:
             break
     if best is None:
         best = SpecIPMResult(t=t, W=W.copy(), lam=lam.copy(), iterations=it)
     best.iterations = it
+    best.newton = "rows" if rows else "dense"
     return best

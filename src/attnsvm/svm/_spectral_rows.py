@@ -18,8 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._linf_ipm import _cholesky, _tri
-from ._rowspace import RowGram
+from ._rowspace import RowGram, _cholesky, _tri
 
 __all__ = ["barrier_preconditioner", "pcg"]
 

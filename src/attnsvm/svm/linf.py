@@ -143,6 +143,7 @@ def solve_linf_constraints(
     least_frobenius: bool = True,
     max_rounds: int = 50,
     method: str = "ipm",
+    newton: str = "auto",
 ) -> SVMSolution:
     """Solve ``min max_ij |W_ij| s.t. A[k]^T W Zc[k] >= b_k`` (``= b_k`` for ``k < n_eq``).
 
@@ -163,6 +164,9 @@ def solve_linf_constraints(
     method : {"ipm", "highs"}
         The dedicated interior point (:mod:`._linf_ipm`, default) or HiGHS' dual simplex on a
         working set of rows; both certified the same way.
+    newton : {"auto", "rows", "dense"}
+        The interior point's Newton system: in the row space (``m x m``, Woodbury; "auto"
+        where ``m < d1 d2``) or the dense ``(1 + d1 d2)`` square matrix.
 
     Returns
     -------
@@ -194,6 +198,7 @@ def solve_linf_constraints(
     sA, sZ = row_scale(A), row_scale(Zc)
     unit = cset.scaled(sA, sZ)
     check_choice("method", method, ("ipm", "highs"))
+    check_choice("newton", newton, ("auto", "rows", "dense"))
     info: dict[str, object] = {"frobenius_solution": fro, "least_frobenius": False,
                                "method": method}
     if method == "ipm":
@@ -204,9 +209,11 @@ def solve_linf_constraints(
         Zq, inv = unit.groups
         res = linf_ipm(unit.A, unit.Zc, inv, Zq, bb, n_eq, start_W * (sA * sZ),
                        certify=lambda W, lam: certify(unit, W, lam, "linf").gap,
-                       target=min(1e-12, tol / 100), max_iter=max_rounds + 30)
+                       target=min(1e-12, tol / 100), max_iter=max_rounds + 30,
+                       newton=newton)
         W, lam, rounds = res.W, res.lam, res.iterations
         info["ipm_iterations"] = rounds
+        info["newton"] = res.newton
     else:
         rows = np.union1d(np.arange(n_eq), np.flatnonzero(fro.dual != 0))
         if isinstance(warm_start, SVMSolution) and warm_start.dual.size == m:
