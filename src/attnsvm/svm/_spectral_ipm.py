@@ -196,12 +196,19 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
         Dk[ineq] = D
         if rows:
 
+            # blocks of S^-1 and Z: the product S^-1 L(dW) Z needs only its off-diagonal
+            # blocks, four (r1 x r2)-sized products
+            S11, S12, S22 = Si[:r1, :r1], Si[:r1, r1:], Si[r1:, r1:]
+            Z11, Z12, Z22 = Z[:r1, :r1], Z[:r1, r1:], Z[r1:, r1:]
+            trSZ, gSZ, gZS = float(np.trace(SZ)), Lstar(SZ), Lstar(Z @ Si)
+
             def matvec(y: np.ndarray) -> np.ndarray:
-                dS = L(y[1:].reshape(r1, r2), float(y[0]))
-                X = Si @ dS @ Z
-                dW = y[1:].reshape(r1, r2)
-                return np.concatenate([[float(np.trace(X))],
-                                       (Lstar(X) + combine(Dk * values(dW))).ravel()])
+                dt, dW = float(y[0]), y[1:].reshape(r1, r2)
+                X12 = S11 @ dW @ Z22 + S12 @ dW.T @ Z12
+                X21 = S22 @ dW.T @ Z11 + S12.T @ dW @ Z12.T
+                return np.concatenate([[dt * trSZ + float(np.vdot(dW, gZS))],
+                                       (dt * gSZ + X12 + X21.T
+                                        + combine(Dk * values(dW))).ravel()])
 
             try:
                 pre = barrier_preconditioner(A, Zq, inv, W, t, float(np.vdot(S, Z)) / p, D)
@@ -211,8 +218,10 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
             # inexact Newton: the certificate does not depend on the solve's accuracy
             rtol = min(1e-6, max(1e-13, 1e-3 * best_gap))
 
+            cg_max = 60 if rtol > 1e-10 else 200   # the last iterations need accurate solves
+
             def msolve(rhs: np.ndarray) -> np.ndarray:
-                return pcg(matvec, pre, rhs, rtol=rtol)
+                return pcg(matvec, pre, rhs, rtol=rtol, max_iter=cg_max)
         else:
             M = _dense_matrix(Si, Z, SZ, D, Dk, onehot, AA, zz, r1, r2, quad, Lstar)
             try:  # M is symmetric by construction; the factorization reads one triangle

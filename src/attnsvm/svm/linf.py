@@ -106,11 +106,14 @@ def _face_from_primal(W: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _least_frobenius(cons: ConstraintSet, t: float, fixed: np.ndarray, sign: np.ndarray,
-                     shape: tuple[int, int]) -> np.ndarray | None:
+                     shape: tuple[int, int], at: np.ndarray | None = None
+                     ) -> np.ndarray | None:
     """The optimum of least Frobenius norm on the face ``W_ij = t sign_ij`` (``fixed``),
     ``|W_ij| <= t`` elsewhere, rows met; None when that problem has no answer."""
     d1, d2 = shape
-    Wfix = np.where(fixed, t * sign, 0.0)
+    # the fixed entries at t sign, or at the interior point's own values (within 1e-7 of the
+    # bound: snapping them to it can cost the rows more than the face's width)
+    Wfix = np.where(fixed, t * sign if at is None else np.clip(at.ravel(), -t, t), 0.0)
     free = np.flatnonzero(~fixed)
     b = cons.rhs
     rhs_rows = b - cons.values(Wfix.reshape(d1, d2))
@@ -235,7 +238,11 @@ def solve_linf_constraints(
     if least_frobenius and bounds.gap <= tol:
         fixed, sign = (_face_from_primal(bounds.W, bounds.upper) if method == "ipm"
                        else _face_from_dual(unit.combine(bounds.mu)))
-        W2 = _least_frobenius(unit, bounds.upper, fixed, sign, bounds.W.shape)
+        W2 = None
+        if method == "ipm":
+            W2 = _least_frobenius(unit, bounds.upper, fixed, sign, bounds.W.shape, bounds.W)
+        if W2 is None:
+            W2 = _least_frobenius(unit, bounds.upper, fixed, sign, bounds.W.shape)
         bounds = least_frobenius_stage(unit, bounds, lam, W2, "linf", tol, info,
                                        "the LP's optimal vertex")
     solver = ("max-norm interior point (Mehrotra, rank-one Newton system), certified"
