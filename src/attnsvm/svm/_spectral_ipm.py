@@ -299,7 +299,9 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
             best = SpecIPMResult(t=t, W=W.copy(), lam=lam.copy(), iterations=it)
         history.append(best_gap)
         stalled = len(history) > 4 and best_gap > 0.9 * history[-5]
-        if gap <= target or max(ap, ad) < 1e-10 or stalled:
+        # row space: a collapsed step near the end is the inexact solve at its limit
+        collapsed = rows and max(ap, ad) < 1e-2 and best_gap < 1e-6
+        if gap <= target or max(ap, ad) < 1e-10 or stalled or collapsed:
             break
     if best is None:
         best = SpecIPMResult(t=t, W=W.copy(), lam=lam.copy(), iterations=it)
