@@ -46,6 +46,8 @@ __all__ = ["solve_linf", "solve_linf_constraints"]
 _G_ZERO = 1e-9
 #: relative distance to the bound under which an interior-point entry counts as at the bound
 _AT_BOUND = 1e-7
+#: relative relaxation of the rows in the least-Frobenius stage's second try
+_RELAX = 1e-11
 #: violation (relative) above which a row joins the LP's working set
 _VIOLATION = 1e-12
 
@@ -128,9 +130,17 @@ def _least_frobenius(cons: ConstraintSet, t: float, fixed: np.ndarray, sign: np.
     keep = np.linalg.norm(rows, axis=1) > 0
     if np.any(~keep & (rhs > 1e-12 * max(1.0, t))):
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        sol = solve_vector_svm(rows[keep], rhs[keep], tol=1e-12)
+    n_row = rows.shape[0] - 2 * free.size
+    for relax in (0.0, _RELAX):
+        # a degenerate face (more rows tight than free entries) can read as infeasible to
+        # the exact solver: the rows relaxed by 1e-11 then; the certificate rescales W
+        r = rhs.copy()
+        r[:n_row] -= relax * np.maximum(1.0, np.abs(r[:n_row]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            sol = solve_vector_svm(rows[keep], r[keep], tol=1e-12)
+        if sol.status == OPTIMAL and sol.W is not None:
+            break
     if sol.status != OPTIMAL or sol.W is None:
         return None
     W = Wfix.copy()
