@@ -39,7 +39,7 @@ class TrainConfig:
     ----------
     param, optimizer, lr, steps, seed, loss, head, init, init_scale, m, record_every,
     record_steps, targets, kq_eps, prompt_W, md_p, polyak_max_step, betas, adam_eps,
-    ns_steps, device, dtype, cuda_graph
+    ns_steps, batch_size, batch_order, batch_start, device, dtype, cuda_graph
         As documented in :func:`attnsvm.train.train`.
     backend : {"auto", "torch", "numpy", "triton"}
         ``"torch"``: batched torch ops (every feature); ``"numpy"``: the NumPy engine (CPU,
@@ -76,6 +76,9 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
     ns_steps: int = 0
+    batch_size: int | None = None
+    batch_order: str = "cyclic"
+    batch_start: int = 0
     device: Any = "cpu"
     dtype: torch.dtype = torch.float64
     cuda_graph: bool = False
