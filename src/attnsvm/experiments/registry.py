@@ -52,6 +52,7 @@ NEW_STUDIES: dict[str, tuple[str, str]] = {
     "regularization-path": ("regularization_path", "new: W_R / R vs W^mm as R grows, beside GD"),
     "rope": ("rope", "new: rotary attention, GD on lifted M / factors vs the lifted Att-SVMs"),
     "optimizer-geometry": ("optimizer_geometry", "new: sign, spectral, Muon, Adam: which Att-SVM"),
+    "minibatch-geometry": ("minibatch_geometry", "new: one sequence per step Signum and Adam"),
     "heads-over-training": ("heads_over_training", "new: decoder heads vs Att-SVMs over training"),
 }
 
