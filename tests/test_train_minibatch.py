@@ -152,3 +152,20 @@ def test_saturated_single_sequence_steps_match_mpmath():
 def test_bad_batch_settings(kw, match):
     with pytest.raises(InvalidParameterError, match=match):
         train(INST, steps=2, **kw)
+
+
+@pytest.mark.parametrize("param", ["W", "KQ"])
+def test_numpy_engine_equals_torch_for_every_optimizer(param):
+    """The single-instance NumPy engine runs every optimizer, with the torch engine's iterates
+    (full batch and one sequence per step)."""
+    from attnsvm.train import OPTIMIZERS
+
+    for name in OPTIMIZERS:
+        for size in ((None, 1) if name != "polyak" else (None,)):
+            kw = {"param": param, "optimizer": name, "lr": 0.02, "steps": 12, "init_scale": 0.3,
+                  "batch_size": size, "adam_eps": 0.0 if name == "adam" else 1e-8}
+            npy = train(INST, backend="numpy", **kw)
+            ref = train(INST, backend="torch", **kw)
+            assert npy.backend == "numpy"
+            np.testing.assert_allclose(npy.W, ref.W, rtol=0, atol=1e-12 * np.abs(ref.W).max(),
+                                       err_msg=f"{name} {size}")

@@ -39,6 +39,11 @@ __all__ = ["Stats", "TorchEngine", "NumpyEngine", "FusedEngine", "choose_backend
 
 #: Largest padded tile (elements) the fused kernel keeps on chip per instance.
 FUSED_MAX_TILE = 8192
+#: Optimizers whose every step runs inside the fused kernel (as
+#: ``_fused_triton.FUSED_OPTIMIZERS``); the others of :data:`FUSED_OUTSIDE` take their polar
+#: factor outside it, one launch per step (never chosen automatically).
+FUSED_IN_KERNEL = ("gd", "ngd", "polyak", "md", "sign", "signum", "adam")
+FUSED_OUTSIDE = ("spectral", "muon")
 
 
 class Stats(NamedTuple):
@@ -160,7 +165,13 @@ class NumpyEngine:
 
 
 class FusedEngine:
-    """The fused Triton kernel (:mod:`attnsvm.train._fused_triton`)."""
+    """The fused Triton kernel (:mod:`attnsvm.train._fused_triton`).
+
+    Every step of ``gd``, ``ngd``, ``polyak``, ``md``, ``sign``, ``signum`` and ``adam`` runs in
+    the kernel (one launch per :meth:`advance`); ``spectral`` and ``muon`` take the exact block
+    gradients from the kernel (one launch per step) and the polar factor from
+    :func:`attnsvm.train._geometry.geometric_step`, as the torch engine does.
+    """
 
     def __init__(self, prob: Problem, names: tuple[str, ...], blocks: list[Tensor], loss: Loss,
                  opt: Optimizer, kq_eps: float):
@@ -171,14 +182,48 @@ class FusedEngine:
         self.X, self.Z, self.Y, self.v = (
             t.contiguous() for t in (prob.X, prob.Z, prob.Y, prob.v))
         self.P = [b.contiguous() for b in blocks]
-        self.S = [_md_state(P, opt.md_p) for P in self.P] if opt.name == "md" else None
+        name = opt.name
+        self.S: list[Tensor] | None = None
+        self.V: list[Tensor] | None = None
+        self.LG: Tensor | None = None
+        if name == "md":
+            self.S = [_md_state(P, opt.md_p) for P in self.P]
+        elif name in ("signum", "adam"):
+            self.S = [torch.zeros_like(P) for P in self.P]
+            self.LG = torch.full((self.P[0].shape[0], 4), -float("inf"), dtype=self.P[0].dtype,
+                                 device=self.P[0].device)
+            if name == "adam":
+                self.V = [torch.zeros_like(P) for P in self.P]
+        self.outside = name in FUSED_OUTSIDE
+        self._geo: list[dict[str, Any]] = [{} for _ in self.P]
+        self._cached: Any = None
+        self._t = 0
         self.opt, self.loss, self.kq_eps = opt, loss, kq_eps
+
+    def _gradient(self) -> Any:
+        out = self._cached or self._fused.fused_gradient(
+            self.X, self.Z, self.Y, self.v, self.P, loss=self.loss.name, kq_eps=self.kq_eps)
+        self._cached = None
+        return out
 
     def advance(self, n: int) -> Stats:
         o = self.opt
+        if self.outside:
+            for _ in range(n):
+                grads, ls, _ = self._gradient()
+                self._t += 1
+                for P, Gk, st in zip(self.P, grads, self._geo, strict=True):
+                    geometric_step(o.name, P, Gk, ls, st, self._t, lr=o.lr, betas=o.betas,
+                                   eps=o.adam_eps, ns_steps=o.ns_steps)
+            self._cached = self._gradient()
+            loss, sel, mlp = self._cached[2]
+            return Stats(loss, mlp, sel)
         loss, sel, mlp = self._fused.fused_steps(
             self.X, self.Z, self.Y, self.v, self.P, self.S, int(n), optimizer=o.name, lr=o.lr,
-            loss=self.loss.name, md_p=o.md_p, polyak_max_step=o.polyak_max_step, kq_eps=self.kq_eps)
+            loss=self.loss.name, md_p=o.md_p, polyak_max_step=o.polyak_max_step,
+            kq_eps=self.kq_eps, betas=o.betas, adam_eps=o.adam_eps, t0=self._t, second=self.V,
+            logs=self.LG)
+        self._t += int(n)
         return Stats(loss, mlp, sel)
 
     def key_query(self) -> Tensor:
@@ -249,9 +294,7 @@ def choose_backend(backend: str, spec: ParamSpec, head: Head, loss: Loss, opt: O
                       else "a device other than the CPU or a dtype other than float64")
     elif backend == "triton":
         why = why or ("mini-batches (batch_size < n)" if minibatch else None)
-        geo = (f"optimizer {opt.name!r} (the fused kernel has gd, ngd, polyak, md)"
-               if opt.name in GEOMETRIC else None)
-        why = why or geo or (None if dtype in (torch.float32, torch.float64)
+        why = why or (None if dtype in (torch.float32, torch.float64)
                              else f"dtype {dtype}") or (
             None if tile <= FUSED_MAX_TILE else f"instances this large (tile {tile} elements)"
         ) or _triton_unavailable(device)
@@ -265,7 +308,7 @@ def choose_backend(backend: str, spec: ParamSpec, head: Head, loss: Loss, opt: O
     if backend == "torch" or why is not None or (cuda_graph and device.type == "cuda"):
         return "torch"
     if device.type == "cuda":
-        ok = (not minibatch and opt.name not in GEOMETRIC
+        ok = (not minibatch and opt.name in FUSED_IN_KERNEL
               and dtype in (torch.float32, torch.float64) and tile <= FUSED_MAX_TILE)
         return "triton" if ok and _triton_unavailable(device) is None else "torch"
     if single and device.type == "cpu" and dtype == torch.float64:

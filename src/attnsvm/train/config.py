@@ -43,9 +43,11 @@ class TrainConfig:
         As documented in :func:`attnsvm.train.train`.
     backend : {"auto", "torch", "numpy", "triton"}
         ``"torch"``: batched torch ops (every feature); ``"numpy"``: the NumPy engine (CPU,
-        float64, ``W``/``KQ``, linear head, gd/ngd/polyak/md); ``"triton"``: the fused GPU
-        kernel (CUDA, or Triton's interpreter with ``TRITON_INTERPRET=1``; same features as
-        numpy, float32 or float64).  ``"auto"``: triton on CUDA when supported; on the CPU numpy
+        float64, ``W``/``KQ``, linear head, every optimizer, mini-batches); ``"triton"``: the
+        fused GPU kernel (CUDA, or Triton's interpreter with ``TRITON_INTERPRET=1``; the
+        features of numpy but full batches only, float32 or float64; spectral and Muon take
+        the kernel's gradients and an SVD per step outside it).  ``"auto"``: triton on CUDA
+        when supported (not for spectral and Muon); on the CPU numpy
         for a single :class:`~attnsvm.instance.Instance` when supported (a list, even of one,
         keeps the torch engine and its numbers), else torch.
     threads : int, optional
