@@ -71,6 +71,7 @@ TIMINGS: dict[str, tuple[float, float]] = {
     # the full times of the next three were measured while the machine was busy (2-5x slower)
     "rope": (1.8, 111.1),
     "optimizer-geometry": (3.0, 356.9),
+    "minibatch-geometry": (10.4, 106.4),  # busy machine (load 9-18), full with 2 workers
     "heads-over-training": (6.8, 814.2),
 }
 
