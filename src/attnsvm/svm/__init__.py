@@ -11,25 +11,72 @@
 * :func:`local_optimality`, :func:`svm_neighbors`, :func:`enumerate_local_optima`.
 """
 
-from ..constraints import ConstraintSet, VectorConstraints
-from .conic import solve_conic, solve_lp
-from .estimator import AttSVM
-from .frobenius import solve_fro, solve_fro_constraints
-from .landscape import (
-    LocalOptimality,
-    enumerate_local_optima,
-    local_optimality,
-    svm_neighbors,
-)
-from .linf import solve_linf, solve_linf_constraints
-from .margins import MARGIN_NORMS, margin_ratio, margin_ratios
-from .norms import NORMS
-from .nuclear import certified_rank, solve_nuc, solve_nuc_constraints, solve_nuc_many
-from .registry import SOLVERS, solve
-from .several import SVMEquivalence, fit_svmeq, selected_sets, solve_w_dir, solve_w_fin
-from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
-from .spectral import solve_spec, solve_spec_constraints
-from .vector import solve_p_svm, solve_p_svm_relaxed, solve_v_svm, solve_vector_svm
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: public name -> the module that defines it, imported on first use (``attnsvm solve --norm
+#: spec`` then never imports the nuclear, conic or estimator modules)
+_LAZY = {
+    "ConstraintSet": "..constraints",
+    "VectorConstraints": "..constraints",
+    "solve_conic": ".conic",
+    "solve_lp": ".conic",
+    "AttSVM": ".estimator",
+    "solve_fro": ".frobenius",
+    "solve_fro_constraints": ".frobenius",
+    "LocalOptimality": ".landscape",
+    "enumerate_local_optima": ".landscape",
+    "local_optimality": ".landscape",
+    "svm_neighbors": ".landscape",
+    "solve_linf": ".linf",
+    "solve_linf_constraints": ".linf",
+    "MARGIN_NORMS": ".margins",
+    "margin_ratio": ".margins",
+    "margin_ratios": ".margins",
+    "NORMS": ".norms",
+    "certified_rank": ".nuclear",
+    "solve_nuc": ".nuclear",
+    "solve_nuc_constraints": ".nuclear",
+    "solve_nuc_many": ".nuclear",
+    "SOLVERS": ".registry",
+    "solve": ".registry",
+    "SVMEquivalence": ".several",
+    "fit_svmeq": ".several",
+    "selected_sets": ".several",
+    "solve_w_dir": ".several",
+    "solve_w_fin": ".several",
+    "INACCURATE": ".solution",
+    "INFEASIBLE": ".solution",
+    "OPTIMAL": ".solution",
+    "SVMSolution": ".solution",
+    "solve_spec": ".spectral",
+    "solve_spec_constraints": ".spectral",
+    "solve_p_svm": ".vector",
+    "solve_p_svm_relaxed": ".vector",
+    "solve_v_svm": ".vector",
+    "solve_vector_svm": ".vector",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..constraints import ConstraintSet, VectorConstraints
+    from .conic import solve_conic, solve_lp
+    from .estimator import AttSVM
+    from .frobenius import solve_fro, solve_fro_constraints
+    from .landscape import (
+        LocalOptimality,
+        enumerate_local_optima,
+        local_optimality,
+        svm_neighbors,
+    )
+    from .linf import solve_linf, solve_linf_constraints
+    from .margins import MARGIN_NORMS, margin_ratio, margin_ratios
+    from .norms import NORMS
+    from .nuclear import certified_rank, solve_nuc, solve_nuc_constraints, solve_nuc_many
+    from .registry import SOLVERS, solve
+    from .several import SVMEquivalence, fit_svmeq, selected_sets, solve_w_dir, solve_w_fin
+    from .solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
+    from .spectral import solve_spec, solve_spec_constraints
+    from .vector import solve_p_svm, solve_p_svm_relaxed, solve_v_svm, solve_vector_svm
 
 __all__ = [
     "solve",
@@ -71,3 +118,15 @@ __all__ = [
     "margin_ratios",
     "MARGIN_NORMS",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'attnsvm.svm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | set(globals()))

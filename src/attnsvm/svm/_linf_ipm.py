@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
+
+from ._rowspace import RowGram, _cholesky, _tri
 
 __all__ = ["LinfIPMResult", "linf_ipm"]
 
@@ -32,16 +33,120 @@ class LinfIPMResult:
     W: np.ndarray
     lam: np.ndarray
     iterations: int
+    newton: str = "dense"
 
 
 def _step(x: np.ndarray, dx: np.ndarray) -> float:
     neg = dx < 0
     return float(np.min(-x[neg] / dx[neg])) if np.any(neg) else np.inf
 
+#: entries whose box weight ``Du + Dl`` is below this times the median stay in the Schur
+#: complement of the row-space Newton solve (the free entries, whose weight tends to zero)
+_FREE = 1e-3
+
+Newton = Callable[[float, np.ndarray, np.ndarray], tuple[float, np.ndarray, np.ndarray]]
+
+
+def _dense_newton(E: np.ndarray, AA: np.ndarray, zz: np.ndarray, onehot: np.ndarray,
+                  Du: np.ndarray, Dl: np.ndarray, D: np.ndarray, n_eq: int, d1: int, d2: int
+                  ) -> Newton:
+    """Solver of the Newton system in ``(t, w)``: the ``(1 + N)`` square matrix (box diagonal
+    and border, rows ``sum_g kron(A_g^T D_g A_g, z_g z_g^T)``), equalities by a Schur
+    complement."""
+    from scipy.linalg import cho_solve
+
+    N = d1 * d2
+    m = AA.shape[0]
+    Dk = np.zeros(m)
+    Dk[n_eq:] = D
+    Ag = onehot @ (Dk[:, None] * AA)  # (g, d1 d1)
+    CDC = (Ag.T @ zz).reshape(d1, d1, d2, d2).transpose(0, 2, 1, 3).reshape(N, N)
+    M = np.empty((N + 1, N + 1))
+    M[1:, 1:] = CDC
+    M[1:, 1:][np.diag_indices(N)] += Du + Dl
+    M[0, 0] = float(Du.sum() + Dl.sum())
+    M[0, 1:] = M[1:, 0] = Dl - Du
+    fac = _cholesky(M)
+    MiE = cho_solve(fac, E.T) if n_eq else None
+    Seq = E @ MiE if n_eq else None
+
+    def solve(rhs_t: float, rhs_w: np.ndarray, re: np.ndarray
+              ) -> tuple[float, np.ndarray, np.ndarray]:
+        dy = cho_solve(fac, np.concatenate([[rhs_t], rhs_w]))
+        dle = np.zeros(0)
+        if n_eq:
+            assert MiE is not None and Seq is not None
+            dle = np.linalg.solve(Seq, re - E @ dy)
+            dy = dy + MiE @ dle
+        return float(dy[0]), dy[1:], dle
+
+    return solve
+
+
+def _rows_newton(rg: RowGram, Du: np.ndarray, Dl: np.ndarray, D: np.ndarray, n_eq: int,
+                 values: Callable[[np.ndarray], np.ndarray],
+                 combine: Callable[[np.ndarray], np.ndarray]) -> Newton:
+    """Solver of the same Newton system in the row space.
+
+    ``M = B + C_in^T D C_in`` with ``B = [[sum(Du + Dl), e^T], [e, diag(delta)]]``
+    (``delta = Du + Dl``, ``e = Dl - Du``) and the equality rows as constraints: with
+    ``p_in = D C_in dy`` and ``p_eq`` their multipliers, ``B dy + C^T p = r`` and
+    ``C dy - D^{-1} p = h`` (``D^{-1} = 0`` and ``h`` the residual on equalities).  The
+    entries split into those near a bound (``delta`` large), eliminated through ``1 / delta``
+    into the ``m x m`` matrix ``Kb = D^{-1} + C_b diag(1 / delta_b) C_b^T`` (a row Gram), and
+    the few free ones ``F`` (``delta`` tiny near the end: eliminating them would divide by
+    it), kept with ``t`` in a Schur complement of size ``1 + |F|``,
+    ``S = H_F + J^T Kb^{-1} J``, ``J = [-C_b e_b / delta_b, C_F]``.  Any split is exact; this
+    one keeps both factorizations well conditioned.
+    """
+    from scipy.linalg import cho_solve
+
+    m, N = rg.m, Du.size
+    delta = Du + Dl
+    e = Dl - Du
+    dmed = float(np.median(delta))
+    cand = np.flatnonzero(delta < _FREE * dmed)
+    if cand.size > m:
+        cand = cand[np.argsort(delta[cand], kind="stable")[:m]]
+    F = np.sort(cand)
+    bnd = np.ones(N, dtype=bool)
+    bnd[F] = False
+    RB = np.where(bnd, 1.0 / delta, 0.0)
+    iF, jF = np.divmod(F, rg.d2)
+    CF = rg.A[:, iF] * rg.Zq[rg.inv][:, jF]                  # (m, |F|)
+    Kb = rg.gram(RB.reshape(rg.d1, rg.d2))
+    k = np.arange(n_eq, m)
+    Kb[k, k] += 1.0 / D
+    fk = _cholesky(Kb)
+    v = values(RB * e)
+    J = np.column_stack([-v, CF])
+    LiJ = _tri(fk, J, False)                                 # L^-1 J, Kb = L L^T
+    S = LiJ.T @ LiJ
+    S[0, 0] += float(np.sum(delta[F])) + float(np.sum((4.0 * Du * Dl / delta)[bnd]))
+    S[0, 1:] += e[F]
+    S[1:, 0] += e[F]
+    S[np.arange(1, F.size + 1), np.arange(1, F.size + 1)] += delta[F]
+    fs = _cholesky(S)
+
+    def solve(rhs_t: float, rhs_w: np.ndarray, re: np.ndarray
+              ) -> tuple[float, np.ndarray, np.ndarray]:
+        r3 = -values(RB * rhs_w)
+        r3[:n_eq] += re
+        rhs = np.concatenate([[rhs_t - float((RB * e) @ rhs_w)], rhs_w[F]])
+        y = cho_solve(fs, rhs + LiJ.T @ _tri(fk, r3, False), check_finite=False)
+        p = cho_solve(fk, J @ y - r3, check_finite=False)
+        dt = float(y[0])
+        dw = RB * (rhs_w - e * dt - combine(p))
+        dw[F] = y[1:]
+        return dt, dw, -p[:n_eq]
+
+    return solve
+
 
 def linf_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray, b: np.ndarray,
              n_eq: int, W0: np.ndarray, *, certify: Callable[[np.ndarray, np.ndarray], float],
-             target: float = 1e-12, max_iter: int = 80) -> LinfIPMResult:
+             target: float = 1e-12, max_iter: int = 80, newton: str = "auto"
+             ) -> LinfIPMResult:
     """Run from ``W0`` until ``certify(W, lam) <= target`` (or no more progress).
 
     Parameters
@@ -57,6 +162,9 @@ def linf_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray, b: 
     certify : callable ``(W, lam) -> gap``
         Certified relative gap of an iterate.
     target, max_iter : float, int
+    newton : {"auto", "rows", "dense"}
+        The Newton system in the row space (``m x m``, through Woodbury; "auto" where
+        ``m < d1 d2``) or in ``(t, w)`` (``(1 + d1 d2)`` square).
 
     Returns
     -------
@@ -68,13 +176,19 @@ def linf_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray, b: 
     ng = Zq.shape[0]
     ineq = np.arange(n_eq, m)
     eq = np.arange(n_eq)
-    onehot = np.zeros((ng, m))
-    onehot[inv, np.arange(m)] = 1.0
-    AA = (A[:, :, None] * A[:, None, :]).reshape(m, d1 * d1)
-    zz = (Zq[:, :, None] * Zq[:, None, :]).reshape(ng, d2 * d2)
-    E = np.zeros((n_eq, N + 1))
-    if n_eq:
-        E[:, 1:] = np.einsum("ki,kj->kij", A[eq], Zc[eq]).reshape(n_eq, N)
+    if newton not in ("auto", "rows", "dense"):
+        raise ValueError(f"newton must be 'auto', 'rows' or 'dense', not {newton!r}")
+    rows = newton == "rows" or (newton == "auto" and m < N)
+    rg = RowGram(A, Zq, inv) if rows else None
+    E = onehot = AA = zz = np.zeros(0)
+    if rg is None:
+        onehot = np.zeros((ng, m))
+        onehot[inv, np.arange(m)] = 1.0
+        AA = (A[:, :, None] * A[:, None, :]).reshape(m, d1 * d1)
+        zz = (Zq[:, :, None] * Zq[:, None, :]).reshape(ng, d2 * d2)
+        E = np.zeros((n_eq, N + 1))
+        if n_eq:
+            E[:, 1:] = np.einsum("ki,kj->kij", A[eq], Zc[eq]).reshape(n_eq, N)
 
     def values(w: np.ndarray) -> np.ndarray:
         return np.einsum("kd,kd->k", A, (Zq @ w.reshape(d1, d2).T)[inv])
@@ -106,24 +220,11 @@ def linf_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray, b: 
         rw = combine(lam) - zu + zl
         Du, Dl = zu / u, zl / lo
         D = lam[ineq] / s
-        Dk = np.zeros(m)
-        Dk[ineq] = D
-        Ag = onehot @ (Dk[:, None] * AA)  # (g, d1 d1)
-        CDC = (Ag.T @ zz).reshape(d1, d1, d2, d2).transpose(0, 2, 1, 3).reshape(N, N)
-        M = np.empty((N + 1, N + 1))
-        M[1:, 1:] = CDC
-        M[1:, 1:][np.diag_indices(N)] += Du + Dl
-        M[0, 0] = float(Du.sum() + Dl.sum())
-        M[0, 1:] = M[1:, 0] = Dl - Du
         try:
-            fac = cho_factor(M)
+            nsolve = (_rows_newton(rg, Du, Dl, D, n_eq, values, combine) if rg is not None
+                      else _dense_newton(E, AA, zz, onehot, Du, Dl, D, n_eq, d1, d2))
         except np.linalg.LinAlgError:
-            try:
-                fac = cho_factor(M + 1e-14 * np.trace(M) / (N + 1) * np.eye(N + 1))
-            except np.linalg.LinAlgError:
-                break
-        MiE = cho_solve(fac, E.T) if n_eq else None
-        Seq = E @ MiE if n_eq else None
+            break
         Ain, Zin = A[ineq], Zc[ineq]
 
         def direction(smu: float, rc: tuple[np.ndarray, np.ndarray, np.ndarray] | None
@@ -135,13 +236,7 @@ def linf_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray, b: 
             q = (smu - cs) / s - lam[ineq]
             rhs_w = rw + (Ain.T @ ((q + D * rp)[:, None] * Zin)).ravel() - hu + hl
             rhs_t = float(hu.sum() + hl.sum()) - rt
-            dy = cho_solve(fac, np.concatenate([[rhs_t], rhs_w]))
-            dle = np.zeros(0)
-            if n_eq:
-                assert MiE is not None and Seq is not None
-                dle = np.linalg.solve(Seq, re - E @ dy)
-                dy = dy + MiE @ dle
-            dt, dw = float(dy[0]), dy[1:]
+            dt, dw, dle = nsolve(rhs_t, rhs_w, re)
             du, dl_ = dt - dw, dt + dw
             dzu = hu - Du * du
             dzl = hl - Dl * dl_
@@ -172,10 +267,11 @@ def linf_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray, b: 
             best_gap = gap
             best = LinfIPMResult(t=t, W=w.reshape(d1, d2).copy(), lam=lam.copy(), iterations=it)
         history.append(best_gap)
-        stalled = len(history) > 4 and best_gap > 0.5 * history[-5]
+        stalled = len(history) > 4 and best_gap > 0.9 * history[-5]
         if gap <= target or max(ap, ad) < 1e-12 or stalled:
             break
     if best is None:
         best = LinfIPMResult(t=t, W=w.reshape(d1, d2).copy(), lam=lam.copy(), iterations=it)
     best.iterations = it
+    best.newton = "rows" if rg is not None else "dense"
     return best

@@ -25,7 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, eigh
 
+from ._spectral_rows import barrier_preconditioner, pcg
+
 __all__ = ["SpecIPMResult", "spectral_ipm"]
+
+#: the dense Newton matrix is used up to this many entries of W (then the row space)
+_DENSE_MAX = 1600
 
 
 @dataclass
@@ -36,6 +41,7 @@ class SpecIPMResult:
     W: np.ndarray
     lam: np.ndarray
     iterations: int
+    newton: str = "dense"
 
 
 def _max_step(X: np.ndarray, dX: np.ndarray) -> float:
@@ -52,10 +58,37 @@ def _vec_step(x: np.ndarray, dx: np.ndarray) -> float:
     return float(np.min(-x[neg] / dx[neg])) if np.any(neg) else np.inf
 
 
+def _dense_matrix(Si: np.ndarray, Z: np.ndarray, SZ: np.ndarray, D: np.ndarray,
+                  Dk: np.ndarray, onehot: np.ndarray, AA: np.ndarray, zz: np.ndarray,
+                  r1: int, r2: int, quad: bool, Lstar: Callable[[np.ndarray], np.ndarray]
+                  ) -> np.ndarray:
+    """The HKM Newton matrix in ``(t, vec W)``, ``(1 + r1 r2)`` square."""
+    N = r1 * r2
+    S11, S12, S22 = Si[:r1, :r1], Si[:r1, r1:], Si[r1:, r1:]
+    Z11, Z12, Z22 = Z[:r1, :r1], Z[:r1, r1:], Z[r1:, r1:]
+    # MWW[a, b, c, e] = S11[a,c] Z22[e,b] + Z11[a,c] S22[e,b] + S12[a,e] Z12[c,b]
+    #                   + Z12[a,e] S12[c,b]     (Z22, S22 symmetric)
+    MWW = (S11[:, None, :, None] * Z22[None, :, None, :]
+           + Z11[:, None, :, None] * S22[None, :, None, :]
+           + S12[:, None, None, :] * Z12.T[None, :, :, None]
+           + Z12[:, None, None, :] * S12.T[None, :, :, None])
+    M = np.empty((N + 1, N + 1))
+    M[1:, 1:] = MWW.reshape(N, N)
+    Ag = onehot @ (Dk[:, None] * AA)  # (g, r1 r1): sum_k in g D_k a_k a_k^T
+    CDC = (Ag.T @ zz).reshape(r1, r1, r2, r2)
+    M[1:, 1:] += CDC.transpose(0, 2, 1, 3).reshape(N, N)
+    if quad:
+        M[1:, 1:] += np.eye(N)
+    M[0, 0] = float(np.trace(SZ))
+    M[0, 1:] = M[1:, 0] = Lstar(SZ).ravel()
+    return M
+
+
 def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
                  b: np.ndarray, n_eq: int, W0: np.ndarray, *, target: float = 1e-11,
                  max_iter: int = 80, certify: Callable[[np.ndarray, np.ndarray], float]
-                 | None = None, fixed_t: float | None = None) -> SpecIPMResult:
+                 | None = None, fixed_t: float | None = None, newton: str = "auto"
+                 ) -> SpecIPMResult:
     """Run the interior point from ``W0`` until ``certify(W, lam) <= target``.
 
     Parameters
@@ -79,6 +112,12 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
     fixed_t : float, optional
         Second stage: ``t`` is fixed to this value and the objective is ``||W||_F^2 / 2``
         (the least-Frobenius point of ``{rows, ||W||_2 <= fixed_t}``).
+
+    newton : {"auto", "rows", "dense"}
+        The Newton system as the dense ``(1 + r1 r2)`` square matrix, or (``rows``; "auto"
+        above :data:`_DENSE_MAX` entries, without equality rows or ``fixed_t``) by
+        conjugate gradients preconditioned with its central-path form, solved in the row
+        space (:mod:`._spectral_rows`).
 
     Returns
     -------
@@ -128,10 +167,15 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
     if n_eq:
         E[int(quad):, 1:] = np.einsum("ki,kj->kij", A[eq], Zc[eq]).reshape(n_eq, N)
     ne = E.shape[0]
-    onehot = np.zeros((ng, m))
-    onehot[inv, np.arange(m)] = 1.0
-    AA = (A[:, :, None] * A[:, None, :]).reshape(m, r1 * r1)
-    zz = (Zq[:, :, None] * Zq[:, None, :]).reshape(ng, r2 * r2)
+    if newton not in ("auto", "rows", "dense"):
+        raise ValueError(f"newton must be 'auto', 'rows' or 'dense', not {newton!r}")
+    rows = (newton == "rows" or (newton == "auto" and N > _DENSE_MAX)) and not quad and not n_eq
+    onehot = AA = zz = np.zeros(0)
+    if not rows:
+        onehot = np.zeros((ng, m))
+        onehot[inv, np.arange(m)] = 1.0
+        AA = (A[:, :, None] * A[:, None, :]).reshape(m, r1 * r1)
+        zz = (Zq[:, :, None] * Zq[:, None, :]).reshape(ng, r2 * r2)
     best: SpecIPMResult | None = None
     best_gap = np.inf
     history: list[float] = []
@@ -146,35 +190,51 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
         rW = -(combine(lam) + Lstar(Z) - (W if quad else 0.0))
         Si = np.linalg.inv(S)
         Si = (Si + Si.T) / 2
-        S11, S12, S22 = Si[:r1, :r1], Si[:r1, r1:], Si[r1:, r1:]
-        Z11, Z12, Z22 = Z[:r1, :r1], Z[:r1, r1:], Z[r1:, r1:]
-        # MWW[a, b, c, e] = S11[a,c] Z22[e,b] + Z11[a,c] S22[e,b] + S12[a,e] Z12[c,b]
-        #                   + Z12[a,e] S12[c,b]     (Z22, S22 symmetric)
-        MWW = (S11[:, None, :, None] * Z22[None, :, None, :]
-               + Z11[:, None, :, None] * S22[None, :, None, :]
-               + S12[:, None, None, :] * Z12.T[None, :, :, None]
-               + Z12[:, None, None, :] * S12.T[None, :, :, None])
-        M = np.empty((N + 1, N + 1))
-        M[1:, 1:] = MWW.reshape(N, N)
         D = lam[ineq] / s
+        SZ = Si @ Z
         Dk = np.zeros(m)
         Dk[ineq] = D
-        Ag = onehot @ (Dk[:, None] * AA)  # (g, r1 r1): sum_k in g D_k a_k a_k^T
-        CDC = (Ag.T @ zz).reshape(r1, r1, r2, r2)
-        M[1:, 1:] += CDC.transpose(0, 2, 1, 3).reshape(N, N)
-        if quad:
-            M[1:, 1:] += np.eye(N)
-        SZ = Si @ Z
-        M[0, 0] = float(np.trace(SZ))
-        M[0, 1:] = M[1:, 0] = Lstar(SZ).ravel()
-        try:  # M is symmetric by construction; the factorization reads one triangle
-            fac = cho_factor(M, check_finite=False)
-        except np.linalg.LinAlgError:
+        if rows:
+
+            # blocks of S^-1 and Z: the product S^-1 L(dW) Z needs only its off-diagonal
+            # blocks, four (r1 x r2)-sized products
+            S11, S12, S22 = Si[:r1, :r1], Si[:r1, r1:], Si[r1:, r1:]
+            Z11, Z12, Z22 = Z[:r1, :r1], Z[:r1, r1:], Z[r1:, r1:]
+            trSZ, gSZ, gZS = float(np.trace(SZ)), Lstar(SZ), Lstar(Z @ Si)
+
+            def matvec(y: np.ndarray) -> np.ndarray:
+                dt, dW = float(y[0]), y[1:].reshape(r1, r2)
+                X12 = S11 @ dW @ Z22 + S12 @ dW.T @ Z12
+                X21 = S22 @ dW.T @ Z11 + S12.T @ dW @ Z12.T
+                return np.concatenate([[dt * trSZ + float(np.vdot(dW, gZS))],
+                                       (dt * gSZ + X12 + X21.T
+                                        + combine(Dk * values(dW))).ravel()])
+
             try:
-                fac = cho_factor(M + 1e-14 * np.trace(M) / (N + 1) * np.eye(N + 1))
+                pre = barrier_preconditioner(A, Zq, inv, W, t, float(np.vdot(S, Z)) / p, D)
             except np.linalg.LinAlgError:
                 break
-        MiE = cho_solve(fac, E.T) if ne else None
+
+            # inexact Newton: the certificate does not depend on the solve's accuracy
+            rtol = min(1e-6, max(1e-13, 1e-3 * best_gap))
+
+            cg_max = 60 if rtol > 1e-10 else 200   # the last iterations need accurate solves
+
+            def msolve(rhs: np.ndarray) -> np.ndarray:
+                return pcg(matvec, pre, rhs, rtol=rtol, max_iter=cg_max)
+        else:
+            M = _dense_matrix(Si, Z, SZ, D, Dk, onehot, AA, zz, r1, r2, quad, Lstar)
+            try:  # M is symmetric by construction; the factorization reads one triangle
+                fac = cho_factor(M, check_finite=False)
+            except np.linalg.LinAlgError:
+                try:
+                    fac = cho_factor(M + 1e-14 * np.trace(M) / (N + 1) * np.eye(N + 1))
+                except np.linalg.LinAlgError:
+                    break
+
+            def msolve(rhs: np.ndarray) -> np.ndarray:
+                return cho_solve(fac, rhs)  # type: ignore[no-any-return]
+        MiE = np.column_stack([msolve(c) for c in E]) if ne else None
         Seq = E @ MiE if ne else None
 
         def combine_in(x: np.ndarray) -> np.ndarray:
@@ -191,7 +251,7 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
                 q = q - rcs / s
             rhsW = Lstar(H) + combine_in(q + D * rp) - rW
             rhs = np.concatenate([[float(np.trace(H)) - rt], rhsW.ravel()])
-            dy = cho_solve(fac, rhs)
+            dy = msolve(rhs)
             dle = np.zeros(0)
             if ne:
                 assert MiE is not None and Seq is not None
@@ -238,10 +298,11 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
             best_gap = gap
             best = SpecIPMResult(t=t, W=W.copy(), lam=lam.copy(), iterations=it)
         history.append(best_gap)
-        stalled = len(history) > 4 and best_gap > 0.5 * history[-5]
+        stalled = len(history) > 4 and best_gap > 0.9 * history[-5]
         if gap <= target or max(ap, ad) < 1e-10 or stalled:
             break
     if best is None:
         best = SpecIPMResult(t=t, W=W.copy(), lam=lam.copy(), iterations=it)
     best.iterations = it
+    best.newton = "rows" if rows else "dense"
     return best

@@ -106,17 +106,21 @@ def _face_from_primal(W: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _least_frobenius(cons: ConstraintSet, t: float, fixed: np.ndarray, sign: np.ndarray,
-                     shape: tuple[int, int]) -> np.ndarray | None:
+                     shape: tuple[int, int], at: np.ndarray | None = None
+                     ) -> np.ndarray | None:
     """The optimum of least Frobenius norm on the face ``W_ij = t sign_ij`` (``fixed``),
     ``|W_ij| <= t`` elsewhere, rows met; None when that problem has no answer."""
     d1, d2 = shape
-    Wfix = np.where(fixed, t * sign, 0.0)
+    # the fixed entries at t sign, or at the interior point's own values (within 1e-7 of the
+    # bound: snapping them to it can cost the rows more than the face's width)
+    Wfix = np.where(fixed, t * sign if at is None else np.clip(at.ravel(), -t, t), 0.0)
     free = np.flatnonzero(~fixed)
     b = cons.rhs
     rhs_rows = b - cons.values(Wfix.reshape(d1, d2))
     if free.size == 0:
         return Wfix.reshape(d1, d2)
-    Cf = _row_matrix(cons, np.arange(cons.m))[:, free]
+    fi, fj = np.divmod(free, d2)
+    Cf = cons.A[:, fi] * cons.Zc[:, fj]          # the rows on the free entries, (m, |free|)
     eye = np.eye(free.size)
     rows = np.vstack([Cf[:cons.n_eq], -Cf[:cons.n_eq], Cf[cons.n_eq:], eye, -eye])
     rhs = np.concatenate([rhs_rows[:cons.n_eq], -rhs_rows[:cons.n_eq], rhs_rows[cons.n_eq:],
@@ -142,6 +146,7 @@ def solve_linf_constraints(
     least_frobenius: bool = True,
     max_rounds: int = 50,
     method: str = "ipm",
+    newton: str = "auto",
 ) -> SVMSolution:
     """Solve ``min max_ij |W_ij| s.t. A[k]^T W Zc[k] >= b_k`` (``= b_k`` for ``k < n_eq``).
 
@@ -162,6 +167,9 @@ def solve_linf_constraints(
     method : {"ipm", "highs"}
         The dedicated interior point (:mod:`._linf_ipm`, default) or HiGHS' dual simplex on a
         working set of rows; both certified the same way.
+    newton : {"auto", "rows", "dense"}
+        The interior point's Newton system: in the row space (``m x m``, Woodbury; "auto"
+        where ``m < d1 d2``) or the dense ``(1 + d1 d2)`` square matrix.
 
     Returns
     -------
@@ -193,6 +201,7 @@ def solve_linf_constraints(
     sA, sZ = row_scale(A), row_scale(Zc)
     unit = cset.scaled(sA, sZ)
     check_choice("method", method, ("ipm", "highs"))
+    check_choice("newton", newton, ("auto", "rows", "dense"))
     info: dict[str, object] = {"frobenius_solution": fro, "least_frobenius": False,
                                "method": method}
     if method == "ipm":
@@ -203,9 +212,11 @@ def solve_linf_constraints(
         Zq, inv = unit.groups
         res = linf_ipm(unit.A, unit.Zc, inv, Zq, bb, n_eq, start_W * (sA * sZ),
                        certify=lambda W, lam: certify(unit, W, lam, "linf").gap,
-                       target=min(1e-12, tol / 100), max_iter=max_rounds + 30)
+                       target=min(1e-12, tol / 100), max_iter=max_rounds + 30,
+                       newton=newton)
         W, lam, rounds = res.W, res.lam, res.iterations
         info["ipm_iterations"] = rounds
+        info["newton"] = res.newton
     else:
         rows = np.union1d(np.arange(n_eq), np.flatnonzero(fro.dual != 0))
         if isinstance(warm_start, SVMSolution) and warm_start.dual.size == m:
@@ -227,7 +238,11 @@ def solve_linf_constraints(
     if least_frobenius and bounds.gap <= tol:
         fixed, sign = (_face_from_primal(bounds.W, bounds.upper) if method == "ipm"
                        else _face_from_dual(unit.combine(bounds.mu)))
-        W2 = _least_frobenius(unit, bounds.upper, fixed, sign, bounds.W.shape)
+        W2 = None
+        if method == "ipm":
+            W2 = _least_frobenius(unit, bounds.upper, fixed, sign, bounds.W.shape, bounds.W)
+        if W2 is None:
+            W2 = _least_frobenius(unit, bounds.upper, fixed, sign, bounds.W.shape)
         bounds = least_frobenius_stage(unit, bounds, lam, W2, "linf", tol, info,
                                        "the LP's optimal vertex")
     solver = ("max-norm interior point (Mehrotra, rank-one Newton system), certified"

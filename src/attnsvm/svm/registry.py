@@ -19,29 +19,48 @@ from .._validation import check_choice
 from ..constraints import ConstraintSet
 from ..instance import Instance
 from ._instance import solve_on_instance
-from .conic import solve_conic
 from .frobenius import solve_fro_constraints
-from .linf import solve_linf_constraints
 from .norms import NORMS, check_norm
-from .nuclear import solve_nuc_constraints
 from .solution import SVMSolution
-from .spectral import solve_spec_constraints
 
 __all__ = ["solve", "SOLVERS", "TOLERANCES", "solver_tol"]
 
 
 def _lp(constraints: ConstraintSet, *, p: float | None = None, tol: float = 1e-6,
         solver: str = "CLARABEL", **options: Any) -> SVMSolution:
+    from .conic import solve_conic
+
     return solve_conic(constraints, norm="lp", p=p, tol=tol, solver=solver, **options)
+
+
+# The other solvers, imported on first use (a solve in one norm loads only its own modules)
+def _nuc(constraints: ConstraintSet, *, warm_start: Any = None, **options: Any) -> SVMSolution:
+    from .nuclear import solve_nuc_constraints
+
+    return solve_nuc_constraints(constraints, warm_start=warm_start, **options)
+
+
+def _linf(constraints: ConstraintSet, *, warm_start: Any = None, **options: Any
+          ) -> SVMSolution:
+    from .linf import solve_linf_constraints
+
+    return solve_linf_constraints(constraints, warm_start=warm_start, **options)
+
+
+def _spec(constraints: ConstraintSet, *, warm_start: Any = None, **options: Any
+          ) -> SVMSolution:
+    from .spectral import solve_spec_constraints
+
+    return solve_spec_constraints(constraints, warm_start=warm_start, **options)
 
 
 #: norm -> function(constraints, **options) -> SVMSolution
 SOLVERS: dict[str, Callable[..., SVMSolution]] = {
     "fro": solve_fro_constraints,
-    "nuc": solve_nuc_constraints,
+    "nuc": _nuc,
     "lp": _lp,
-    "linf": solve_linf_constraints,
-    "spec": solve_spec_constraints,
+    "linf": _linf,
+    "spec": _spec,
 }
 
 #: norm -> its solver's ``tol`` for a requested accuracy ``tol`` (the estimator's); norms not

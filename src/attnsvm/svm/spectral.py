@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 
 from .._numerics import row_space_basis
-from .._validation import check_positive
+from .._validation import check_choice, check_positive
 from ..constraints import ConstraintSet
 from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..instance import Instance
@@ -80,6 +80,7 @@ def solve_spec_constraints(
     warm_start: SVMSolution | None = None,
     least_frobenius: bool = True,
     max_iter: int = 80,
+    newton: str = "auto",
 ) -> SVMSolution:
     """Solve ``min ||W||_2 s.t. A[k]^T W Zc[k] >= b_k`` (``= b_k`` for ``k < n_eq``).
 
@@ -96,6 +97,10 @@ def solve_spec_constraints(
         Return the optimum of least Frobenius norm (``info["least_frobenius"]``).
     max_iter : int
         Cap on interior-point iterations.
+    newton : {"auto", "rows", "dense"}
+        The HKM Newton system as the dense ``(1 + r1 r2)`` square matrix, or by conjugate
+        gradients with a row-space preconditioner (``rows``; "auto" above 1600 entries of the
+        reduced W, without equality rows).
 
     Returns
     -------
@@ -115,6 +120,7 @@ def solve_spec_constraints(
     start = time.perf_counter()
     cset = validated_constraints(constraints)
     check_positive("tol", tol)
+    check_choice("newton", newton, ("auto", "rows", "dense"))
     A, Zc, bb, n_eq = cset.A, cset.Zc, cset.rhs, int(cset.n_eq)
     fro = solve_fro_constraints(cset)
     if fro.status == INFEASIBLE or fro.W is None:
@@ -139,10 +145,10 @@ def solve_spec_constraints(
         return certify(red, W, lam, "spec").gap
 
     res = spectral_ipm(red.A, red.Zc, inv, Zq, bb, n_eq, W0, target=tol / 10,
-                       max_iter=max_iter, certify=gap_of)
+                       max_iter=max_iter, certify=gap_of, newton=newton)
     bounds = certify(red, res.W, res.lam, "spec")
     info: dict[str, object] = {"frobenius_solution": fro, "least_frobenius": False,
-                               "ipm_iterations": res.iterations}
+                               "ipm_iterations": res.iterations, "newton": res.newton}
     if least_frobenius and bounds.gap <= tol:
         bounds = least_frobenius_stage(red, bounds, res.lam,
                                        _least_frobenius(red, bounds.upper, bounds.W), "spec",
