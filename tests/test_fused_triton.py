@@ -61,6 +61,38 @@ def test_same_iterates_as_torch(param, opt):
 
 
 @needs_kernel
+@pytest.mark.parametrize("param", ["W", "KQ"])
+@pytest.mark.parametrize("opt,extra", [
+    ("sign", {}), ("signum", {}), ("adam", {"adam_eps": 0.0}), ("adam", {"adam_eps": 1e-8}),
+    ("spectral", {}), ("muon", {}), ("muon", {"ns_steps": 5})])
+def test_geometric_optimizers_same_iterates_as_torch(param, opt, extra):
+    """sign, Signum and Adam in the kernel, spectral and Muon with the kernel's gradients; in
+    three segments (recorded steps), so the moments, log-scales and step count carry over."""
+    insts = [random_instance(3, 4, 5, seed=s) for s in range(2)]
+    fused, ref = _both(insts, param=param, optimizer=opt, steps=6, lr=0.05, seed=3,
+                       m=3 if param == "KQ" else None, init_scale=0.3, record_steps=[2, 4],
+                       betas=(0.8, 0.9), **extra)
+    assert fused.backend == "triton"
+    assert _rel(fused.W, ref.W) < 1e-10
+    np.testing.assert_array_equal(fused.selected, ref.selected)
+    np.testing.assert_allclose(fused.loss_history, ref.loss_history, rtol=1e-10)
+
+
+@needs_kernel
+def test_saturated_adam_and_signum_stay_exact_in_the_kernel():
+    # at ||W|| ~ 1e3 every gradient underflows in float64: the log-scaled moments still move W
+    inst = random_instance(3, 4, 5, seed=1)
+    for opt in ("adam", "signum"):
+        cfg = TrainConfig(steps=5, init_scale=300.0, seed=2, optimizer=opt, adam_eps=0.0,
+                          lr=0.01)
+        fused = train(inst, cfg, backend="triton", device=DEVICE)
+        ref = train(inst, cfg, backend="torch")
+        start = train(inst, cfg, steps=0, backend="torch")
+        assert np.min(ref.max_prob) == 1.0 and np.abs(ref.W - start.W).max() > 0.009
+        assert _rel(fused.W, ref.W) < 1e-12
+
+
+@needs_kernel
 def test_papers_shape_history_and_batching():
     insts = [random_instance(6, 8, 10, seed=s) for s in range(3)]
     kw = {"steps": 20, "record_every": 5, "lr": 0.1, "seed": 0}
@@ -109,7 +141,7 @@ def test_float32_tracks_float64():
 @needs_kernel
 def test_unsupported_settings_are_refused():
     inst = random_instance(3, 4, 5, seed=0)
-    for kw in ({"param": "p"}, {"param": "vW"}, {"optimizer": "adam"}):
+    for kw in ({"param": "p"}, {"param": "vW"}, {"batch_size": 1}):
         with pytest.raises(InvalidParameterError, match="backend 'triton'"):
             train(inst, backend="triton", device=DEVICE, steps=1, **kw)
 
@@ -141,7 +173,7 @@ def test_kernel_compiles_for_an_h100_without_spills():
     128 registers, faster on an H100) is allowed to spill."""
     code = ("import json\nfrom attnsvm.train._fused_triton import compile_for_gpu\n"
             "print(json.dumps([compile_for_gpu('W', 'ngd', arch=90, num_warps=4, maxnreg=0),"
-            " compile_for_gpu('W', 'ngd', arch=90)]))\n")
+            " compile_for_gpu('W', 'ngd', arch=90), compile_for_gpu('KQ', 'adam', arch=90)]))\n")
     env = {k: v for k, v in os.environ.items()
            if k not in ("TRITON_INTERPRET", "ATTNSVM_TRITON_WARPS", "ATTNSVM_TRITON_MAXNREG")}
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
@@ -149,7 +181,8 @@ def test_kernel_compiles_for_an_h100_without_spills():
     assert out.returncode == 0, out.stderr[-2000:]
     import json
 
-    uncapped, default = json.loads(out.stdout.strip().splitlines()[-1])
+    uncapped, default, adam = json.loads(out.stdout.strip().splitlines()[-1])
+    assert adam["fma_f64"] > 500 and adam.get("registers", 128) <= 128  # Adam's kernel lowers
     assert uncapped["fma_f64"] > 500  # float64 arithmetic, not float32
     assert uncapped["local_memory"] == 0 and uncapped.get("stack", 0) == 0
     assert default.get("registers", 128) <= 128

@@ -61,6 +61,13 @@ def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
         help="solve the nuclear-norm Att-SVM on the first N query rows only (default: all)",
     )
     parser.add_argument(
+        "--targets",
+        default=None,
+        metavar="T,T,...",
+        help="Att-SVM targets of every head among fro,nuc,linf,spec (default fro,nuc; fro "
+        "is always solved); linf and spec: the max-norm and spectral-norm Att-SVMs",
+    )
+    parser.add_argument(
         "--confidence",
         type=float,
         default=0.5,
@@ -178,12 +185,15 @@ def run_probe(args: argparse.Namespace) -> int:
     head's analysis failed (its record says why, one ``error:`` line each on stderr; the
     other heads' results are written)."""
     from ..probe.analysis import ProbeOptions
+    from ..probe.geometry import parse_targets
     from ..probe.run import probe
 
     check_out_path(args.out, "--out", kind="dir")
+    nuc, geometry = parse_targets(getattr(args, "targets", None))
     opts = ProbeOptions(
         confidence=args.confidence,
-        nuclear=args.nuclear,
+        nuclear=args.nuclear if nuc is None else (nuc and args.nuclear),
+        geometry=geometry,
         nuclear_rows=args.nuclear_rows,
         seed=args.seed,
     )

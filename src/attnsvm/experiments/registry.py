@@ -52,6 +52,7 @@ NEW_STUDIES: dict[str, tuple[str, str]] = {
     "regularization-path": ("regularization_path", "new: W_R / R vs W^mm as R grows, beside GD"),
     "rope": ("rope", "new: rotary attention, GD on lifted M / factors vs the lifted Att-SVMs"),
     "optimizer-geometry": ("optimizer_geometry", "new: sign, spectral, Muon, Adam: which Att-SVM"),
+    "minibatch-geometry": ("minibatch_geometry", "new: one sequence per step Signum and Adam"),
     "heads-over-training": ("heads_over_training", "new: decoder heads vs Att-SVMs over training"),
 }
 
@@ -70,6 +71,7 @@ TIMINGS: dict[str, tuple[float, float]] = {
     # the full times of the next three were measured while the machine was busy (2-5x slower)
     "rope": (1.8, 111.1),
     "optimizer-geometry": (3.0, 356.9),
+    "minibatch-geometry": (10.4, 106.4),  # busy machine (load 9-18), full with 2 workers
     "heads-over-training": (6.8, 814.2),
 }
 

@@ -13,6 +13,9 @@ largest) correlation of ``W_*`` with the layer's other heads, and with a seeded 
 - ``nuc``: the nuclear-norm Att-SVM ``W_*^mm`` on all rows (the limit of gradient descent on
   factors W_K, W_Q, the right target for a real head): ``corr_nuc``, ``corr_nuc_control``, ...,
   ``rank_nuc`` beside the head's ``d_head`` (:mod:`attnsvm.probe.nuclear`).
+- ``linf``, ``spec`` (``ProbeOptions.geometry``): the max-norm and spectral-norm Att-SVMs on all
+  rows: ``corr_linf``, ``corr_linf_control``, ..., ``margin_ratio_linf``
+  (:mod:`attnsvm.probe.geometry`).
 - ``graph`` (decoders): the Graph-SVM of the head's token-priority graphs
   (:mod:`attnsvm.probe.graph`): ``corr_graph``, ``corr_graph_control``, ...
 """
@@ -28,6 +31,7 @@ import numpy as np
 from ..exceptions import InvalidParameterError
 from .capture import Capture, position_free_scores
 from .compare import compare, constraint_values, corr, random_control
+from .geometry import GEOMETRY_NORMS, geometry_block
 from .graph import GRAPH_FIELDS, graph_block
 from .instance import HeadInstance
 from .nuclear import nuclear_block, nuclear_skipped
@@ -58,6 +62,8 @@ class ProbeOptions:
     rope_nuclear_rows : int
         Rotary heads: query rows of the group-nuclear lifted Att-SVM (with ``nuclear``; the
         first ones).  The lifted Frobenius target always uses all rows.
+    geometry : tuple of str
+        Also solve these of ``("linf", "spec")`` on all rows (default none).
     """
 
     confidence: float = 0.5
@@ -67,8 +73,14 @@ class ProbeOptions:
     seed: int = 0
     tol: float = 1e-9
     rope_nuclear_rows: int = 8
+    geometry: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        bad = [g for g in self.geometry if g not in GEOMETRY_NORMS]
+        if bad:
+            raise InvalidParameterError(
+                f"The 'geometry' option must hold only {', '.join(GEOMETRY_NORMS)}. Got "
+                f"{bad[0]!r} instead.")
         if not 0.0 <= float(self.confidence) < 1.0:
             raise InvalidParameterError(
                 f"The 'confidence' option must be in [0, 1). Got {self.confidence!r} instead."
@@ -274,6 +286,7 @@ def analyze_head(
     else:
         rec.update(nuclear_skipped(inst, W_layer[head]))
     rec["d_head"] = d_head
+    rec.update(geometry_block(inst, W_layer, head, W_rand, sol, tuple(opts.geometry), arrays))
     if opts.graph or (opts.graph is None and causal):
         rec.update(graph_block(captures, layer, head, causal, W_layer, W_rand, opts.tol, arrays,
                                nuclear=opts.nuclear))

@@ -43,6 +43,7 @@ from ..reporting import provenance
 from .analysis import ProbeOptions
 from .capture import Adapter
 from .corpus import make_sequences, read_corpus
+from .geometry import geometry_summary
 from .models import DEFAULT_MODEL, ModelSource, load_model, load_tokenizer, resolve_model
 from .preflight import preflight
 from .report import nuc_vs_fro, target_summary, write_report
@@ -378,6 +379,7 @@ def probe(
         "provenance": _provenance(),
         "targets": target_summary(records),
         "nuc_vs_fro": nuc_vs_fro(records),
+        **geometry_summary(records),  # linf_vs_fro, spec_vs_fro with --targets
         "errors": [{"layer": r["layer"], "head": r["head"], "error": r["error"]}
                    for r in records if r.get("status") == "error"],
         "heads": records,

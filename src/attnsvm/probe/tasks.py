@@ -20,6 +20,7 @@ from .analysis import ProbeOptions, analyze_head
 from .capture import Capture
 from .exactness import EXACT_FIELDS, exactness
 from .form import form_key_mask, head_features
+from .geometry import GEOMETRY_FIELDS
 from .graph import GRAPH_FIELDS
 from .instance import build_instance
 from .nuclear import NUCLEAR_FIELDS
@@ -51,7 +52,7 @@ def error_record(layer: int, head: int, exc: BaseException, seconds: float) -> d
     """The record of a head whose analysis failed: every field None but ``layer``, ``head``,
     ``status`` (``"error"``), ``error`` (the exception's type and message) and ``seconds``."""
     rec: dict[str, Any] = dict.fromkeys((*TABLE_COLUMNS, *NUCLEAR_FIELDS, *GRAPH_FIELDS,
-                                         *EXACT_FIELDS, *ROPE_FIELDS))
+                                         *EXACT_FIELDS, *ROPE_FIELDS, *GEOMETRY_FIELDS))
     lines = str(exc).strip().splitlines()
     rec.update(layer=layer, head=head, status="error",
                error=f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__,
@@ -193,6 +194,9 @@ def head_line(rec: dict[str, Any]) -> str:
     line += f"{rec['status']} corr_fro={_fmt(rec.get('corr_fro'))}"
     if rec.get("nuc_status") is not None:
         line += f" corr_nuc={_fmt(rec.get('corr_nuc'))} rank_nuc={rec.get('rank_nuc') or '-'}"
+    for nm in ("linf", "spec"):
+        if rec.get(f"{nm}_status") is not None:
+            line += f" corr_{nm}={_fmt(rec.get(f'corr_{nm}'))}"
     if rec.get("graph_status") is not None:
         line += f" corr_graph={_fmt(rec.get('corr_graph'))} n_eq={rec.get('graph_n_eq')}"
     return line + f" ({rec['seconds']:.1f} s)"

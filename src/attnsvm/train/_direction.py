@@ -67,7 +67,7 @@ class Direction:
 
 
 def score_direction(a: Tensor, prob: Problem, loss: Loss, head: Head,
-                    need_xbar: bool = False) -> Direction:
+                    need_xbar: bool = False, weights: Tensor | None = None) -> Direction:
     """Exact, underflow-free ``-dL/da`` up to a positive per-instance factor.
 
     Parameters
@@ -79,6 +79,10 @@ def score_direction(a: Tensor, prob: Problem, loss: Loss, head: Head,
     head : Head
     need_xbar : bool
         Also return the attention output ``x_bar`` (B, n, d).
+    weights : Tensor (B, n), optional
+        Mini-batch counts (:mod:`attnsvm.train._batches`): the direction of
+        ``(1/sum_i w_i) sum_i w_i l(u_i)`` (sequences of weight 0 drop out, exactly); the
+        returned loss stays the full mean.
 
     Returns
     -------
@@ -116,11 +120,19 @@ def score_direction(a: Tensor, prob: Problem, loss: Loss, head: Head,
         Dt = (e * dh).sum(-1)
     u = prob.Y * f
     lw = loss.log_neg_deriv(u)
-    M = (lw + m2).amax(-1)  # (B,)
-    # t != a: exp(lw + log s_it - M) = e_it * c_i;  t = a: exp(lw + log s_ia + m2 - M) = c_i s_ia
-    c = prob.Y * torch.exp(lw + m2 - M[:, None])  # (B, n), |c| <= 1
+    if weights is None:
+        M = (lw + m2).amax(-1)  # (B,)
+        # t != a: exp(lw + log s_it - M) = e_it c_i;  t = a: exp(lw + log s_ia + m2 - M) = c_i s_ia
+        c = prob.Y * torch.exp(lw + m2 - M[:, None])  # (B, n), |c| <= 1
+        logscale = M - math.log(n)
+    else:
+        on = weights > 0
+        q = torch.where(on, lw + m2, -math.inf)
+        M = q.amax(-1)
+        c = prob.Y * weights * torch.where(on, torch.exp(q - M[:, None]), 0.0)
+        logscale = M - torch.log(weights.sum(-1))
     ca = c * torch.exp(-L1) * Dt
     C = e * ((em2 * Dt)[..., None] - dh) * c[..., None]  # 0 at the selected token
     C.scatter_add_(-1, sel_, ca[..., None])
-    return Direction(C=C, logscale=M - math.log(n), loss=loss.value(u).mean(-1), logw=lw,
+    return Direction(C=C, logscale=logscale, loss=loss.value(u).mean(-1), logw=lw,
                      selected=sel, max_logprob=-L1, xbar=xbar)

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..exceptions import InvalidParameterError
+from ._batches import BatchSchedule
 from ._data import Problem
 from ._direction import Direction, score_direction
 from ._geometry import GEOMETRIC, geometric_step
@@ -38,6 +39,11 @@ __all__ = ["Stats", "TorchEngine", "NumpyEngine", "FusedEngine", "choose_backend
 
 #: Largest padded tile (elements) the fused kernel keeps on chip per instance.
 FUSED_MAX_TILE = 8192
+#: Optimizers whose every step runs inside the fused kernel (as
+#: ``_fused_triton.FUSED_OPTIMIZERS``); the others of :data:`FUSED_OUTSIDE` take their polar
+#: factor outside it, one launch per step (never chosen automatically).
+FUSED_IN_KERNEL = ("gd", "ngd", "polyak", "md", "sign", "signum", "adam")
+FUSED_OUTSIDE = ("spectral", "muon")
 
 
 class Stats(NamedTuple):
@@ -53,20 +59,24 @@ class TorchEngine:
     """The batched torch loop (every parametrization, head, loss and optimizer)."""
 
     def __init__(self, model: Model, prob: Problem, loss: Loss, head: Head, opt: Optimizer,
-                 cuda_graph: bool, device: torch.device):
+                 cuda_graph: bool, device: torch.device, schedule: BatchSchedule | None = None):
         self.model, self.prob, self.opt = model, prob, opt
         need_xbar = model.need_xbar
         opt.init(model.blocks)
+        self._k = 0  # steps taken (the mini-batch of the next update)
 
         def direction() -> Direction:
-            return score_direction(model.scores(prob), prob, loss, head, need_xbar=need_xbar)
+            w = None if schedule is None else torch.as_tensor(
+                schedule.weights(self._k), dtype=prob.X.dtype, device=prob.X.device)
+            return score_direction(model.scores(prob), prob, loss, head, need_xbar=need_xbar,
+                                   weights=w)
 
         def update(dirn: Direction) -> None:
             opt.step(model.blocks, model.neg_grads(prob, dirn), dirn.loss)
             model.after_step(prob)
 
         self.direction, self.update = direction, update
-        if cuda_graph and graph_supported(model, opt, device):
+        if cuda_graph and schedule is None and graph_supported(model, opt, device):
             try:
                 g_dir, g_upd = capture_step(model, prob, loss, head, opt, need_xbar)
                 self.direction, self.update = g_dir, lambda dirn: g_upd()
@@ -81,6 +91,7 @@ class TorchEngine:
             d = self._dirn if self._dirn is not None else self.direction()
             self._dirn = None
             self.update(d)
+            self._k += 1
         self._dirn = d = self.direction()
         return Stats(d.loss, d.max_logprob, d.selected)
 
@@ -102,8 +113,9 @@ class NumpyEngine:
     """:mod:`attnsvm.train._numpy_engine` behind the engine interface (CPU, float64)."""
 
     def __init__(self, prob: Problem, names: tuple[str, ...], blocks: list[Tensor], loss: Loss,
-                 opt: Optimizer, kq_eps: float):
+                 opt: Optimizer, kq_eps: float, schedule: BatchSchedule | None = None):
         arrs = [b.numpy().copy() for b in blocks]
+        self.schedule = schedule
         self.names = names
         self.st = NumpyState(prob.X.numpy(), prob.Z.numpy(), prob.Y.numpy(), prob.v.numpy(),
                              arrs, loss.name)
@@ -112,6 +124,7 @@ class NumpyEngine:
         self.psi = [_md_state(P, opt.md_p) for P in arrs] if opt.name == "md" else None
         self._geo: list[dict[str, Any]] = [{} for _ in arrs]
         self._t = 0
+        self._k = 0  # steps taken (the mini-batch of the next update)
         self._dirn: NumpyDirection | None = None
 
     def advance(self, n: int) -> Stats:
@@ -122,9 +135,11 @@ class NumpyEngine:
         direction, update = numpy_direction, numpy_update
         d = self._dirn
         geo = o.name in GEOMETRIC
+        sch = self.schedule
         for _ in range(n):
             if d is None:
-                d = direction(st, need)
+                d = direction(st, need, None if sch is None else sch.weights(self._k))
+            self._k += 1
             if geo:  # the torch rules on views of the NumPy arrays (no copies)
                 self._t += 1
                 for P, (Gk, lk), state in zip(st.blocks, numpy_grads(st, d.G, d.logscale,
@@ -137,7 +152,8 @@ class NumpyEngine:
             else:
                 update(st, d.G, d.logscale, d.loss, **kw)
             d = None
-        self._dirn = d = numpy_direction(st)
+        self._dirn = d = numpy_direction(st, True,
+                                         None if sch is None else sch.weights(self._k))
         shape = st.shape[:2]
         return Stats(d.loss, d.max_logprob.reshape(shape), d.selected.reshape(shape))
 
@@ -149,7 +165,13 @@ class NumpyEngine:
 
 
 class FusedEngine:
-    """The fused Triton kernel (:mod:`attnsvm.train._fused_triton`)."""
+    """The fused Triton kernel (:mod:`attnsvm.train._fused_triton`).
+
+    Every step of ``gd``, ``ngd``, ``polyak``, ``md``, ``sign``, ``signum`` and ``adam`` runs in
+    the kernel (one launch per :meth:`advance`); ``spectral`` and ``muon`` take the exact block
+    gradients from the kernel (one launch per step) and the polar factor from
+    :func:`attnsvm.train._geometry.geometric_step`, as the torch engine does.
+    """
 
     def __init__(self, prob: Problem, names: tuple[str, ...], blocks: list[Tensor], loss: Loss,
                  opt: Optimizer, kq_eps: float):
@@ -160,14 +182,48 @@ class FusedEngine:
         self.X, self.Z, self.Y, self.v = (
             t.contiguous() for t in (prob.X, prob.Z, prob.Y, prob.v))
         self.P = [b.contiguous() for b in blocks]
-        self.S = [_md_state(P, opt.md_p) for P in self.P] if opt.name == "md" else None
+        name = opt.name
+        self.S: list[Tensor] | None = None
+        self.V: list[Tensor] | None = None
+        self.LG: Tensor | None = None
+        if name == "md":
+            self.S = [_md_state(P, opt.md_p) for P in self.P]
+        elif name in ("signum", "adam"):
+            self.S = [torch.zeros_like(P) for P in self.P]
+            self.LG = torch.full((self.P[0].shape[0], 4), -float("inf"), dtype=self.P[0].dtype,
+                                 device=self.P[0].device)
+            if name == "adam":
+                self.V = [torch.zeros_like(P) for P in self.P]
+        self.outside = name in FUSED_OUTSIDE
+        self._geo: list[dict[str, Any]] = [{} for _ in self.P]
+        self._cached: Any = None
+        self._t = 0
         self.opt, self.loss, self.kq_eps = opt, loss, kq_eps
+
+    def _gradient(self) -> Any:
+        out = self._cached or self._fused.fused_gradient(
+            self.X, self.Z, self.Y, self.v, self.P, loss=self.loss.name, kq_eps=self.kq_eps)
+        self._cached = None
+        return out
 
     def advance(self, n: int) -> Stats:
         o = self.opt
+        if self.outside:
+            for _ in range(n):
+                grads, ls, _ = self._gradient()
+                self._t += 1
+                for P, Gk, st in zip(self.P, grads, self._geo, strict=True):
+                    geometric_step(o.name, P, Gk, ls, st, self._t, lr=o.lr, betas=o.betas,
+                                   eps=o.adam_eps, ns_steps=o.ns_steps)
+            self._cached = self._gradient()
+            loss, sel, mlp = self._cached[2]
+            return Stats(loss, mlp, sel)
         loss, sel, mlp = self._fused.fused_steps(
             self.X, self.Z, self.Y, self.v, self.P, self.S, int(n), optimizer=o.name, lr=o.lr,
-            loss=self.loss.name, md_p=o.md_p, polyak_max_step=o.polyak_max_step, kq_eps=self.kq_eps)
+            loss=self.loss.name, md_p=o.md_p, polyak_max_step=o.polyak_max_step,
+            kq_eps=self.kq_eps, betas=o.betas, adam_eps=o.adam_eps, t0=self._t, second=self.V,
+            logs=self.LG)
+        self._t += int(n)
         return Stats(loss, mlp, sel)
 
     def key_query(self) -> Tensor:
@@ -217,7 +273,8 @@ def _triton_unavailable(device: torch.device) -> str | None:
 
 def choose_backend(backend: str, spec: ParamSpec, head: Head, loss: Loss, opt: Optimizer,
                    shape: tuple[int, int, int, int], m: int, device: torch.device,
-                   dtype: torch.dtype, cuda_graph: bool, single: bool = False) -> str:
+                   dtype: torch.dtype, cuda_graph: bool, single: bool = False,
+                   minibatch: bool = False) -> str:
     """Resolve ``"auto"`` and check an explicit choice; returns "torch", "numpy" or "triton".
 
     ``"auto"`` on the CPU takes the NumPy engine for a single instance (``single``) only, so
@@ -236,9 +293,8 @@ def choose_backend(backend: str, spec: ParamSpec, head: Head, loss: Loss, opt: O
         why = why or (None if device.type == "cpu" and dtype == torch.float64
                       else "a device other than the CPU or a dtype other than float64")
     elif backend == "triton":
-        geo = (f"optimizer {opt.name!r} (the fused kernel has gd, ngd, polyak, md)"
-               if opt.name in GEOMETRIC else None)
-        why = why or geo or (None if dtype in (torch.float32, torch.float64)
+        why = why or ("mini-batches (batch_size < n)" if minibatch else None)
+        why = why or (None if dtype in (torch.float32, torch.float64)
                              else f"dtype {dtype}") or (
             None if tile <= FUSED_MAX_TILE else f"instances this large (tile {tile} elements)"
         ) or _triton_unavailable(device)
@@ -252,8 +308,8 @@ def choose_backend(backend: str, spec: ParamSpec, head: Head, loss: Loss, opt: O
     if backend == "torch" or why is not None or (cuda_graph and device.type == "cuda"):
         return "torch"
     if device.type == "cuda":
-        ok = (opt.name not in GEOMETRIC and dtype in (torch.float32, torch.float64)
-              and tile <= FUSED_MAX_TILE)
+        ok = (not minibatch and opt.name in FUSED_IN_KERNEL
+              and dtype in (torch.float32, torch.float64) and tile <= FUSED_MAX_TILE)
         return "triton" if ok and _triton_unavailable(device) is None else "torch"
     if single and device.type == "cpu" and dtype == torch.float64:
         return "numpy"

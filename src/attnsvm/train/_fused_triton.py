@@ -6,8 +6,12 @@ padded tiles are (NP, TP, DP) with NP, TP, DP the next powers of two), and write
 blocks, the optimizer state and the statistics of the final iterate (loss, selected tokens,
 ``log max_t s_it``).  The arithmetic is the one of
 :func:`attnsvm.train._direction.score_direction` (linear head, log-domain, underflow-free) and of
-:class:`attnsvm.train.optim.Optimizer` (``gd``, ``ngd``, ``polyak``, ``md``), term by term, so
-the iterates equal those of the torch trainer up to the order of floating-point sums.
+:class:`attnsvm.train.optim.Optimizer` (``gd``, ``ngd``, ``polyak``, ``md``, and the elementwise
+``sign``, ``signum``, ``adam`` of :mod:`attnsvm.train._geometry` with their log-scaled moments),
+term by term, so the iterates equal those of the torch trainer up to the order of
+floating-point sums.  ``spectral`` and ``muon`` need an SVD per step: the kernel returns the
+exact block gradients (:func:`fused_gradient`, one launch per step) and the engine takes the
+polar factor with torch, as the torch trainer does.
 
 Parametrizations: ``W`` (d, d) and ``K, Q`` (d, m) (with the optional ``eps`` of the official
 ``(K, Q)`` protocol).  Float64 (default) or float32.
@@ -34,12 +38,17 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["fused_steps", "interpreter_active", "compile_for_gpu", "FUSED_OPTIMIZERS",
-           "FUSED_LOSSES"]
+__all__ = ["fused_steps", "fused_gradient", "interpreter_active", "compile_for_gpu",
+           "FUSED_OPTIMIZERS", "GRADIENT_OPTIMIZERS", "FUSED_LOSSES"]
 
-FUSED_OPTIMIZERS = ("gd", "ngd", "polyak", "md")
+#: every step in the kernel (sign, signum and adam are elementwise: the rules of
+#: :mod:`attnsvm.train._geometry`, term by term)
+FUSED_OPTIMIZERS = ("gd", "ngd", "polyak", "md", "sign", "signum", "adam")
+#: the kernel computes the exact block gradients, the polar factor is taken outside (torch's
+#: SVD, as the torch trainer): one launch per step
+GRADIENT_OPTIMIZERS = ("spectral", "muon")
 FUSED_LOSSES = ("logistic", "exponential", "correlation")
-_OPT_CODE = {name: k for k, name in enumerate(FUSED_OPTIMIZERS)}
+_OPT_CODE = {name: k for k, name in enumerate(FUSED_OPTIMIZERS + ("grad",))}
 _LOSS_CODE = {name: k for k, name in enumerate(FUSED_LOSSES)}
 
 
@@ -120,6 +129,48 @@ def _direction(X, Z, Y, H, Wz, mNT, mN, tmask, log_n, N: tl.constexpr, LOSS: tl.
 
 
 @triton.jit
+def _moment(M, L, log_a, log_c, G, ls):
+    """``m <- a m + c exp(ls) G`` on ``m = exp(L) M`` (:class:`._geometry.LogMoment`)."""
+    la = L + log_a
+    lc = ls + log_c
+    Ln = tl.maximum(la, lc)
+    w_old = tl.where(la > float("-inf"), tl.exp(la - Ln), 0.0)
+    return w_old * M + tl.exp(lc - Ln) * G, Ln
+
+
+@triton.jit
+def _adam_ratio(Mm, Lm, Vm, Lv, c1, c2, eps):
+    """Adam's ``m_hat / (sqrt(v_hat) + eps)`` from log-scaled moments (0 where not finite)."""
+    half = 0.5 * Lv
+    den = tl.sqrt(Vm / c2)
+    den = den + tl.where(eps > 0.0, eps * tl.exp(-half), 0.0)
+    coef = tl.exp(Lm - half) / c1
+    ratio = coef * Mm / tl.where(den > 0.0, den, 1.0)
+    return tl.where(tl.abs(ratio) < float("inf"), ratio, 0.0)
+
+
+@triton.jit
+def _block_grads(C, X, Z, P1, P2, ls, log_2eps, KQ: tl.constexpr, HAS_EPS: tl.constexpr):
+    """``(G1, G2, logscale)`` with ``-grad_k = exp(logscale) G_k`` (W: G1 = G2 = G)."""
+    Xc = tl.sum(C[:, :, None] * X, axis=1)  # (NP, DP)
+    G = tl.sum(Xc[:, :, None] * Z[:, None, :], axis=0)  # (DP, DP): -grad_W / exp(ls)
+    if KQ:
+        G1 = tl.sum(G[:, :, None] * P2[None, :, :], axis=1)  # G Q
+        G2 = tl.sum(G[:, :, None] * P1[:, None, :], axis=0)  # G^T K
+        if HAS_EPS:
+            mx = tl.maximum(ls, log_2eps)
+            cg = tl.exp(ls - mx)
+            cr = tl.exp(log_2eps - mx)
+            G1 = cg * G1 - cr * P1
+            G2 = cg * G2 - cr * P2
+            ls = mx
+    else:
+        G1 = G
+        G2 = G
+    return G1, G2, ls
+
+
+@triton.jit
 def _block_norm(G, OPT: tl.constexpr, MD_Q):
     """Norm used by the optimizer: l_2 (l_q for mirror descent) over the whole block."""
     if OPT == 3:
@@ -130,15 +181,20 @@ def _block_norm(G, OPT: tl.constexpr, MD_Q):
 
 
 @triton.jit(do_not_specialize=["steps"])  # one compiled kernel for every step count
-def _w_kernel(X_ptr, Z_ptr, Y_ptr, V_ptr, P1_ptr, P2_ptr, S1_ptr, S2_ptr,
-              loss_ptr, sel_ptr, mlp_ptr, PRM_ptr, steps,
+def _w_kernel(X_ptr, Z_ptr, Y_ptr, V_ptr, P1_ptr, P2_ptr, S1_ptr, S2_ptr, V1_ptr, V2_ptr,
+              LG_ptr, G1_ptr, G2_ptr, LS_ptr, loss_ptr, sel_ptr, mlp_ptr, PRM_ptr, steps,
               N: tl.constexpr, T: tl.constexpr, D: tl.constexpr, M: tl.constexpr,
               NP: tl.constexpr, TP: tl.constexpr, DP: tl.constexpr, MP: tl.constexpr,
-              KQ: tl.constexpr, HAS_EPS: tl.constexpr, OPT: tl.constexpr, LOSS: tl.constexpr):
+              KQ: tl.constexpr, HAS_EPS: tl.constexpr, OPT: tl.constexpr, LOSS: tl.constexpr,
+              HAS_S: tl.constexpr, HAS_V: tl.constexpr, GRAD: tl.constexpr):
     """``steps`` updates of instance ``program_id`` (``W``: block P1 (D, D); ``KQ``: P1 = K,
-    P2 = Q (D, M)); S1/S2 are the mirror-descent states.  The real settings come as a tensor
-    ``PRM`` of the data's dtype (a Python float argument would be compiled as float32):
-    ``lr, md_p, md_q, log(polyak_max_step), log(2 eps), log(n)``."""
+    P2 = Q (D, M)).  S1/S2: the mirror-descent states, or the first moments ``M`` of Signum
+    and Adam (``HAS_S``); V1/V2: Adam's second moments (``HAS_V``); LG (B, 4): their
+    log-scales ``L`` (m1, v1, m2, v2).  ``GRAD``: store the block gradients of the final
+    iterate in G1/G2 and their log-scale in LS.  The real settings come as a tensor ``PRM``
+    of the data's dtype (a Python float argument would be compiled as float32): ``lr, md_p,
+    md_q, log(polyak_max_step), log(2 eps), log(n), b1, b2, log b1, log(1 - b1), log b2,
+    log(1 - b2), adam_eps, b1^t0, b2^t0``."""
     b = tl.program_id(0).to(tl.int64)
     lr = tl.load(PRM_ptr + 0)
     md_p = tl.load(PRM_ptr + 1)
@@ -146,6 +202,15 @@ def _w_kernel(X_ptr, Z_ptr, Y_ptr, V_ptr, P1_ptr, P2_ptr, S1_ptr, S2_ptr,
     log_max_step = tl.load(PRM_ptr + 3)
     log_2eps = tl.load(PRM_ptr + 4)
     log_n = tl.load(PRM_ptr + 5)
+    b1 = tl.load(PRM_ptr + 6)
+    b2 = tl.load(PRM_ptr + 7)
+    log_b1 = tl.load(PRM_ptr + 8)
+    log_1mb1 = tl.load(PRM_ptr + 9)
+    log_b2 = tl.load(PRM_ptr + 10)
+    log_1mb2 = tl.load(PRM_ptr + 11)
+    adam_eps = tl.load(PRM_ptr + 12)
+    pw1 = tl.load(PRM_ptr + 13)  # b1^t, b2^t (Adam's bias corrections)
+    pw2 = tl.load(PRM_ptr + 14)
     i1 = tl.arange(0, NP)
     i2 = i1[:, None]
     i3 = i1[:, None, None]
@@ -170,23 +235,44 @@ def _w_kernel(X_ptr, Z_ptr, Y_ptr, V_ptr, P1_ptr, P2_ptr, S1_ptr, S2_ptr,
         pmask = (r2 < D) & (c2 < M)
         P1 = tl.load(P1_ptr + poff, mask=pmask, other=0.0)
         P2 = tl.load(P2_ptr + poff, mask=pmask, other=0.0)
-        if OPT == 3:
+        if HAS_S:
             S1 = tl.load(S1_ptr + poff, mask=pmask, other=0.0)
             S2 = tl.load(S2_ptr + poff, mask=pmask, other=0.0)
         else:
             S1 = P1
             S2 = P2
+        if HAS_V:
+            V1 = tl.load(V1_ptr + poff, mask=pmask, other=0.0)
+            V2 = tl.load(V2_ptr + poff, mask=pmask, other=0.0)
+        else:
+            V1 = P1
+            V2 = P2
     else:
         c2 = tl.arange(0, DP)[None, :]
         poff = b * (D * D) + r2 * D + c2
         pmask = (r2 < D) & (c2 < D)
         P1 = tl.load(P1_ptr + poff, mask=pmask, other=0.0)
         P2 = P1
-        if OPT == 3:
+        if HAS_S:
             S1 = tl.load(S1_ptr + poff, mask=pmask, other=0.0)
         else:
             S1 = P1
         S2 = S1
+        if HAS_V:
+            V1 = tl.load(V1_ptr + poff, mask=pmask, other=0.0)
+        else:
+            V1 = P1
+        V2 = V1
+    if HAS_S:
+        Lm1 = tl.load(LG_ptr + b * 4 + 0)
+        Lv1 = tl.load(LG_ptr + b * 4 + 1)
+        Lm2 = tl.load(LG_ptr + b * 4 + 2)
+        Lv2 = tl.load(LG_ptr + b * 4 + 3)
+    else:
+        Lm1 = log_n * 0.0
+        Lv1 = Lm1
+        Lm2 = Lm1
+        Lv2 = Lm1
     inv_pm1 = 1.0 / (md_p - 1.0)
     for _k in range(steps):
         if KQ:
@@ -195,18 +281,11 @@ def _w_kernel(X_ptr, Z_ptr, Y_ptr, V_ptr, P1_ptr, P2_ptr, S1_ptr, S2_ptr,
         else:
             Wz = tl.sum(Z[:, None, :] * P1[None, :, :], axis=2)  # (NP, DP): W z_i
         C, ls, loss, sel, mlp = _direction(X, Z, Y, H, Wz, mNT, mN, tmask, log_n, N, LOSS)
-        Xc = tl.sum(C[:, :, None] * X, axis=1)  # (NP, DP)
-        G = tl.sum(Xc[:, :, None] * Z[:, None, :], axis=0)  # (DP, DP): -grad_W / exp(ls)
+        G1, G2, ls = _block_grads(C, X, Z, P1, P2, ls, log_2eps, KQ, HAS_EPS)
+        G = G1
+        pw1 = pw1 * b1
+        pw2 = pw2 * b2
         if KQ:
-            G1 = tl.sum(G[:, :, None] * P2[None, :, :], axis=1)  # G Q
-            G2 = tl.sum(G[:, :, None] * P1[:, None, :], axis=0)  # G^T K
-            if HAS_EPS:
-                mx = tl.maximum(ls, log_2eps)
-                cg = tl.exp(ls - mx)
-                cr = tl.exp(log_2eps - mx)
-                G1 = cg * G1 - cr * P1
-                G2 = cg * G2 - cr * P2
-                ls = mx
             n1 = _block_norm(G1, OPT, md_q)
             n2 = _block_norm(G2, OPT, md_q)
             if OPT == 0:
@@ -228,11 +307,26 @@ def _w_kernel(X_ptr, Z_ptr, Y_ptr, V_ptr, P1_ptr, P2_ptr, S1_ptr, S2_ptr,
                 coef = tl.where(tl.abs(coef) < float("inf"), coef, 0.0)
                 P1 = P1 + coef * G1
                 P2 = P2 + coef * G2
-            else:
+            elif OPT == 3:
                 S1 = S1 + lr * G1 / tl.where(n1 > 0.0, n1, 1.0)
                 S2 = S2 + lr * G2 / tl.where(n2 > 0.0, n2, 1.0)
                 P1 = _sign(S1) * _pow(tl.abs(S1), inv_pm1)
                 P2 = _sign(S2) * _pow(tl.abs(S2), inv_pm1)
+            elif OPT == 4:
+                P1 = P1 + lr * _sign(G1)
+                P2 = P2 + lr * _sign(G2)
+            elif OPT == 5:
+                S1, Lm1 = _moment(S1, Lm1, log_b1, log_1mb1, G1, ls)
+                S2, Lm2 = _moment(S2, Lm2, log_b1, log_1mb1, G2, ls)
+                P1 = P1 + lr * _sign(S1)
+                P2 = P2 + lr * _sign(S2)
+            elif OPT == 6:
+                S1, Lm1 = _moment(S1, Lm1, log_b1, log_1mb1, G1, ls)
+                V1, Lv1 = _moment(V1, Lv1, log_b2, log_1mb2, G1 * G1, 2.0 * ls)
+                S2, Lm2 = _moment(S2, Lm2, log_b1, log_1mb1, G2, ls)
+                V2, Lv2 = _moment(V2, Lv2, log_b2, log_1mb2, G2 * G2, 2.0 * ls)
+                P1 = P1 + lr * _adam_ratio(S1, Lm1, V1, Lv1, 1.0 - pw1, 1.0 - pw2, adam_eps)
+                P2 = P2 + lr * _adam_ratio(S2, Lm2, V2, Lv2, 1.0 - pw1, 1.0 - pw2, adam_eps)
         else:
             n1 = _block_norm(G, OPT, md_q)
             if OPT == 0:
@@ -246,9 +340,18 @@ def _w_kernel(X_ptr, Z_ptr, Y_ptr, V_ptr, P1_ptr, P2_ptr, S1_ptr, S2_ptr,
                 coef = step_len * tl.exp(ls - 0.5 * lg2)
                 coef = tl.where(tl.abs(coef) < float("inf"), coef, 0.0)
                 P1 = P1 + coef * G
-            else:
+            elif OPT == 3:
                 S1 = S1 + lr * G / tl.where(n1 > 0.0, n1, 1.0)
                 P1 = _sign(S1) * _pow(tl.abs(S1), inv_pm1)
+            elif OPT == 4:
+                P1 = P1 + lr * _sign(G)
+            elif OPT == 5:
+                S1, Lm1 = _moment(S1, Lm1, log_b1, log_1mb1, G, ls)
+                P1 = P1 + lr * _sign(S1)
+            elif OPT == 6:
+                S1, Lm1 = _moment(S1, Lm1, log_b1, log_1mb1, G, ls)
+                V1, Lv1 = _moment(V1, Lv1, log_b2, log_1mb2, G * G, 2.0 * ls)
+                P1 = P1 + lr * _adam_ratio(S1, Lm1, V1, Lv1, 1.0 - pw1, 1.0 - pw2, adam_eps)
     # statistics of the final iterate
     if KQ:
         zq = tl.sum(Z[:, :, None] * P2[None, :, :], axis=1)
@@ -259,10 +362,24 @@ def _w_kernel(X_ptr, Z_ptr, Y_ptr, V_ptr, P1_ptr, P2_ptr, S1_ptr, S2_ptr,
     tl.store(P1_ptr + poff, P1, mask=pmask)
     if KQ:
         tl.store(P2_ptr + poff, P2, mask=pmask)
-    if OPT == 3:
+    if HAS_S:
         tl.store(S1_ptr + poff, S1, mask=pmask)
         if KQ:
             tl.store(S2_ptr + poff, S2, mask=pmask)
+        tl.store(LG_ptr + b * 4 + 0, Lm1)
+        tl.store(LG_ptr + b * 4 + 1, Lv1)
+        tl.store(LG_ptr + b * 4 + 2, Lm2)
+        tl.store(LG_ptr + b * 4 + 3, Lv2)
+    if HAS_V:
+        tl.store(V1_ptr + poff, V1, mask=pmask)
+        if KQ:
+            tl.store(V2_ptr + poff, V2, mask=pmask)
+    if GRAD:
+        G1, G2, ls = _block_grads(C, X, Z, P1, P2, ls, log_2eps, KQ, HAS_EPS)
+        tl.store(G1_ptr + poff, G1, mask=pmask)
+        if KQ:
+            tl.store(G2_ptr + poff, G2, mask=pmask)
+        tl.store(LS_ptr + b, ls)
     tl.store(loss_ptr + b, loss)
     tl.store(sel_ptr + b * N + i1, sel.to(tl.int64), mask=mN)
     tl.store(mlp_ptr + b * N + i1, mlp, mask=mN)
@@ -294,6 +411,10 @@ def fused_steps(X: torch.Tensor, Z: torch.Tensor, Y: torch.Tensor, v: torch.Tens
                 blocks: list[torch.Tensor], states: list[torch.Tensor] | None, steps: int, *,
                 optimizer: str, lr: float, loss: str = "logistic", md_p: float = 3.0,
                 polyak_max_step: float = 1e3, kq_eps: float = 0.0,
+                betas: tuple[float, float] = (0.9, 0.999), adam_eps: float = 1e-8,
+                t0: int = 0, second: list[torch.Tensor] | None = None,
+                logs: torch.Tensor | None = None, grads: list[torch.Tensor] | None = None,
+                grad_logscale: torch.Tensor | None = None,
                 num_warps: int | None = None, maxnreg: int | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run ``steps`` exact updates of every instance in place (one program per instance).
@@ -305,10 +426,23 @@ def fused_steps(X: torch.Tensor, Z: torch.Tensor, Y: torch.Tensor, v: torch.Tens
     blocks : list of Tensor
         ``[W]`` (B, d, d) or ``[K, Q]`` (B, d, m), contiguous; updated in place.
     states : list of Tensor or None
-        Mirror-descent variables ``psi`` like ``blocks`` (``md`` only), updated in place.
+        Like ``blocks``, updated in place: the mirror-descent variables ``psi`` (``md``), the
+        first moments ``M`` (``signum``, ``adam``).
     steps : int
-    optimizer : {"gd", "ngd", "polyak", "md"}
-    lr, loss, md_p, polyak_max_step, kq_eps : as in :func:`attnsvm.train.train`.
+    optimizer : {"gd", "ngd", "polyak", "md", "sign", "signum", "adam", "grad"}
+        ``"grad"``: no update (``steps`` must be 0); the block gradients of the iterate go to
+        ``grads`` and ``grad_logscale``.
+    lr, loss, md_p, polyak_max_step, kq_eps, betas, adam_eps : as in
+        :func:`attnsvm.train.train`.
+    t0 : int
+        Steps taken before (Adam's bias correction ``1 - b^t``).
+    second : list of Tensor, optional
+        Adam's second moments ``V`` like ``blocks`` (updated in place).
+    logs : Tensor (B, 4), optional
+        Log-scales ``L`` of the moments (m1, v1, m2, v2; ``-inf`` at the start), updated in
+        place (``signum``, ``adam``).
+    grads : list of Tensor, optional; grad_logscale : Tensor (B,), optional
+        Outputs of ``"grad"``: ``-grad_k = exp(grad_logscale) grads[k]``.
     num_warps, maxnreg : int, optional
         Warps per program and registers per thread (0: no cap); defaults
         :func:`num_warps_default` and :func:`maxnreg_default`.
@@ -325,6 +459,13 @@ def fused_steps(X: torch.Tensor, Z: torch.Tensor, Y: torch.Tensor, v: torch.Tens
     kq = len(blocks) == 2
     m = blocks[0].shape[2]
     opt = _OPT_CODE[optimizer]
+    has_s = optimizer in ("md", "signum", "adam")
+    has_v = optimizer == "adam"
+    grad = optimizer == "grad"
+    if (has_s and not states) or (has_v and not second) or (
+            optimizer in ("signum", "adam") and logs is None) or (
+            grad and (grads is None or grad_logscale is None or steps)):
+        raise ValueError(f"fused_steps: missing state or outputs for {optimizer!r}")
     out_loss = torch.empty(B, dtype=X.dtype, device=X.device)
     out_sel = torch.empty(B, n, dtype=torch.int64, device=X.device)
     out_mlp = torch.empty(B, n, dtype=X.dtype, device=X.device)
@@ -332,16 +473,50 @@ def fused_steps(X: torch.Tensor, Z: torch.Tensor, Y: torch.Tensor, v: torch.Tens
     P2 = blocks[1] if kq else blocks[0]
     S1 = states[0] if states else P1
     S2 = states[1] if states and kq else S1
+    V1 = second[0] if second else P1
+    V2 = second[1] if second and kq else V1
+    G1 = grads[0] if grads else P1
+    G2 = grads[1] if grads and kq else G1
+    # md keeps no log-scales: a scratch (B, 4) (the kernel reads and writes LG with HAS_S)
+    LG = logs if logs is not None else (
+        torch.zeros(B, 4, dtype=X.dtype, device=X.device) if has_s else out_loss)
+    LS = grad_logscale if grad_logscale is not None else out_loss
+    b1, b2 = (float(x) for x in betas)
+
+    def lg(x: float) -> float:
+        return math.log(x) if x > 0 else -math.inf
+
     prm = torch.tensor([lr, md_p, md_p / (md_p - 1.0), math.log(polyak_max_step),
-                        math.log(2.0 * kq_eps) if kq_eps > 0 else 0.0, math.log(n)],
-                       dtype=X.dtype, device=X.device)
+                        math.log(2.0 * kq_eps) if kq_eps > 0 else 0.0, math.log(n),
+                        b1, b2, lg(b1), lg(1.0 - b1), lg(b2), lg(1.0 - b2), adam_eps,
+                        b1 ** t0, b2 ** t0], dtype=X.dtype, device=X.device)
     _w_kernel[(B,)](
-        X, Z, Y, v, P1, P2, S1, S2, out_loss, out_sel, out_mlp, prm, int(steps),
-        N=n, T=T, D=d, M=m, NP=_p2(n), TP=_p2(T), DP=_p2(d), MP=_p2(m), KQ=kq,
-        HAS_EPS=bool(kq and kq_eps > 0), OPT=opt, LOSS=_LOSS_CODE[loss],
-        num_warps=num_warps or num_warps_default(), enable_fp_fusion=True,
-        **_reg_cap(maxnreg))
+        X, Z, Y, v, P1, P2, S1, S2, V1, V2, LG, G1, G2, LS, out_loss, out_sel, out_mlp, prm,
+        int(steps), N=n, T=T, D=d, M=m, NP=_p2(n), TP=_p2(T), DP=_p2(d), MP=_p2(m), KQ=kq,
+        HAS_EPS=bool(kq and kq_eps > 0), OPT=opt, LOSS=_LOSS_CODE[loss], HAS_S=has_s,
+        HAS_V=has_v, GRAD=grad, num_warps=num_warps or num_warps_default(),
+        enable_fp_fusion=True, **_reg_cap(maxnreg))
     return out_loss, out_sel, out_mlp
+
+
+def fused_gradient(X: torch.Tensor, Z: torch.Tensor, Y: torch.Tensor, v: torch.Tensor,
+                   blocks: list[torch.Tensor], *, loss: str = "logistic", kq_eps: float = 0.0,
+                   **launch: Any
+                   ) -> tuple[list[torch.Tensor], torch.Tensor, tuple[torch.Tensor, ...]]:
+    """The exact block gradients of the current iterate from the kernel (no update).
+
+    Returns
+    -------
+    grads : list of Tensor like ``blocks``
+        ``-grad_k = exp(logscale) grads[k]`` per instance.
+    logscale : Tensor (B,)
+    stats : (loss (B,), selected (B, n), max_logprob (B, n)) of the iterate.
+    """
+    grads = [torch.empty_like(b) for b in blocks]
+    ls = torch.empty(X.shape[0], dtype=X.dtype, device=X.device)
+    stats = fused_steps(X, Z, Y, v, blocks, None, 0, optimizer="grad", lr=1.0, loss=loss,
+                        kq_eps=kq_eps, grads=grads, grad_logscale=ls, **launch)
+    return grads, ls, stats
 
 
 def _reg_cap(maxnreg: int | None) -> dict[str, int]:
@@ -382,7 +557,9 @@ def compile_for_gpu(param: str = "W", optimizer: str = "ngd",
     sig["steps"] = "i32"
     const = {"N": n, "T": T, "D": d, "M": mm, "NP": _p2(n), "TP": _p2(T), "DP": _p2(d),
              "MP": _p2(mm), "KQ": param == "KQ", "HAS_EPS": False,
-             "OPT": _OPT_CODE[optimizer], "LOSS": 0}
+             "OPT": _OPT_CODE[optimizer], "LOSS": 0,
+             "HAS_S": optimizer in ("md", "signum", "adam"), "HAS_V": optimizer == "adam",
+             "GRAD": optimizer == "grad"}
     sig.update({k: "constexpr" for k in const})
     src = ASTSource(fn=_w_kernel, signature=sig,
                     constexprs={(names.index(k),): v for k, v in const.items()})

@@ -1,7 +1,9 @@
 r"""NumPy engine of the exact trainer for small batches on the CPU (``W`` and ``(K, Q)``).
 
 The same arithmetic as :func:`attnsvm.train._direction.score_direction` (linear head) and
-:class:`attnsvm.train.optim.Optimizer` (``gd``, ``ngd``, ``polyak``, ``md``), with fewer and
+:class:`attnsvm.train.optim.Optimizer` (``gd``, ``ngd``, ``polyak``, ``md``; the geometric
+rules ``sign``, ``spectral``, ``signum``, ``muon``, ``adam`` are the torch ones of
+:mod:`attnsvm.train._geometry` on views of these arrays), with fewer and
 cheaper operations per step (rows of all sequences of all instances handled as one 2-D array,
 flat indices for the selected tokens, in-place exponentials, the loss value only when it is
 used).  For a handful of instances a step costs a few dozen small NumPy calls instead of a few
@@ -90,8 +92,12 @@ class NumpyDirection(NamedTuple):
     max_logprob: np.ndarray
 
 
-def numpy_direction(st: NumpyState, need_loss: bool = True) -> NumpyDirection:
+def numpy_direction(st: NumpyState, need_loss: bool = True,
+                    weights: np.ndarray | None = None) -> NumpyDirection:
     """Scaled negative gradient in ``W`` and statistics of the current iterate.
+
+    ``weights`` (B, n): mini-batch counts, as in
+    :func:`attnsvm.train._direction.score_direction`.
 
     Returns
     -------
@@ -133,7 +139,15 @@ def numpy_direction(st: NumpyState, need_loss: bool = True) -> NumpyDirection:
     else:
         lw, lval = _loss_terms(u, st.loss, need_loss)
     q = lw + m2
-    if B == 1:
+    if weights is not None:
+        on = weights > 0
+        qb = np.where(on, q.reshape(B, n), -np.inf)
+        M = _max(qb, axis=1)
+        with np.errstate(invalid="ignore"):
+            ex = np.where(on, np.exp(qb - M[:, None]), 0.0)
+        c = (st.Y * weights * ex).reshape(-1)
+        log_k = np.log(_sum(weights, axis=1))
+    elif B == 1:
         M = _max(q, axis=0, keepdims=True)
         c = st.Yf * np.exp(q - M)
     else:
@@ -151,7 +165,7 @@ def numpy_direction(st: NumpyState, need_loss: bool = True) -> NumpyDirection:
     else:
         G = np.matmul(Xc.reshape(B, n, d).transpose(0, 2, 1), st.Z)
     loss = None if lval is None else _sum(lval.reshape(B, n), axis=1) / n
-    return NumpyDirection(G, M - st.log_n, loss, sel, nL1)
+    return NumpyDirection(G, M - (st.log_n if weights is None else log_k), loss, sel, nL1)
 
 
 def _norm(G: np.ndarray, p: float = 2.0) -> np.ndarray:

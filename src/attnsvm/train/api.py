@@ -19,6 +19,7 @@ import torch
 from .._validation import check_positive
 from ..exceptions import InvalidParameterError
 from ..instance import Instance
+from ._batches import make_schedule
 from ._data import Problem, as_instances, resolve_device
 from ._engines import FusedEngine, NumpyEngine, TorchEngine, choose_backend
 from .config import (
@@ -190,6 +191,16 @@ def train(data: Instance | Sequence[Instance], config: TrainConfig | None = None
             ``eps`` of the official ``(K, Q)`` protocol (``eps (||K||^2+||Q||^2)`` added to
             the loss); 0 follows the exact gradient.
         md_p, polyak_max_step, betas, adam_eps, ns_steps : optimizer settings.
+        batch_size : int, optional
+            Sequences per step (default: all n).  Step ``s`` then follows the loss
+            ``(1/k) sum_{i in B_s} l(u_i)`` of its batch, exactly (:mod:`attnsvm.train._batches`);
+            ``W``, ``KQ`` and ``p`` only, not Polyak (which needs the batch's loss).  The
+            reported loss stays the full mean.
+        batch_order : {"cyclic", "random"}, default "cyclic"
+            Sequences in order ``0, 1, ..., n-1, 0, ...`` (incremental), or a seeded
+            permutation per epoch (random reshuffling, from the instance seeds).
+        batch_start : int, default 0
+            Steps already taken: the schedule continues from there (a run in segments).
         device : str or torch.device, default "cpu"
             ``"cpu"``, ``"cuda"``, or ``"auto"``.
         dtype : torch.dtype, default float64
@@ -248,8 +259,13 @@ def train(data: Instance | Sequence[Instance], config: TrainConfig | None = None
         _check_record_size(rs.size, B, n, cfg.targets)
     elif cfg.targets:
         raise InvalidParameterError("The 'targets' need 'record_every' or 'record_steps'.")
+    schedule = make_schedule(cfg.batch_size, cfg.batch_order, cfg.batch_start, n, seeds)
+    if schedule is not None and (spec.joint or opt.name == "polyak"):
+        raise InvalidParameterError(
+            "The 'batch_size' setting needs param 'W', 'KQ' or 'p' and an optimizer other "
+            f"than 'polyak'. Got param {cfg.param!r}, optimizer {opt.name!r}.")
     backend = choose_backend(cfg.backend, spec, hd, ls, opt, (B, n, T, d), mm, dev, dtype,
-                             cfg.cuda_graph, single)
+                             cfg.cuda_graph, single, minibatch=schedule is not None)
 
     with _torch_threads(resolve_threads(cfg.threads)), torch.inference_mode():
         prob = Problem.from_instances(instances, dev, dtype)
@@ -264,12 +280,13 @@ def train(data: Instance | Sequence[Instance], config: TrainConfig | None = None
         names = tuple(blocks)
         engine: Any
         if backend == "numpy":
-            engine = NumpyEngine(prob, names, list(blocks.values()), ls, opt, cfg.kq_eps)
+            engine = NumpyEngine(prob, names, list(blocks.values()), ls, opt, cfg.kq_eps,
+                                 schedule)
         elif backend == "triton":
             engine = FusedEngine(prob, names, list(blocks.values()), ls, opt, cfg.kq_eps)
         else:
             model = build_model(cfg.param, blocks, prob, cfg.kq_eps, cfg.prompt_W)
-            engine = TorchEngine(model, prob, ls, hd, opt, cfg.cuda_graph, dev)
+            engine = TorchEngine(model, prob, ls, hd, opt, cfg.cuda_graph, dev, schedule)
         try:
             stats = engine.advance(0)  # compiles the fused kernel
         except Exception as exc:  # pragma: no cover - GPU only: Triton compile failure

@@ -39,13 +39,15 @@ class TrainConfig:
     ----------
     param, optimizer, lr, steps, seed, loss, head, init, init_scale, m, record_every,
     record_steps, targets, kq_eps, prompt_W, md_p, polyak_max_step, betas, adam_eps,
-    ns_steps, device, dtype, cuda_graph
+    ns_steps, batch_size, batch_order, batch_start, device, dtype, cuda_graph
         As documented in :func:`attnsvm.train.train`.
     backend : {"auto", "torch", "numpy", "triton"}
         ``"torch"``: batched torch ops (every feature); ``"numpy"``: the NumPy engine (CPU,
-        float64, ``W``/``KQ``, linear head, gd/ngd/polyak/md); ``"triton"``: the fused GPU
-        kernel (CUDA, or Triton's interpreter with ``TRITON_INTERPRET=1``; same features as
-        numpy, float32 or float64).  ``"auto"``: triton on CUDA when supported; on the CPU numpy
+        float64, ``W``/``KQ``, linear head, every optimizer, mini-batches); ``"triton"``: the
+        fused GPU kernel (CUDA, or Triton's interpreter with ``TRITON_INTERPRET=1``; the
+        features of numpy but full batches only, float32 or float64; spectral and Muon take
+        the kernel's gradients and an SVD per step outside it).  ``"auto"``: triton on CUDA
+        when supported (not for spectral and Muon); on the CPU numpy
         for a single :class:`~attnsvm.instance.Instance` when supported (a list, even of one,
         keeps the torch engine and its numbers), else torch.
     threads : int, optional
@@ -76,6 +78,9 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
     ns_steps: int = 0
+    batch_size: int | None = None
+    batch_order: str = "cyclic"
+    batch_start: int = 0
     device: Any = "cpu"
     dtype: torch.dtype = torch.float64
     cuda_graph: bool = False
