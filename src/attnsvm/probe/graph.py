@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ConvergenceWarning
+from ..ntp.svm import graph_rows
 from .capture import Capture
 from .compare import compare, constraint_values
 
@@ -198,19 +199,14 @@ def build_graphs(captures: list[Capture], layer: int, head: int, causal: bool) -
                 scc_sizes.append(int(members.size))
                 eq_rows.extend((g, int(members[0]), int(s)) for s in members[1:])
         cyclic += big
-    ineq_arr = np.asarray(ineq, dtype=np.int64)
-    g_all = np.concatenate([np.array([r[0] for r in eq_rows], dtype=np.int64), edges[ineq_arr, 0]])
-    i_all = np.concatenate([np.array([r[1] for r in eq_rows], dtype=np.int64), edges[ineq_arr, 1]])
-    j_all = np.concatenate([np.array([r[2] for r in eq_rows], dtype=np.int64), edges[ineq_arr, 2]])
-    m, n_eq = len(g_all), len(eq_rows)
-    b = np.ones(m)
-    b[:n_eq] = 0.0
+    rows = graph_rows(np.asarray(eq_rows, dtype=np.int64).reshape(-1, 3),
+                      edges[np.asarray(ineq, dtype=np.int64)], Xk, Zq)
     return HeadGraphs(
-        A=np.ascontiguousarray(Xk[i_all] - Xk[j_all]) if m else np.zeros((0, d)),
-        Zc=np.ascontiguousarray(Zq[g_all]) if m else np.zeros((0, d + 1)),
-        index=np.column_stack([g_all, np.arange(m)]).astype(np.int64),
-        b=b,
-        n_eq=n_eq,
+        A=rows.A,
+        Zc=rows.Zc,
+        index=rows.index,
+        b=rows.rhs,
+        n_eq=rows.n_eq,
         edges=edges,
         comp=comp,
         keys=Xk,
