@@ -22,6 +22,8 @@ import numpy as np
 from .._validation import check_choice, check_positive
 from ..constraints import ConstraintSet
 from ..exceptions import InvalidInputError
+from ..svm.frobenius import solve_fro_constraints
+from ..svm.nuclear import solve_nuc_constraints
 from ..svm.solution import INFEASIBLE, SVMSolution
 from .dataset import NTPDataset
 from .graph import PriorityGraph, priority_graphs
@@ -180,8 +182,6 @@ def solve_graph_svm(dataset: NTPDataset, graphs: dict[int, PriorityGraph] | None
     >>> g.status, g.cyclic, g.solution.is_optimal(1e-8)
     ('optimal', True, True)
     """
-    from ..svm import solve_fro_constraints, solve_nuc_constraints
-
     t0 = time.perf_counter()
     check_choice("norm", norm, ("fro", "nuc"))
     check_positive("tol", tol)

@@ -34,8 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from ..constraints import ConstraintSet
 from ..exceptions import ConvergenceWarning
+from ..ntp.graph import strongly_connected_components
 from ..ntp.svm import graph_rows
+from ..svm import solve_fro_constraints, solve_nuc_constraints
 from .capture import Capture
 from .compare import compare, constraint_values
 
@@ -70,8 +73,6 @@ def strong_components(n_nodes: int, edges: np.ndarray) -> np.ndarray:
     numpy.ndarray of int64, shape (n_nodes,)
         Equal labels exactly for nodes of one component.
     """
-    from ..ntp.graph import strongly_connected_components
-
     return strongly_connected_components(n_nodes, np.asarray(edges, dtype=np.int64))
 
 
@@ -253,9 +254,6 @@ def graph_block(
     dict
         The fields of :data:`GRAPH_FIELDS` (and ``graph_certified`` when infeasible).
     """
-    from ..constraints import ConstraintSet
-    from ..svm import solve_fro_constraints
-
     t0 = time.perf_counter()
     G = build_graphs(captures, layer, head, causal)
     out: dict[str, Any] = dict.fromkeys(GRAPH_FIELDS)
@@ -298,8 +296,6 @@ def graph_block(
 def _graph_nuclear(cset: Any, fro_sol: Any, W_layer: list[np.ndarray], head: int,
                    W_rand: np.ndarray, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     """The nuclear-norm Graph-SVM, seeded by the Frobenius one (not solved twice)."""
-    from ..svm import solve_nuc_constraints
-
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # the status says it
