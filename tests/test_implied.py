@@ -14,7 +14,7 @@ from attnsvm.ntp.graph import priority_graphs
 from attnsvm.ntp.svm import graph_svm_constraints
 from attnsvm.svm.nuclear import solve_nuc_constraints
 from attnsvm.svm.nuclear._implied import implied_rows
-from attnsvm.svm.nuclear._ipm import _schur_solver
+from attnsvm.svm.nuclear._sdp import schur_solver
 from references import check_nuclear_certificate, cvxpy_nuc
 
 
@@ -111,7 +111,7 @@ def test_schur_solve_of_a_badly_scaled_matrix_singular_to_rounding():
         np.linalg.cholesky(M)
     x0 = rng.standard_normal(s) / np.sqrt(d)  # a solution of unit size in the scaled space
     r = M @ x0
-    solve = _schur_solver(M)
+    solve = schur_solver(M)
     x = solve(r)
     x = x + solve(r - M @ x)  # one step of refinement, as the interior point takes
     # the residual, row by row relative to that row's scale

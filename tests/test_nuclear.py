@@ -156,10 +156,10 @@ def _dense_constraint_matrices(red):
 
 def test_nt_schur_complement_is_its_definition():
     """M_kl = <F_k, S F_l S> with F_k = [[0, a z^T], [z a^T, 0]], computed densely."""
-    from attnsvm.svm.nuclear._ipm import _Operators
+    from attnsvm.svm.nuclear._sdp import Operators
 
     red = reduced_problem(random_instance(4, 4, 3, seed=1).constraints())
-    ops = _Operators(red.A, red.Zq, red.loc)
+    ops = Operators(red.A, red.Zq, red.loc)
     rng = np.random.default_rng(0)
     B = rng.standard_normal((ops.N, ops.N))
     S = B @ B.T + np.eye(ops.N)
@@ -172,10 +172,10 @@ def test_structured_products_are_their_definitions():
     """The shortcuts of the interior point against dense algebra: the HKM Schur complement
     <F_k, X F_l Z^-1> (symmetric for symmetric X, Z), <F_k, A B> from two blocks of the
     product, and a product with a dual step [[0, G], [G^T, 0]]."""
-    from attnsvm.svm.nuclear._ipm import _Operators, _times_antidiag
+    from attnsvm.svm.nuclear._sdp import Operators, times_antidiag
 
     red = reduced_problem(random_instance(5, 4, 3, seed=2).constraints())
-    ops = _Operators(red.A, red.Zq, red.loc)
+    ops = Operators(red.A, red.Zq, red.loc)
     rng = np.random.default_rng(1)
     X = rng.standard_normal((ops.N, ops.N))
     X = X @ X.T + np.eye(ops.N)
@@ -191,7 +191,7 @@ def test_structured_products_are_their_definitions():
     y = rng.standard_normal(ops.s)
     G = ops.adjoint_block(y)
     assert np.allclose(ops.adjoint(y), sum(yk * Fk for yk, Fk in zip(y, F, strict=True)))
-    assert np.allclose(_times_antidiag(P, G, ops.r1), P @ ops.adjoint(y), rtol=1e-12,
+    assert np.allclose(times_antidiag(P, G, ops.r1), P @ ops.adjoint(y), rtol=1e-12,
                        atol=1e-12)
     assert np.allclose(ops.adjoint(y, block=G, sign=-1.0), -ops.adjoint(y))
 

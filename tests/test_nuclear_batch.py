@@ -12,7 +12,8 @@ from attnsvm import Instance, random_instance
 from attnsvm.svm import solve_fro_constraints, solve_nuc_constraints
 from attnsvm.svm.nuclear import solve_nuc_many
 from attnsvm.svm.nuclear._ipm import nuclear_ipm
-from attnsvm.svm.nuclear._ipm_batch import _Stack, nuclear_ipm_batch
+from attnsvm.svm.nuclear._ipm_batch import nuclear_ipm_batch
+from attnsvm.svm.nuclear._stack import Stack
 from references import optimal_or_first, reduced_problem, with_equality_rows
 
 
@@ -111,7 +112,7 @@ def test_batched_interior_point_follows_the_single_one():
     full = nuclear_ipm_batch(A, Zq, loc, b, gap_tol=1e-12)
     perm = np.random.default_rng(0).permutation(A.shape[1])
     shuffled = nuclear_ipm_batch(A[:, perm], Zq, loc[:, perm], b[:, perm], gap_tol=1e-12)
-    assert _Stack(A, Zq, loc, b).c and not _Stack(A[:, perm], Zq, loc[:, perm], b[:, perm]).c
+    assert Stack(A, Zq, loc, b).c and not Stack(A[:, perm], Zq, loc[:, perm], b[:, perm]).c
     for i, (r, q) in enumerate(zip(full, shuffled, strict=True)):
         assert r is not None and q is not None
         one = nuclear_ipm(A[i], Zq[i], loc[i], b[i], gap_tol=1e-12)
@@ -134,7 +135,7 @@ def test_schur_complement_is_its_definition():
     S = S @ np.swapaxes(S, 1, 2)
     perm = rng.permutation(s)
     for a, gr in ((A, grp), (A[:, perm], grp[:, perm])):
-        st = _Stack(a, Zq, gr, np.ones((B, s)))
+        st = Stack(a, Zq, gr, np.ones((B, s)))
         for i in range(B):
             F = np.zeros((s, N, N))
             for k in range(s):

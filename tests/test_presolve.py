@@ -8,8 +8,8 @@ from attnsvm import random_instance
 from attnsvm.constraints import ConstraintSet
 from attnsvm.svm import solve_fro_constraints
 from attnsvm.svm._scale import UnitScale
-from attnsvm.svm.nuclear._ipm_batch import _chol
 from attnsvm.svm.nuclear._presolve import Presolved
+from attnsvm.svm.nuclear._stack import chol
 
 
 def test_unit_scale_apply_then_lift_is_the_scale_covariance():
@@ -48,11 +48,11 @@ def test_stacked_cholesky_marks_the_indefinite_factors():
     rng = np.random.default_rng(0)
     B = rng.standard_normal((4, 5, 5))
     Ms = B @ np.swapaxes(B, 1, 2) + 0.1 * np.eye(5)
-    L, ok = _chol(Ms)
+    L, ok = chol(Ms)
     assert ok.all()
     np.testing.assert_allclose(L @ np.swapaxes(L, 1, 2), Ms, rtol=1e-12)
     Ms[2] = -np.eye(5)  # indefinite: no factor, the identity in its place
-    L2, ok2 = _chol(Ms)
+    L2, ok2 = chol(Ms)
     assert ok2.tolist() == [True, True, False, True]
     np.testing.assert_array_equal(L2[[0, 1, 3]], L[[0, 1, 3]])
     np.testing.assert_array_equal(L2[2], np.eye(5))

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ._io import atomic_savez, read_npz
+from ._numerics import safe_norm
 from ._validation import as_float_array, as_int_array
 from .constraints import ConstraintSet
 from .exceptions import InstanceFileError, InvalidInputError
@@ -251,8 +253,6 @@ class Instance:
         when ``normalized``."""
         val = float(np.min(self.margins(W, alpha)))
         if normalized:
-            from ._numerics import safe_norm
-
             nrm = safe_norm(W)
             return val / nrm if nrm > 0 else 0.0
         return val
@@ -269,8 +269,6 @@ class Instance:
         InvalidInputError
             Any field malformed.
         """
-        from ._io import read_npz
-
         p = Path(path)
         fields = read_npz(p, what="instance file")
         if "X" not in fields:
@@ -298,8 +296,6 @@ class Instance:
             val = getattr(self, k)
             if val is not None:
                 out[k] = val
-        from ._io import atomic_savez
-
         atomic_savez(path, **out)
 
 

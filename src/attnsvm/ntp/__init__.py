@@ -32,12 +32,12 @@ from .graph import (
     priority_graphs,
     strongly_connected_components,
 )
-from .svm import GraphSVM, graph_svm_constraints, solve_graph_svm
+from .svm import GraphSVM, graph_rows, graph_svm_constraints, solve_graph_svm
 
 __all__ = [
     "NTPDataset", "random_ntp_dataset",
     "PriorityGraph", "priority_graphs", "kept_token_graphs", "strongly_connected_components",
-    "GraphSVM", "graph_svm_constraints", "solve_graph_svm",
+    "GraphSVM", "graph_rows", "graph_svm_constraints", "solve_graph_svm",
     "FinPart", "fin_subspace", "solve_w_fin", "fit_r", "top_scc_mask",
     "LocalGraphSVM", "local_graph_svm", "kept_tokens", "ntp_metrics", "attention", "cosine",
     "train_ntp", "NTPRun", "NTP_LOSSES",

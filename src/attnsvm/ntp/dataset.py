@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_savez, read_npz
 from .._validation import as_float_array, as_int_array, check_positive
 from ..exceptions import InstanceFileError, InvalidInputError, InvalidParameterError
 from .graph import label_graphs
@@ -128,8 +129,6 @@ class NTPDataset:
         InvalidInputError
             Any array malformed.
         """
-        from .._io import read_npz
-
         p = Path(path)
         if not p.is_file():
             raise InstanceFileError(f"The dataset file '{p}' does not exist or is not a file.")
@@ -146,8 +145,6 @@ class NTPDataset:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the ``.npz`` format of SPEC.md (atomically)."""
-        from .._io import atomic_savez
-
         atomic_savez(path, E=self.E, tokens=self.tokens, labels=self.labels)
 
     def __repr__(self) -> str:

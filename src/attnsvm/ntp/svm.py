@@ -22,11 +22,51 @@ import numpy as np
 from .._validation import check_choice, check_positive
 from ..constraints import ConstraintSet
 from ..exceptions import InvalidInputError
+from ..svm.frobenius import solve_fro_constraints
+from ..svm.nuclear import solve_nuc_constraints
 from ..svm.solution import INFEASIBLE, SVMSolution
 from .dataset import NTPDataset
 from .graph import PriorityGraph, priority_graphs
 
-__all__ = ["GraphSVM", "graph_svm_constraints", "solve_graph_svm"]
+__all__ = ["GraphSVM", "graph_rows", "graph_svm_constraints", "solve_graph_svm"]
+
+
+def graph_rows(eq: np.ndarray, ineq: np.ndarray, keys: np.ndarray, queries: np.ndarray,
+               index: np.ndarray | None = None) -> ConstraintSet:
+    """The Graph-SVM's rank-one rows from ``(graph, i, j)`` triples, equalities first.
+
+    Row ``r`` of triple ``(g, i, j)`` is ``(keys[i] - keys[j])^T W queries[g]`` ``= 0`` for the
+    ``len(eq)`` equalities (``i``, ``j`` in one SCC of graph ``g``) and ``>= 1`` for the edges
+    ``i -> j`` across SCCs.  The next-token Graph-SVM (:func:`graph_svm_constraints`: tokens,
+    the last token's embedding) and a decoder head's (:func:`attnsvm.probe.build_graphs`: key
+    classes, augmented queries) are both built here.
+
+    Parameters
+    ----------
+    eq, ineq : ndarray of int, shape (m_eq, 3) and (m_ineq, 3)
+        ``(g, i, j)`` of the equality and of the inequality rows.
+    keys : ndarray, shape (n_nodes, d1)
+        Node ``i``'s vector.
+    queries : ndarray, shape (n_graphs, d2)
+        Graph ``g``'s query.
+    index : ndarray of int, shape (m, 2), optional
+        The rows' labels (default ``(g, r)``, ``r`` the row number).
+
+    Returns
+    -------
+    ConstraintSet
+        ``A`` (m, d1), ``Zc`` (m, d2), ``b`` 0 on the first ``n_eq = m_eq`` rows and 1 after.
+    """
+    rows = np.concatenate([np.asarray(eq, np.int64).reshape(-1, 3),
+                           np.asarray(ineq, np.int64).reshape(-1, 3)])
+    m, n_eq = rows.shape[0], int(np.shape(eq)[0])
+    b = np.ones(m)
+    b[:n_eq] = 0.0
+    if index is None:
+        index = np.column_stack([rows[:, 0], np.arange(m)]).astype(np.int64)
+    return ConstraintSet(A=np.ascontiguousarray(keys[rows[:, 1]] - keys[rows[:, 2]]),
+                         Zc=np.ascontiguousarray(queries[rows[:, 0]]), index=index, b=b,
+                         n_eq=n_eq)
 
 
 def graph_svm_constraints(dataset: NTPDataset, graphs: dict[int, PriorityGraph]
@@ -68,11 +108,8 @@ def graph_svm_constraints(dataset: NTPDataset, graphs: dict[int, PriorityGraph]
             "The dataset has no priority edge: every sequence consists of its label only, so "
             "the Graph-SVM has no constraint.")
     n_eq = int(sum(len(a) for a in eq))
-    E = dataset.E
-    A = E[edges[:, 1]] - E[edges[:, 2]]
-    Zc = E[edges[:, 0]]
-    b = np.concatenate([np.zeros(n_eq), np.ones(edges.shape[0] - n_eq)])
-    cons = ConstraintSet(A=A, Zc=Zc, index=edges[:, [0, 2]].copy(), b=b, n_eq=n_eq)
+    cons = graph_rows(edges[:n_eq], edges[n_eq:], dataset.E, dataset.E,
+                      index=edges[:, [0, 2]].copy())
     return cons, edges
 
 
@@ -145,8 +182,6 @@ def solve_graph_svm(dataset: NTPDataset, graphs: dict[int, PriorityGraph] | None
     >>> g.status, g.cyclic, g.solution.is_optimal(1e-8)
     ('optimal', True, True)
     """
-    from ..svm import solve_fro_constraints, solve_nuc_constraints
-
     t0 = time.perf_counter()
     check_choice("norm", norm, ("fro", "nuc"))
     check_positive("tol", tol)

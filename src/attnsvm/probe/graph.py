@@ -34,7 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from ..constraints import ConstraintSet
 from ..exceptions import ConvergenceWarning
+from ..ntp.graph import strongly_connected_components
+from ..ntp.svm import graph_rows
+from ..svm import solve_fro_constraints, solve_nuc_constraints
 from .capture import Capture
 from .compare import compare, constraint_values
 
@@ -69,8 +73,6 @@ def strong_components(n_nodes: int, edges: np.ndarray) -> np.ndarray:
     numpy.ndarray of int64, shape (n_nodes,)
         Equal labels exactly for nodes of one component.
     """
-    from ..ntp.graph import strongly_connected_components
-
     return strongly_connected_components(n_nodes, np.asarray(edges, dtype=np.int64))
 
 
@@ -198,19 +200,14 @@ def build_graphs(captures: list[Capture], layer: int, head: int, causal: bool) -
                 scc_sizes.append(int(members.size))
                 eq_rows.extend((g, int(members[0]), int(s)) for s in members[1:])
         cyclic += big
-    ineq_arr = np.asarray(ineq, dtype=np.int64)
-    g_all = np.concatenate([np.array([r[0] for r in eq_rows], dtype=np.int64), edges[ineq_arr, 0]])
-    i_all = np.concatenate([np.array([r[1] for r in eq_rows], dtype=np.int64), edges[ineq_arr, 1]])
-    j_all = np.concatenate([np.array([r[2] for r in eq_rows], dtype=np.int64), edges[ineq_arr, 2]])
-    m, n_eq = len(g_all), len(eq_rows)
-    b = np.ones(m)
-    b[:n_eq] = 0.0
+    rows = graph_rows(np.asarray(eq_rows, dtype=np.int64).reshape(-1, 3),
+                      edges[np.asarray(ineq, dtype=np.int64)], Xk, Zq)
     return HeadGraphs(
-        A=np.ascontiguousarray(Xk[i_all] - Xk[j_all]) if m else np.zeros((0, d)),
-        Zc=np.ascontiguousarray(Zq[g_all]) if m else np.zeros((0, d + 1)),
-        index=np.column_stack([g_all, np.arange(m)]).astype(np.int64),
-        b=b,
-        n_eq=n_eq,
+        A=rows.A,
+        Zc=rows.Zc,
+        index=rows.index,
+        b=rows.rhs,
+        n_eq=rows.n_eq,
         edges=edges,
         comp=comp,
         keys=Xk,
@@ -257,9 +254,6 @@ def graph_block(
     dict
         The fields of :data:`GRAPH_FIELDS` (and ``graph_certified`` when infeasible).
     """
-    from ..constraints import ConstraintSet
-    from ..svm import solve_fro_constraints
-
     t0 = time.perf_counter()
     G = build_graphs(captures, layer, head, causal)
     out: dict[str, Any] = dict.fromkeys(GRAPH_FIELDS)
@@ -302,8 +296,6 @@ def graph_block(
 def _graph_nuclear(cset: Any, fro_sol: Any, W_layer: list[np.ndarray], head: int,
                    W_rand: np.ndarray, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     """The nuclear-norm Graph-SVM, seeded by the Frobenius one (not solved twice)."""
-    from ..svm import solve_nuc_constraints
-
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # the status says it

@@ -32,7 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from ..constraints import ConstraintSet
 from ..exceptions import ConvergenceWarning
+from ..svm import solve_fro_constraints, solve_nuc_constraints
 from .compare import compare, constraint_values, corr
 from .instance import HeadInstance
 
@@ -106,9 +108,6 @@ def nuclear_block(
     dict
         The fields of :data:`NUCLEAR_FIELDS` and ``rank_head``.
     """
-    from ..constraints import ConstraintSet
-    from ..svm import solve_fro_constraints, solve_nuc_constraints
-
     W_head = W_layer[head]
     out = nuclear_skipped(inst, W_head)
     rank_h, nuc_h = head_rank(W_head)

@@ -125,37 +125,40 @@ def _analyze_and_save(task: HeadTask, t0: float) -> dict[str, Any]:
     return rec
 
 
+def _head_cell(config: Any, task: HeadTask) -> dict[str, Any]:
+    """One head as a cell of the experiments' executors (``fn(config, cell)``): its worker
+    writes the head file."""
+    return _run_head(task)
+
+
 def _ray_cell(config: Any, task: HeadTask) -> dict[str, Any]:
     """One head on a Ray worker: the record, with its arrays for the driver to write."""
     return _run_head(replace(task, return_arrays=True))
 
 
-def _run_ray(tasks: list[HeadTask], jobs: int, address: str | None,
-             progress: ProgressFn | None) -> list[dict[str, Any]]:
-    """Spread the heads over a Ray cluster (``address``; None: a local one of ``jobs`` CPUs)
-    with :class:`attnsvm.experiments.executors.RayExecutor`, as ``reproduce`` does."""
-    from ..experiments.executors import RayExecutor
-
+def _run_executor(ex: Any, fn: Callable[[Any, HeadTask], dict[str, Any]],
+                  tasks: list[HeadTask], progress: ProgressFn | None) -> list[dict[str, Any]]:
+    """Run the heads on one of :mod:`attnsvm.experiments.executors` (the executors of
+    ``reproduce``); a lost worker or task gives every head not yet done an error record."""
     done: dict[int, dict[str, Any]] = {}
-    with RayExecutor(address, jobs) as ex:
-        it = ex.run(_ray_cell, None, tasks)
-        while len(done) < len(tasks):
-            try:
-                k, rec = next(it)
-            except StopIteration:
-                break
-            except Exception as exc:  # noqa: BLE001 - a lost worker or task
-                for j, t in enumerate(tasks):
-                    if j not in done:
-                        done[j] = error_record(t.layer, t.head, exc, 0.0)
-                break
-            arrays = rec.pop("_arrays", None)
-            path = tasks[k].path
-            if arrays is not None and path is not None:
-                atomic_savez(path, **arrays)
-            done[k] = rec
-            if progress is not None:
-                progress(head_line(rec), len(done), len(tasks))
+    it = ex.run(fn, None, tasks)
+    while len(done) < len(tasks):
+        try:
+            k, rec = next(it)
+        except StopIteration:
+            break
+        except Exception as exc:  # noqa: BLE001 - a lost worker or task
+            for j, t in enumerate(tasks):
+                if j not in done:
+                    done[j] = error_record(t.layer, t.head, exc, 0.0)
+            break
+        arrays = rec.pop("_arrays", None)
+        path = tasks[k].path
+        if arrays is not None and path is not None:
+            atomic_savez(path, **arrays)
+        done[k] = rec
+        if progress is not None:
+            progress(head_line(rec), len(done), len(tasks))
     return [done[k] for k in range(len(tasks))]
 
 
@@ -217,27 +220,17 @@ def run_tasks(
     total = len(tasks)
     if progress is not None:
         progress(f"solving {total} heads", 0, total)
-    if backend == "ray":
-        return _run_ray(tasks, jobs, address, progress)
-    if jobs <= 1 or len(tasks) <= 1:
+    if backend != "ray" and (jobs <= 1 or len(tasks) <= 1):
         for task in tasks:
             records.append(_run_head(task))
             if progress is not None:
                 progress(head_line(records[-1]), len(records), total)
         return records
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    # the experiments' executors (the package imports pandas: only here)
+    from ..experiments.executors import ProcessExecutor, RayExecutor
 
-    ctx = multiprocessing.get_context("spawn")
-    done: dict[int, dict[str, Any]] = {}
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx) as pool:
-        futures = {pool.submit(_run_head, t): k for k, t in enumerate(tasks)}
-        for fut in as_completed(futures):
-            k = futures[fut]
-            try:
-                done[k] = fut.result()
-            except Exception as exc:  # noqa: BLE001 - e.g. a worker killed for memory
-                done[k] = error_record(tasks[k].layer, tasks[k].head, exc, 0.0)
-            if progress is not None:
-                progress(head_line(done[k]), len(done), total)
-    return [done[k] for k in range(len(tasks))]
+    if backend == "ray":
+        with RayExecutor(address, jobs) as ex:
+            return _run_executor(ex, _ray_cell, tasks, progress)
+    with ProcessExecutor(min(jobs, len(tasks))) as ex:
+        return _run_executor(ex, _head_cell, tasks, progress)

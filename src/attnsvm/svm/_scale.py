@@ -34,10 +34,15 @@ class UnitScale:
         """The constraints at unit scale: ``A / sA``, ``Zc / sZ`` (same ``b``, ``n_eq``)."""
         return cset.scaled(self.sA, self.sZ)
 
+    @property
+    def factor(self) -> float:
+        """``sA sZ``: the unit-scale solution is this multiple of the original one."""
+        return self.sA * self.sZ
+
     def to_unit(self, W: np.ndarray) -> np.ndarray:
         """A point ``W`` (d1, d2) of the original problem in unit coordinates, ``sA sZ W``."""
-        return W * (self.sA * self.sZ)
+        return W * self.factor
 
     def lift(self, W_unit: np.ndarray) -> np.ndarray:
         """A point of the unit-scale problem back at the original scale, ``W' / (sA sZ)``."""
-        return W_unit / (self.sA * self.sZ)
+        return W_unit / self.factor

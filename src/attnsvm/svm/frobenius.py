@@ -83,7 +83,6 @@ def solve_fro_constraints(
     # The problem is scale-covariant (A -> A / sA, Zc -> Zc / sZ gives W -> sA sZ W): solve it
     # at unit scale so that extreme magnitudes neither overflow nor underflow the kernel.
     scale = UnitScale.of(A, Zc)
-    sA, sZ = scale.sA, scale.sZ
     cons = ConstraintSet(A=A, Zc=Zc, index=idx, b=bb, n_eq=n_eq)
     kernel = scale.apply(cons)
     warm = None
@@ -97,7 +96,7 @@ def solve_fro_constraints(
     lam = np.zeros(m)
     lam[res.active] = res.lam
     W_gram = None if res.status == "infeasible" else res.point(kernel)
-    sol = _wrap(cons, res.status, lam, W_gram, res.certificate, sA * sZ, tol)
+    sol = _wrap(cons, res.status, lam, W_gram, res.certificate, scale, tol)
     method = res.method
     if sol.status != OPTIMAL:
         # the Gram matrix squares the condition number: where it stalls, calls a problem
@@ -105,7 +104,7 @@ def solve_fro_constraints(
         # QR method decides on the explicit normals
         dense = _dense_fallback(kernel, bb, n_eq, tol, res.certificate)
         if dense is not None:
-            d_sol = _wrap(cons, dense[0], dense[1], dense[2], dense[3], sA * sZ, tol)
+            d_sol = _wrap(cons, dense[0], dense[1], dense[2], dense[3], scale, tol)
             if d_sol.status != INACCURATE or sol.W is None:
                 sol, method = d_sol, "dense-qr"
     if sol.status == INACCURATE:
@@ -179,9 +178,9 @@ def _dense_cost(rows: int, p: int) -> float:
 
 
 def _wrap(cons: ConstraintSet, raw: str, lam: np.ndarray, W_unit: np.ndarray | None,
-          certificate: np.ndarray | None, unit: float, tol: float) -> SVMSolution:
+          certificate: np.ndarray | None, scale: UnitScale, tol: float) -> SVMSolution:
     """An :class:`SVMSolution` of the original constraints from a unit-scale answer
-    (``W = W_unit / unit``, ``unit = sA sZ``), judged at the original scale: ``optimal`` only
+    (``W = scale.lift(W_unit)``), judged at the original scale: ``optimal`` only
     with every KKT residual <= ``max(tol, FALLBACK_TOL)``, ``infeasible`` only with a
     certificate that holds (:func:`_certificate_holds`), else ``inaccurate``."""
     m, bb, n_eq = cons.m, cons.rhs, int(cons.n_eq)
@@ -192,10 +191,10 @@ def _wrap(cons: ConstraintSet, raw: str, lam: np.ndarray, W_unit: np.ndarray | N
             sol.status, sol.certificate = INACCURATE, None
             sol.info["rejected_certificate"] = certificate
         return sol
-    W = W_unit / unit
+    W = scale.lift(W_unit)
     nrm_unit = safe_norm(W_unit)
     # norm-minimisation multipliers of the original constraints: mu = lambda / (||W'|| sA sZ)
-    mu = lam / (nrm_unit * unit) if nrm_unit > 0 else lam
+    mu = lam / (nrm_unit * scale.factor) if nrm_unit > 0 else lam
     sol = SVMSolution(status=OPTIMAL if raw == "optimal" else INACCURATE, norm="fro", W=W,
                       constraints=cons, b=bb, dual=mu, n_eq=n_eq)
     if sol.status == OPTIMAL:

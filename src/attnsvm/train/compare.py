@@ -11,6 +11,7 @@ import numpy as np
 from .._numerics import correlation
 from .._validation import as_float_array, as_int_array
 from ..instance import Instance
+from ..report_solve import verify_solution
 from ..svm import solve_fro, solve_lp, solve_nuc
 
 __all__ = ["compare_with_svms", "matrix_corr"]
@@ -53,8 +54,6 @@ def compare_with_svms(instance: Instance, W: Any, selected: Any, *,
     Wa = as_float_array("W", W, 2, (d, d))
     sel = as_int_array("selected", selected, 1, (n,), low=0, high=T)
     out: dict[str, Any] = {}
-    from ..report_solve import verify_solution
-
     for key, solve in (("fro", solve_fro), ("nuc", solve_nuc)):
         sol = solve(instance, sel)
         ok = sol.status != "infeasible" and sol.W is not None

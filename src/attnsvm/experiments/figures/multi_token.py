@@ -20,6 +20,7 @@ import pandas as pd
 from ...reporting import fmt_number as num
 from ...reporting import fmt_share as share
 from ...reporting import plural
+from ...svm import fit_svmeq, solve_fro
 from .._common import add_legend, corr, make_instances, new_figure, save_figure, series_style
 from ..config import FigureConfig
 from ..registry import Figure, Verdict
@@ -64,7 +65,6 @@ def _probs(inst: Any, W: np.ndarray) -> np.ndarray:
 
 
 def run_cell(cfg: MultiTokenConfig, cell: Cell) -> pd.DataFrame:
-    from ...svm import fit_svmeq, solve_fro
     from ...train import ReLUHead, train
 
     d = cell.params["d"]

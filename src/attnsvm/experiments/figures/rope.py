@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ...reporting import fmt_number as num
+from ...svm.rotary import lifted_correlation, rotary_constraints, solve_lifted
 from .._common import (
     ALIGNED,
     add_legend,
@@ -60,15 +61,12 @@ def cells(cfg: RopeConfig) -> list[Cell]:
 
 
 def _corr(M: np.ndarray, sol: Any) -> float:
-    from ...svm.rotary import lifted_correlation
-
     if sol.status != "optimal" or sol.M is None:
         return float("nan")
     return lifted_correlation(M, None, sol.M, None)
 
 
 def run_cell(cfg: RopeConfig, cell: Cell) -> pd.DataFrame:
-    from ...svm.rotary import rotary_constraints, solve_lifted
     from ...train.rotary import train_rotary
 
     param = cell.params["param"]

@@ -5,8 +5,12 @@
 * :func:`certify_nuclear`: the certificate of a candidate ``(W, mu)``; :func:`certified_rank`
   reads the rank from it.
 
-The private modules hold the parts: ``_ipm`` / ``_ipm_batch`` the interior point (one problem,
-a stack), ``_polish`` the tangent and face polish, ``_implied`` the implied rows of Graph-SVMs.
+The private modules hold the parts, by job: ``_presolve`` (``apply``: unit scale and reduced
+coordinates; ``lift``: back), ``_rounds`` (the working-set rounds), ``_policy`` (the tolerance
+ladder derived from ``tol`` and the interior-point rules), ``_sdp`` / ``_newton`` / ``_ipm``
+(the SDP's operators, one step, the loop) and ``_stack`` / ``_newton_batch`` / ``_ipm_batch``
+(the same for a stack of problems), ``_polish`` (tangent and face polish), ``_implied`` (the
+implied rows of Graph-SVMs).
 """
 
 from .._instance import validated_constraints

@@ -9,13 +9,14 @@ The functions take a float or an array (one entry per stacked problem) and act e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 __all__ = ["Tolerances", "damping", "mehrotra_sigma", "rounding_limited", "stagnated",
-           "accepted", "start_dual", "START_SLACK", "STALL_STEP", "STALLS_TO_NT",
-           "NT_AFTER", "NEAR_GAP", "STAGNATION_AFTER", "STAGNATION_LAG", "ACCEPT_LAG"]
+           "accepted", "start_scale", "start_dual", "start_slack", "count_stalls",
+           "hkm_blocked", "nt_direction", "STALL_STEP", "STALLS_TO_NT", "NT_AFTER", "NEAR_GAP",
+           "STAGNATION_AFTER", "STAGNATION_LAG", "ACCEPT_LAG"]
 
 F = TypeVar("F", float, np.ndarray)
 
@@ -108,6 +109,21 @@ def mehrotra_sigma(mu_aff: F, mu: F) -> F:
     return min(1.0, (mu_aff / mu) ** 3) if mu > 0 else 0.0
 
 
+def start_scale(nuc_w0: F, usable: bool | np.ndarray, bnorm: F, N: int) -> F:
+    """``xi`` of the starting ``X = xi I`` (N x N): ``||W0||_* / N`` where the starting point
+    ``W0`` is usable (finite, nonzero: ``tr X`` is then an upper bound on the optimum, and
+    this start centres better than ``W0``'s own factors), else ``max(1, bnorm)``."""
+    if isinstance(nuc_w0, np.ndarray):
+        return np.where(usable, nuc_w0 / N, np.maximum(1.0, bnorm))
+    return nuc_w0 / N if usable else max(1.0, bnorm)
+
+
+def start_slack(surplus: F, trace: F, nu: int) -> F:
+    """Starting slacks of the inequalities: ``max(A(X) - b, START_SLACK tr X / nu, 0)``
+    (``surplus = A(X) - b``)."""
+    return np.maximum(np.maximum(surplus, 0.0), trace / nu * START_SLACK)
+
+
 def start_dual(g1: F) -> F:
     """The starting multiplier on every inequality, for ``g1 = ||A^T(1_ineq)||_op``."""
     return START_DUAL / np.maximum(g1, 1e-12) if isinstance(g1, np.ndarray) else (
@@ -128,3 +144,23 @@ def accepted(best: F, best_then: F, accept_tol: float) -> F:
     """The best error is good enough for the caller and has not halved since
     :data:`ACCEPT_LAG` iterations back."""
     return (best < accept_tol) & (best > 0.5 * best_then)
+
+
+def count_stalls(stalls: Any, ap: Any, ad: Any) -> Any:
+    """The stall count after a step of lengths ``ap``, ``ad``: one more after a short step
+    (:data:`STALL_STEP`), else 0."""
+    if isinstance(stalls, np.ndarray):
+        return np.where(np.minimum(ap, ad) < STALL_STEP, stalls + 1, 0)
+    return stalls + 1 if min(ap, ad) < STALL_STEP else 0
+
+
+def hkm_blocked(stalls: Any, it: int) -> Any:
+    """HKM's steps are blocked (poor centring): :data:`STALLS_TO_NT` stalls in a row after
+    iteration :data:`NT_AFTER`; NT takes over."""
+    return (stalls >= STALLS_TO_NT) & (it > NT_AFTER)
+
+
+def nt_direction(nt_phase: Any, rel_gap: Any) -> Any:
+    """A run that HKM's blocked steps switched to NT steps with NT until the relative gap is
+    :data:`NEAR_GAP` (HKM's last digits are the more accurate of the two)."""
+    return nt_phase & (rel_gap > NEAR_GAP)

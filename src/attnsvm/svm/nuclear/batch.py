@@ -30,8 +30,8 @@ from ...exceptions import InvalidInputError
 from .._instance import validated_constraints
 from ..frobenius import solve_fro_constraints
 from ..solution import INACCURATE, INFEASIBLE, OPTIMAL, SVMSolution
-from ._ipm import _DENSE_MAX
 from ._ipm_batch import nuclear_ipm_batch
+from ._newton import DENSE_MAX
 from ._policy import Tolerances
 from ._presolve import Presolved, Reduced
 from .solver import _SMALL, certify_nuclear, solve_nuc_constraints
@@ -139,7 +139,7 @@ def solve_nuc_many(
         if isinstance(prep, SVMSolution):
             prep.info["batched"] = False
             out[pos] = prep
-        elif prep.red.A.shape[1] + prep.red.Zq.shape[1] > _DENSE_MAX:
+        elif prep.red.A.shape[1] + prep.red.Zq.shape[1] > DENSE_MAX:
             out[pos] = _single(prep, tol)
         else:
             groups[prep.key].append(prep)
