@@ -164,8 +164,8 @@ def solve_lifted_nuc(problem: RotaryConstraintSet, tol: float = 1e-6) -> RotaryS
         Mr, W0r = _onto_rows(red, Mr, W0r)
         M = np.einsum("ai,fij,bj->fab", U, Mr, V.conj())
         W0 = None if W0r is None or U0 is None or V0 is None else U0 @ W0r @ V0.T
-        M, W0 = feasible_rescale(problem, M, W0)
-        return finish(problem, "nuc", M, W0, y, tol, {**info, "polish": how})
+        M, W0, vals = feasible_rescale(problem, M, W0)
+        return finish(problem, "nuc", M, W0, y, tol, {**info, "polish": how}, vals=vals)
 
     sol = certify(Mr, W0r, lam, "none")
     # the tangent polish with face-corrected multipliers, kept when it certifies better
