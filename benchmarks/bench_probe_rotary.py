@@ -33,7 +33,8 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-KEYS = ("layer", "head", "m", "n", "exact", "selections_reproduced", "exact_prob_error",
+KEYS = ("layer", "head", "m", "n", "exact", "nuc_status", "corr_nuc", "nuc_seconds", "rows_nuc",
+        "selections_reproduced", "exact_prob_error",
         "rope_form_error", "status", "corr_fro", "corr_control", "corr_control_max",
         "solve_seconds", "argmax_reproduced", "rope_status", "corr_rope", "corr_rope_control",
         "corr_rope_control_max", "rope_gap", "rope_seconds", "rope_solve_seconds", "rope_rank",
@@ -80,7 +81,10 @@ def run(args: argparse.Namespace) -> None:
     seqs = make_sequences(ad.tokenizer, read_corpus(None), seq_len=args.seq_len,
                           max_queries=args.max_queries)
     caps = [ad.capture(s, todo) for s in seqs]
+    # with --nuclear-rows N both nuclear targets (position-free and lifted) use the first N
+    # query rows
     opts = ProbeOptions(nuclear=args.nuclear_rows > 0, graph=False,
+                        nuclear_rows=args.nuclear_rows if args.nuclear_rows > 0 else None,
                         rope_nuclear_rows=max(1, args.nuclear_rows))
     for li in todo:
         t1, load1 = time.time(), os.getloadavg()
