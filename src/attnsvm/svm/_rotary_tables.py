@@ -83,47 +83,60 @@ class RotaryTables:
     def values(self, M: np.ndarray) -> np.ndarray:
         """Row values ``sum_f Re(cs_kf xs^T M_f z - co_kf xo^T M_f z)``, shape (m,).
 
-        ``P_f = Xk M_f Zq^T`` is formed over the tables (``F nk nq`` entries), in real
-        arithmetic.
+        ``Y_f = M_f Zq^T`` over the queries (one matrix product), then ``x_t . Y_f[:, j]``
+        only at the (key, query) cells the rows use; real arithmetic.
         """
         M = np.asarray(M, dtype=np.complex128)
-        PR, PI = (_sandwich(self.Xk, part, self.Zq) for part in (M.real, M.imag))
+        F, d, d2 = M.shape
+        nq = self.Zq.shape[0]
+        cells, inv = np.unique(np.concatenate([self.ks * nq + self.q, self.ko * nq + self.q]),
+                               return_inverse=True)
+        kt, qj = cells // nq, cells % nq
+        out = np.empty((2, F, cells.size))
+        step = max(1, 2_000_000 // max(1, F * d))
+        for p, part in enumerate((M.real, M.imag)):
+            # Y[j] = (M_f z_j)_f, (nq, F, d): one product, laid out for gathers by query
+            Y = (self.Zq @ np.ascontiguousarray(part).reshape(F * d, d2).T).reshape(nq, F, d)
+            for s in range(0, cells.size, step):
+                c = slice(s, min(cells.size, s + step))
+                out[p][:, c] = np.einsum("cd,cfd->fc", self.Xk[kt[c]], Y[qj[c]])
+        inv = inv.ravel()
+        s_, o_ = inv[: self.m], inv[self.m:]
         cs, co = self.phases()
-        vs = (cs.real.T * PR[:, self.ks, self.q] - cs.imag.T * PI[:, self.ks, self.q])
-        vo = (co.real.T * PR[:, self.ko, self.q] - co.imag.T * PI[:, self.ko, self.q])
+        vs = cs.real.T * out[0][:, s_] - cs.imag.T * out[1][:, s_]
+        vo = co.real.T * out[0][:, o_] - co.imag.T * out[1][:, o_]
         return np.asarray(np.sum(vs - vo, axis=0))
 
     def combine(self, w: np.ndarray) -> np.ndarray:
         """``G_f = sum_k w_k a_kf z_k^T = Xk^T C_f Zq``, (F, d, d2) complex.
 
         ``C_f[t, j]`` collects ``w_k conj(c_s)`` at ``(ks_k, q_k)`` and ``-w_k conj(c_o)`` at
-        ``(ko_k, q_k)``; only rows with ``w_k != 0`` enter.
+        ``(ko_k, q_k)``; only rows with ``w_k != 0`` enter.  ``C_f Zq`` is a sparse product
+        (one nonzero per cell), ``Xk^T (C Zq)`` one matrix product.
         """
+        from scipy.sparse import csr_matrix
+
         w = np.asarray(w, dtype=np.float64)
         nz = np.flatnonzero(w)
         F, nk, nq = self.freqs.size, self.Xk.shape[0], self.Zq.shape[0]
+        d, d2 = self.Xk.shape[1], self.Zq.shape[1]
         sub = self.subset(nz)
         cs, co = sub.phases()
         wk = w[nz]
-        # C[f, t, j] by one bincount over (f, cell): conj(c) = cos - i sin
-        cells = np.concatenate([sub.ks * nq + sub.q, sub.ko * nq + sub.q])
-        where = (np.arange(F)[:, None] * (nk * nq) + cells[None, :]).ravel()
+        # conj(c) = cos - i sin; rows (f, key t), columns query j
+        used, keys = np.unique(np.concatenate([sub.ks, sub.ko]), return_inverse=True)
+        nk = used.size                                  # only the keys the rows use
+        rows = (np.arange(F)[:, None] * nk + keys.ravel()[None, :]).ravel()
+        cols = np.tile(np.concatenate([sub.q, sub.q]), F)
         wre = np.concatenate([wk[:, None] * cs.real, -wk[:, None] * co.real]).T.ravel()
         wim = np.concatenate([-wk[:, None] * cs.imag, wk[:, None] * co.imag]).T.ravel()
-        CR = np.bincount(where, weights=wre, minlength=F * nk * nq).reshape(F, nk, nq)
-        CI = np.bincount(where, weights=wim, minlength=F * nk * nq).reshape(F, nk, nq)
-        GR, GI = (_sandwich(self.Xk.T, part, self.Zq.T) for part in (CR, CI))
-        return np.asarray(GR + 1j * GI)
-
-
-def _sandwich(L: np.ndarray, Mid: np.ndarray, R: np.ndarray) -> np.ndarray:
-    """``L @ Mid[f] @ R^T`` for every f, shape (F, L.shape[0], R.shape[0]), as two large
-    matrix products (a batch of small products is many times slower under load)."""
-    F, a, b = Mid.shape
-    T1 = L @ np.ascontiguousarray(Mid.transpose(1, 0, 2)).reshape(a, F * b)   # (p, F b)
-    T1 = T1.reshape(L.shape[0], F, b).reshape(L.shape[0] * F, b)
-    out = (T1 @ R.T).reshape(L.shape[0], F, R.shape[0])
-    return np.ascontiguousarray(out.transpose(1, 0, 2))
+        G = []
+        for wv in (wre, wim):
+            C = csr_matrix((wv, (rows, cols)), shape=(F * nk, nq))
+            T = np.asarray(C @ self.Zq).reshape(F, nk, d2)        # (F, nk, d2)
+            Tm = np.ascontiguousarray(T.transpose(1, 0, 2)).reshape(nk, F * d2)
+            G.append((self.Xk[used].T @ Tm).reshape(d, F, d2).transpose(1, 0, 2))
+        return np.asarray(G[0] + 1j * G[1])
 
 
 class _Phi:
