@@ -85,3 +85,26 @@ def test_table_solver_equals_factor_solver(free):
     assert a.objective == pytest.approx(b.objective, rel=1e-10)
     assert a.info["certified_gap"] <= 1e-9 and np.min(P.values(a.M, a.W0)) >= 1 - 1e-9
     assert np.max(np.abs(a.dual - b.dual)) <= 1e-8 * np.max(b.dual)
+
+
+def test_newton_jacobian_is_the_derivative_of_its_system():
+    """The analytic Jacobian of the face system equals central differences (exact for a
+    system of degree two), complex blocks and a real free block."""
+    from attnsvm.svm import _rotary_newton as nt
+
+    rng = np.random.default_rng(4)
+    s, d1, d2 = 6, 4, 3
+    blocks = [(rng.standard_normal((s, d1)) + 1j * rng.standard_normal((s, d1)),
+               rng.standard_normal((s, d2)), None, False),
+              (rng.standard_normal((s, 2)), rng.standard_normal((s, 3)), None, True)]
+    shapes = [(d1, d2, 2, False), (2, 3, 1, True)]
+    n_x = 2 * 2 * (d1 + d2) + 1 * (2 + 3) + s
+    x = rng.standard_normal(n_x)
+
+    def res(x):
+        return nt.residual(blocks, shapes, x, s, np.zeros(s))
+
+    J = nt._jacobian(blocks, shapes, x, s)
+    E = np.eye(n_x)
+    Jd = np.stack([(res(x + E[j]) - res(x - E[j])) / 2 for j in range(n_x)], axis=1)
+    assert J.shape == Jd.shape and np.max(np.abs(J - Jd)) <= 1e-12
