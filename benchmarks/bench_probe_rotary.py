@@ -109,6 +109,13 @@ def _f(v: Any, fmt: str = ".4f") -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def _top(shares: list[float] | None) -> float:
+    """Share of the highest quarter of the frequencies (inv_freq is in decreasing order)."""
+    if not shares:
+        return float("nan")
+    return float(sum(shares[: max(1, len(shares) // 4)]))
+
+
 def summary(args: argparse.Namespace) -> None:
     files = sorted(Path(args.out_dir).glob("layer-*.json"))
     recs = [json.loads(f.read_text()) for f in files]
@@ -124,9 +131,10 @@ def summary(args: argparse.Namespace) -> None:
     print()
     print("| layer | exact | sel. repr. (min) | argmax repr. pos-free (mean) | pos-free optimal "
           "| corr_fro med. (mean control) | > mean / > max control (pos-free) "
-          "| corr_rope med. (mean control) | > mean / > max control (lifted) "
-          "| rope gap (max) | speed lifted/pos-free (median; solve only) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| lifted optimal | corr_rope med. (mean control) | > mean / > max control (lifted) "
+          "| rope gap (max) | high-freq. share head / SVM | speed lifted/pos-free "
+          "(median; solve only) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     tot: dict[str, int] = dict.fromkeys(("h", "pf", "pfm", "pfx", "rm", "rx", "ex"), 0)
     ratios: list[float] = []
     sratios: list[float] = []
@@ -156,9 +164,12 @@ def summary(args: argparse.Namespace) -> None:
               f"| {len(opt)}/{len(H)} "
               f"| {_f(med([h['corr_fro'] for h in opt]))} "
               f"({_f(mean([h['corr_control'] for h in opt]))}) | {pfm} / {pfx} "
+              f"| {sum(h['rope_status'] == 'optimal' for h in H)}/{len(H)} "
               f"| {_f(med([h['corr_rope'] for h in rope]))} "
               f"({_f(mean([h['corr_rope_control'] for h in rope]))}) | {rm} / {rx} "
               f"| {_f(max((h['rope_gap'] for h in rope), default=None), '.1e')} "
+              f"| {_f(mean([_top(h['freq_share_head']) for h in rope]), '.2f')} / "
+              f"{_f(mean([_top(h['freq_share_svm']) for h in rope]), '.2f')} "
               f"| {_f(med(rr), '.2f')}; {_f(med(sr), '.2f')} |")
     print()
     print(f"Totals: {tot['ex']}/{tot['h']} heads exact; position-free feasible {tot['pf']}/"
