@@ -21,6 +21,8 @@ nor any inner product with a parameter living in that span.  Record fields:
   ``||M_f||_F^2 / (sum_f ||M_f||_F^2 + ||W_0||_F^2)``; ``w0_share_*`` the rest;
 - ``rope_form_error``: the largest gap between the lifted head's row values and its own score
   differences, relative to their scale (an exactness check of the lifted form);
+- ``rope_seconds`` (all of the lifted target's work: features, tables, solve, certificate)
+  and ``rope_solve_seconds`` (the solve and its certificate);
 - ``rope_status``, ``rope_objective``, ``rope_gap`` (certified), ``rope_margin_ratio``, ...
 """
 
@@ -45,7 +47,8 @@ ROPE_FIELDS = (
     "corr_rope_nuc_control", "corr_rope_nuc_control_max", "freq_share_head", "freq_share_svm",
     "freq_share_svm_nuc",
     "w0_share_head", "w0_share_svm", "rope_status", "rope_objective", "rope_gap",
-    "rope_margin_ratio", "rope_violated_share", "rope_support", "rope_seconds", "rope_rank",
+    "rope_margin_ratio", "rope_violated_share", "rope_support", "rope_seconds",
+    "rope_solve_seconds", "rope_rank",
     "rope_form_error", "rope_nuc_status", "rope_nuc_objective", "rope_nuc_gap",
     "rope_nuc_seconds", "rope_F", "rows_rope_nuc",
 )
@@ -109,6 +112,42 @@ class LiftedFactors:
         """``sqrt(sum_f ||M_f||_F^2 + ||W_0||_F^2)``."""
         per, w0 = self.block_norms2()
         return float(np.sqrt(per.sum() + w0))
+
+    def _factors(self, B: np.ndarray, C: np.ndarray, r: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``conj(v) B``, ``u C`` (F, r) and ``K0 B``, ``Q0 C`` (d_head - rot_dims, r),
+        zero-padded to width r."""
+        vb = np.zeros((self.u.shape[0], r), dtype=np.complex128)
+        uc = np.zeros((self.u.shape[0], r), dtype=np.complex128)
+        vb[:, : B.shape[1]], uc[:, : C.shape[1]] = np.conj(self.v) @ B, self.u @ C
+        kb = np.zeros((self.K0.shape[0], r))
+        qc = np.zeros((self.Q0.shape[0], r))
+        kb[:, : B.shape[1]], qc[:, : C.shape[1]] = self.K0 @ B, self.Q0 @ C
+        return vb, uc, kb, qc
+
+    def inner(self, B: np.ndarray, C: np.ndarray, M: np.ndarray, W0: np.ndarray | None
+              ) -> float:
+        """``sum_f Re tr(Mh_f^H M_f) + <W0h, W0>`` of the reduced head ``(Mh, W0h)`` (as
+        :meth:`reduced` gives it) with ``(M, W0)`` (F, r, r), without forming ``Mh``."""
+        vb, uc, kb, qc = self._factors(B, C, M.shape[1])
+        ip = self.c * float(np.einsum("fi,fij,fj->", np.conj(vb), M, np.conj(uc),
+                                      optimize=True).real)
+        if W0 is not None and self.has_w0:
+            ip += self.scale * float(np.sum((kb @ W0) * qc))
+        return ip
+
+    def row_values(self, tables: Any, B: np.ndarray, C: np.ndarray, r: int) -> np.ndarray:
+        """The reduced head's lifted row values on ``tables`` (a
+        :class:`~attnsvm.svm.rotary.RotaryTables` in the reduced coordinates), (m,)."""
+        vb, uc, kb, qc = self._factors(B, C, r)
+        kv, qu = tables.Xk @ vb.T, tables.Zq @ uc.T          # (nk, F), (nq, F)
+        cs, co = tables.phases()
+        qq = qu[tables.q]
+        v = self.c * np.sum((cs * kv[tables.ks] - co * kv[tables.ko]) * qq, axis=1).real
+        if self.has_w0:
+            k0, q0 = tables.Xk @ kb.T, tables.Zq @ qc.T
+            v = v + self.scale * np.sum((k0[tables.ks] - k0[tables.ko]) * q0[tables.q], axis=1)
+        return np.asarray(v)
 
     def reduced(self, B: np.ndarray, C: np.ndarray, r: int
                 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -183,7 +222,7 @@ def rope_block(
         Receives ``rope_basis_key`` (d_k, r_k), ``rope_basis_query`` (d_q, r_q), ``M_rope``
         (F, r, r) complex, ``W0_rope``, ``dual_rope`` (and the nuclear ones).
     """
-    from ..svm.rotary import lifted_norm, rotary_rows, solve_lifted
+    from ..svm.rotary import RotaryTables, lifted_norm, rotary_table_rows, solve_lifted
 
     out = rope_skipped()
     form = forms[head]
@@ -196,13 +235,15 @@ def rope_block(
     feats = [head_features(form, c) for c in captures]
     fac = LiftedFactors(form)
     norm_h = fac.norm()
-    fac_others = [LiftedFactors(f) for i, f in enumerate(forms) if i != head]
+    others = [(fo, fo.norm()) for fo in (LiftedFactors(f) for i, f in enumerate(forms)
+                                         if i != head)]
     S = [head_scores(form, c) for c in captures]
     seq_of, qpos = inst.seq_of, inst.qpos
 
-    def problem(keep: np.ndarray) -> tuple[Any, Any, np.ndarray, np.ndarray, list[Any]]:
-        """The lifted rows of the constraints ``keep`` in reduced coordinates, the head's
-        reduced parameter, its row values, the score differences, the reduced controls."""
+    def problem(keep: np.ndarray) -> tuple[Any, tuple[np.ndarray, np.ndarray], np.ndarray,
+                                           np.ndarray]:
+        """The lifted rows of the constraints ``keep`` in reduced coordinates (as tables), the
+        bases, the reduced head's row values and the head's own score differences."""
         idx = inst.index[keep]
         rows, t = idx[:, 0], idx[:, 1]
         seq, p, a = seq_of[rows], qpos[rows], inst.alpha[rows]
@@ -212,47 +253,47 @@ def rope_block(
         B = _basis(np.stack([feats[i][0][j] for i, j in used_k]))
         C = _basis(np.stack([feats[i][1][j] for i, j in used_q]))
         r = max(B.shape[1], C.shape[1])
-        Kr = [np.pad(k @ B, ((0, 0), (0, r - B.shape[1]))) for k, _ in feats]
-        Qr = [np.pad(q @ C, ((0, 0), (0, r - C.shape[1]))) for _, q in feats]
-        ksel = np.stack([Kr[i][j] for i, j in zip(seq, a, strict=True)])
-        koth = np.stack([Kr[i][j] for i, j in zip(seq, t, strict=True)])
-        zq = np.stack([Qr[i][j] for i, j in zip(seq, p, strict=True)])
-        free = (ksel, koth, zq) if fac.has_w0 else None
-        prob = rotary_rows(ksel, koth, zq, (p - a).astype(float), (p - t).astype(float),
-                           np.asarray(form.omega, dtype=np.float64), free=free, index=idx)
-        Mh_r, W0h_r = fac.reduced(B, C, r)
-        vals = prob.values(Mh_r, W0h_r)
+        Kr = np.concatenate([np.pad(k @ B, ((0, 0), (0, r - B.shape[1]))) for k, _ in feats])
+        Qr = np.concatenate([np.pad(q @ C, ((0, 0), (0, r - C.shape[1]))) for _, q in feats])
+        koff = np.cumsum([0] + [k.shape[0] for k, _ in feats])[:-1]
+        qoff = np.cumsum([0] + [q.shape[0] for _, q in feats])[:-1]
+        tab = RotaryTables(Xk=Kr, ks=koff[seq] + a, ko=koff[seq] + t, Zq=Qr, q=qoff[seq] + p,
+                           ds=(p - a).astype(float), do=(p - t).astype(float),
+                           freqs=np.asarray(form.omega, dtype=np.float64))
+        free = (Kr[tab.ks] - Kr[tab.ko], Qr[tab.q]) if fac.has_w0 else None
+        prob = rotary_table_rows(tab, free=free, index=idx)
+        vals = fac.row_values(tab, B, C, r)
         want = np.array([S[i][q, j] - S[i][q, k] for i, q, j, k in zip(seq, p, a, t,
                                                                        strict=True)])
-        oth = [fo.reduced(B, C, r) + (fo.norm(),) for fo in fac_others]
-        arrays_basis = (B, C)
-        return prob, (Mh_r, W0h_r, arrays_basis), vals, want, oth
+        return prob, (B, C), vals, want
 
-    prob, (Mh_r, W0h_r, (B, C)), vals, want, others = problem(np.ones(inst.m, dtype=bool))
+    prob, (B, C), vals, want = problem(np.ones(inst.m, dtype=bool))
     scale = max(1.0, float(np.abs(want).max()))
     out["rope_form_error"] = float(np.abs(vals - want).max() / scale)
     out["rope_violated_share"] = float(np.mean(vals <= 0))
     out["rope_rank"] = max(B.shape[1], C.shape[1])
     out["freq_share_head"], out["w0_share_head"] = _shares(fac)
 
-    def corr_with(M: np.ndarray, W0: np.ndarray | None, Mh: np.ndarray, W0h: np.ndarray | None,
-                  oth: list[Any]) -> tuple[float, list[float]]:
+    def corr_with(M: np.ndarray, W0: np.ndarray | None, B: np.ndarray, C: np.ndarray
+                  ) -> tuple[float, list[float]]:
         n = lifted_norm(M, W0)
-        c_head = lifted_inner(Mh, W0h, M, W0) / (norm_h * n)
-        c_oth = [lifted_inner(Mo, W0o, M, W0) / (no * n) for Mo, W0o, no in oth if no > 0]
+        c_head = fac.inner(B, C, M, W0) / (norm_h * n)
+        c_oth = [fo.inner(B, C, M, W0) / (no * n) for fo, no in others if no > 0]
         return c_head, c_oth
 
+    t_solve = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         sol = solve_lifted(prob, "fro")
     out["rope_seconds"] = time.perf_counter() - t0
+    out["rope_solve_seconds"] = time.perf_counter() - t_solve
     out["rope_status"] = sol.status
     arrays.update(rope_basis_key=B, rope_basis_query=C, dual_rope=np.asarray(sol.dual))
     if sol.M is None or sol.status == "infeasible":
         if sol.certificate is not None:
             arrays["certificate_rope"] = np.asarray(sol.certificate)
         return out
-    c_head, c_oth = corr_with(sol.M, sol.W0, Mh_r, W0h_r, others)
+    c_head, c_oth = corr_with(sol.M, sol.W0, B, C)
     out.update(
         corr_rope=c_head,
         corr_rope_control=float(np.mean(c_oth)) if c_oth else None,
@@ -273,14 +314,14 @@ def rope_block(
             out["rope_nuc_status"] = "empty"
             return out
         t1 = time.perf_counter()
-        prob_n, (Mh_n, W0h_n, _), _, _, oth_n = problem(keep)
+        prob_n, (B_n, C_n), _, _ = problem(keep)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             nuc = solve_lifted(prob_n, "nuc")
         out["rope_nuc_seconds"] = time.perf_counter() - t1
         out["rope_nuc_status"] = nuc.status
         if nuc.M is not None and nuc.status != "infeasible":
-            cn, cno = corr_with(nuc.M, nuc.W0, Mh_n, W0h_n, oth_n)
+            cn, cno = corr_with(nuc.M, nuc.W0, B_n, C_n)
             out.update(corr_rope_nuc=cn,
                        corr_rope_nuc_control=float(np.mean(cno)) if cno else None,
                        corr_rope_nuc_control_max=float(np.max(cno)) if cno else None,

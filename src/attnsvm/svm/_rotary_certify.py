@@ -53,31 +53,36 @@ def _shortfall(problem: RotaryConstraintSet, vals: np.ndarray) -> np.ndarray:
     return np.asarray(r / np.maximum(1.0, np.abs(b)))
 
 
-def feasible_rescale(problem: RotaryConstraintSet, M: np.ndarray, W0: np.ndarray | None
-                     ) -> tuple[np.ndarray, np.ndarray | None]:
+def feasible_rescale(problem: RotaryConstraintSet, M: np.ndarray, W0: np.ndarray | None,
+                     vals: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Scale ``Theta`` up so that every inequality row holds (possible when the equality rows
-    have ``b = 0`` and the inequality rows ``b > 0`` with positive values); else unchanged."""
+    have ``b = 0`` and the inequality rows ``b > 0`` with positive values); else unchanged.
+    Returns ``(M, W0, values)`` (``vals``: the row values of the given ``Theta``, if known)."""
     b = problem.rhs
-    vals = problem.values(M, W0)
+    vals = problem.values(M, W0) if vals is None else vals
     ne = problem.n_eq
     if np.any(b[:ne] != 0) or ne == problem.m or np.any(b[ne:] <= 0) or np.any(vals[ne:] <= 0):
-        return M, W0
+        return M, W0, vals
     s = float(np.max(b[ne:] / vals[ne:]))
     if s <= 1.0:
-        return M, W0
+        return M, W0, vals
     s = np.nextafter(s, np.inf)
-    return M * s, None if W0 is None else W0 * s
+    return M * s, None if W0 is None else W0 * s, vals * s
 
 
 def finish(problem: RotaryConstraintSet, norm: str, M: np.ndarray, W0: np.ndarray | None,
-           mu: np.ndarray, tol: float, info: dict[str, Any]) -> RotarySolution:
+           mu: np.ndarray, tol: float, info: dict[str, Any], vals: np.ndarray | None = None,
+           sums: tuple[np.ndarray, np.ndarray | None] | None = None) -> RotarySolution:
     """Certify ``Theta = (M, W0)`` with multipliers ``mu``; status ``optimal`` only when every
-    row holds to :data:`PRIMAL_TOL`, ``mu`` has the right signs and the gap is <= ``tol``."""
+    row holds to :data:`PRIMAL_TOL`, ``mu`` has the right signs and the gap is <= ``tol``
+    (``vals``: the row values of ``Theta``, ``sums``: ``problem.combine(mu)``, when the caller
+    has computed them)."""
     b = problem.rhs
     ne = problem.n_eq
-    vals = problem.values(M, W0)
+    vals = problem.values(M, W0) if vals is None else vals
     obj = objective(norm, M, W0)
-    G, G0 = problem.combine(mu)
+    G, G0 = problem.combine(mu) if sums is None else sums
     dn = lifted_norm(G, G0) if norm == "fro" else group_spectral(G, G0)
     dual_neg = float(max(0.0, -np.min(mu[ne:]))) if problem.m > ne else 0.0
     lb = float(np.dot(mu, b) / dn) if dn > 0 and dual_neg == 0 else 0.0

@@ -85,6 +85,29 @@ def _tangent_step(A: np.ndarray, Z: np.ndarray, U: np.ndarray, V: np.ndarray, re
     return np.asarray(U @ np.conj(X).T + Y @ np.conj(V).T)
 
 
+def _subgradient_fit(blocks: list, tops: list, S: np.ndarray, As: np.ndarray, y0: np.ndarray
+                     ) -> np.ndarray | None:
+    """Multipliers on ``S`` closest (least squares) to ``G_f V_f = U_f``, ``U_f^H G_f = V_f^H``
+    for every block, among those that keep ``As^T y = As^T y0`` (the face equations)."""
+    cols, target = [], []
+    for (A, Z, _, _), (U, _, V) in zip(blocks, tops, strict=True):
+        a, zz = A[S], Z[S].astype(complex)
+        gv = np.einsum("ki,kj->kij", a, zz @ V).reshape(S.size, -1)          # G V
+        ug = np.einsum("ki,kj->kij", a @ np.conj(U), zz).reshape(S.size, -1)  # U^H G
+        cols.append(np.concatenate([gv, ug], axis=1))
+        target.append(np.concatenate([U.ravel(), np.conj(V).T.ravel()]))
+    Rc, tc = np.concatenate(cols, axis=1).T, np.concatenate(target)
+    R = np.concatenate([Rc.real, Rc.imag])
+    t = np.concatenate([tc.real, tc.imag])
+    from scipy.linalg import null_space
+
+    N = null_space(As.T)
+    if N.shape[1] == 0:
+        return None
+    s = np.linalg.lstsq(R @ N, t - R @ y0, rcond=None)[0]
+    return np.asarray(y0 + N @ s)
+
+
 #: Newton steps of the tangent polish
 _STEPS = 4
 #: largest tangent system (rows x parameters) the polish forms; larger problems keep the
@@ -151,4 +174,13 @@ def face_candidates(red: RotaryConstraintSet, M: np.ndarray, W0: np.ndarray | No
             e = np.concatenate([np.trace(f[1], axis1=1, axis2=2).real for f in faces])
             y = np.zeros(red.m)
             y[S] = lam[S] + np.linalg.lstsq(As.T, e - As.T @ lam[S], rcond=None)[0]
-            yield np.stack(Ms[:F]), (Ms[-1].real if len(blocks) > F else None), y
+            Mout = np.stack(Ms[:F]), (Ms[-1].real if len(blocks) > F else None)
+            yield Mout[0], Mout[1], y
+            # the whole subgradient, G_f V_f = U_f and U_f^H G_f = V_f^H, in least squares
+            # with the face equations kept: ||G_f||_2 - 1 then falls to the square of the
+            # residual (the least change above leaves the off-face parts of G_f at ~1e-5)
+            z = _subgradient_fit(blocks, tops, S, As, y[S])
+            if z is not None:
+                y2 = np.zeros(red.m)
+                y2[S] = z
+                yield Mout[0], Mout[1], y2

@@ -21,6 +21,7 @@ from .._numerics import row_scale, safe_norm
 from ..constraints import ConstraintSet
 from ..exceptions import ConvergenceWarning
 from ._rotary_certify import feasible_rescale, finish
+from ._rotary_tables import PhaseKernel
 from ._working_set import solve_hard_margin
 from .rotary import RotaryConstraintSet, RotarySolution
 
@@ -112,6 +113,8 @@ def solve_lifted_fro(problem: RotaryConstraintSet, tol: float = 1e-9) -> RotaryS
         ``sum(mu b) = ||Theta||`` at the optimum), or ``certificate`` when infeasible.
     """
     start = time.perf_counter()
+    if problem.tables is not None:
+        return _solve_tables(problem, tol, start)
     m = problem.m
     L = np.concatenate([problem.A.real.reshape(m, -1), problem.A.imag.reshape(m, -1)]
                        + ([] if problem.A0 is None else [problem.A0]), axis=1)
@@ -134,8 +137,58 @@ def solve_lifted_fro(problem: RotaryConstraintSet, tol: float = 1e-9) -> RotaryS
     lam[res.active] = res.lam
     mu = lam / (nrm * sA * sZ) if nrm > 0 else lam
     M, W0 = kernel.split(w_unit / (sA * sZ))
-    M, W0 = feasible_rescale(problem, M, W0)
+    M, W0, _ = feasible_rescale(problem, M, W0)
     sol = finish(problem, "fro", M, W0, mu, tol, info)
+    if res.status != "optimal":
+        sol.status = "inaccurate"
+        warnings.warn(f"the working-set solver {res.shortfall}; the lifted answer is "
+                      "reported inaccurate", ConvergenceWarning, stacklevel=3)
+    sol.info["seconds"] = time.perf_counter() - start
+    return sol
+
+
+def _solve_tables(problem: RotaryConstraintSet, tol: float, start: float) -> RotarySolution:
+    """The same solve on rows held as tables: the working set runs on :class:`PhaseKernel`
+    (Gram entries by table look-ups, primal points as coefficient vectors) and ``M`` is
+    formed once from the multipliers; the certificate is computed from that explicit ``M``."""
+    t = problem.tables
+    assert t is not None
+    m = problem.m
+    key_diag = PhaseKernel(t).diag() / np.maximum(np.einsum("kd,kd->k", t.Zq, t.Zq)[t.q],
+                                                  1e-300)
+    if problem.A0 is not None:
+        key_diag = key_diag + np.einsum("kd,kd->k", problem.A0, problem.A0)
+    sA = float(np.sqrt(np.max(key_diag))) if m else 1.0
+    sA = sA if sA > 0 else 1.0
+    Zall = t.Zq if problem.Z0 is None else np.concatenate([problem.Zc, problem.Z0], 1)
+    sZ = row_scale(Zall)
+    kernel = PhaseKernel(t, problem.A0, problem.Z0, sA, sZ)
+    b = problem.rhs
+    res = solve_hard_margin(kernel, b, n_eq=problem.n_eq, tol=min(tol, 1e-10))
+    info = {"solver": f"working-set ({res.method}) on the phase kernel of the tables",
+            "iterations": res.iterations, "rounds": res.rounds}
+    if res.status == "infeasible":
+        assert res.certificate is not None
+        info["seconds"] = time.perf_counter() - start
+        return RotarySolution(status="infeasible", norm="fro", M=None, W0=None,
+                              dual=np.zeros(m), objective=float("inf"),
+                              certificate=res.certificate, info=info)
+    c = res.point(kernel)                      # Theta_scaled = sum_k c_k g_k / (sA sZ)
+    nz = np.flatnonzero(c)
+    nrm = float(np.sqrt(max(float(c[nz] @ kernel.block(nz, nz) @ c[nz]), 0.0)))
+    lam = np.zeros(m)
+    lam[res.active] = res.lam
+    mu = lam / (nrm * sA * sZ) if nrm > 0 else lam
+    # Theta = Theta_scaled / (sA sZ) with g_k = (a_k / sA)(z_k / sZ)^T: coefficients / (sA sZ)^2
+    M, W0 = problem.combine(c / (sA * sZ) ** 2)
+    G = None
+    if np.array_equal(c, lam) and nrm > 0:
+        # mu = c (sA sZ) / nrm * (the coefficients of M): combine is linear
+        f = (sA * sZ) / nrm
+        G = (M * f, None if W0 is None else W0 * f)
+    vals = problem.values(M, W0)
+    M, W0, vals = feasible_rescale(problem, M, W0, vals)
+    sol = finish(problem, "fro", M, W0, mu, tol, info, vals=vals, sums=G)
     if res.status != "optimal":
         sol.status = "inaccurate"
         warnings.warn(f"the working-set solver {res.shortfall}; the lifted answer is "

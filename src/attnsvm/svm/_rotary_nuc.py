@@ -20,6 +20,7 @@ whose nuclear norm is twice the complex one; each row is linear in ``(R_f, I_f)`
 
 from __future__ import annotations
 
+import itertools
 import time
 import warnings
 from typing import Any
@@ -31,6 +32,7 @@ from ..exceptions import MissingDependencyError
 from ._rotary_certify import PRIMAL_TOL, feasible_rescale, finish
 from ._rotary_face import face_candidates
 from ._rotary_fro import LiftedKernel
+from ._rotary_newton import newton_candidate
 from .rotary import RotaryConstraintSet, RotarySolution
 
 __all__ = ["solve_lifted_nuc", "reduce_problem"]
@@ -164,18 +166,33 @@ def solve_lifted_nuc(problem: RotaryConstraintSet, tol: float = 1e-6) -> RotaryS
         Mr, W0r = _onto_rows(red, Mr, W0r)
         M = np.einsum("ai,fij,bj->fab", U, Mr, V.conj())
         W0 = None if W0r is None or U0 is None or V0 is None else U0 @ W0r @ V0.T
-        M, W0 = feasible_rescale(problem, M, W0)
-        return finish(problem, "nuc", M, W0, y, tol, {**info, "polish": how})
+        M, W0, vals = feasible_rescale(problem, M, W0)
+        return finish(problem, "nuc", M, W0, y, tol, {**info, "polish": how}, vals=vals)
 
     sol = certify(Mr, W0r, lam, "none")
+    starts = [(Mr, W0r, lam)]
+
+    def better(cand: RotarySolution) -> bool:
+        return bool(cand.info["kkt"]["primal"] <= PRIMAL_TOL and cand.info["kkt"]["dual"] == 0
+                    and cand.info["certified_gap"] < sol.info["certified_gap"])
+
     # the tangent polish with face-corrected multipliers, kept when it certifies better
     for Mc, W0c, y in face_candidates(red, Mr, W0r, lam):
         cand = certify(Mc, W0c, y, "tangent")
-        if cand.info["kkt"]["primal"] <= PRIMAL_TOL and cand.info["kkt"]["dual"] == 0 and \
-                cand.info["certified_gap"] < sol.info["certified_gap"]:
+        starts.insert(0, (Mc, W0c, y))
+        if better(cand):
             sol = cand
         if sol.info["certified_gap"] <= 1e-12:
             break
+    # Newton on the face's optimality system (_rotary_newton) from each point so far
+    for (Ms, W0s, ys), rtol, share in itertools.product(starts, (1e-6, 1e-4), (1e-6, 1e-4)):
+        if sol.info["certified_gap"] <= 1e-12:
+            break
+        nt = newton_candidate(red, Ms, W0s if red.A0 is not None else None, ys, rtol, share)
+        if nt is not None:
+            cand = certify(nt[0], nt[1], nt[2], "newton")
+            if better(cand):
+                sol = cand
     blocks = [] if sol.M is None else list(sol.M)
     sol.info["ranks"] = [int(np.sum(np.linalg.svd(Mf, compute_uv=False)
                                     > 1e-7 * max(1e-300, np.abs(Mf).max()))) for Mf in blocks]

@@ -27,12 +27,15 @@ import numpy as np
 from .._validation import as_float_array, as_int_array, check_choice, check_positive
 from ..exceptions import InvalidInputError
 from ._rotary_forms import head_lifted, lifted_correlation, lifted_norm, lifted_scores
+from ._rotary_tables import RotaryTables
 
 __all__ = [
     "RotaryConstraintSet",
     "RotarySolution",
     "rotary_constraints",
     "rotary_rows",
+    "rotary_table_rows",
+    "RotaryTables",
     "solve_lifted",
     "lifted_scores",
     "lifted_values",
@@ -42,12 +45,14 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, eq=False)
 class RotaryConstraintSet:
     """Lifted Att-SVM rows ``sum_f <A[k, f] Zc[k]^T, M_f> + A0[k]^T W0 Z0[k] (= or >=) b_k``.
 
     ``<A, B> = Re tr(A^H B)``, so a row's value is
-    ``sum_f Re(conj(A[k, f])^T M_f Zc[k]) + A0[k]^T W0 Z0[k]``.
+    ``sum_f Re(conj(A[k, f])^T M_f Zc[k]) + A0[k]^T W0 Z0[k]``.  Built either from the
+    factors ``A`` and ``Zc`` or, by :func:`rotary_rows` and :func:`rotary_table_rows`, from
+    :class:`~._rotary_tables.RotaryTables` (keys, queries, relative positions), in which case
+    ``A`` and ``Zc`` are formed only when asked for and the solvers use the tables.
 
     Attributes
     ----------
@@ -66,31 +71,55 @@ class RotaryConstraintSet:
         The first ``n_eq`` rows are equalities.
     A0, Z0 : ndarray, shapes (m, d0), optional
         Factors of the position-free block ``W0`` (d0, d0).
+    tables : RotaryTables or None
+        The rows as tables (None when built from ``A``).
     """
 
-    A: np.ndarray
-    Zc: np.ndarray
-    freqs: np.ndarray
-    index: np.ndarray
-    b: np.ndarray | None = field(default=None)
-    n_eq: int = 0
-    A0: np.ndarray | None = field(default=None)
-    Z0: np.ndarray | None = field(default=None)
+    def __init__(self, A: np.ndarray | None = None, Zc: np.ndarray | None = None,
+                 freqs: np.ndarray | None = None, index: np.ndarray | None = None,
+                 b: np.ndarray | None = None, n_eq: int = 0, A0: np.ndarray | None = None,
+                 Z0: np.ndarray | None = None, tables: RotaryTables | None = None) -> None:
+        if tables is None and (A is None or Zc is None):
+            raise InvalidInputError("A RotaryConstraintSet needs 'A' and 'Zc' or 'tables'.")
+        self._A, self._Zc = A, Zc
+        self.tables = tables
+        self.freqs = np.asarray(tables.freqs if freqs is None and tables is not None
+                                else freqs, dtype=np.float64)
+        m = tables.m if tables is not None else int(np.asarray(A).shape[0])
+        self.index = (np.stack([np.arange(m), np.zeros(m, dtype=np.int64)], 1)
+                      if index is None else index)
+        self.b, self.n_eq, self.A0, self.Z0 = b, int(n_eq), A0, Z0
+
+    @property
+    def A(self) -> np.ndarray:
+        """The key factors (m, F, d) complex (formed from the tables on first use)."""
+        if self._A is None:
+            assert self.tables is not None
+            self._A = self.tables.factors()
+        return self._A
+
+    @property
+    def Zc(self) -> np.ndarray:
+        """The query of each row, (m, d2)."""
+        if self._Zc is None:
+            assert self.tables is not None
+            self._Zc = self.tables.Zq[self.tables.q]
+        return self._Zc
 
     @property
     def m(self) -> int:
         """Number of rows."""
-        return int(self.A.shape[0])
+        return self.tables.m if self.tables is not None else int(self.A.shape[0])
 
     @property
     def F(self) -> int:
         """Number of frequency blocks."""
-        return int(self.A.shape[1])
+        return int(self.freqs.size) if self.tables is not None else int(self.A.shape[1])
 
     @property
     def d(self) -> int:
         """Dimension of the rotary blocks (``M_f`` is (d, d))."""
-        return int(self.A.shape[2])
+        return int(self.tables.Xk.shape[1]) if self.tables is not None else int(self.A.shape[2])
 
     @property
     def d0(self) -> int:
@@ -104,17 +133,23 @@ class RotaryConstraintSet:
 
     def values(self, M: np.ndarray, W0: np.ndarray | None = None) -> np.ndarray:
         """Row values ``sum_f Re(conj(A[k,f]) @ M_f @ Zc[k]) (+ A0[k] @ W0 @ Z0[k])``, (m,)."""
-        MZ = np.einsum("fij,kj->kfi", np.asarray(M, dtype=np.complex128), self.Zc)
-        v = np.einsum("kfi,kfi->k", np.conj(self.A), MZ).real
+        if self.tables is not None:
+            v = self.tables.values(M)
+        else:
+            MZ = np.einsum("fij,kj->kfi", np.asarray(M, dtype=np.complex128), self.Zc)
+            v = np.einsum("kfi,kfi->k", np.conj(self.A), MZ).real
         if self.A0 is not None and W0 is not None:
             assert self.Z0 is not None
-            v = v + np.einsum("ki,ij,kj->k", self.A0, W0, self.Z0)
-        return v
+            v = v + np.einsum("ki,ki->k", self.A0 @ W0, self.Z0)
+        return np.asarray(v)
 
     def combine(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """``G_f = sum_k w_k A[k, f] Zc[k]^T`` (F, d, d) complex and ``G0`` (d0, d0) or None."""
         w = np.asarray(weights, dtype=np.float64)
-        G = np.einsum("k,kfi,kj->fij", w, self.A, self.Zc)
+        if self.tables is not None:
+            G = self.tables.combine(w)
+        else:
+            G = np.einsum("k,kfi,kj->fij", w, self.A, self.Zc, optimize=True)
         G0 = None
         if self.A0 is not None:
             assert self.Z0 is not None
@@ -125,10 +160,12 @@ class RotaryConstraintSet:
         """The rows selected by a boolean mask or index array (``n_eq`` recounted)."""
         sel = np.arange(self.m)[mask]
         return RotaryConstraintSet(
-            A=self.A[sel], Zc=self.Zc[sel], freqs=self.freqs, index=self.index[sel],
-            b=self.rhs[sel], n_eq=int(np.sum(sel < self.n_eq)),
+            A=None if self._A is None else self._A[sel],
+            Zc=None if self._Zc is None else self._Zc[sel], freqs=self.freqs,
+            index=self.index[sel], b=self.rhs[sel], n_eq=int(np.sum(sel < self.n_eq)),
             A0=None if self.A0 is None else self.A0[sel],
-            Z0=None if self.Z0 is None else self.Z0[sel])
+            Z0=None if self.Z0 is None else self.Z0[sel],
+            tables=None if self.tables is None else self.tables.subset(sel))
 
 
 @dataclass
@@ -165,11 +202,6 @@ class RotarySolution:
 
 
 # --------------------------------------------------------------------------- row builders
-def _phase(freqs: np.ndarray, dpos: np.ndarray) -> np.ndarray:
-    """``conj(exp(1j freqs[f] dpos))``, shape dpos.shape + (F,)."""
-    return np.exp(-1j * np.asarray(dpos, dtype=np.float64)[..., None] * freqs)
-
-
 def rotary_rows(
     keys_sel: np.ndarray,
     keys_other: np.ndarray,
@@ -213,7 +245,11 @@ def rotary_rows(
     ds = as_float_array("dpos_sel", dpos_sel, 1, (m,))
     do = as_float_array("dpos_other", dpos_other, 1, (m,))
     fr = as_float_array("freqs", freqs, 1)
-    A = _phase(fr, ds)[:, :, None] * xs[:, None, :] - _phase(fr, do)[:, :, None] * xo[:, None, :]
+    Xk, kinv = np.unique(np.concatenate([xs, xo]), axis=0, return_inverse=True)
+    Zq, qinv = np.unique(Z, axis=0, return_inverse=True)
+    kinv, qinv = kinv.ravel(), qinv.ravel()
+    tables = RotaryTables(Xk=Xk, ks=kinv[:m], ko=kinv[m:], Zq=Zq, q=qinv, ds=ds, do=do,
+                          freqs=fr)
     A0 = Z0 = None
     if free is not None:
         k0s = as_float_array("keys0_sel", free[0], 2, (m, None))
@@ -225,7 +261,40 @@ def rotary_rows(
         raise InvalidInputError(f"The 'n_eq' parameter must be in [0, {m}]. Got {n_eq} instead.")
     idx = (np.stack([np.arange(m), np.zeros(m, dtype=np.int64)], 1) if index is None
            else as_int_array("index", index, 2, (m, 2)))
-    return RotaryConstraintSet(A=A, Zc=Z, freqs=fr, index=idx, b=bb, n_eq=int(n_eq), A0=A0, Z0=Z0)
+    return RotaryConstraintSet(Zc=Z, freqs=fr, index=idx, b=bb, n_eq=int(n_eq), A0=A0, Z0=Z0,
+                               tables=tables)
+
+
+def rotary_table_rows(tables: RotaryTables, b: np.ndarray | None = None, n_eq: int = 0, *,
+                      free: tuple[np.ndarray, np.ndarray] | None = None,
+                      index: np.ndarray | None = None) -> RotaryConstraintSet:
+    """Lifted rows from tables of keys and queries (no (m, F, d) factors are formed).
+
+    Parameters
+    ----------
+    tables : RotaryTables
+        Key table, query table, the indices of each row's two keys and query, and the
+        relative positions.
+    b : ndarray, shape (m,), optional
+    n_eq : int
+    free : (A0, Z0), shapes (m, d0), (m, d0'), optional
+        Position-free block factors (key difference and query of each row).
+    index : ndarray of int, shape (m, 2), optional
+
+    Returns
+    -------
+    RotaryConstraintSet
+    """
+    m = tables.m
+    if not 0 <= int(n_eq) <= m:
+        raise InvalidInputError(f"The 'n_eq' parameter must be in [0, {m}]. Got {n_eq} instead.")
+    A0 = Z0 = None
+    if free is not None:
+        A0 = as_float_array("A0", free[0], 2, (m, None))
+        Z0 = as_float_array("Z0", free[1], 2, (m, None))
+    bb = None if b is None else as_float_array("b", b, 1, (m,))
+    return RotaryConstraintSet(freqs=tables.freqs, index=index, b=bb, n_eq=int(n_eq), A0=A0,
+                               Z0=Z0, tables=tables)
 
 
 def rotary_constraints(
