@@ -43,6 +43,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "bidirectional_inverse_layer": dict(scale_attn_by_inverse_layer_idx=True,
                                         attention_dir="bidirectional"),
     "split_qkv_no_norm": dict(normalization_type=None, use_split_qkv_input=True),
+    # QK-norm per head (Gemma 3 / Qwen3 style), grouped key heads, rotary
+    "qk_norm_rotary_gqa": dict(positional_embedding_type="rotary", rotary_dim=8,
+                               use_qk_norm=True, n_key_value_heads=2, normalization_type="RMS"),
+    # OLMo-2: post-norm blocks, q/k normalized over all heads of the layer
+    "olmo2_qk_norm": dict(positional_embedding_type="rotary", rotary_dim=8,
+                          original_architecture="Olmo2ForCausalLM", normalization_type="RMS"),
 }
 
 
@@ -62,6 +68,8 @@ def build(**kw: Any) -> Any:
                 p.copy_(0.5 * torch.randn(p.shape, generator=g))
             elif name.endswith((".W_Q", ".W_K", "._W_K")):
                 p.mul_(4.0)  # peaked scores: distinct argmaxes
+            elif name.endswith(("q_norm.w", "k_norm.w")):
+                p.copy_(1.0 + 0.3 * torch.randn(p.shape, generator=g))
     return model
 
 
@@ -100,6 +108,8 @@ def test_scores_reproduce_hook_pattern(name: str) -> None:
         # each layer's frequencies are its own buffers': base 100 (local) and 10000 (global)
         assert np.allclose(f0.omega, 100.0 ** (-np.arange(4) / 4), atol=1e-6)
         assert np.allclose(ad.head_forms(1)[0].omega, 1e4 ** (-np.arange(4) / 4), atol=1e-6)
+    if name in ("qk_norm_rotary_gqa", "olmo2_qk_norm"):
+        assert f0.qk_norm and f0.rot_dims == 8
     if name == "bidirectional_inverse_layer":
         assert not ad.causal
         assert ad.head_forms(1)[0].scale == pytest.approx(1 / (2 * np.sqrt(8)))
@@ -135,7 +145,6 @@ def test_rope_is_read_from_the_buffers() -> None:
 
 @pytest.mark.parametrize("kw, what", [
     (dict(positional_embedding_type="alibi"), "alibi"),
-    (dict(positional_embedding_type="rotary", rotary_dim=8, use_qk_norm=True), "use_qk_norm"),
     (dict(clip_qkv=2.0), "clip_qkv"),
     (dict(use_attention_sinks=True), "use_attention_sinks"),
 ])
@@ -146,13 +155,22 @@ def test_what_it_cannot_analyse_is_refused(kw: dict[str, Any], what: str) -> Non
     assert "\n" not in str(err.value)
 
 
+def test_a_qk_norm_that_is_no_rms_norm_is_refused() -> None:
+    from transformer_lens.components import LayerNorm
+
+    model = build(**CONFIGS["qk_norm_rotary_gqa"])
+    model.blocks[1].attn.q_norm = LayerNorm(model.cfg, length=8)
+    with pytest.raises(InvalidInputError, match="no RMSNorm"):
+        attention_scores(model, IDS, 0)
+
+
 def test_half_precision_is_refused() -> None:
     model = build(**CONFIGS["standard"]).to(torch.bfloat16)
     with pytest.raises(InvalidInputError, match="bfloat16"):
         attention_scores(model, IDS, 0)
 
 
-@pytest.mark.parametrize("name", ["standard", "rotary_gqa_gptj"])
+@pytest.mark.parametrize("name", ["standard", "rotary_gqa_gptj", "qk_norm_rotary_gqa"])
 def test_probe_finds_every_head_exact(name: str) -> None:
     from attnsvm.probe.models import load_tokenizer, resolve_model
 

@@ -22,10 +22,15 @@ paired ``j <-> j + rotary_dim / 2`` (GPT-NeoX style) or, with ``rotary_adjacent_
 which leaves every score unchanged).  The frequencies are read from those buffers (never from a
 formula) and accepted only when they reproduce them on every position used.
 
+QK-norm (``use_qk_norm``: an RMSNorm of each head's q and k; OLMo-2: of the whole projected
+vector) is analysed as for transformers' QK-norm families: in the head's normalized coordinates
+``[z; 1] / rms_q`` and ``x / rms_k``, the gains folded into the maps, the norm's formula checked
+against the module on a random input.
+
 Refused up front (:class:`~attnsvm.exceptions.InvalidInputError`): ALiBi and relative position
-biases, q/k norms, ``clip_qkv``, log-n query scaling, dynamic NTK rope, attention sinks, 4-bit
-or other quantized weights, dtypes other than float32/float64, and models that are not a
-``HookedTransformer``.
+biases, q/k norms that are no RMSNorm, ``clip_qkv``, log-n query scaling, dynamic NTK rope,
+attention sinks, 4-bit or other quantized weights, dtypes other than float32/float64, and
+models that are not a ``HookedTransformer``.
 """
 
 from __future__ import annotations
@@ -85,6 +90,33 @@ def rope_from_buffers(cos: np.ndarray, sin: np.ndarray) -> tuple[np.ndarray, flo
     return omega, g * g
 
 
+def _width(norm: Any) -> int:
+    w = getattr(norm, "w", None)
+    return int(w.numel()) if w is not None else -1
+
+
+def _rms_spec(norm: Any, width: int, layer: int) -> tuple[np.ndarray, float]:
+    """``(gain (width,), eps)`` of a TransformerLens RMSNorm, checked against its forward."""
+    import torch
+
+    w, eps = getattr(norm, "w", None), getattr(norm, "eps", None)
+    if w is None or eps is None or w.numel() != width or getattr(norm, "b", None) is not None:
+        raise _refuse(f"a q/k norm {type(norm).__name__} that is no RMSNorm of width {width} "
+                      f"(layer {layer})")
+    x = torch.randn(3, width, generator=torch.Generator().manual_seed(0), dtype=w.dtype)
+    with torch.no_grad():
+        y = to_numpy(norm(x))
+    xn, wn = to_numpy(x), to_numpy(w)
+    r = xn / np.sqrt(np.mean(xn**2, axis=-1, keepdims=True) + float(eps)) * wn
+    if np.abs(r - y).max() > 1e-5 * max(1.0, float(np.abs(y).max())):
+        raise _refuse(f"a q/k norm that does not compute w * x / rms(x) (layer {layer})")
+    return wn, float(eps)
+
+
+def _inv_rms(v: np.ndarray, eps: float) -> np.ndarray:
+    return 1.0 / np.sqrt(np.mean(v**2, axis=-1) + eps)
+
+
 class TransformerLensAdapter(Adapter):
     """A ``HookedTransformer``: ``blocks[l].attn`` with TransformerLens's weights and hooks."""
 
@@ -102,7 +134,7 @@ class TransformerLensAdapter(Adapter):
         if pet not in _POSITIONS:
             raise _refuse(f"positional_embedding_type '{pet}' (supported: {', '.join(_POSITIONS)})")
         self.rotary = pet == "rotary"
-        for flag in ("load_in_4bit", "use_qk_norm", "use_logn_attn", "use_dynamic_ntk_rope",
+        for flag in ("load_in_4bit", "use_logn_attn", "use_dynamic_ntk_rope",
                      "use_attention_sinks"):
             if getattr(cfg, flag, False):
                 raise _refuse(f"{flag}=True")
@@ -121,12 +153,22 @@ class TransformerLensAdapter(Adapter):
         else:
             self._perm = None
         dirs = set()
+        #: per layer with QK-norm: (g_q (H, dh), eps_q, g_k (H_kv, dh), eps_k, per_head)
+        self._norms: dict[int, tuple[np.ndarray, float, np.ndarray, float, bool]] = {}
         for li, blk in enumerate(self.layers):
             a = blk.attn
-            if getattr(a, "q_norm", None) is not None or getattr(a, "k_norm", None) is not None:
-                raise _refuse(f"q/k norms (layer {li})")
             if not hasattr(a, "W_Q") or not hasattr(a, "hook_pattern"):
                 raise _refuse(f"an attention module {type(a).__name__} without W_Q / hook_pattern")
+            qn, kn = getattr(a, "q_norm", None), getattr(a, "k_norm", None)
+            if (qn is None) != (kn is None):
+                raise _refuse(f"a norm on only one of q and k (layer {li})")
+            if qn is not None:
+                Hkv = int(self._maps(li)[2].shape[0])
+                per_head = _width(qn) == self._dh
+                gq, eq = _rms_spec(qn, self._dh if per_head else self._H * self._dh, li)
+                gk, ek = _rms_spec(kn, self._dh if per_head else Hkv * self._dh, li)
+                self._norms[li] = (gq.reshape(-1, self._dh), eq, gk.reshape(-1, self._dh), ek,
+                                   per_head)
             dirs.add(self._direction(li))
         self.causal = dirs == {"causal"}
         if len(dirs) > 1:
@@ -180,12 +222,38 @@ class TransformerLensAdapter(Adapter):
         self._rope.setdefault(layer, (omega, gain))
         return self._rope[layer]
 
+    def _maps(self, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``W_Q (H, d, dh), b_Q (H, dh), W_K (H_kv, d, dh), b_K (H_kv, dh)`` as stored (the
+        grouped ``_W_K``, ``_b_K`` where the module has them)."""
+        a = self.layers[layer].attn
+        grouped = getattr(a, "_W_K", None) is not None
+        return (to_numpy(a.W_Q), to_numpy(a.b_Q), to_numpy(a._W_K if grouped else a.W_K),
+                to_numpy(a._b_K if grouped else a.b_K))
+
+    def norm_factors(self, layer: int, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """QK-norm layers: ``(qs (H, T), ks (H, T))``, the factors ``1 / rms`` of each query
+        head's q and of the k of its key head; None without QK-norm."""
+        if layer not in self._norms:
+            return None
+        _, eq, _, ek, per_head = self._norms[layer]
+        Wq, bq, Wk, bk = self._maps(layer)
+        q = np.einsum("td,hde->the", X, Wq) + bq  # (T, H, dh)
+        k = np.einsum("td,hde->the", X, Wk) + bk  # (T, H_kv, dh)
+        T = X.shape[0]
+        if per_head:
+            qs, ks = _inv_rms(q, eq).T, _inv_rms(k, ek).T
+        else:
+            qs = np.repeat(_inv_rms(q.reshape(T, -1), eq)[None], self._H, axis=0)
+            ks = np.repeat(_inv_rms(k.reshape(T, -1), ek)[None], Wk.shape[0], axis=0)
+        return qs, np.repeat(ks, self._H // Wk.shape[0], axis=0)
+
     def head_forms(self, layer: int) -> list[HeadForm]:
         a = self.layers[layer].attn
-        Wq, bq = to_numpy(a.W_Q), to_numpy(a.b_Q)  # (H, d, dh), (H, dh)
-        grouped = getattr(a, "_W_K", None) is not None
-        Wk = to_numpy(a._W_K if grouped else a.W_K)  # (H_kv, d, dh)
-        bk = to_numpy(a._b_K if grouped else a.b_K)
+        Wq, bq, Wk, bk = self._maps(layer)  # (H, d, dh), (H, dh), (H_kv, d, dh), (H_kv, dh)
+        qk = layer in self._norms
+        if qk:  # fold the gains into the maps
+            gq, _, gk, _, _ = self._norms[layer]
+            Wq, bq, Wk, bk = Wq * gq[:, None, :], bq * gq, Wk * gk[:, None, :], bk * gk
         group = self._H // Wk.shape[0]
         scale = 1.0 / float(a.attn_scale)
         cap = getattr(self.cfg, "attn_scores_soft_cap", None)
@@ -203,8 +271,8 @@ class TransformerLensAdapter(Adapter):
             forms.append(HeadForm(
                 layer, h, wq.copy(), bqh.copy(), wk.copy(), bkh.copy(), scale, self.rotary,
                 rot_dims=rd, omega=omega, rope_gain=gain, causal=self.causal,
-                window=self.window(layer), softcap=softcap,
-                key_aug=bool(rd and np.any(bkh != 0)),
+                window=self.window(layer), softcap=softcap, qk_norm=qk,
+                key_aug=bool((rd or qk) and np.any(bkh != 0)),
             ))
         return forms
 
@@ -227,6 +295,9 @@ class TransformerLensAdapter(Adapter):
                 if q.shape != k.shape or np.abs(q - k).max(initial=0) != 0:
                     raise _refuse(f"different query and key inputs (layer {li})")
                 cap.X[li] = q
+                nf = self.norm_factors(li, q)
+                if nf is not None:
+                    cap.qs[li], cap.ks[li] = nf
 
             return hook
 
