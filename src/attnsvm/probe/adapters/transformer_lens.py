@@ -195,32 +195,34 @@ class TransformerLensAdapter(Adapter):
         a = self.layers[layer].attn
         return int(self.cfg.window_size) if getattr(a, "attn_type", "global") == "local" else None
 
-    def _rope_tables(self, layer: int, T: int) -> tuple[np.ndarray, np.ndarray]:
-        """The layer's rotary buffers at positions 0..T-1, columns in rotate_half order."""
+    def _rope_tables(self, layer: int, T: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The layer's rotary buffers at positions 0..T-1 (all rows without ``T``), columns in
+        rotate_half order."""
         a = self.layers[layer].attn
-        cos, sin = to_numpy(a.rotary_cos)[:T], to_numpy(a.rotary_sin)[:T]
-        if cos.shape[0] < T:  # pragma: no cover - TransformerLens extends them during forward
-            raise InvalidInputError(f"layer {layer}: the rotary tables are shorter than {T}.")
+        cos, sin = to_numpy(a.rotary_cos), to_numpy(a.rotary_sin)
+        if T is not None:
+            if cos.shape[0] < T:  # pragma: no cover - TransformerLens extends them in forward
+                raise InvalidInputError(f"layer {layer}: the rotary tables are shorter than {T}.")
+            cos, sin = cos[:T], sin[:T]
         if self._perm is not None:
             cos, sin = cos[:, self._perm], sin[:, self._perm]
         return cos, sin
 
     def rope(self, layer: int, T: int | None = None) -> tuple[np.ndarray, float]:
-        """``(omega, gain)`` read from the layer's buffers and checked on ``T`` positions."""
-        if layer in self._rope and T is None:
-            return self._rope[layer]
-        n = T or min(self.max_positions or 64, 64)
-        cos, sin = self._rope_tables(layer, n)
-        omega, gain = rope_from_buffers(cos, sin)
-        omega, gain = match_rope([("rotary_cos/rotary_sin", omega, gain ** 0.5)], cos, sin)
-        old = self._rope.get(layer)
-        if old is not None and (not np.allclose(old[0], omega, rtol=0, atol=1e-9)
-                                or abs(old[1] - gain) > 1e-9 * max(1.0, gain)):
-            raise InvalidInputError(
-                f"layer {layer}: the rotary buffers changed between two inputs; refused."
-            )
-        self._rope.setdefault(layer, (omega, gain))
-        return self._rope[layer]
+        """``(omega, gain)`` fitted to all rows of the layer's buffers (once), and checked
+        against the ``T`` rows an input used (the first 64 without ``T``).
+
+        Raises
+        ------
+        InvalidInputError
+            The buffers are no rotation tables ``g cos(p omega)``, ``g sin(p omega)``.
+        """
+        if layer not in self._rope:
+            self._rope[layer] = rope_from_buffers(*self._rope_tables(layer))
+        omega, gain = self._rope[layer]
+        cos, sin = self._rope_tables(layer, T or min(64, self.max_positions or 64))
+        match_rope([("rotary_cos/rotary_sin", omega, gain ** 0.5)], cos, sin)
+        return omega, gain
 
     def _maps(self, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``W_Q (H, d, dh), b_Q (H, dh), W_K (H_kv, d, dh), b_K (H_kv, dh)`` as stored (the
