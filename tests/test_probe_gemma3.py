@@ -54,6 +54,9 @@ def test_scores_are_the_models_own_on_every_layer(gemma: tuple) -> None:
     assert np.allclose(w_local, 1e4 ** (-np.arange(128) / 128), rtol=1e-5)
     assert np.allclose(w_full, 1e6 ** (-np.arange(128) / 128), rtol=1e-5)
     assert np.isclose(forms[0].scale, model.config.query_pre_attn_scalar ** -0.5)
+    # the same model object in memory (transformers marks it quantized with gguf) passes too
+    assert np.array_equal(attention_scores(model, ids, 5, tokenizer=ad.tokenizer),
+                          attention_scores(ad, ids, 5))
 
 
 def test_probe_a_full_attention_layer(gemma: tuple) -> None:

@@ -31,6 +31,12 @@ def test_quantization_config_is_refused(llama: object) -> None:
         attention_scores(llama, IDS, 0)
 
 
+def test_a_gguf_model_dequantized_at_load_passes(llama: object) -> None:
+    # transformers marks a model loaded from GGUF with quant_method gguf; its weights are float32
+    llama.config.quantization_config = {"quant_method": "gguf"}
+    assert attention_scores(llama, IDS, 0).shape == (4, 10, 10)
+
+
 def test_integer_weights_are_refused(llama: object) -> None:
     lin = llama.layers[0].self_attn.q_proj
     lin.weight = torch.nn.Parameter(lin.weight.detach().to(torch.int8), requires_grad=False)

@@ -202,25 +202,36 @@ def preflight(folder: Path, gguf_file: str | None, seq_len: int, max_queries: in
     return Preflight(mtype, layers, positions, n_params, n_weights, estimate)
 
 
+def _quant_method(model: Any) -> str | None:
+    """The quantization method of a transformers model ('?' when unnamed), None without."""
+    q = getattr(getattr(model, "hf_quantizer", None), "quantization_config", None)
+    if q is None:
+        q = getattr(getattr(model, "config", None), "quantization_config", None)
+    if q is None:
+        return "?" if getattr(model, "is_quantized", False) else None
+    m = q.get("quant_method") if isinstance(q, dict) else getattr(q, "quant_method", None)
+    return str(getattr(m, "value", m) or "?").lower()
+
+
 def check_in_memory(model: Any) -> None:
     """Refuse a model object whose weights the probe cannot analyse exactly.
 
-    A quantized model (``is_quantized``, an ``hf_quantizer`` or a ``quantization_config``, or
-    any integer parameter, as bitsandbytes and torch.ao store them) runs on weights that are
-    not the float tensors the probe would read; a float16 / bfloat16 model computes its
-    attention in a precision the probe's float64 form cannot match to 1e-4.  (A GGUF file
-    de-quantized by transformers at load time is float32 in memory and passes.)
+    A quantized model (an ``hf_quantizer`` or ``quantization_config`` of any method but
+    ``gguf``, ``is_quantized``, or any integer parameter, as bitsandbytes and torch.ao store
+    them) runs on weights that are not the float tensors the probe would read; a float16 /
+    bfloat16 model computes its attention in a precision the probe's float64 form cannot match
+    to 1e-4.  A GGUF file de-quantized by transformers at load time (quant_method ``gguf``) is
+    float32 in memory and passes: the probe analyses that de-quantized model.
 
     Raises
     ------
     InvalidInputError
     """
-    cfg = getattr(model, "config", None)
-    if (getattr(model, "is_quantized", False) or getattr(model, "hf_quantizer", None) is not None
-            or getattr(cfg, "quantization_config", None)):
+    method = _quant_method(model)
+    if method is not None and method != "gguf":
         raise InvalidInputError(
-            "The model is quantized; the probe analyses float32/float64 weights only (load it "
-            "without quantization)."
+            f"The model is quantized ({method}); the probe analyses float32/float64 weights "
+            "only (load it without quantization)."
         )
     for name, p in model.named_parameters():
         if not p.is_floating_point():
