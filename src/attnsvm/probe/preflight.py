@@ -30,7 +30,7 @@ from typing import Any
 from ..exceptions import InvalidInputError, require
 
 __all__ = ["Preflight", "preflight", "available_memory", "weight_summary", "QUANTIZED_DTYPES",
-           "SUPPORTED_MODEL_TYPES"]
+           "SUPPORTED_MODEL_TYPES", "check_in_memory"]
 
 #: safetensors dtypes refused as weights (quantized or integer formats).
 QUANTIZED_DTYPES = {"I8", "U8", "I4", "U4", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3",
@@ -200,3 +200,48 @@ def preflight(folder: Path, gguf_file: str | None, seq_len: int, max_queries: in
             f"{limit / 2**30:.1f} GiB available."
         )
     return Preflight(mtype, layers, positions, n_params, n_weights, estimate)
+
+
+def _quant_method(model: Any) -> str | None:
+    """The quantization method of a transformers model ('?' when unnamed), None without."""
+    q = getattr(getattr(model, "hf_quantizer", None), "quantization_config", None)
+    if q is None:
+        q = getattr(getattr(model, "config", None), "quantization_config", None)
+    if q is None:
+        return "?" if getattr(model, "is_quantized", False) else None
+    m = q.get("quant_method") if isinstance(q, dict) else getattr(q, "quant_method", None)
+    return str(getattr(m, "value", m) or "?").lower()
+
+
+def check_in_memory(model: Any) -> None:
+    """Refuse a model object whose weights the probe cannot analyse exactly.
+
+    A quantized model (an ``hf_quantizer`` or ``quantization_config`` of any method but
+    ``gguf``, ``is_quantized``, or any integer parameter, as bitsandbytes and torch.ao store
+    them) runs on weights that are not the float tensors the probe would read; a float16 /
+    bfloat16 model computes its attention in a precision the probe's float64 form cannot match
+    to 1e-4.  A GGUF file de-quantized by transformers at load time (quant_method ``gguf``) is
+    float32 in memory and passes: the probe analyses that de-quantized model.
+
+    Raises
+    ------
+    InvalidInputError
+    """
+    method = _quant_method(model)
+    if method is not None and method != "gguf":
+        raise InvalidInputError(
+            f"The model is quantized ({method}); the probe analyses float32/float64 weights "
+            "only (load it without quantization)."
+        )
+    for name, p in model.named_parameters():
+        if not p.is_floating_point():
+            raise InvalidInputError(
+                f"The model holds quantized or integer weights ({name}: {p.dtype}); the probe "
+                "analyses float32/float64 weights only."
+            )
+        if str(p.dtype) not in ("torch.float32", "torch.float64"):
+            raise InvalidInputError(
+                f"The model's weights are {p.dtype} ({name}); the probe compares its exact "
+                "form with the model's own attention in float32 or float64: convert it with "
+                "model.float() first."
+            )

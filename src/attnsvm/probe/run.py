@@ -86,6 +86,10 @@ QK_NORM_NOTE = (
     "z_hat = [z; 1] / rms_q, x_hat = x / rms_k per token and head, with the norm's gain folded "
     "into W_Q, W_K; the score is exactly bilinear there."
 )
+GGUF_NOTE = (
+    "GGUF weights: transformers de-quantized them to float32 when it loaded the model; the "
+    "analysis (exact included) is of that de-quantized model, the one that runs."
+)
 EXACT_NOTE = (
     "exact: the analysed form's probabilities equal the model's own (eager attention) within "
     "1e-4 on every sequence, and for rotary heads the lifted form's row values equal the score "
@@ -355,6 +359,8 @@ def probe(
     notes = [*NOTES, EXACT_NOTE]
     if ad.rotary:
         notes.append(ROTARY_NOTE)
+    if src.gguf_file:
+        notes.append(GGUF_NOTE)
     if any(t.forms is not None and t.forms[t.head].qk_norm for t in tasks):
         notes.append(QK_NORM_NOTE)
     summary: dict[str, Any] = {

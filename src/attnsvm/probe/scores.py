@@ -40,17 +40,25 @@ def as_adapter(model: Any, tokenizer: Any = None) -> tuple[Any, Adapter]:
         return ModelSource(_label(model.model), Path("."), None), model
     if isinstance(model, tuple) and len(model) == 2 and isinstance(model[1], Adapter):
         return model
-    if not hasattr(model, "config") or not hasattr(model, "named_modules"):
+    lens = hasattr(model, "cfg") and hasattr(model, "blocks")  # TransformerLens
+    if not (hasattr(model, "config") or lens) or not hasattr(model, "named_modules"):
         raise InvalidInputError(
-            f"The 'model' argument must be a name, a folder or a transformers model. Got "
+            f"The 'model' argument must be a name, a folder, a transformers model or a "
+            f"TransformerLens HookedTransformer. Got "
             f"{type(model).__name__} instead."
         )
+    from .preflight import check_in_memory
+
+    check_in_memory(model)
     model.eval()
     return ModelSource(_label(model), Path("."), None), find_adapter(model, tokenizer)
 
 
 def _label(model: Any) -> str:
     name = getattr(getattr(model, "config", None), "name_or_path", "") or ""
+    lens = getattr(getattr(model, "cfg", None), "model_name", "") or ""
+    if not name and lens and lens != "custom":
+        name = f"{lens} (TransformerLens)"
     return str(name) or f"{type(model).__name__} (in memory)"
 
 

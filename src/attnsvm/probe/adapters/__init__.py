@@ -22,19 +22,21 @@ from .mistral import MistralAdapter
 from .phi import PhiAdapter
 from .qk_norm import QKNormAdapter
 from .qwen2 import Qwen2Adapter
+from .transformer_lens import TransformerLensAdapter
 
 __all__ = ["ADAPTERS", "find_adapter", "SUPPORTED", "BertAdapter", "DistilBertAdapter",
            "GPT2Adapter", "GPTNeoXAdapter", "PhiAdapter", "LlamaAdapter", "Qwen2Adapter",
-           "MistralAdapter", "Gemma2Adapter", "QKNormAdapter", "RotaryDecoderAdapter"]
+           "MistralAdapter", "Gemma2Adapter", "QKNormAdapter", "RotaryDecoderAdapter",
+           "TransformerLensAdapter"]
 
-#: model_type-matched families first; the BERT layout match last.
+#: TransformerLens by class, model_type-matched families next; the BERT layout match last.
 ADAPTERS: tuple[type[Adapter], ...] = (
-    LlamaAdapter, Qwen2Adapter, MistralAdapter, Gemma2Adapter, QKNormAdapter, PhiAdapter,
-    GPTNeoXAdapter, GPT2Adapter, DistilBertAdapter, BertAdapter,
+    TransformerLensAdapter, LlamaAdapter, Qwen2Adapter, MistralAdapter, Gemma2Adapter,
+    QKNormAdapter, PhiAdapter, GPTNeoXAdapter, GPT2Adapter, DistilBertAdapter, BertAdapter,
 )
 
 SUPPORTED = ("BERT-style encoders, DistilBERT, GPT-2, GPT-NeoX/Pythia, Phi, LLaMA/SmolLM2, "
-             "Qwen2, Mistral, Gemma 2, Qwen3, OLMo-2, Gemma 3")
+             "Qwen2, Mistral, Gemma 2, Qwen3, OLMo-2, Gemma 3, TransformerLens HookedTransformer")
 
 
 def find_adapter(model: Any, tokenizer: Any) -> Adapter:
