@@ -16,7 +16,9 @@ point) and records, for ``N`` in ``linf``, ``spec``:
   ``||W_N||_N min_k <W_h, G_k> / ||W_h||_N`` (at most 1, 1 exactly at a max-margin direction
   of that norm; :func:`attnsvm.svm.margin_ratio`), comparable across norms where correlations
   are not (the max-norm and spectral optima are often faces, not points);
-- ``status_N``, ``seconds_N``.
+- ``status_N``, ``gap_N`` (the certified relative gap), ``seconds_N``.  An answer is used when
+  its certified gap is at most :data:`GAP_OK` (``1e-3``, so a margin ratio is exact to 0.1%);
+  otherwise the correlation and margin ratio stay None and the status says why.
 
 The Frobenius and nuclear counterparts are the probe's ``corr_fro`` / ``margin_ratio`` and
 ``corr_nuc`` / ``margin_ratio_nuc``.  Only heads whose bilinear form is their score are
@@ -40,7 +42,13 @@ GEOMETRY_NORMS = ("linf", "spec")
 #: Record fields per norm.
 GEOMETRY_FIELDS = tuple(f"{k}_{n}" if k != "corr_control" else f"corr_{n}_control"
                         for n in GEOMETRY_NORMS
-                        for k in ("corr", "corr_control", "margin_ratio", "status", "seconds"))
+                        for k in ("corr", "corr_control", "margin_ratio", "status", "gap",
+                                  "seconds"))
+#: Largest certified relative gap at which an answer is used (``inaccurate`` ones included).
+GAP_OK = 1e-3
+#: Solver options per norm: HiGHS for the max-norm LP (the interior point stalls on some head
+#: instances), the spectral interior point as it is.
+_SOLVER_OPTIONS: dict[str, dict[str, Any]] = {"linf": {"method": "highs"}, "spec": {}}
 
 
 def _load(path: Path) -> dict[str, np.ndarray]:
@@ -121,10 +129,12 @@ def geometry_fields(probe_dir: str | Path, layer: int, heads: list[int], head: i
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            sol = solve(cs, nm)
+            sol = solve(cs, nm, **_SOLVER_OPTIONS.get(nm, {}))
         out[f"seconds_{nm}"] = time.perf_counter() - t0
         out[f"status_{nm}"] = sol.status
-        if sol.W is None or sol.status == "infeasible":
+        gap = sol.info.get("certified_gap")
+        out[f"gap_{nm}"] = None if gap is None else float(gap)
+        if sol.W is None or sol.status == "infeasible" or gap is None or not gap <= GAP_OK:
             continue
         W = np.asarray(sol.W)
         out[f"corr_{nm}"] = corr(W_h, W)
