@@ -85,3 +85,20 @@ def test_rotary_heads_are_not_analysed(tmp_path: Path) -> None:
     cache = next((tmp_path / "t" / "checkpoints").iterdir())
     assert head_constraints(cache, 0, 0) is None
     assert all(v is None for v in geometry_fields(cache, 0, [0, 1], 0).values())
+
+
+def test_spec_clarabel_agrees_with_the_interior_point(tracked: tuple[Path, dict]) -> None:
+    """The fallback (cvxpy + Clarabel, certified by its multipliers) and the project's
+    spectral interior point give the same optimum where the latter certifies."""
+    from attnsvm.lm.geometry import spec_clarabel
+
+    cache, s = tracked
+    rec = next(r for r in s["checkpoints"][0]["heads"] if r["feasible"])
+    cs, _, _ = head_constraints(cache, rec["layer"], rec["head"])  # type: ignore[misc]
+    ipm = solve(cs, "spec")
+    assert ipm.info["certified_gap"] <= 1e-6
+    W, obj, gap = spec_clarabel(cs)
+    assert W is not None and gap <= 1e-4
+    assert cs.values(W).min() >= 1 - 1e-9  # feasible (scaled)
+    assert obj == pytest.approx(ipm.objective, rel=1e-4)
+    assert np.linalg.norm(W, 2) == pytest.approx(obj)

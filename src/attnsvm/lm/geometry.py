@@ -14,9 +14,13 @@ point) and records, for ``N`` in ``linf``, ``spec``:
   solution's correlation with the layer's other heads;
 - ``margin_ratio_N``: the head's normalized margin in that norm over the optimum's,
   ``||W_N||_N min_k <W_h, G_k> / ||W_h||_N`` (at most 1, 1 exactly at a max-margin direction
-  of that norm; :func:`attnsvm.svm.margin_ratio`), comparable across norms where correlations
+  of that norm; as :func:`attnsvm.svm.margin_ratio`), comparable across norms where correlations
   are not (the max-norm and spectral optima are often faces, not points);
-- ``status_N``, ``gap_N`` (the certified relative gap), ``seconds_N``.  An answer is used when
+- ``status_N``, ``gap_N`` (the certified relative gap), ``seconds_N``; ``method_spec``:
+  ``ipm`` (the project's spectral interior point, least-Frobenius optimum) or ``clarabel``
+  (where the interior point does not certify: cvxpy + Clarabel on ``min sigma_max(W)``,
+  certified here by its multipliers; the correlation then uses Clarabel's optimum, the margin
+  ratio is exact either way).  An answer is used when
   its certified gap is at most :data:`GAP_OK` (``1e-3``, so a margin ratio is exact to 0.1%);
   otherwise the correlation and margin ratio stay None and the status says why.
 
@@ -35,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["GEOMETRY_NORMS", "GEOMETRY_FIELDS", "head_constraints", "geometry_fields"]
+__all__ = ["GEOMETRY_NORMS", "GEOMETRY_FIELDS", "head_constraints", "geometry_fields",
+           "spec_clarabel"]
 
 #: The norms solved by ``--geometry`` (beside the probe's fro and nuc).
 GEOMETRY_NORMS = ("linf", "spec")
@@ -43,7 +48,7 @@ GEOMETRY_NORMS = ("linf", "spec")
 GEOMETRY_FIELDS = tuple(f"{k}_{n}" if k != "corr_control" else f"corr_{n}_control"
                         for n in GEOMETRY_NORMS
                         for k in ("corr", "corr_control", "margin_ratio", "status", "gap",
-                                  "seconds"))
+                                  "seconds")) + ("method_spec",)
 #: Largest certified relative gap at which an answer is used (``inaccurate`` ones included).
 GAP_OK = 1e-3
 #: Solver options per norm: HiGHS for the max-norm LP (the interior point stalls on some head
@@ -111,7 +116,8 @@ def geometry_fields(probe_dir: str | Path, layer: int, heads: list[int], head: i
     """
     from ..exceptions import ConvergenceWarning
     from ..probe.compare import corr
-    from ..svm import margin_ratio, solve
+    from ..svm import solve
+    from ..svm.norms import norm_value
 
     out: dict[str, Any] = dict.fromkeys(GEOMETRY_FIELDS)
     built = head_constraints(probe_dir, layer, head)
@@ -130,15 +136,74 @@ def geometry_fields(probe_dir: str | Path, layer: int, heads: list[int], head: i
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             sol = solve(cs, nm, **_SOLVER_OPTIONS.get(nm, {}))
-        out[f"seconds_{nm}"] = time.perf_counter() - t0
-        out[f"status_{nm}"] = sol.status
+        status, W_opt = sol.status, sol.W
+        obj = float(sol.objective) if sol.W is not None else None
         gap = sol.info.get("certified_gap")
-        out[f"gap_{nm}"] = None if gap is None else float(gap)
-        if sol.W is None or sol.status == "infeasible" or gap is None or not gap <= GAP_OK:
+        gap = None if gap is None else float(gap)
+        if nm == "spec":
+            out["method_spec"] = "ipm"
+            if status != "infeasible" and not (gap is not None and gap <= GAP_OK):
+                W_c, obj_c, gap_c = spec_clarabel(cs)
+                if W_c is not None and gap_c <= GAP_OK:
+                    W_opt, obj, gap, out["method_spec"] = W_c, obj_c, gap_c, "clarabel"
+                    status = "optimal" if gap_c <= 1e-6 else "inaccurate"
+        out[f"seconds_{nm}"] = time.perf_counter() - t0
+        out[f"status_{nm}"] = status
+        out[f"gap_{nm}"] = gap
+        if W_opt is None or obj is None or status == "infeasible" or gap is None \
+                or not gap <= GAP_OK:
             continue
-        W = np.asarray(sol.W)
+        W = np.asarray(W_opt)
         out[f"corr_{nm}"] = corr(W_h, W)
         out[f"corr_{nm}_control"] = float(np.mean([corr(W, Wo) for Wo in others])) \
             if others else None
-        out[f"margin_ratio_{nm}"] = margin_ratio(W_h, cs, nm, solution=sol)
+        nrm = norm_value(W_h, nm)
+        out[f"margin_ratio_{nm}"] = float(obj * cs.values(W_h).min() / nrm) if nrm > 0 else None
     return out
+
+
+def spec_clarabel(cs: Any, time_limit: float = 600.0
+                  ) -> tuple[np.ndarray | None, float, float]:
+    """The spectral Att-SVM by cvxpy + Clarabel, certified by its own multipliers.
+
+    ``W`` (made feasible by scaling) gives the upper bound ``||W||_2``; the multipliers
+    ``mu >= 0`` of the constraints give the lower bound ``mu . b / ||sum mu_k a_k z_k^T||_*``
+    (weak duality: the dual norm of the spectral norm is the nuclear norm).
+
+    Parameters
+    ----------
+    cs : ConstraintSet
+        Inequalities only (``n_eq = 0``), ``A`` (m, d1), ``Zc`` (m, d2), ``b`` (m,) > 0.
+    time_limit : float
+        Clarabel's time limit in seconds.
+
+    Returns
+    -------
+    (W (d1, d2) or None, objective, certified relative gap)
+        None and ``inf`` when the solver returns nothing usable.
+    """
+    import cvxpy as cp
+
+    A, Z, b = cs.A, cs.Zc, np.asarray(cs.rhs, dtype=np.float64)
+    W = cp.Variable((A.shape[1], Z.shape[1]))
+    con = cp.sum(cp.multiply(A @ W, Z), axis=1) >= b
+    prob = cp.Problem(cp.Minimize(cp.sigma_max(W)), [con])
+    try:
+        with warnings.catch_warnings():  # "may be inaccurate": judged by the gap below
+            warnings.simplefilter("ignore", UserWarning)
+            prob.solve(solver="CLARABEL", time_limit=time_limit)
+    except cp.error.SolverError:
+        return None, float("inf"), float("inf")
+    if W.value is None or con.dual_value is None:
+        return None, float("inf"), float("inf")
+    Wv = np.asarray(W.value, dtype=np.float64)
+    vals = cs.values(Wv)
+    if not np.all(vals > 0):
+        return None, float("inf"), float("inf")
+    Wv = Wv * max(1.0, float(np.max(b / vals)))
+    upper = float(np.linalg.norm(Wv, 2))
+    mu = np.maximum(np.asarray(con.dual_value, dtype=np.float64), 0.0)
+    G = A.T @ (mu[:, None] * Z)
+    nuc = float(np.linalg.norm(G, "nuc"))
+    lower = float(mu @ b) / nuc if nuc > 0 else 0.0
+    return Wv, upper, max(0.0, (upper - lower) / upper)
