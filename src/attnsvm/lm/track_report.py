@@ -131,7 +131,8 @@ def _mean(vals: list[Any]) -> float | None:
 
 
 def hierarchy_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per checkpoint and layer: mean ``hier_gain_input``, ``hier_gain_emb`` over the heads and
+    """Per checkpoint and layer: mean correlation with the exact target on the layer input and
+    on the embeddings, mean ``hier_gain_input``, ``hier_gain_emb`` over the heads and
     the heads whose embedding instance is infeasible (exact target: lifted for rotary heads)."""
     rows = []
     for c in summary["checkpoints"]:
@@ -141,7 +142,11 @@ def hierarchy_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 continue
             st = ["rope_status_emb" if r["hier_target"] == "rope" else "status_emb"
                   for r in recs]
+            corr = ["corr_rope" if r["hier_target"] == "rope" else "corr_fro" for r in recs]
             rows.append({"step": c["step"], "layer": li, "heads": len(recs),
+                         "corr_input": _mean([r.get(k) for r, k in zip(recs, corr, strict=True)]),
+                         "corr_emb": _mean([r.get(f"{k}_emb")
+                                            for r, k in zip(recs, corr, strict=True)]),
                          "gain_input": _mean([r["hier_gain_input"] for r in recs]),
                          "gain_emb": _mean([r["hier_gain_emb"] for r in recs]),
                          "infeasible_emb": sum(r.get(k) == "infeasible"
@@ -157,11 +162,13 @@ def extra_sections(summary: dict[str, Any]) -> str:
     if hier:
         body = "".join(
             f"<tr><td>{e(str(h['step']))}</td><td>{h['layer']}</td>"
-            f"<td>{fmt_number(h['gain_input'])}</td><td>{fmt_number(h['gain_emb'])}</td>"
+            f"<td>{fmt_number(h['corr_input'])} ({fmt_number(h['gain_input'])})</td>"
+            f"<td>{fmt_number(h['corr_emb'])} ({fmt_number(h['gain_emb'])})</td>"
             f"<td>{h['infeasible_emb']} of {h['heads']}</td></tr>" for h in hier)
         out.append(
-            "<h2>Hierarchy of SVMs</h2><p>Per layer, the mean over heads of corr - control of "
-            "the head's exact Att-SVM (lifted for rotary heads) with the layer's input as "
+            "<h2>Hierarchy of SVMs</h2><p>Per layer, the mean over heads of the correlation "
+            "(and, in brackets, corr - control) of the head's exact Att-SVM (lifted for "
+            "rotary heads) with the layer's input as "
             "tokens (the outputs of the trained layers below) and with the embeddings as "
             "tokens (layer l's norm of the residual stream entering layer 0); the same "
             "selections. Equal at layer 0. Infeasible: no form on the embeddings makes "
