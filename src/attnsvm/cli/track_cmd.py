@@ -36,6 +36,12 @@ def add_track_arguments(parser: argparse.ArgumentParser) -> None:
                         "352)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="checkpoints probed at once in separate processes (default 1)")
+    parser.add_argument("--hierarchy", action="store_true",
+                        help="also analyse every head with the embeddings as its tokens (the "
+                        "hierarchy test: layer input vs embeddings)")
+    parser.add_argument("--geometry", action="store_true",
+                        help="also solve the max-norm and spectral Att-SVMs of every "
+                        "non-rotary head (slow for wide models)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random controls")
     parser.add_argument("--out", default="attnsvm-track", metavar="DIR",
                         help="output folder and cache (default attnsvm-track/)")
@@ -59,7 +65,7 @@ def _summary_text(s: dict[str, Any], out: str) -> str:
              f"{[c['step'] for c in s['checkpoints']]}, {s['seconds']:.1f} s"]
     for h in s["series"]:
         parts = [f"  layer {h['layer']} head {h['head']}:"]
-        for f in ("corr_fro", "corr_control", "task_accuracy"):
+        for f in ("corr_fro", "corr_control", "corr_rope", "task_accuracy", "hier_delta"):
             if f in h:
                 parts.append(f"{f} {' '.join(_f(v) for v in h[f])}")
         lines.append(" ".join(parts))
@@ -75,7 +81,8 @@ def run_track(args: argparse.Namespace) -> int:
     check_out_path(args.out, "--out", kind="dir")
     opts = TrackOptions(layers=args.layers, nuclear=args.nuclear, graph=args.graph,
                         text=args.text, seq_len=args.seq_len, max_queries=args.max_queries,
-                        jobs=args.jobs, seed=args.seed)
+                        jobs=args.jobs, seed=args.seed, hierarchy=args.hierarchy,
+                        geometry=args.geometry)
     result = track(args.checkpoints, opts, args.out, progress=_say)
     if args.json:
         emit_json(result.summary)

@@ -14,12 +14,18 @@ probe's shipped corpus).  Per head and checkpoint, beside the probe's record:
   when either SVM is infeasible;
 - ``selection_stability``: share of query rows whose selected key is the previous checkpoint's.
 
+With ``hierarchy`` (``--hierarchy``), the hierarchy test of :mod:`attnsvm.lm.hierarchy`: the same
+head and selections with the embeddings as tokens (fields ``*_emb``, ``hier_*``); with
+``geometry`` (``--geometry``), the max-norm and spectral Att-SVMs of the head's selections
+(:mod:`attnsvm.lm.geometry`: ``corr_linf``, ``margin_ratio_linf``, ``corr_spec``, ...).
+
 Per checkpoint of an induction series, ``recall_accuracy``: the model's own next-token accuracy
 on the recalled tokens (:func:`recall_accuracy`), i.e. whether the task is solved, whichever
 heads solve it.
 
 Resumable: each checkpoint's probe output goes to ``DIR/checkpoints/<name>-<hash>/`` with a
-``track_key.json`` written after it is complete; a rerun with the same checkpoint files and
+``track_key.json`` written after it is complete (and ``track_summary.json``, the records with
+track's additions); a rerun with the same checkpoint files and
 options reads it instead of probing again.  ``DIR/summary.json``, ``DIR/curves/*.png`` and
 ``DIR/index.html`` are written last.
 """
@@ -41,7 +47,7 @@ import numpy as np
 
 from .._io import atomic_write_text
 from ..exceptions import InvalidInputError
-from ..reporting import provenance
+from ..reporting import provenance, write_json_atomic
 from .checkpoints import Checkpoint, architecture, find_checkpoints
 from .tasks import induction_targets
 
@@ -50,11 +56,15 @@ __all__ = ["TrackOptions", "TrackResult", "track", "SERIES_FIELDS", "support_set
 
 #: Per-head values followed over training (the probe's fields first, then track's own).
 SERIES_FIELDS = ("corr_fro", "corr_control", "corr_nuc", "corr_nuc_control", "corr_rope",
-                 "corr_rope_control", "margin_ratio", "feasible", "exact", "task_accuracy",
-                 "support_jaccard", "selection_stability")
+                 "corr_rope_control", "margin_ratio", "margin_ratio_nuc", "rope_margin_ratio",
+                 "feasible", "exact", "task_accuracy", "support_jaccard", "selection_stability",
+                 "corr_fro_emb", "corr_control_emb", "corr_rope_emb", "corr_rope_control_emb",
+                 "hier_gain_input", "hier_gain_emb", "hier_delta", "corr_linf",
+                 "corr_linf_control", "margin_ratio_linf", "corr_spec", "corr_spec_control",
+                 "margin_ratio_spec")
 #: Multipliers above this share of the largest one define the support set.
 SUPPORT_REL_TOL = 1e-8
-_KEY_VERSION = 1
+_KEY_VERSION = 2
 
 ProgressFn = Callable[[str], None]
 
@@ -77,6 +87,10 @@ class TrackOptions:
         Checkpoints probed at once in separate processes.
     seed : int
         Seed of the probe's random controls.
+    hierarchy : bool
+        Also analyse every head with the embeddings as its tokens (the hierarchy test).
+    geometry : bool
+        Also solve the max-norm and spectral Att-SVMs of every (non-rotary) head.
     """
 
     layers: str | None = None
@@ -87,6 +101,8 @@ class TrackOptions:
     max_queries: int | None = None
     jobs: int = 1
     seed: int = 0
+    hierarchy: bool = False
+    geometry: bool = False
 
 
 @dataclass
@@ -162,7 +178,8 @@ def _key(ck: Checkpoint, opts: TrackOptions, setup: dict[str, Any]) -> dict[str,
     digest = hashlib.sha1(Path(text).read_bytes()).hexdigest() if text else None
     return {"version": _KEY_VERSION, "path": str(ck.path.resolve()), "files": _file_stamp(
         ck.path), "layers": opts.layers, "nuclear": opts.nuclear, "graph": opts.graph,
-        "seed": opts.seed, "text_sha1": digest, "seq_len": setup["seq_len"],
+        "seed": opts.seed, "hierarchy": opts.hierarchy, "geometry": opts.geometry,
+        "text_sha1": digest, "seq_len": setup["seq_len"],
         "max_queries": setup["max_queries"]}
 
 
@@ -176,7 +193,27 @@ def _probe_one(path: str, opts: TrackOptions, setup: dict[str, Any], out: str | 
     popts = ProbeOptions(nuclear=opts.nuclear, graph=opts.graph, seed=opts.seed)
     res = probe(path, setup["text"], opts.layers, popts, out, seq_len=setup["seq_len"],
                 max_queries=setup["max_queries"], jobs=1)
-    return res.summary
+    summary = res.summary
+    heads = summary["heads"]
+    if opts.hierarchy:
+        from .hierarchy import hierarchy_fields, hierarchy_records
+
+        emb = hierarchy_records(path, opts.layers, popts, setup["text"], setup["seq_len"],
+                                setup["max_queries"])
+        by_head = {(r["layer"], r["head"]): r for r in emb}
+        for rec in heads:
+            rec.update(hierarchy_fields(rec, by_head.get((rec["layer"], rec["head"]), {})))
+    if opts.geometry and out is not None:
+        from .geometry import geometry_fields
+
+        layer_heads: dict[int, list[int]] = {}
+        for rec in heads:
+            layer_heads.setdefault(rec["layer"], []).append(rec["head"])
+        for rec in heads:
+            if rec.get("status") != "error" and rec.get("feasible"):
+                rec.update(geometry_fields(out, rec["layer"], layer_heads[rec["layer"]],
+                                           rec["head"]))
+    return summary
 
 
 def _quiet_transformers() -> None:
@@ -349,7 +386,7 @@ def _run(cks: list[Checkpoint], opts: TrackOptions, setup: dict[str, Any],
             try:
                 same = json.loads((cache / "track_key.json").read_text()) == keys[k]
                 if same:
-                    summaries[k] = json.loads((cache / "summary.json").read_text())
+                    summaries[k] = json.loads((cache / "track_summary.json").read_text())
                     cached[k] = True
                     say(f"checkpoint {k + 1}/{len(cks)} {cks[k].path.name}: cached")
             except (OSError, ValueError):
@@ -357,10 +394,11 @@ def _run(cks: list[Checkpoint], opts: TrackOptions, setup: dict[str, Any],
     todo = [k for k in range(len(cks)) if summaries[k] is None]
 
     def finish(k: int, summary: dict[str, Any]) -> None:
-        summaries[k] = summary
         cache = caches[k]
-        if cache is not None:
+        if cache is not None:  # what a rerun reads back: the same JSON
+            summary = json.loads(write_json_atomic(cache / "track_summary.json", summary, None))
             atomic_write_text(cache / "track_key.json", json.dumps(keys[k], indent=1))
+        summaries[k] = summary
         n_exact = sum(bool(r.get("exact")) for r in summary["heads"])
         say(f"checkpoint {k + 1}/{len(cks)} {cks[k].path.name}: {len(summary['heads'])} heads "
             f"({n_exact} exact), {summary['seconds']:.1f} s")

@@ -18,7 +18,9 @@ __all__ = ["write_track_report", "curve_file", "CURVES"]
 CURVES = (("corr_fro", "corr_fro", "-"), ("corr_control", "fro control", ":"),
           ("corr_nuc", "corr_nuc", "-"), ("corr_nuc_control", "nuc control", ":"),
           ("corr_rope", "corr_rope", "-"), ("corr_rope_control", "rope control", ":"),
-          ("task_accuracy", "task accuracy", "--"), ("support_jaccard", "support Jaccard", "-."))
+          ("task_accuracy", "task accuracy", "--"), ("support_jaccard", "support Jaccard", "-."),
+          ("corr_fro_emb", "fro on embeddings", "--"), ("corr_rope_emb", "rope on embeddings",
+                                                         "--"))
 
 
 def curve_file(layer: int, head: int) -> str:
@@ -113,8 +115,78 @@ the share of selections on the task's correct token, the Jaccard index of consec
 sets, and the margin ratio.</p>
 <table><tr><th></th>{head_cols}</tr>
 {''.join(rows)}</table>
+{extra_sections(summary)}
 <h2>Checkpoints</h2>
 <table><tr><th>step</th><th>path</th><th>heads</th><th>exact heads</th></tr>{ck_rows}</table>
 </body></html>
 """
     atomic_write_text(out_dir / "index.html", page)
+
+
+# --- track's optional sections (--hierarchy, --geometry): HTML fragments for the page --------
+
+def _mean(vals: list[Any]) -> float | None:
+    v = [float(x) for x in vals if x is not None]
+    return float(np.mean(v)) if v else None
+
+
+def hierarchy_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per checkpoint and layer: mean correlation with the exact target on the layer input and
+    on the embeddings, mean ``hier_gain_input``, ``hier_gain_emb`` over the heads and
+    the heads whose embedding instance is infeasible (exact target: lifted for rotary heads)."""
+    rows = []
+    for c in summary["checkpoints"]:
+        for li in sorted({r["layer"] for r in c["heads"]}):
+            recs = [r for r in c["heads"] if r["layer"] == li and "hier_target" in r]
+            if not recs:
+                continue
+            st = ["rope_status_emb" if r["hier_target"] == "rope" else "status_emb"
+                  for r in recs]
+            corr = ["corr_rope" if r["hier_target"] == "rope" else "corr_fro" for r in recs]
+            rows.append({"step": c["step"], "layer": li, "heads": len(recs),
+                         "corr_input": _mean([r.get(k) for r, k in zip(recs, corr, strict=True)]),
+                         "corr_emb": _mean([r.get(f"{k}_emb")
+                                            for r, k in zip(recs, corr, strict=True)]),
+                         "gain_input": _mean([r["hier_gain_input"] for r in recs]),
+                         "gain_emb": _mean([r["hier_gain_emb"] for r in recs]),
+                         "infeasible_emb": sum(r.get(k) == "infeasible"
+                                               for r, k in zip(recs, st, strict=True))})
+    return rows
+
+
+def extra_sections(summary: dict[str, Any]) -> str:
+    """The Hierarchy and Geometry sections of ``index.html`` ('' when not computed)."""
+    e = html.escape
+    out = []
+    hier = hierarchy_rows(summary)
+    if hier:
+        body = "".join(
+            f"<tr><td>{e(str(h['step']))}</td><td>{h['layer']}</td>"
+            f"<td>{fmt_number(h['corr_input'])} ({fmt_number(h['gain_input'])})</td>"
+            f"<td>{fmt_number(h['corr_emb'])} ({fmt_number(h['gain_emb'])})</td>"
+            f"<td>{h['infeasible_emb']} of {h['heads']}</td></tr>" for h in hier)
+        out.append(
+            "<h2>Hierarchy of SVMs</h2><p>Per layer, the mean over heads of the correlation "
+            "(and, in brackets, corr - control) of the head's exact Att-SVM (lifted for "
+            "rotary heads) with the layer's input as "
+            "tokens (the outputs of the trained layers below) and with the embeddings as "
+            "tokens (layer l's norm of the residual stream entering layer 0); the same "
+            "selections. Equal at layer 0. Infeasible: no form on the embeddings makes "
+            "those selections.</p><table><tr><th>step</th><th>layer</th><th>on layer input"
+            "</th><th>on embeddings</th><th>infeasible on embeddings</th></tr>"
+            f"{body}</table>")
+    last = summary["checkpoints"][-1]["heads"] if summary["checkpoints"] else []
+    geo = [r for r in last if r.get("status_linf") or r.get("status_spec")]
+    if geo:
+        cols = (("corr_fro", "margin_ratio"), ("corr_nuc", "margin_ratio_nuc"),
+                ("corr_linf", "margin_ratio_linf"), ("corr_spec", "margin_ratio_spec"))
+        body = "".join(
+            f"<tr><td>{r['layer']}</td><td>{r['head']}</td>"
+            + "".join(f"<td>{fmt_number(r.get(c))} / {fmt_number(r.get(m))}</td>"
+                      for c, m in cols) + "</tr>" for r in geo)
+        out.append(
+            "<h2>Optimizer geometry (last checkpoint)</h2><p>Correlation / margin ratio of "
+            "each head with the Att-SVM of its own selections in four norms (Frobenius, "
+            "nuclear, entrywise max, spectral).</p><table><tr><th>layer</th><th>head</th>"
+            "<th>fro</th><th>nuc</th><th>linf</th><th>spec</th></tr>" + body + "</table>")
+    return "\n".join(out)

@@ -5,6 +5,10 @@ induction task and ``attnsvm track`` probes its checkpoints: per head the correl
 key-query form with the Frobenius Att-SVM of its own selections, against the same SVM's
 correlation with the layer's other heads, beside the model's recall accuracy (the task solved).
 The study asks whether the heads' alignment with their Att-SVMs moves with the recall jump.
+
+Right panel, the hierarchy test (``track --hierarchy``): per layer, the same gap for the head's
+exact Att-SVM (lifted, for these rotary heads) with the layer's input as tokens (the outputs of
+the trained layers below) and with the embeddings as tokens (:mod:`attnsvm.lm.hierarchy`).
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from ..sweep import Cell
 
 __all__ = ["HeadsOverTrainingConfig", "FIGURE"]
 
-TAKEAWAY = ("Each line is one head's corr(W_head, W^mm of its own selections) minus the same "
-            "SVM's mean correlation with the layer's other heads; grey: the model's recall "
-            "accuracy.")
+TAKEAWAY = ("Left, each head's corr(W_head, W^mm of its own selections) minus the same SVM's "
+            "correlation with the layer's other heads (grey: recall accuracy); right, per "
+            "layer, that gap for the lifted Att-SVM on the layer input (solid) and on the "
+            "embeddings (dotted).")
 
 
 @dataclass(frozen=True)
@@ -65,14 +70,19 @@ def run_cell(cfg: HeadsOverTrainingConfig, cell: Cell) -> pd.DataFrame:
                             segment=cfg.segment, noise=cfg.noise)
         with tempfile.TemporaryDirectory(prefix="attnsvm-hot-") as tmp:
             pretrain(pc, Path(tmp) / "run")
-            s = track([Path(tmp) / "run"], TrackOptions(nuclear=False), out=None).summary
+            s = track([Path(tmp) / "run"], TrackOptions(nuclear=False, hierarchy=True),
+                      out=None).summary
         for k, c in enumerate(s["checkpoints"]):
             for r in c["heads"]:
                 rows.append({"seed": int(seed), "step": int(c["step"]), "layer": r["layer"],
                              "head": r["head"], "corr_fro": r.get("corr_fro"),
                              "corr_control": r.get("corr_control"),
                              "task_accuracy": r.get("task_accuracy"),
-                             "recall_accuracy": s["recall_accuracy"][k]})
+                             "recall_accuracy": s["recall_accuracy"][k],
+                             "hier_gain_input": r.get("hier_gain_input"),
+                             "hier_gain_emb": r.get("hier_gain_emb"),
+                             "infeasible_emb": r.get("rope_status_emb" if r.get(
+                                 "hier_target") == "rope" else "status_emb") == "infeasible"})
     return pd.DataFrame(rows)
 
 
@@ -91,11 +101,34 @@ def summarize(cfg: HeadsOverTrainingConfig, df: pd.DataFrame) -> dict[str, Any]:
     first = df[(df["step"] == 0) & (df["layer"] == df["layer"].max())]
     if len(first):
         out["gap_top_layer_first_mean"] = float(np.nanmean(_gap(first)))
+    out.update(_hierarchy(df))
     return out
 
 
+def _mean(x: pd.Series) -> float | None:
+    v = pd.to_numeric(x, errors="coerce").dropna()
+    return float(v.mean()) if len(v) else None
+
+
+def _hierarchy(df: pd.DataFrame) -> dict[str, Any]:
+    """The hierarchy test at the last checkpoint: layer 0 (where both instances coincide) and
+    the layers above (layer input vs embeddings)."""
+    last = df[df["step"] == df["step"].max()]
+    l0, up = last[last["layer"] == 0], last[last["layer"] > 0]
+    d0 = (pd.to_numeric(l0["hier_gain_input"], errors="coerce")
+          - pd.to_numeric(l0["hier_gain_emb"], errors="coerce")).abs().dropna()
+    return {
+        "hier_layer0_max_delta": float(d0.max()) if len(d0) else None,
+        "hier_upper_gain_input": _mean(up["hier_gain_input"]),
+        "hier_upper_gain_emb": _mean(up["hier_gain_emb"]),
+        "hier_upper_infeasible_emb": float(up["infeasible_emb"].astype(float).mean())
+        if len(up) else None,
+        "hier_upper_heads": int(len(up)),
+    }
+
+
 def plot(cfg: HeadsOverTrainingConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
-    fig, ax = new_figure(1, 1, 5.0, 3.4)
+    fig, ax = new_figure(2, 1, 5.0, 3.4)
     a = ax[0, 0]
     d = df.assign(gap=_gap(df), x=df["step"].clip(lower=0))
     for j, ((layer, head), g) in enumerate(d.groupby(["layer", "head"])):
@@ -106,6 +139,18 @@ def plot(cfg: HeadsOverTrainingConfig, df: pd.DataFrame, path: Path | None = Non
     a.set_xscale("symlog", linthresh=1.0)
     a.set(xlabel="step", ylabel="corr_fro - control", title="heads vs their Att-SVMs")
     add_legend(a)
+    b = ax[0, 1]
+    for j, (layer, g) in enumerate(d.groupby("layer")):
+        m = g.assign(gi=pd.to_numeric(g["hier_gain_input"], errors="coerce"),
+                     ge=pd.to_numeric(g["hier_gain_emb"], errors="coerce")
+                     ).groupby("step")[["gi", "ge"]].mean().reset_index()
+        st = series_style(2 * j, len(m))  # the layer's colour; solid input, dotted embeddings
+        b.plot(m["step"], m["gi"], label=f"layer {layer}: on layer input", **{**st, "ls": "-"})
+        b.plot(m["step"], m["ge"], label=f"layer {layer}: on embeddings",
+               **{**st, "ls": ":", "lw": 1.6, "mfc": "none", "zorder": 10})
+    b.set_xscale("symlog", linthresh=1.0)
+    b.set(xlabel="step", ylabel="corr_rope - control", title="hierarchy: which tokens?")
+    add_legend(b)
     return save_figure(fig, path, f"Heads over training: {cfg.layers} layers x {cfg.heads} "
                        f"heads, d={cfg.d_model}, {cfg.optimizer}", caption=TAKEAWAY)
 
@@ -120,15 +165,31 @@ def notes(cfg: HeadsOverTrainingConfig, h: dict[str, Any]) -> dict[str, str]:
 
 
 def verdict(cfg: HeadsOverTrainingConfig, h: dict[str, Any]) -> Verdict:
-    return Verdict(f"top layer corr_fro - control: {num(h['gap_top_layer_first_mean'])} -> "
-                   f"{num(h['gap_top_layer_final_mean'])}; recall {num(h['recall_final_mean'])}",
-                   None, "a study: measured, no pass/fail criterion")
+    """The hierarchy claim: at layer 0 both instances coincide; above it, at the last
+    checkpoint, the heads are nearer the Att-SVM on their layer input than on the embeddings
+    (a larger corr - control, or no form on the embeddings makes their selections at all)."""
+    d0, gi, ge = (h.get("hier_layer0_max_delta"), h.get("hier_upper_gain_input"),
+                  h.get("hier_upper_gain_emb"))
+    inf = h.get("hier_upper_infeasible_emb")
+    layer0 = d0 is None or d0 <= 1e-12
+    upper = gi is not None and (ge is None or gi > ge)
+    measured = (f"layer 0 |input - embeddings| {num(d0)}; layers above: corr_rope - control "
+                f"{num(gi)} on the layer input, {num(ge)} on the embeddings (embedding SVM "
+                f"infeasible for {num(inf)} of the heads); recall {num(h['recall_final_mean'])}; "
+                f"top layer corr_fro - control {num(h['gap_top_layer_first_mean'])} -> "
+                f"{num(h['gap_top_layer_final_mean'])}")
+    return Verdict(measured, bool(layer0 and upper),
+                   "layer 0: both instances coincide (difference <= 1e-12); layers above, last "
+                   "checkpoint: mean corr - control on the layer input exceeds that on the "
+                   "embeddings, or no embedding SVM exists")
 
 
 FIGURE = Figure(
     name="heads-over-training", title="Heads over training (induction task)",
     source="new study",
     claim=("While a small decoder learns the induction task, its heads' key-query forms move "
-           "toward (or away from) the Att-SVMs of their own selections."),
+           "toward (or away from) the Att-SVMs of their own selections; the heads of a layer "
+           "above the first are nearer the Att-SVM whose tokens are the trained layers' "
+           "outputs than the one on the embeddings (TF-SVM's hierarchy of SVMs)."),
     config=HeadsOverTrainingConfig, cells=cells, run_cell=run_cell, summarize=summarize,
     plot=plot, notes=notes, takeaway=TAKEAWAY, verdict=verdict)
