@@ -23,7 +23,7 @@ from .sweep import Cell
 
 __all__ = ["Figure", "Verdict", "FIGURES", "PAPER_FIGURES", "NEW_STUDIES", "TIMINGS",
            "TIMINGS_MACHINE", "figure_names", "get_figure", "describe_figures", "expected_seconds",
-           "measured_seconds"]
+           "measured_seconds", "REQUIRES", "missing_extra"]
 
 #: Figures of the papers' official code, in report order: name -> (module, one-line summary).
 PAPER_FIGURES: dict[str, tuple[str, str]] = {
@@ -56,6 +56,10 @@ NEW_STUDIES: dict[str, tuple[str, str]] = {
 }
 
 FIGURES: dict[str, tuple[str, str]] = {**PAPER_FIGURES, **NEW_STUDIES}
+
+#: Figures that need an optional extra (``pip install "attnsvm[probe]"``): name -> extra.
+#: Without it ``reproduce`` skips them (and says so); naming one is refused with exit 2.
+REQUIRES: dict[str, str] = {"heads-over-training": "probe"}
 
 #: Measured wall seconds per figure, ``(quick, full)``: ``attnsvm reproduce --quick`` and
 #: ``attnsvm reproduce`` (papers' sizes), the ``seconds`` of each figure in ``summary.json``.
@@ -167,6 +171,14 @@ def get_figure(name: str) -> Figure:
     fig = module.FIGURE
     assert isinstance(fig, Figure) and fig.name == name
     return fig
+
+
+def missing_extra(name: str) -> str | None:
+    """The extra that figure ``name`` needs and that is not installed, else None."""
+    from .._extras import has_extra
+
+    extra = REQUIRES.get(name)
+    return extra if extra is not None and not has_extra(extra) else None
 
 
 def expected_seconds(name: str, quick: bool) -> float | None:
