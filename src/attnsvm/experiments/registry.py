@@ -217,12 +217,17 @@ def describe_figures(out: str | Path | None = None) -> str:
         mark = "*" if (name, quick) in last else ""
         return "?" if t is None else (format_seconds(t) if t >= 1 else f"{t:.1f} s") + mark
 
-    lines = [f"{'figure':<{width}}  {'quick':>7}  {'full':>10}  what it shows"]
-    for n in FIGURES:
-        lines.append(f"{n:<{width}}  {cell(n, True):>7}  {cell(n, False):>10}  {FIGURES[n][1]}")
     tq = sum(seconds(n, True) or 0.0 for n in FIGURES)
     tf = sum(seconds(n, False) or 0.0 for n in FIGURES)
-    lines.append(f"{'all':<{width}}  {format_seconds(tq):>7}  {format_seconds(tf):>10}")
+    wq = max(7, len(format_seconds(tq)), *(len(cell(n, True)) for n in FIGURES))
+    wf = max(10, len(format_seconds(tf)), *(len(cell(n, False)) for n in FIGURES))
+    lines = [f"{'figure':<{width}}  {'quick':>{wq}}  {'full':>{wf}}  what it shows"]
+    for n in FIGURES:
+        needs = missing_extra(n)
+        tail = f" (needs the extra '{needs}')" if needs else ""
+        lines.append(f"{n:<{width}}  {cell(n, True):>{wq}}  {cell(n, False):>{wf}}  "
+                     f"{FIGURES[n][1]}{tail}")
+    lines.append(f"{'all':<{width}}  {format_seconds(tq):>{wq}}  {format_seconds(tf):>{wf}}")
     if last:
         lines.append(f"* measured by the last run in {Path(out) / 'summary.json'} "  # type: ignore[arg-type]
                      f"on this machine.")
