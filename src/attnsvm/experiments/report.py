@@ -8,6 +8,7 @@ no remote resource, so it opens from disk in any browser.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ def _fmt(v: Any) -> str:
 _INNER = (("one_minus_corr", "1 - corr"), ("corr_svmeq", "corr with W^svmeq"),
           ("corr_dir", "corr with W^dir"), ("corr_mm", "corr with W^mm"),
           ("corr_fro", "corr with W^mm"), ("corr_nuc", "corr with W@^mm"),
+          ("corr_svms", "corr between the two SVMs"),
+          ("corr_svm_fin", "corr with R W^svm + W^fin"), ("corr_svm", "corr with W^svm"),
           ("_KQ_official", ", (K,Q) with the official weight decay,"), ("_KQ", ", (K,Q),"),
           ("_W_", ", W, "), ("prob_", "selected-token probability "))
 _START = (("multi_", "several-token runs: "),)
@@ -74,6 +77,8 @@ def headline_label(key: str) -> str:
     'several-token runs: 1 - corr with W^dir, median'
     >>> headline_label("min_max_prob_median")
     'min max prob, median'
+    >>> headline_label("n1T3_local_gd_corr_mean"), headline_label("corr_svm_fin_min")
+    ('n=1, T=3 local GD corr, mean', 'corr with R W^svm + W^fin, min')
     """
     text, head, tail = key, "", ""
     for old, new in _START:
@@ -86,7 +91,23 @@ def headline_label(key: str) -> str:
     for old, new in _INNER:
         text = text.replace(old, new)
     text = (head + text.replace("_", " ") + tail).replace("@", "_*")
+    text = " ".join(_WORDS_OF_KEYS.get(w, w) for w in text.split())
+    text = _SIZES.sub(_sizes, text)
     return " ".join(text.replace(" ,", ",").replace(",,", ",").strip(" ,").split())
+
+
+#: Whole words of the headline keys, spelled out (after :data:`_INNER`).
+_WORDS_OF_KEYS = {"fro": "Frobenius", "fro,": "Frobenius,", "nuc": "nuclear",
+                  "nuc,": "nuclear,", "gd": "GD", "gd,": "GD,", "ngd": "NGD", "ngd,": "NGD,",
+                  "md,": "mirror descent,", "polyak,": "Polyak,", "scc": "SCC", "svm": "SVM",
+                  "rel": "relative", "diff": "difference", "fin": "W^fin",
+                  "perp,": "orthogonal part,", "scs": "SCS", "tol1e-7,": "tol 1e-7,"}
+#: Sizes written together in a key (``n1T3``, ``T5``, ``d4``): ``n=1, T=3``.
+_SIZES = re.compile(r"\b(?:[nTdK]\d+)+\b")
+
+
+def _sizes(m: re.Match[str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in re.findall(r"([nTdK])(\d+)", m.group(0)))
 
 
 #: verdict -> (CSS class, mark) in the claims table
