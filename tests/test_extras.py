@@ -25,14 +25,16 @@ from attnsvm.ntp import random_ntp_dataset
 
 HIDDEN = (*EXTRAS["probe"], DEFAULT_MODEL_PACKAGE)
 
-# Runs the console script's main() on each command line of argv[1] (JSON) with the probe's stack
-# hidden, and prints per command its exit code, stdout and stderr as JSON, and the hidden modules
-# (or huggingface_hub) that were imported all the same.
+# With the probe's stack hidden: imports the packages, runs the console script's main() on each
+# command line of argv[1] (JSON), and prints as JSON per command its exit code, stdout and
+# stderr, and the hidden modules (or huggingface_hub) that were imported all the same.
 _WRAPPER = f"""
 import contextlib, io, json, sys
 HIDDEN = {HIDDEN!r}
 for m in HIDDEN:
     sys.modules[m] = None
+import attnsvm, attnsvm.probe, attnsvm.lm, attnsvm.experiments  # the packages import
+import attnsvm.cli.probe_cmd, attnsvm.cli.pretrain_cmd, attnsvm.cli.track_cmd
 from attnsvm.cli.main import main
 results = []
 for args in json.loads(sys.argv[1]):
