@@ -50,8 +50,13 @@ def test_links_stay_inside_the_repository():
 def test_the_two_set_up_commands():
     assert ("    pip install torch==2.13.0 && pip install -e . && attnsvm reproduce --quick\n"
             in TEXT)
-    assert ('    pip install torch==2.13.0 && pip install -e ".[test,ray]" && python -m pytest\n'
-            in TEXT)
+    test = ('    pip install torch==2.13.0 && pip install -e ".[probe,test,ray]" '
+            '&& python -m pytest\n')
+    assert test in TEXT
+    # CI installs at least the extras of the README's test command
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    installed = re.search(r'pip install -e "\.\[([\w,]+)\]"', ci)
+    assert installed and {"probe", "test", "ray"} <= set(installed.group(1).split(","))
 
 
 def test_readme_is_short_and_has_no_history():

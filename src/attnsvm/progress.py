@@ -1,8 +1,9 @@
 """Progress on stderr with an estimate of the time left, for terminals, pipes and logs.
 
-On a terminal one line is redrawn in place; otherwise (a pipe, a log file, CI) a new line is
-printed at most every ``min_interval`` seconds and once at the end, so a long run is never
-silent.  Progress never goes to stdout, which stays free for results (``--json``).
+On a terminal the bar is tqdm's, redrawn in place; otherwise (a pipe, a log file, CI) a new
+line is printed at most every ``min_interval`` seconds and once at the end, so a long run is
+never silent and a log holds no carriage returns.  Progress never goes to stdout, which stays
+free for results (``--json``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import IO
+from typing import IO, Any
 
 __all__ = ["Progress", "format_seconds"]
 
@@ -75,6 +76,7 @@ class Progress:
         self._printed_at = -1
         isatty = getattr(self.stream, "isatty", None)
         self.tty = bool(isatty()) if callable(isatty) else False
+        self._bar: Any = None  # the tqdm bar on a terminal, made when first drawn
 
     def elapsed(self) -> float:
         """Seconds since the object was made."""
@@ -108,13 +110,30 @@ class Progress:
         """Record ``k`` more finished units; print when due."""
         self.update(self.done + k)
 
+    def _tqdm(self) -> Any:
+        """The terminal's bar (tqdm), made on first use; its total, count and label follow
+        this object's."""
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total, desc=self.label or None, unit=f" {self.unit}"
+                             if self.unit else "it", file=self.stream, leave=True,
+                             dynamic_ncols=True, mininterval=0.0, miniters=1, ascii=False,
+                             initial=0)
+            self._bar.start_t = self._bar._time() - self.elapsed()  # counted from our start
+        bar = self._bar
+        if self.label and bar.desc != self.label:
+            bar.set_description_str(self.label, refresh=False)
+        bar.n = self.done
+        return bar
+
     def _print(self) -> None:
         try:
             if self.tty:
-                self.stream.write("\r" + self.text() + "\x1b[K")
+                self._tqdm().refresh()
             else:
                 self.stream.write(self.text() + "\n")
-            self.stream.flush()
+                self.stream.flush()
             self._printed_at = self.done
         except (BrokenPipeError, ValueError):  # stderr closed: stop, do not fail the run
             self.enabled = False
@@ -125,9 +144,8 @@ class Progress:
             return
         if self._printed_at != self.done:
             self._print()
-        if self.tty:
+        if self.tty and self._bar is not None:
             try:
-                self.stream.write("\n")
-                self.stream.flush()
+                self._bar.close()
             except (BrokenPipeError, ValueError):
                 self.enabled = False

@@ -13,11 +13,14 @@ compared, drawn and printed the same way everywhere.
   the process-wide backend is never switched, so importing or calling attnsvm leaves a
   notebook's or an application's matplotlib set-up as it was.
 * :func:`fmt_number`, :func:`fmt_share`, :func:`plural` -- numbers in prose.
+* :func:`render_template` -- the HTML pages, from the Jinja2 templates in
+  ``attnsvm/templates/`` (autoescaped).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 import os
@@ -37,7 +40,7 @@ from ._numerics import correlation
 
 __all__ = ["to_jsonable", "write_json_atomic", "git_commit", "provenance", "correlation",
            "new_figure", "figure_png", "save_png", "png_data_uri", "fmt_number", "fmt_share",
-           "plural"]
+           "plural", "render_template", "TEMPLATES"]
 
 #: Libraries whose versions :func:`provenance` records when they are already imported.
 DEFAULT_LIBRARIES = ("numpy", "scipy", "torch", "cvxpy", "pandas", "matplotlib")
@@ -213,3 +216,29 @@ def plural(count: int, word: str, many: str | None = None) -> str:
     ('1 cell', '0 cells', '2 instances', '2 are')
     """
     return f"{count} {word if count == 1 else (many or word + 's')}"
+
+
+#: Folder of the HTML templates (package data).
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters.update(num=fmt_number, share=fmt_share, data_uri=png_data_uri)
+    env.globals.update(plural=plural)
+    return env
+
+
+def render_template(name: str, **context: Any) -> str:
+    """Render the HTML template ``name`` of :data:`TEMPLATES` with ``context``.
+
+    Every value is HTML-escaped unless the template marks it safe; an undefined name is an
+    error, never an empty string.  Filters: ``num`` (:func:`fmt_number`), ``share``
+    (:func:`fmt_share`), ``data_uri`` (:func:`png_data_uri`); ``plural`` is a global.
+    """
+    return str(_environment().get_template(name).render(**context))

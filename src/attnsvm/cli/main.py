@@ -134,6 +134,9 @@ def _dispatch(args_list: list[str], command: str | None) -> int:
         parser.error(f"a command is required (one of {', '.join(COMMANDS)}); "
                      f"see 'attnsvm --help'")
     mod, _add, run, _help = COMMANDS[args.command]
+    from attnsvm._extras import check_command_extra
+
+    check_command_extra(args.command, getattr(args, "model", None))  # the extra 'probe'
     module = importlib.import_module(f"attnsvm.cli.{mod}")
     return int(getattr(module, run)(args))
 

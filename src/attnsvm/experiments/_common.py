@@ -146,7 +146,16 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float
     return _new_figure(ncols, nrows, width, height)
 
 
-_SYMBOL = re.compile(r"\b([WRpv])(_\*)?\^(\w+)|\bK Q\^T\b")
+_SYMBOL = re.compile(r"\b([WRpv])(_\*)?\^([A-Za-z0-9]+)(?:_([A-Za-z0-9]+))?|\bK Q\^T\b")
+_GREEK = {"alpha", "beta", "gamma", "lambda"}
+
+
+def _symbol(m: re.Match[str]) -> str:
+    if m.group(1) is None:
+        return "$KQ^T$"
+    sub = m.group(4)
+    sub = "" if sub is None else "_{" + (f"\\{sub}" if sub in _GREEK else sub) + "}"
+    return f"${m.group(1)}{m.group(2) or ''}^{{{m.group(3)}}}{sub}$"
 
 
 def mathtext(text: str) -> str:
@@ -155,9 +164,28 @@ def mathtext(text: str) -> str:
 
     >>> mathtext("W_*^mm and W^svmeq, K Q^T")
     '$W_*^{mm}$ and $W^{svmeq}$, $KQ^T$'
+    >>> print(mathtext("p^mm_beta, W^mm_1"))
+    $p^{mm}_{\\beta}$, $W^{mm}_{1}$
     """
-    return _SYMBOL.sub(lambda m: "$KQ^T$" if m.group(1) is None
-                       else f"${m.group(1)}{m.group(2) or ''}^{{{m.group(3)}}}$", text)
+    return _SYMBOL.sub(_symbol, text)
+
+
+def _labels_as_mathtext(fig: Any) -> None:
+    """Titles, axis labels and legend entries of ``fig`` with their plain-text symbols as
+    mathtext (:func:`mathtext`); a text that already holds mathtext is left as it is."""
+    texts = []
+    for ax in fig.axes:
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+        leg = ax.get_legend()
+        texts += list(leg.get_texts()) if leg is not None else []
+    for leg in fig.legends:
+        texts += list(leg.get_texts())
+    for t in texts:
+        old = t.get_text()
+        if old and "$" not in old:
+            new = mathtext(old)
+            if new != old:
+                t.set_text(new)
 
 
 def save_figure(fig: Any, path: str | Path | None, title: str | None = None,
@@ -165,6 +193,9 @@ def save_figure(fig: Any, path: str | Path | None, title: str | None = None,
                 legend_cols: int = 4) -> Any:
     """Lay out the figure (title on top, ``caption`` below), write it as PNG to ``path``
     atomically when a path is given, and return it.
+
+    Symbols written as plain text in the title, the caption, axis labels and legends
+    (``W^mm``, ``W_*^mm``, ``p^mm``, ``K Q^T``) are drawn as mathtext.
 
     ``caption`` is the sentence that says what the reader should see. ``legend``: artists
     (with labels) of one legend for the whole figure, drawn under the title in a size that
@@ -180,7 +211,7 @@ def save_figure(fig: Any, path: str | Path | None, title: str | None = None,
             if axis.get_scale() == "log" and lo > 0 and hi / lo >= 100:
                 axis.set_minor_formatter(NullFormatter())
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(mathtext(title), fontsize=10)
     top = 1.0
     if legend:
         rows = -(-len(legend) // legend_cols)
@@ -196,6 +227,7 @@ def save_figure(fig: Any, path: str | Path | None, title: str | None = None,
         fig.text(0.5, 0.01, "\n".join(lines), ha="center", va="bottom", fontsize=8.5,
                  style="italic", wrap=False)
         bottom = (0.16 * len(lines) + 0.1) / fig.get_size_inches()[1]
+    _labels_as_mathtext(fig)
     fig.tight_layout(rect=(0.0, bottom, 1.0, top))
     if path is not None:
         save_png(fig, path)

@@ -23,7 +23,7 @@ from .sweep import Cell
 
 __all__ = ["Figure", "Verdict", "FIGURES", "PAPER_FIGURES", "NEW_STUDIES", "TIMINGS",
            "TIMINGS_MACHINE", "figure_names", "get_figure", "describe_figures", "expected_seconds",
-           "measured_seconds"]
+           "measured_seconds", "REQUIRES", "missing_extra"]
 
 #: Figures of the papers' official code, in report order: name -> (module, one-line summary).
 PAPER_FIGURES: dict[str, tuple[str, str]] = {
@@ -57,6 +57,10 @@ NEW_STUDIES: dict[str, tuple[str, str]] = {
 }
 
 FIGURES: dict[str, tuple[str, str]] = {**PAPER_FIGURES, **NEW_STUDIES}
+
+#: Figures that need an optional extra (``pip install "attnsvm[probe]"``): name -> extra.
+#: Without it ``reproduce`` skips them (and says so); naming one is refused with exit 2.
+REQUIRES: dict[str, str] = {"heads-over-training": "probe"}
 
 #: Measured wall seconds per figure, ``(quick, full)``: ``attnsvm reproduce --quick`` and
 #: ``attnsvm reproduce`` (papers' sizes), the ``seconds`` of each figure in ``summary.json``.
@@ -171,6 +175,14 @@ def get_figure(name: str) -> Figure:
     return fig
 
 
+def missing_extra(name: str) -> str | None:
+    """The extra that figure ``name`` needs and that is not installed, else None."""
+    from .._extras import has_extra
+
+    extra = REQUIRES.get(name)
+    return extra if extra is not None and not has_extra(extra) else None
+
+
 def expected_seconds(name: str, quick: bool) -> float | None:
     """Measured seconds of a figure (:data:`TIMINGS`), or None when never measured."""
     t = TIMINGS.get(name)
@@ -207,12 +219,17 @@ def describe_figures(out: str | Path | None = None) -> str:
         mark = "*" if (name, quick) in last else ""
         return "?" if t is None else (format_seconds(t) if t >= 1 else f"{t:.1f} s") + mark
 
-    lines = [f"{'figure':<{width}}  {'quick':>7}  {'full':>10}  what it shows"]
-    for n in FIGURES:
-        lines.append(f"{n:<{width}}  {cell(n, True):>7}  {cell(n, False):>10}  {FIGURES[n][1]}")
     tq = sum(seconds(n, True) or 0.0 for n in FIGURES)
     tf = sum(seconds(n, False) or 0.0 for n in FIGURES)
-    lines.append(f"{'all':<{width}}  {format_seconds(tq):>7}  {format_seconds(tf):>10}")
+    wq = max(7, len(format_seconds(tq)), *(len(cell(n, True)) for n in FIGURES))
+    wf = max(10, len(format_seconds(tf)), *(len(cell(n, False)) for n in FIGURES))
+    lines = [f"{'figure':<{width}}  {'quick':>{wq}}  {'full':>{wf}}  what it shows"]
+    for n in FIGURES:
+        needs = missing_extra(n)
+        tail = f" (needs the extra '{needs}')" if needs else ""
+        lines.append(f"{n:<{width}}  {cell(n, True):>{wq}}  {cell(n, False):>{wf}}  "
+                     f"{FIGURES[n][1]}{tail}")
+    lines.append(f"{'all':<{width}}  {format_seconds(tq):>{wq}}  {format_seconds(tf):>{wf}}")
     if last:
         lines.append(f"* measured by the last run in {Path(out) / 'summary.json'} "  # type: ignore[arg-type]
                      f"on this machine.")

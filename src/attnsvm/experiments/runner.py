@@ -20,13 +20,14 @@ from typing import IO, Any
 
 import pandas as pd
 
+from .._extras import extra_message
 from .._io import atomic_write_bytes
-from ..exceptions import InvalidParameterError
+from ..exceptions import InvalidParameterError, MissingDependencyError
 from ..progress import format_seconds
 from ..reporting import to_jsonable, write_json_atomic
 from .config import FigureConfig
 from .executors import BACKENDS, Executor, make_executor
-from .registry import Figure, expected_seconds, figure_names, get_figure
+from .registry import Figure, expected_seconds, figure_names, get_figure, missing_extra
 from .report import provenance, write_report
 from .sweep import Sweep
 
@@ -194,11 +195,19 @@ def reproduce(names: Sequence[str] | None = None, out: str | Path = DEFAULT_OUT,
     todo = list(names) if names else figure_names()
     for n in todo:
         get_figure(n)  # validate every name first
+    skipped = {n: extra_message(f"the figure {n}", e)
+               for n in todo if (e := missing_extra(n)) is not None}
+    if names and skipped:  # a figure asked for by name is never skipped quietly
+        raise MissingDependencyError(next(iter(skipped.values())))
+    todo = [n for n in todo if n not in skipped]
     backend = resolve_backend(backend, workers)
     err = stream if stream is not None else sys.stderr
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     t0 = time.perf_counter()
     expected = [expected_seconds(n, quick) or 1.0 for n in todo]
+    for n, why in skipped.items():
+        if progress is not False:
+            err.write(f"reproduce: skipping {n}: {why}\n")
     with make_executor(backend, workers, address) as ex:
         for k, n in enumerate(todo):
             res = run_figure(n, out, quick, ex, progress=progress, stream=stream)
@@ -207,7 +216,7 @@ def reproduce(names: Sequence[str] | None = None, out: str | Path = DEFAULT_OUT,
     prov = provenance(backend=backend, workers=workers, address=address, quick=quick,
                       argv=argv, started=started, seconds=time.perf_counter() - t0,
                       figures_run=todo)
-    return write_report(out, prov)
+    return write_report(out, prov, skipped=skipped)
 
 
 def _figure_line(err: IO[str], k: int, todo: list[str], seconds: float, elapsed: float,

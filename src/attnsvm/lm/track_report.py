@@ -1,16 +1,22 @@
 """The files of ``attnsvm track``: ``summary.json``, one PNG of curves per head and
-``index.html`` with a layer-by-head grid of those curves."""
+``index.html`` (template ``templates/track.html``) with a layer-by-head grid of those curves."""
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._io import atomic_write_text
-from ..reporting import fmt_number, new_figure, png_data_uri, save_png, write_json_atomic
+from ..reporting import (
+    fmt_number,
+    new_figure,
+    png_data_uri,
+    render_template,
+    save_png,
+    write_json_atomic,
+)
 
 __all__ = ["write_track_report", "curve_file", "CURVES"]
 
@@ -80,46 +86,25 @@ def write_track_report(summary: dict[str, Any], out_dir: Path) -> None:
         write_head_curves(s, out_dir / curve_file(s["layer"], s["head"]),
                           summary.get("recall_accuracy"))
     write_json_atomic(out_dir / "summary.json", summary, indent=1)
-    e = html.escape
     layers = sorted({s["layer"] for s in series})
     heads = sorted({s["head"] for s in series})
-    rows = []
+    grid = []
     for li in layers:
-        cells = [f"<th>layer {li}</th>"]
+        cells: list[dict[str, Any] | None] = []
         for h in heads:
             s = next((t for t in series if (t["layer"], t["head"]) == (li, h)), None)
-            if s is None:
-                cells.append("<td></td>")
-                continue
-            img = out_dir / curve_file(li, h)
-            cells.append(
-                f'<td><img src="{png_data_uri(img)}" alt="layer {li} head {h}"><br>'
-                f"last: corr_fro {_last(s, 'corr_fro')} (control {_last(s, 'corr_control')}),"
-                f" task accuracy {_last(s, 'task_accuracy')}, exact {_last(s, 'exact')}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    ck_rows = "".join(
-        f"<tr><td>{e(str(c['step']))}</td><td>{e(c['path'])}</td><td>{len(c['heads'])}</td>"
-        f"<td>{sum(bool(r.get('exact')) for r in c['heads'])}</td></tr>"
-        for c in summary["checkpoints"])
-    head_cols = "".join(f"<th>head {h}</th>" for h in heads)
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>attnsvm track</title>
-<style>body{{font-family:sans-serif;margin:1.5em}}td,th{{border:1px solid #ccc;padding:4px;
-font-size:12px;vertical-align:top}}table{{border-collapse:collapse}}</style></head><body>
-<h1>Heads over training</h1>
-<p>{len(summary['checkpoints'])} checkpoints of {e(str(summary['architecture']))}; text:
-{e(str(summary['text']))}, {summary['seq_len']} tokens per sequence, {summary['max_queries']}
-query rows. Per head: the correlation of its key-query form with the Att-SVM of its own
-selections (solid) against the same SVM's correlation with the layer's other heads (dotted),
-the share of selections on the task's correct token, the Jaccard index of consecutive support
-sets, and the margin ratio.</p>
-<table><tr><th></th>{head_cols}</tr>
-{''.join(rows)}</table>
-{extra_sections(summary)}
-<h2>Checkpoints</h2>
-<table><tr><th>step</th><th>path</th><th>heads</th><th>exact heads</th></tr>{ck_rows}</table>
-</body></html>
-"""
+            cells.append(None if s is None else {
+                "head": h, "uri": png_data_uri(out_dir / curve_file(li, h)),
+                "last": f"corr_fro {_last(s, 'corr_fro')} (control {_last(s, 'corr_control')}),"
+                        f" task accuracy {_last(s, 'task_accuracy')}, exact {_last(s, 'exact')}"})
+        grid.append((li, cells))
+    checkpoints = [{"step": c["step"], "path": c["path"], "heads": c["heads"],
+                    "exact": sum(bool(r.get("exact")) for r in c["heads"])}
+                   for c in summary["checkpoints"]]
+    page = render_template("track.html", checkpoints=checkpoints, heads=heads, grid=grid,
+                           architecture=str(summary["architecture"]), text=str(summary["text"]),
+                           seq_len=summary["seq_len"], max_queries=summary["max_queries"],
+                           hierarchy=hierarchy_rows(summary), geometry=geometry_rows(summary))
     atomic_write_text(out_dir / "index.html", page)
 
 
@@ -154,39 +139,12 @@ def hierarchy_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def extra_sections(summary: dict[str, Any]) -> str:
-    """The Hierarchy and Geometry sections of ``index.html`` ('' when not computed)."""
-    e = html.escape
-    out = []
-    hier = hierarchy_rows(summary)
-    if hier:
-        body = "".join(
-            f"<tr><td>{e(str(h['step']))}</td><td>{h['layer']}</td>"
-            f"<td>{fmt_number(h['corr_input'])} ({fmt_number(h['gain_input'])})</td>"
-            f"<td>{fmt_number(h['corr_emb'])} ({fmt_number(h['gain_emb'])})</td>"
-            f"<td>{h['infeasible_emb']} of {h['heads']}</td></tr>" for h in hier)
-        out.append(
-            "<h2>Hierarchy of SVMs</h2><p>Per layer, the mean over heads of the correlation "
-            "(and, in brackets, corr - control) of the head's exact Att-SVM (lifted for "
-            "rotary heads) with the layer's input as "
-            "tokens (the outputs of the trained layers below) and with the embeddings as "
-            "tokens (layer l's norm of the residual stream entering layer 0); the same "
-            "selections. Equal at layer 0. Infeasible: no form on the embeddings makes "
-            "those selections.</p><table><tr><th>step</th><th>layer</th><th>on layer input"
-            "</th><th>on embeddings</th><th>infeasible on embeddings</th></tr>"
-            f"{body}</table>")
+def geometry_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per head of the last checkpoint with ``--geometry``: layer, head and, per norm
+    (fro, nuc, linf, spec), ``"corr / margin ratio"`` as text ([] when not computed)."""
     last = summary["checkpoints"][-1]["heads"] if summary["checkpoints"] else []
-    geo = [r for r in last if r.get("status_linf") or r.get("status_spec")]
-    if geo:
-        cols = (("corr_fro", "margin_ratio"), ("corr_nuc", "margin_ratio_nuc"),
-                ("corr_linf", "margin_ratio_linf"), ("corr_spec", "margin_ratio_spec"))
-        body = "".join(
-            f"<tr><td>{r['layer']}</td><td>{r['head']}</td>"
-            + "".join(f"<td>{fmt_number(r.get(c))} / {fmt_number(r.get(m))}</td>"
-                      for c, m in cols) + "</tr>" for r in geo)
-        out.append(
-            "<h2>Optimizer geometry (last checkpoint)</h2><p>Correlation / margin ratio of "
-            "each head with the Att-SVM of its own selections in four norms (Frobenius, "
-            "nuclear, entrywise max, spectral).</p><table><tr><th>layer</th><th>head</th>"
-            "<th>fro</th><th>nuc</th><th>linf</th><th>spec</th></tr>" + body + "</table>")
-    return "\n".join(out)
+    cols = (("corr_fro", "margin_ratio"), ("corr_nuc", "margin_ratio_nuc"),
+            ("corr_linf", "margin_ratio_linf"), ("corr_spec", "margin_ratio_spec"))
+    return [{"layer": r["layer"], "head": r["head"],
+             "cells": [f"{fmt_number(r.get(c))} / {fmt_number(r.get(m))}" for c, m in cols]}
+            for r in last if r.get("status_linf") or r.get("status_spec")]

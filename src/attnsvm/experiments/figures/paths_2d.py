@@ -216,9 +216,15 @@ def plot(cfg: Paths2DConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
                        legend=keys, legend_cols=3)
 
 
+def _setting(key: str) -> str:
+    """``corr_T3_KQ_mean`` -> ``T=3 (K,Q)``."""
+    T, param = key.removeprefix("corr_").removesuffix("_mean").split("_")
+    return f"{T[0]}={T[1:]} {'(K,Q)' if param == 'KQ' else param}"
+
+
 def verdict(cfg: Paths2DConfig, h: dict[str, Any]) -> Verdict:
     means = {k: v for k, v in h.items() if k.endswith("_mean")}
-    parts = ", ".join(f"{k.replace('corr_', '').replace('_mean', '')} {num(v)} (min "
+    parts = ", ".join(f"{_setting(k)} {num(v)} (min "
                       f"{num(h.get(k.replace('_mean', '_min')))})"
                       for k, v in sorted(means.items()))
     return Verdict(f"mean final corr over {plural(cfg.seeds, 'seed')}: {parts}",
@@ -227,7 +233,7 @@ def verdict(cfg: Paths2DConfig, h: dict[str, Any]) -> Verdict:
 
 
 def notes(cfg: Paths2DConfig, h: dict[str, Any]) -> dict[str, str]:
-    vals = ", ".join(f"{k} = {num(v)}" for k, v in h.items() if k.endswith("_mean"))
+    vals = ", ".join(f"{_setting(k)} {num(v)}" for k, v in h.items() if k.endswith("_mean"))
     cmp = (f"The published figure shows the GD paths of W(k) z_i bending towards the W^mm z_i "
            f"direction. Here, mean final correlations with the SVM of the selected tokens over "
            f"{cfg.seeds} instances: {vals}. The top row plots, per panel, the run with the median "
