@@ -293,6 +293,7 @@ def test_train_overflowing_norm_exits_1_and_keeps_out(tmp_path, capsys):
 def test_train_reports_unverified_svm(tmp_path, capsys, monkeypatch):
     """A Frobenius answer that solve would reject is flagged in --json and the summary."""
     import attnsvm.report_solve as rs
+    import attnsvm.train.compare as compare
 
     p = tmp_path / "i.npz"
     random_instance(4, 5, 6, seed=0).save(p)
@@ -301,7 +302,7 @@ def test_train_reports_unverified_svm(tmp_path, capsys, monkeypatch):
     def strict(sol, tol=rs.DEFAULT_TOL):
         return ("inaccurate", "forced for the test") if sol.norm == "fro" else real(sol, tol)
 
-    monkeypatch.setattr(rs, "verify_solution", strict)
+    monkeypatch.setattr(compare, "verify_solution", strict)  # where train looks it up
     assert main(["train", str(p), "--steps", "20", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["svm_status"] == {"fro": "inaccurate", "nuc": "optimal"}
