@@ -72,11 +72,11 @@ TIMINGS: dict[str, tuple[float, float]] = {
     "losses": (0.7, 1.4), "ntp-acyclic": (4.5, 6.8), "ntp-cyclic": (3.4, 6.0),
     "ntp-local": (2.8, 5.1), "convergence-types": (0.5, 23.3), "optimizer-rates": (1.8, 10.6),
     "numerics": (1.0, 11.4), "regularization-path": (0.8, 3.5),
-    # the full times of the next three were measured while the machine was busy (2-5x slower)
+    # the full times of the next four were measured while the machine was busy (2-5x slower)
     "rope": (1.8, 111.1),
     "optimizer-geometry": (3.0, 356.9),
-    "minibatch-geometry": (10.4, 106.4),  # busy machine (load 9-18), full with 2 workers
-    "heads-over-training": (6.8, 814.2),
+    "minibatch-geometry": (4.6, 106.4),  # full: 2 workers
+    "heads-over-training": (9.0, 814.2),  # full: before the hierarchy panel
 }
 
 #: Where :data:`TIMINGS` were measured.
