@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from .._numerics import correlation
+from ..exceptions import ConvergenceWarning
 
-__all__ = ["corr", "compare", "random_control", "constraint_values"]
+__all__ = ["corr", "compare", "random_control", "constraint_values", "solve_noting_warnings"]
 
 
 def corr(W1: np.ndarray, W2: np.ndarray) -> float:
@@ -55,3 +60,25 @@ def compare(
         f"corr_{name}_control_max": float(np.max(others)) if others else float("nan"),
         f"corr_{name}_random": corr(W_sol, W_rand),
     }
+
+
+def solve_noting_warnings(solver: Callable[..., Any], *args: Any,
+                          **kwargs: Any) -> tuple[Any, str | None]:
+    """Run one head's solve; its convergence warnings become the record's note.
+
+    A solver's :class:`ConvergenceWarning` belongs to the head's record, not to the progress
+    stream; other warnings are re-issued as they were.
+
+    Returns
+    -------
+    tuple
+        The solver's answer and the convergence warnings joined by ``"; "`` (None: none).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        sol = solver(*args, **kwargs)
+    notes = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    for w in caught:
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return sol, "; ".join(notes) if notes else None

@@ -26,13 +26,13 @@ certificate): it is not solved again.
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any
 
 import numpy as np
 
-from ..exceptions import ConvergenceWarning, InvalidParameterError
-from .compare import compare, constraint_values
+from ..exceptions import InvalidParameterError
+from ..svm.norms import norm_value
+from .compare import compare, constraint_values, solve_noting_warnings
 from .instance import HeadInstance
 
 __all__ = ["PROBE_TARGETS", "GEOMETRY_NORMS", "GEOMETRY_FIELDS", "parse_targets",
@@ -77,12 +77,6 @@ def parse_targets(text: str | None) -> tuple[bool | None, tuple[str, ...]]:
             f"The 'targets' option must include fro (it decides feasibility). Got {text!r} "
             "instead.")
     return "nuc" in names, tuple(nm for nm in GEOMETRY_NORMS if nm in names)
-
-
-def _norm(W: np.ndarray, norm: str) -> float:
-    if norm == "linf":
-        return float(np.abs(W).max()) if W.size else 0.0
-    return float(np.linalg.norm(W, 2))
 
 
 def geometry_block(inst: HeadInstance, W_layer: list[np.ndarray], head: int,
@@ -130,21 +124,15 @@ def geometry_block(inst: HeadInstance, W_layer: list[np.ndarray], head: int,
     for nm in norms:
         solver = solve_linf_constraints if nm == "linf" else solve_spec_constraints
         t0 = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            sol = solver(cset, warm_start=fro_sol if fro_ok else None)
-        notes = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
-        for w in caught:
-            if not issubclass(w.category, ConvergenceWarning):
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        out[f"{nm}_warning"] = "; ".join(notes) if notes else None
+        sol, out[f"{nm}_warning"] = solve_noting_warnings(
+            solver, cset, warm_start=fro_sol if fro_ok else None)
         out[f"{nm}_seconds"] = time.perf_counter() - t0
         out[f"{nm}_status"] = sol.status
         if sol.W is None or sol.status == "infeasible":
             continue
         W = np.asarray(sol.W, dtype=np.float64)
-        obj = _norm(W, nm)
-        nh = _norm(W_head, nm)
+        obj = norm_value(W, nm)
+        nh = norm_value(W_head, nm)
         out.update(compare(W, W_layer, head, W_rand, nm))
         out[f"{nm}_objective"] = obj
         out[f"{nm}_gap"] = sol.info.get("certified_gap")

@@ -27,15 +27,13 @@ on all rows is infeasible here too (same certificate); it is not solved twice.
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any
 
 import numpy as np
 
 from ..constraints import ConstraintSet
-from ..exceptions import ConvergenceWarning
 from ..svm import solve_fro_constraints, solve_nuc_constraints
-from .compare import compare, constraint_values, corr
+from .compare import compare, constraint_values, corr, solve_noting_warnings
 from .instance import HeadInstance
 
 __all__ = ["nuclear_block", "nuclear_skipped", "head_rank", "NUCLEAR_FIELDS"]
@@ -130,15 +128,8 @@ def nuclear_block(
     # the Frobenius solution of the same constraints decides feasibility and seeds the working
     # set; the solver would otherwise solve it again
     same = fro_sol if (all_rows and fro_ok) else None
-    with warnings.catch_warnings(record=True) as caught:
-        # a solver's warning belongs to this head's record, not to the progress stream
-        warnings.simplefilter("always", ConvergenceWarning)
-        sol = solve_nuc_constraints(cset, frobenius=same)
-    notes = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
-    for w in caught:
-        if not issubclass(w.category, ConvergenceWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    out["nuc_warning"] = "; ".join(notes) if notes else None
+    sol, out["nuc_warning"] = solve_noting_warnings(solve_nuc_constraints, cset,
+                                                    frobenius=same)
     out["nuc_seconds"] = time.perf_counter() - t0
     out["nuc_status"] = sol.status
     if sol.W is None or sol.status == "infeasible":

@@ -27,7 +27,7 @@ from ..config import FigureConfig
 from ..registry import Figure, Verdict
 from ..sweep import Cell
 from ._margin_rates import fit_rates, plot_rates, plot_slopes, rate_text
-from .optimizer_geometry import NORMS, _ratios
+from .optimizer_geometry import NORMS, _ratios, claim_parts
 
 __all__ = ["MinibatchGeometryConfig", "FIGURE", "CLAIMS"]
 
@@ -200,15 +200,7 @@ def notes(cfg: MinibatchGeometryConfig, h: dict[str, Any]) -> dict[str, str]:
 
 
 def verdict(cfg: MinibatchGeometryConfig, h: dict[str, Any]) -> Verdict:
-    ok, parts = True, []
-    for run, k in CLAIMS.items():
-        share = h.get(f"{run}_nearest_{k}")
-        ratio = h.get(f"{run}_ratio_{k}")
-        good = (share is not None and ratio is not None and np.isfinite(ratio)
-                and share >= cfg.share and ratio >= cfg.ratio)
-        ok = ok and bool(good)
-        shown = "n/a" if share is None else f"{share:.0%}"
-        parts.append(f"{run} -> {k}: nearest in {shown} of seeds, mean ratio {num(ratio)}")
+    ok, parts = claim_parts(CLAIMS, h, cfg.share, cfg.ratio)
     for run in (r[0] for r in cfg.runs if r[0] not in CLAIMS):
         near = h.get(f"{run}_nearest")
         share = h.get(f"{run}_nearest_{near}") if near else None

@@ -205,16 +205,32 @@ def notes(cfg: OptimizerGeometryConfig, h: dict[str, Any]) -> dict[str, str]:
     return {"comparison": cmp, "differences": diff}
 
 
-def verdict(cfg: OptimizerGeometryConfig, h: dict[str, Any]) -> Verdict:
+def claim_parts(claims: dict[str, str], h: dict[str, Any], share: float,
+                ratio: float) -> tuple[bool, list[str]]:
+    """Check ``run -> norm`` claims against the headline numbers ``h``.
+
+    A claim holds when the claimed norm is the nearest for at least ``share`` of the seeds and
+    its mean final margin ratio is at least ``ratio``.
+
+    Returns
+    -------
+    tuple
+        Whether every claim holds, and one text per claim.
+    """
     ok, parts = True, []
-    for run, k in CLAIMS.items():
-        share = h.get(f"{run}_nearest_{k}")
-        ratio = h.get(f"{run}_ratio_{k}")
-        good = (share is not None and ratio is not None and np.isfinite(ratio)
-                and share >= cfg.share and ratio >= cfg.ratio)
+    for run, k in claims.items():
+        got_share = h.get(f"{run}_nearest_{k}")
+        got_ratio = h.get(f"{run}_ratio_{k}")
+        good = (got_share is not None and got_ratio is not None and np.isfinite(got_ratio)
+                and got_share >= share and got_ratio >= ratio)
         ok = ok and bool(good)
-        shown = "n/a" if share is None else f"{share:.0%}"
-        parts.append(f"{run} -> {k}: nearest in {shown} of seeds, mean ratio {num(ratio)}")
+        shown = "n/a" if got_share is None else f"{got_share:.0%}"
+        parts.append(f"{run} -> {k}: nearest in {shown} of seeds, mean ratio {num(got_ratio)}")
+    return ok, parts
+
+
+def verdict(cfg: OptimizerGeometryConfig, h: dict[str, Any]) -> Verdict:
+    ok, parts = claim_parts(CLAIMS, h, cfg.share, cfg.ratio)
     return Verdict("; ".join(parts), ok,
                    f"every claim (NGD -> fro, sign -> linf, spectral and Muon -> spec, (K,Q) NGD "
                    f"-> nuc): the claimed geometry is the nearest for >= {cfg.share:.0%} of the "
