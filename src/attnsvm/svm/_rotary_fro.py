@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -126,11 +127,7 @@ def solve_lifted_fro(problem: RotaryConstraintSet, tol: float = 1e-9) -> RotaryS
     info = {"solver": f"working-set ({res.method}) on the stacked real blocks",
             "iterations": res.iterations, "rounds": res.rounds}
     if res.status == "infeasible":
-        assert res.certificate is not None
-        info["seconds"] = time.perf_counter() - start
-        return RotarySolution(status="infeasible", norm="fro", M=None, W0=None,
-                              dual=np.zeros(m), objective=float("inf"),
-                              certificate=res.certificate, info=info)
+        return _infeasible(res, m, info, start)
     w_unit = res.point(kernel)
     nrm = safe_norm(w_unit)
     lam = np.zeros(m)
@@ -139,12 +136,7 @@ def solve_lifted_fro(problem: RotaryConstraintSet, tol: float = 1e-9) -> RotaryS
     M, W0 = kernel.split(w_unit / (sA * sZ))
     M, W0, _ = feasible_rescale(problem, M, W0)
     sol = finish(problem, "fro", M, W0, mu, tol, info)
-    if res.status != "optimal":
-        sol.status = "inaccurate"
-        warnings.warn(f"the working-set solver {res.shortfall}; the lifted answer is "
-                      "reported inaccurate", ConvergenceWarning, stacklevel=3)
-    sol.info["seconds"] = time.perf_counter() - start
-    return sol
+    return _ended(sol, res, start)
 
 
 def _solve_tables(problem: RotaryConstraintSet, tol: float, start: float) -> RotarySolution:
@@ -168,11 +160,7 @@ def _solve_tables(problem: RotaryConstraintSet, tol: float, start: float) -> Rot
     info = {"solver": f"working-set ({res.method}) on the phase kernel of the tables",
             "iterations": res.iterations, "rounds": res.rounds}
     if res.status == "infeasible":
-        assert res.certificate is not None
-        info["seconds"] = time.perf_counter() - start
-        return RotarySolution(status="infeasible", norm="fro", M=None, W0=None,
-                              dual=np.zeros(m), objective=float("inf"),
-                              certificate=res.certificate, info=info)
+        return _infeasible(res, m, info, start)
     c = res.point(kernel)                      # Theta_scaled = sum_k c_k g_k / (sA sZ)
     nz = np.flatnonzero(c)
     nrm = float(np.sqrt(max(float(c[nz] @ kernel.block(nz, nz) @ c[nz]), 0.0)))
@@ -189,9 +177,22 @@ def _solve_tables(problem: RotaryConstraintSet, tol: float, start: float) -> Rot
     vals = problem.values(M, W0)
     M, W0, vals = feasible_rescale(problem, M, W0, vals)
     sol = finish(problem, "fro", M, W0, mu, tol, info, vals=vals, sums=G)
+    return _ended(sol, res, start)
+
+
+def _infeasible(res: Any, m: int, info: dict[str, Any], start: float) -> RotarySolution:
+    """The answer of a working set that proved the rows infeasible (its Farkas certificate)."""
+    assert res.certificate is not None
+    info["seconds"] = time.perf_counter() - start
+    return RotarySolution(status="infeasible", norm="fro", M=None, W0=None, dual=np.zeros(m),
+                          objective=float("inf"), certificate=res.certificate, info=info)
+
+
+def _ended(sol: RotarySolution, res: Any, start: float) -> RotarySolution:
+    """``sol`` marked ``inaccurate`` (with a warning) when the working set fell short; timed."""
     if res.status != "optimal":
         sol.status = "inaccurate"
         warnings.warn(f"the working-set solver {res.shortfall}; the lifted answer is "
-                      "reported inaccurate", ConvergenceWarning, stacklevel=3)
+                      "reported inaccurate", ConvergenceWarning, stacklevel=4)
     sol.info["seconds"] = time.perf_counter() - start
     return sol
