@@ -15,7 +15,8 @@ import numpy as np
 
 from .rotary import RotaryConstraintSet, RotarySolution, lifted_norm
 
-__all__ = ["group_nuclear", "group_spectral", "finish", "feasible_rescale"]
+__all__ = ["group_nuclear", "group_spectral", "finish", "feasible_rescale",
+           "rescale_factor"]
 
 #: largest relative shortfall of a row that an ``optimal`` answer may keep
 PRIMAL_TOL = 1e-9
@@ -59,42 +60,60 @@ def feasible_rescale(problem: RotaryConstraintSet, M: np.ndarray, W0: np.ndarray
     """Scale ``Theta`` up so that every inequality row holds (possible when the equality rows
     have ``b = 0`` and the inequality rows ``b > 0`` with positive values); else unchanged.
     Returns ``(M, W0, values)`` (``vals``: the row values of the given ``Theta``, if known)."""
-    b = problem.rhs
     vals = problem.values(M, W0) if vals is None else vals
+    s = rescale_factor(problem, vals)
+    if s == 1.0:
+        return M, W0, vals
+    return M * s, None if W0 is None else W0 * s, vals * s
+
+
+def rescale_factor(problem: RotaryConstraintSet, vals: np.ndarray) -> float:
+    """The factor ``s > 1`` by which :func:`feasible_rescale` scales ``Theta`` (row values
+    ``vals``), or 1.0 when it leaves it unchanged."""
+    b = problem.rhs
     ne = problem.n_eq
     if np.any(b[:ne] != 0) or ne == problem.m or np.any(b[ne:] <= 0) or np.any(vals[ne:] <= 0):
-        return M, W0, vals
+        return 1.0
     s = float(np.max(b[ne:] / vals[ne:]))
-    if s <= 1.0:
-        return M, W0, vals
-    s = np.nextafter(s, np.inf)
-    return M * s, None if W0 is None else W0 * s, vals * s
+    return 1.0 if s <= 1.0 else float(np.nextafter(s, np.inf))
+
+
+def _fro_residual(M: np.ndarray, W0: np.ndarray | None, a: float, G: np.ndarray,
+                  G0: np.ndarray | None, c: float) -> float:
+    """``||(M, W0) / a - (G, G0) / c||`` block by block (no full-size temporaries)."""
+    s = sum(float(np.sum(np.abs(Mf / a - Gf / c) ** 2)) for Mf, Gf in zip(M, G, strict=True))
+    if W0 is not None and G0 is not None:
+        s += float(np.sum((W0 / a - G0 / c) ** 2))
+    return float(np.sqrt(s))
 
 
 def finish(problem: RotaryConstraintSet, norm: str, M: np.ndarray, W0: np.ndarray | None,
            mu: np.ndarray, tol: float, info: dict[str, Any], vals: np.ndarray | None = None,
-           sums: tuple[np.ndarray, np.ndarray | None] | None = None) -> RotarySolution:
+           sums: tuple[np.ndarray, np.ndarray | None] | None = None,
+           sums_scale: float | None = None) -> RotarySolution:
     """Certify ``Theta = (M, W0)`` with multipliers ``mu``; status ``optimal`` only when every
     row holds to :data:`PRIMAL_TOL`, ``mu`` has the right signs and the gap is <= ``tol``
     (``vals``: the row values of ``Theta``, ``sums``: ``problem.combine(mu)``, when the caller
-    has computed them)."""
+    has computed them; ``sums_scale``: ``problem.combine(mu) = sums_scale * (M, W0)``, when
+    the caller formed ``M`` from the coefficients of ``mu`` (no copy is made))."""
     b = problem.rhs
     ne = problem.n_eq
     vals = problem.values(M, W0) if vals is None else vals
     obj = objective(norm, M, W0)
-    G, G0 = problem.combine(mu) if sums is None else sums
-    dn = lifted_norm(G, G0) if norm == "fro" else group_spectral(G, G0)
+    g = 1.0 if sums_scale is None else float(sums_scale)
+    G, G0 = (M, W0) if sums_scale is not None else (
+        problem.combine(mu) if sums is None else sums)
+    dn = g * (lifted_norm(G, G0) if norm == "fro" else group_spectral(G, G0))
     dual_neg = float(max(0.0, -np.min(mu[ne:]))) if problem.m > ne else 0.0
     lb = float(np.dot(mu, b) / dn) if dn > 0 and dual_neg == 0 else 0.0
     gap = (obj - lb) / obj if obj > 0 else float("inf")
     prim = float(max(0.0, np.max(_shortfall(problem, vals))))
     comp = float(np.max(np.abs(mu * (vals - b)))) / max(obj, 1e-300) if mu.size else 0.0
     if norm == "fro":
-        stat = lifted_norm(M / obj - G / dn, None if W0 is None or G0 is None else
-                           W0 / obj - G0 / dn) if obj > 0 and dn > 0 else float("inf")
+        stat = _fro_residual(M, W0, obj, G, G0, dn / g) if obj > 0 and dn > 0 else float("inf")
     else:
-        align = float(np.sum(np.conj(G) * M).real) + (
-            0.0 if W0 is None or G0 is None else float(np.sum(G0 * W0)))
+        align = g * float(np.sum(np.conj(G) * M).real) + (
+            0.0 if W0 is None or G0 is None else g * float(np.sum(G0 * W0)))
         stat = abs(obj - align / dn) / obj if obj > 0 and dn > 0 else float("inf")
     ineq = vals[ne:]
     info = dict(info)

@@ -84,8 +84,11 @@ def head_lifted(W_Q_rows: np.ndarray, W_K_rows: np.ndarray, rotary_dims: int | N
 
 def lifted_norm(M: np.ndarray | None, W0: np.ndarray | None = None) -> float:
     """``sqrt(sum_f ||M_f||_F^2 + ||W0||_F^2)``."""
-    s = 0.0 if M is None else float(np.sum(np.abs(np.asarray(M)) ** 2))
-    s += 0.0 if W0 is None else float(np.sum(np.asarray(W0, dtype=np.float64) ** 2))
+    # vdot: one pass without temporaries (the probe's M is (32, 352, 352) complex)
+    s = 0.0 if M is None else float(np.vdot(M, M).real)
+    if W0 is not None:
+        W = np.asarray(W0, dtype=np.float64)
+        s += float(np.vdot(W, W))
     return float(np.sqrt(s))
 
 

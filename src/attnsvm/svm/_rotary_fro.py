@@ -21,12 +21,16 @@ import numpy as np
 from .._numerics import row_scale, safe_norm
 from ..constraints import ConstraintSet
 from ..exceptions import ConvergenceWarning
-from ._rotary_certify import feasible_rescale, finish
+from ._rotary_certify import feasible_rescale, finish, rescale_factor
 from ._rotary_tables import PhaseKernel
 from ._working_set import solve_hard_margin
-from .rotary import RotaryConstraintSet, RotarySolution
+from .rotary import RotaryConstraintSet, RotarySolution, lifted_norm
 
 __all__ = ["LiftedKernel", "solve_lifted_fro"]
+
+#: largest relative gap between ``||M||`` of the formed blocks and ``sqrt(c^T K c)``
+#: for which the row values of ``c`` stand for those of ``M``
+_NORM_RTOL = 1e-10
 
 
 def _group_index(index: np.ndarray, Z: np.ndarray) -> np.ndarray:
@@ -142,7 +146,14 @@ def solve_lifted_fro(problem: RotaryConstraintSet, tol: float = 1e-9) -> RotaryS
 def _solve_tables(problem: RotaryConstraintSet, tol: float, start: float) -> RotarySolution:
     """The same solve on rows held as tables: the working set runs on :class:`PhaseKernel`
     (Gram entries by table look-ups, primal points as coefficient vectors) and ``M`` is
-    formed once from the multipliers; the certificate is computed from that explicit ``M``."""
+    formed once from the multipliers.
+
+    The certificate's row values are those of ``Theta = sum_k c_k g_k`` from the Gram columns
+    of its support (``K[:, support] c``, already computed by the working set), not a product
+    with the explicit ``M`` (``2 F d d2`` multiplications per query, the largest cost of the
+    whole solve at the probe's size); ``M`` is checked to be that ``Theta`` by its norm
+    (``||M||^2 = c^T K c`` to :data:`_NORM_RTOL`), else the values are recomputed from ``M``.
+    """
     t = problem.tables
     assert t is not None
     m = problem.m
@@ -167,16 +178,23 @@ def _solve_tables(problem: RotaryConstraintSet, tol: float, start: float) -> Rot
     lam = np.zeros(m)
     lam[res.active] = res.lam
     mu = lam / (nrm * sA * sZ) if nrm > 0 else lam
+    # <Theta, g_k> = (K c)_k (K the scaled Gram matrix): the row values of Theta, and the
+    # factor that makes every row hold folded into the coefficients before M is formed
+    vals = kernel.values(c)
+    s = rescale_factor(problem, vals)
+    vals = vals * s
     # Theta = Theta_scaled / (sA sZ) with g_k = (a_k / sA)(z_k / sZ)^T: coefficients / (sA sZ)^2
-    M, W0 = problem.combine(c / (sA * sZ) ** 2)
-    G = None
-    if np.array_equal(c, lam) and nrm > 0:
-        # mu = c (sA sZ) / nrm * (the coefficients of M): combine is linear
-        f = (sA * sZ) / nrm
-        G = (M * f, None if W0 is None else W0 * f)
-    vals = problem.values(M, W0)
-    M, W0, vals = feasible_rescale(problem, M, W0, vals)
-    sol = finish(problem, "fro", M, W0, mu, tol, info, vals=vals, sums=G)
+    M, W0 = problem.combine(c * (s / (sA * sZ) ** 2))
+    n_expl = lifted_norm(M, W0)
+    if abs(n_expl - s * nrm / (sA * sZ)) > _NORM_RTOL * max(n_expl, 1e-300):
+        # M is not the Theta of c to rounding: certify M from its own values
+        M, W0, vals = feasible_rescale(problem, M, W0, problem.values(M, W0))
+        info["values"] = "explicit"
+        sol = finish(problem, "fro", M, W0, mu, tol, info, vals=vals)
+        return _ended(sol, res, start)
+    # mu = lam / (nrm sA sZ): when lam is c, combine(mu) = M (sA sZ) / (s nrm)
+    scale = (sA * sZ) / (s * nrm) if np.array_equal(c, lam) and nrm > 0 else None
+    sol = finish(problem, "fro", M, W0, mu, tol, info, vals=vals, sums_scale=scale)
     return _ended(sol, res, start)
 
 
