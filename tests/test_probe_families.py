@@ -103,3 +103,15 @@ def test_lifted_factors_match_the_full_lifted_head() -> None:
     assert np.allclose(Mr[:, :, :4], np.einsum("ia,fij,jb->fab", B, M, C))
     assert W0 is not None and W0r is not None and np.allclose(W0r[:, :4], B.T @ W0 @ C)
     assert np.isclose(fac.norm(), lifted_norm(M, W0))
+    # inner products with a parameter in the reduced coordinates, one head and all at once
+    from attnsvm.probe.rope import lifted_inner
+
+    Mt = rng.standard_normal(Mr.shape) + 1j * rng.standard_normal(Mr.shape)
+    W0t = rng.standard_normal(W0r.shape)
+    assert np.isclose(fac.inner(B, C, Mt, W0t), lifted_inner(Mr, W0r, Mt, W0t), rtol=1e-12)
+    facs = [LiftedFactors(g) for g in find_adapter(model, None).head_forms(0)]
+    want = [lifted_inner(*g.reduced(B, C, 5), Mt, W0t) for g in facs]
+    assert np.allclose(LiftedFactors.inners(facs, B, C, Mt, W0t), want, rtol=1e-12, atol=0)
+    assert np.allclose(LiftedFactors.inners(facs, B, C, Mt, None),
+                       [lifted_inner(g.reduced(B, C, 5)[0], None, Mt, None) for g in facs],
+                       rtol=1e-12, atol=0)

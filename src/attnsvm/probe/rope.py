@@ -136,6 +136,22 @@ class LiftedFactors:
             ip += self.scale * float(np.sum((kb @ W0) * qc))
         return ip
 
+    @staticmethod
+    def inners(facs: list[LiftedFactors], B: np.ndarray, C: np.ndarray, M: np.ndarray,
+               W0: np.ndarray | None) -> np.ndarray:
+        """:meth:`inner` of every head in ``facs`` with ``(M, W0)`` at once, shape (H,): one
+        batched product ``M_f [conj(uc_1f) ... conj(uc_Hf)]`` instead of H passes over M."""
+        r = M.shape[1]
+        parts = [f._factors(B, C, r) for f in facs]
+        P = np.stack([np.conj(p[0]) for p in parts], axis=2)        # (F, r, H)
+        Q = np.stack([np.conj(p[1]) for p in parts], axis=2)        # (F, r, H)
+        ip = np.einsum("fih,fih->h", P, np.matmul(M, Q)).real * np.array([f.c for f in facs])
+        if W0 is not None:
+            for h, (f, p) in enumerate(zip(facs, parts, strict=True)):
+                if f.has_w0:
+                    ip[h] += f.scale * float(np.sum((p[2] @ W0) * p[3]))
+        return np.asarray(ip)
+
     def row_values(self, tables: Any, B: np.ndarray, C: np.ndarray, r: int) -> np.ndarray:
         """The reduced head's lifted row values on ``tables`` (a
         :class:`~attnsvm.svm.rotary.RotaryTables` in the reduced coordinates), (m,)."""
@@ -277,8 +293,10 @@ def rope_block(
     def corr_with(M: np.ndarray, W0: np.ndarray | None, B: np.ndarray, C: np.ndarray
                   ) -> tuple[float, list[float]]:
         n = lifted_norm(M, W0)
-        c_head = fac.inner(B, C, M, W0) / (norm_h * n)
-        c_oth = [fo.inner(B, C, M, W0) / (no * n) for fo, no in others if no > 0]
+        oth = [(fo, no) for fo, no in others if no > 0]
+        ips = LiftedFactors.inners([fac] + [fo for fo, _ in oth], B, C, M, W0)
+        c_head = float(ips[0]) / (norm_h * n)
+        c_oth = [float(ip) / (no * n) for ip, (_, no) in zip(ips[1:], oth, strict=True)]
         return c_head, c_oth
 
     t_solve = time.perf_counter()

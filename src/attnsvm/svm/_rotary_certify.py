@@ -80,7 +80,10 @@ def rescale_factor(problem: RotaryConstraintSet, vals: np.ndarray) -> float:
 
 def _fro_residual(M: np.ndarray, W0: np.ndarray | None, a: float, G: np.ndarray,
                   G0: np.ndarray | None, c: float) -> float:
-    """``||(M, W0) / a - (G, G0) / c||`` block by block (no full-size temporaries)."""
+    """``||(M, W0) / a - (G, G0) / c||`` block by block (no full-size temporaries); when
+    ``G`` is ``M`` itself, ``||(M, W0)|| |1/a - 1/c|``."""
+    if G is M and G0 is W0:
+        return lifted_norm(M, W0) * abs(1.0 / a - 1.0 / c)
     s = sum(float(np.sum(np.abs(Mf / a - Gf / c) ** 2)) for Mf, Gf in zip(M, G, strict=True))
     if W0 is not None and G0 is not None:
         s += float(np.sum((W0 / a - G0 / c) ** 2))

@@ -297,8 +297,10 @@ class PhaseKernel:
         if nz.size == 0:
             return np.zeros(self.m)
         p = self._cached(nz)
-        if p is not None:
-            return np.asarray(self._cols[:, p] @ c[nz])
+        if p is not None:       # one product with the cached columns, no copy of them
+            cc = np.zeros(self._n)
+            np.add.at(cc, p, c[nz])
+            return np.asarray(self._cols[:, : self._n] @ cc)
         out = np.empty(self.m)
         step = max(1, 4_000_000 // nz.size)
         for s in range(0, self.m, step):
