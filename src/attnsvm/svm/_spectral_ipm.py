@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve, eigh
 
+from ._linalg import CholeskyFactor
 from ._spectral_rows import barrier_preconditioner, pcg
 
 __all__ = ["SpecIPMResult", "spectral_ipm"]
@@ -48,7 +48,7 @@ def _max_step(X: np.ndarray, dX: np.ndarray) -> float:
     """Largest ``a`` with ``X + a dX`` PSD (``X`` positive definite)."""
     L = np.linalg.cholesky(X)
     Li = np.linalg.inv(L)
-    ev = eigh(Li @ dX @ Li.T, eigvals_only=True)
+    ev = np.linalg.eigvalsh(Li @ dX @ Li.T)
     lo = float(ev[0])
     return np.inf if lo >= 0 else -1.0 / lo
 
@@ -58,25 +58,31 @@ def _vec_step(x: np.ndarray, dx: np.ndarray) -> float:
     return float(np.min(-x[neg] / dx[neg])) if np.any(neg) else np.inf
 
 
-def _dense_matrix(Si: np.ndarray, Z: np.ndarray, SZ: np.ndarray, D: np.ndarray,
-                  Dk: np.ndarray, onehot: np.ndarray, AA: np.ndarray, zz: np.ndarray,
-                  r1: int, r2: int, quad: bool, Lstar: Callable[[np.ndarray], np.ndarray]
-                  ) -> np.ndarray:
-    """The HKM Newton matrix in ``(t, vec W)``, ``(1 + r1 r2)`` square."""
+def _dense_matrix(Si: np.ndarray, Z: np.ndarray, SZ: np.ndarray, Dk: np.ndarray,
+                  onehot: np.ndarray, AA: np.ndarray, zz: np.ndarray, r1: int, r2: int,
+                  quad: bool, Lstar: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The HKM Newton matrix in ``(t, vec W)``, ``(1 + r1 r2)`` square.
+
+    Its ``W`` block, ``M[(a, b), (c, e)]``, is ``S11[a,c] Z22[b,e] + Z11[a,c] S22[b,e]
+    + sum_g Ag[a,c] zz_g[b,e]`` (Kronecker terms, one matrix product over the stacked
+    ``(r1 r1)`` and ``(r2 r2)`` factors) plus ``S12[a,e] Z12[c,b] + Z12[a,e] S12[c,b]``
+    (swapped terms, a rank-two product); ``Z22``, ``S22`` and each ``zz_g`` are symmetric.
+    """
     N = r1 * r2
     S11, S12, S22 = Si[:r1, :r1], Si[:r1, r1:], Si[r1:, r1:]
     Z11, Z12, Z22 = Z[:r1, :r1], Z[:r1, r1:], Z[r1:, r1:]
-    # MWW[a, b, c, e] = S11[a,c] Z22[e,b] + Z11[a,c] S22[e,b] + S12[a,e] Z12[c,b]
-    #                   + Z12[a,e] S12[c,b]     (Z22, S22 symmetric)
-    MWW = (S11[:, None, :, None] * Z22[None, :, None, :]
-           + Z11[:, None, :, None] * S22[None, :, None, :]
-           + S12[:, None, None, :] * Z12.T[None, :, :, None]
-           + Z12[:, None, None, :] * S12.T[None, :, :, None])
-    M = np.empty((N + 1, N + 1))
-    M[1:, 1:] = MWW.reshape(N, N)
     Ag = onehot @ (Dk[:, None] * AA)  # (g, r1 r1): sum_k in g D_k a_k a_k^T
-    CDC = (Ag.T @ zz).reshape(r1, r1, r2, r2)
-    M[1:, 1:] += CDC.transpose(0, 2, 1, 3).reshape(N, N)
+    P = np.vstack([S11.reshape(1, -1), Z11.reshape(1, -1), Ag])      # (2 + g, r1 r1)
+    Q = np.vstack([Z22.reshape(1, -1), S22.reshape(1, -1), zz])      # (2 + g, r2 r2)
+    K = (P.T @ Q).reshape(r1, r1, r2, r2)                            # [a, c, b, e]
+    X = np.vstack([S12.reshape(1, -1), Z12.reshape(1, -1)])          # (2, r1 r2)
+    Y = np.vstack([Z12.reshape(1, -1), S12.reshape(1, -1)])
+    R = (X.T @ Y).reshape(r1, r2, r1, r2)                            # [a, e, c, b]
+    M = np.empty((N + 1, N + 1))
+    W4 = M[1:, 1:].reshape(r1, r2, r1, r2)  # a view of M (splitting an axis never copies)
+    np.add(K.transpose(0, 2, 1, 3), R.transpose(0, 3, 2, 1), out=W4)
+    if not np.shares_memory(W4, M):
+        M[1:, 1:] = W4.reshape(N, N)
     if quad:
         M[1:, 1:] += np.eye(N)
     M[0, 0] = float(np.trace(SZ))
@@ -223,17 +229,17 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
             def msolve(rhs: np.ndarray) -> np.ndarray:
                 return pcg(matvec, pre, rhs, rtol=rtol, max_iter=cg_max)
         else:
-            M = _dense_matrix(Si, Z, SZ, D, Dk, onehot, AA, zz, r1, r2, quad, Lstar)
+            M = _dense_matrix(Si, Z, SZ, Dk, onehot, AA, zz, r1, r2, quad, Lstar)
             try:  # M is symmetric by construction; the factorization reads one triangle
-                fac = cho_factor(M, check_finite=False)
+                fac = CholeskyFactor(M)
             except np.linalg.LinAlgError:
                 try:
-                    fac = cho_factor(M + 1e-14 * np.trace(M) / (N + 1) * np.eye(N + 1))
+                    fac = CholeskyFactor(M + 1e-14 * np.trace(M) / (N + 1) * np.eye(N + 1))
                 except np.linalg.LinAlgError:
                     break
 
             def msolve(rhs: np.ndarray) -> np.ndarray:
-                return cho_solve(fac, rhs)  # type: ignore[no-any-return]
+                return fac.solve(rhs)
         MiE = np.column_stack([msolve(c) for c in E]) if ne else None
         Seq = E @ MiE if ne else None
 

@@ -36,6 +36,7 @@ from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..instance import Instance
 from ._bounds import certified_solution, certify, least_frobenius_stage
 from ._instance import infeasible_answer, solve_on_instance, validated_constraints
+from ._linalg import numpy_backend
 from ._spectral_ipm import spectral_ipm
 from .frobenius import solve_fro_constraints
 from .norms import row_scale
@@ -65,7 +66,7 @@ def _least_frobenius(red: ConstraintSet, t: float, W: np.ndarray) -> np.ndarray 
             not np.any(b2[n_eq:] > 0) and not np.any(b2[:n_eq] != 0)):
         return W0
     cons = ConstraintSet(A=red.A @ Up, Zc=red.Zc @ Vp, index=red.index, b=b2, n_eq=n_eq)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), numpy_backend():
         warnings.simplefilter("ignore", ConvergenceWarning)
         sol = solve_fro_constraints(cons, tol=1e-12)
     if sol.status != OPTIMAL or sol.W is None or np.linalg.norm(sol.W, 2) > t:
@@ -122,7 +123,8 @@ def solve_spec_constraints(
     check_positive("tol", tol)
     check_choice("newton", newton, ("auto", "rows", "dense"))
     A, Zc, bb, n_eq = cset.A, cset.Zc, cset.rhs, int(cset.n_eq)
-    fro = solve_fro_constraints(cset)
+    with numpy_backend():  # no SciPy on this path: its import is most of a small solve
+        fro = solve_fro_constraints(cset)
     if fro.status == INFEASIBLE or fro.W is None:
         return infeasible_answer(fro, "spec", cset, "exact Frobenius working set (certificate)",
                                  start)

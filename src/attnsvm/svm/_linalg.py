@@ -1,0 +1,143 @@
+"""Cholesky factors and triangular solves for the Frobenius working set, with or without SciPy.
+
+The working-set Frobenius solver (:mod:`._working_set`, :mod:`._block_pivoting`,
+:mod:`._cholesky`, :mod:`._dense_qp`) needs ``cholesky``, ``cho_solve`` and
+``solve_triangular``.  By default they are SciPy's, called with the same arguments as always
+(the Frobenius and nuclear answers stay the same bit for bit).  Importing ``scipy.linalg``
+costs about 0.2 s of start-up (it pulls in ``numpy.f2py`` and ``numpy.testing``), most of an
+``attnsvm solve --norm spec`` process at (40, 12, 24); the spectral solver therefore runs its
+Frobenius stages inside :func:`numpy_backend`, where the same functions use NumPy alone:
+``numpy.linalg.cholesky`` and a blocked substitution whose diagonal blocks are solved by
+``numpy.linalg.solve`` (backward stable; agrees with LAPACK's ``trtrs`` to rounding).
+
+The SciPy import below stays inside the functions on purpose: the spectral solve process must
+not import SciPy (``tests/test_spec_startup.py`` checks it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import numpy as np
+
+__all__ = ["CholeskyFactor", "cho_solve", "cholesky", "numpy_backend", "solve_triangular",
+           "tri_solve"]
+
+_NUMPY: ContextVar[bool] = ContextVar("attnsvm_numpy_linalg", default=False)
+
+#: diagonal block size of the blocked substitution
+_BLOCK = 64
+
+
+@contextmanager
+def numpy_backend() -> Iterator[None]:
+    """Within this block the functions of this module use NumPy only (never import SciPy)."""
+    token = _NUMPY.set(True)
+    try:
+        yield
+    finally:
+        _NUMPY.reset(token)
+
+
+def tri_solve(T: np.ndarray, B: np.ndarray, lower: bool) -> np.ndarray:
+    """``T^-1 B`` for a triangular ``T`` (n, n) and ``B`` (n,) or (n, k), NumPy only.
+
+    Blocked substitution: each diagonal block of at most :data:`_BLOCK` rows is solved by
+    ``numpy.linalg.solve``, the rest are matrix products.  Raises ``LinAlgError`` when ``T``
+    is singular.
+    """
+    n = T.shape[0]
+    if n <= _BLOCK:
+        return np.linalg.solve(T, B)
+    X = np.empty(B.shape, dtype=np.result_type(T, B, 1.0))
+    starts = list(range(0, n, _BLOCK))
+    if not lower:
+        starts.reverse()
+    for i0 in starts:
+        i1 = min(i0 + _BLOCK, n)
+        if lower:
+            rhs = B[i0:i1] - T[i0:i1, :i0] @ X[:i0] if i0 else B[i0:i1]
+        else:
+            rhs = B[i0:i1] - T[i0:i1, i1:] @ X[i1:] if i1 < n else B[i0:i1]
+        X[i0:i1] = np.linalg.solve(T[i0:i1, i0:i1], rhs)
+    return X
+
+
+class CholeskyFactor:
+    """``M = L L^T`` with the inverses of the diagonal blocks of ``L`` kept: every solve with
+    ``M`` is then matrix products only (for several right-hand sides in turn, e.g. an interior
+    point's predictor and corrector).  NumPy only.
+
+    Parameters
+    ----------
+    M : ndarray, shape (n, n)
+        Symmetric positive definite (its lower triangle is read); raises ``LinAlgError``.
+    """
+
+    def __init__(self, M: np.ndarray) -> None:
+        L = np.linalg.cholesky(M)
+        n = L.shape[0]
+        self.L = L
+        self.cuts = [(i0, min(i0 + _BLOCK, n)) for i0 in range(0, n, _BLOCK)]
+        full = n // _BLOCK
+        inv: list[np.ndarray] = []
+        if full:
+            inv.extend(np.linalg.inv(np.stack([L[i0:i1, i0:i1] for i0, i1 in self.cuts[:full]])))
+        if n % _BLOCK:
+            inv.append(np.linalg.inv(L[full * _BLOCK:, full * _BLOCK:]))
+        self.inv = [np.tril(D) for D in inv]
+
+    def solve(self, B: np.ndarray) -> np.ndarray:
+        """``M^-1 B`` for ``B`` (n,) or (n, k)."""
+        L = self.L
+        y = np.empty(B.shape, dtype=np.result_type(L, B))
+        for (i0, i1), D in zip(self.cuts, self.inv, strict=True):
+            y[i0:i1] = D @ (B[i0:i1] - L[i0:i1, :i0] @ y[:i0] if i0 else B[i0:i1])
+        x = y
+        n = L.shape[0]
+        for (i0, i1), D in zip(reversed(self.cuts), reversed(self.inv), strict=True):
+            x[i0:i1] = D.T @ (y[i0:i1] - L[i1:, i0:i1].T @ x[i1:] if i1 < n else y[i0:i1])
+        return x
+
+
+def _trans(trans: int | str) -> bool:
+    return trans in (1, 2, "T", "C")
+
+
+def solve_triangular(a: np.ndarray, b: np.ndarray, *, lower: bool = False,
+                     trans: int | str = 0) -> np.ndarray:
+    """``op(a)^-1 b`` for a triangular ``a`` (n, n) (``op`` = transpose when ``trans`` is 1
+    or "T"); ``b`` (n,) or (n, k).  SciPy's ``solve_triangular`` unless in
+    :func:`numpy_backend`."""
+    if _NUMPY.get():
+        t = _trans(trans)
+        return tri_solve(a.T if t else a, b, lower != t)
+    from scipy.linalg import solve_triangular as sp_solve_triangular
+
+    return sp_solve_triangular(a, b, lower=lower, trans=trans,  # type: ignore[no-any-return]
+                               check_finite=False)
+
+
+def cholesky(a: np.ndarray, *, lower: bool = False) -> np.ndarray:
+    """Cholesky factor (lower ``L`` with ``a = L L^T``, else upper ``R = L^T``) of a symmetric
+    positive definite ``a`` (n, n), read from that triangle; raises ``LinAlgError``."""
+    if _NUMPY.get():
+        L = np.linalg.cholesky(a if lower else a.T)  # the upper triangle of a is a.T's lower
+        return L if lower else L.T
+    from scipy.linalg import cholesky as sp_cholesky
+
+    return sp_cholesky(a, lower=lower, check_finite=False)  # type: ignore[no-any-return]
+
+
+def cho_solve(fac: tuple[np.ndarray, bool], b: np.ndarray) -> np.ndarray:
+    """``a^-1 b`` from ``fac = (c, lower)``, the factor of :func:`cholesky`."""
+    if _NUMPY.get():
+        c, low = fac
+        if low:
+            return tri_solve(c.T, tri_solve(c, b, True), False)
+        return tri_solve(c, tri_solve(c.T, b, True), False)
+    from scipy.linalg import cho_solve as sp_cho_solve
+
+    return sp_cho_solve(fac, b, check_finite=False)  # type: ignore[no-any-return]
