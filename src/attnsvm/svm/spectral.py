@@ -147,7 +147,8 @@ def solve_spec_constraints(
         return certify(red, W, lam, "spec").gap
 
     res = spectral_ipm(red.A, red.Zc, inv, Zq, bb, n_eq, W0, target=tol / 10,
-                       max_iter=max_iter, certify=gap_of, newton=newton)
+                       max_iter=max_iter, certify=gap_of, newton=newton,
+                       lam0=None if start_W is not fro.W else np.asarray(fro.dual))
     bounds = certify(red, res.W, res.lam, "spec")
     info: dict[str, object] = {"frobenius_solution": fro, "least_frobenius": False,
                                "ipm_iterations": res.iterations, "newton": res.newton}
