@@ -44,10 +44,14 @@ class SpecIPMResult:
     newton: str = "dense"
 
 
-def _max_step(X: np.ndarray, dX: np.ndarray) -> float:
-    """Largest ``a`` with ``X + a dX`` PSD (``X`` positive definite)."""
-    L = np.linalg.cholesky(X)
-    Li = np.linalg.inv(L)
+def _inv_chol(X: np.ndarray) -> np.ndarray:
+    """``L^-1`` for the Cholesky factor ``L`` of a positive definite ``X`` (raises
+    LinAlgError); one per iteration serves the predictor's and the corrector's steps."""
+    return np.linalg.inv(np.linalg.cholesky(X))
+
+
+def _max_step(Li: np.ndarray, dX: np.ndarray) -> float:
+    """Largest ``a`` with ``X + a dX`` PSD, from ``Li = L^-1`` of :func:`_inv_chol` ``(X)``."""
     ev = np.linalg.eigvalsh(Li @ dX @ Li.T)
     lo = float(ev[0])
     return np.inf if lo >= 0 else -1.0 / lo
@@ -339,11 +343,12 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
 
         def steps(dS: np.ndarray, dZ: np.ndarray, ds: np.ndarray, dl: np.ndarray
                   ) -> tuple[float, float]:
-            ap = min(1.0, _max_step(S, dS), _vec_step(s, ds))
-            ad = min(1.0, _max_step(Z, dZ), _vec_step(lam[ineq], dl[n_eq:]))
+            ap = min(1.0, _max_step(LiS, dS), _vec_step(s, ds))
+            ad = min(1.0, _max_step(LiZ, dZ), _vec_step(lam[ineq], dl[n_eq:]))
             return ap, ad
 
         try:
+            LiS, LiZ = _inv_chol(S), _inv_chol(Z)
             dt, dW, dS, dZ, ds, dl, dnu = direction(0.0, None, None)
             ap, ad = steps(dS, dZ, ds, dl)
             mu_aff = (float(np.vdot(S + ap * dS, Z + ad * dZ))
