@@ -70,24 +70,36 @@ class CholeskyFactor:
     ``M`` is then matrix products only (for several right-hand sides in turn, e.g. an interior
     point's predictor and corrector).  NumPy only.
 
+    The factor is blocked and left-looking: each diagonal block is ``numpy.linalg.cholesky``
+    of its updated block, each block column below it the updated panel times the inverse of
+    that diagonal block (level-3 products).  It writes into ``out`` when given: a buffer kept
+    across calls avoids the page faults of fresh arrays, which on this sandbox cost as much as
+    ``numpy.linalg.cholesky``'s arithmetic.
+
     Parameters
     ----------
     M : ndarray, shape (n, n)
         Symmetric positive definite (its lower triangle is read); raises ``LinAlgError``.
+    out : ndarray, shape (n, n), optional
+        Buffer for ``L`` (overwritten; must not be ``M``).
     """
 
-    def __init__(self, M: np.ndarray) -> None:
-        L = np.linalg.cholesky(M)
-        n = L.shape[0]
-        self.L = L
+    def __init__(self, M: np.ndarray, out: np.ndarray | None = None) -> None:
+        n = M.shape[0]
+        L = np.empty((n, n)) if out is None else out
         self.cuts = [(i0, min(i0 + _BLOCK, n)) for i0 in range(0, n, _BLOCK)]
-        full = n // _BLOCK
-        inv: list[np.ndarray] = []
-        if full:
-            inv.extend(np.linalg.inv(np.stack([L[i0:i1, i0:i1] for i0, i1 in self.cuts[:full]])))
-        if n % _BLOCK:
-            inv.append(np.linalg.inv(L[full * _BLOCK:, full * _BLOCK:]))
-        self.inv = [np.tril(D) for D in inv]
+        self.inv: list[np.ndarray] = []
+        for i0, i1 in self.cuts:
+            left = L[i0:i1, :i0]
+            Lkk = np.linalg.cholesky(M[i0:i1, i0:i1] - left @ left.T if i0 else M[i0:i1, i0:i1])
+            D = np.tril(np.linalg.inv(Lkk))
+            self.inv.append(D)
+            L[i0:i1, i0:i1] = Lkk
+            L[i0:i1, i1:] = 0.0
+            if i1 < n:
+                panel = M[i1:, i0:i1] - L[i1:, :i0] @ left.T if i0 else M[i1:, i0:i1]
+                np.matmul(panel, D.T, out=L[i1:, i0:i1])
+        self.L = L
 
     def solve(self, B: np.ndarray) -> np.ndarray:
         """``M^-1 B`` for ``B`` (n,) or (n, k)."""

@@ -100,6 +100,7 @@ class _DenseNewton:
         self.K = np.empty((r1 * r1, r2 * r2))
         self.R = np.empty((N, N))
         self.M = np.empty((N + 1, N + 1))
+        self.L = np.empty((N + 1, N + 1))  # its Cholesky factor
 
     def matrix(self, Si: np.ndarray, Z: np.ndarray, SZ: np.ndarray, Dk: np.ndarray,
                quad: bool, Lstar: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -300,10 +301,11 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
             assert dense is not None
             M = dense.matrix(Si, Z, SZ, Dk, quad, Lstar)
             try:  # M is symmetric by construction; the factorization reads one triangle
-                fac = CholeskyFactor(M)
+                fac = CholeskyFactor(M, out=dense.L)
             except np.linalg.LinAlgError:
                 try:
-                    fac = CholeskyFactor(M + 1e-14 * np.trace(M) / (N + 1) * np.eye(N + 1))
+                    fac = CholeskyFactor(M + 1e-14 * np.trace(M) / (N + 1) * np.eye(N + 1),
+                                         out=dense.L)
                 except np.linalg.LinAlgError:
                     break
 
