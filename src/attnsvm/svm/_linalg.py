@@ -5,8 +5,9 @@ The working-set Frobenius solver (:mod:`._working_set`, :mod:`._block_pivoting`,
 ``solve_triangular``.  By default they are SciPy's, called with the same arguments as always
 (the Frobenius and nuclear answers stay the same bit for bit).  Importing ``scipy.linalg``
 costs about 0.2 s of start-up (it pulls in ``numpy.f2py`` and ``numpy.testing``), most of an
-``attnsvm solve --norm spec`` process at (40, 12, 24); the spectral solver therefore runs its
-Frobenius stages inside :func:`numpy_backend`, where the same functions use NumPy alone:
+``attnsvm solve --norm spec`` process at (40, 12, 24); the spectral solver therefore runs the
+Frobenius stages of small problems (those of its dense interior point) inside
+:func:`numpy_backend`, where the same functions use NumPy alone:
 ``numpy.linalg.cholesky`` and a blocked substitution whose diagonal blocks are solved by
 ``numpy.linalg.solve`` (backward stable; agrees with LAPACK's ``trtrs`` to rounding).
 
