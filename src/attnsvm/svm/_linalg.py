@@ -12,7 +12,7 @@ Frobenius stages of small problems (those of its dense interior point) inside
 ``numpy.linalg.solve`` (backward stable; agrees with LAPACK's ``trtrs`` to rounding).
 
 The SciPy import below stays inside the functions on purpose: the spectral solve process must
-not import SciPy (``tests/test_spec_startup.py`` checks it).
+not import SciPy (``tests/test_spec_speed_path.py`` checks it).
 """
 
 from __future__ import annotations
