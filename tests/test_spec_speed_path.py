@@ -14,7 +14,6 @@ import warnings
 import numpy as np
 import pytest
 import scipy.linalg as sl
-from test_geometry_svm import check_certificate, cvx_spec
 
 from attnsvm import random_instance
 from attnsvm.svm import solve
@@ -28,6 +27,7 @@ from attnsvm.svm._linalg import (
 )
 from attnsvm.svm._spectral_ipm import _DenseNewton, _dual_start
 from attnsvm.svm.frobenius import solve_fro_constraints
+from test_geometry_svm import check_certificate, cvx_spec
 
 
 def _spd(n: int, cond: float, seed: int) -> np.ndarray:
