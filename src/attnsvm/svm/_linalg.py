@@ -67,14 +67,15 @@ def tri_solve(T: np.ndarray, B: np.ndarray, lower: bool) -> np.ndarray:
 
 
 class CholeskyFactor:
-    """``M = L L^T`` with the inverses of the diagonal blocks of ``L`` kept: every solve with
-    ``M`` is then matrix products only (for several right-hand sides in turn, e.g. an interior
-    point's predictor and corrector).  NumPy only.
+    """``M = L L^T`` by a blocked, left-looking factorization, NumPy only.
 
-    The factor is blocked and left-looking: each diagonal block is ``numpy.linalg.cholesky``
-    of its updated block, each block column below it the updated panel times the inverse of
-    that diagonal block (level-3 products).  It writes into ``out`` when given: a buffer kept
-    across calls avoids the page faults of fresh arrays, which on this sandbox cost as much as
+    Each diagonal block is ``numpy.linalg.cholesky`` of its updated block; the block column
+    below it solves ``L_kk X^T = panel^T`` (``numpy.linalg.solve``, backward stable); solves
+    with ``M`` are blocked substitutions (:func:`tri_solve`'s scheme).  Every step is a
+    backward-stable one, as in LAPACK's ``potrf``/``potrs`` (explicit inverses of the diagonal
+    blocks, tried first, lost the interior point's last digits on ill-conditioned Newton
+    matrices).  It writes into ``out`` when given: a buffer kept across calls avoids the page
+    faults of fresh arrays, which on this sandbox cost as much as
     ``numpy.linalg.cholesky``'s arithmetic.
 
     Parameters
@@ -88,31 +89,20 @@ class CholeskyFactor:
     def __init__(self, M: np.ndarray, out: np.ndarray | None = None) -> None:
         n = M.shape[0]
         L = np.empty((n, n)) if out is None else out
-        self.cuts = [(i0, min(i0 + _BLOCK, n)) for i0 in range(0, n, _BLOCK)]
-        self.inv: list[np.ndarray] = []
-        for i0, i1 in self.cuts:
+        for i0 in range(0, n, _BLOCK):
+            i1 = min(i0 + _BLOCK, n)
             left = L[i0:i1, :i0]
             Lkk = np.linalg.cholesky(M[i0:i1, i0:i1] - left @ left.T if i0 else M[i0:i1, i0:i1])
-            D = np.tril(np.linalg.inv(Lkk))
-            self.inv.append(D)
             L[i0:i1, i0:i1] = Lkk
             L[i0:i1, i1:] = 0.0
             if i1 < n:
                 panel = M[i1:, i0:i1] - L[i1:, :i0] @ left.T if i0 else M[i1:, i0:i1]
-                np.matmul(panel, D.T, out=L[i1:, i0:i1])
+                L[i1:, i0:i1] = np.linalg.solve(Lkk, panel.T).T
         self.L = L
 
     def solve(self, B: np.ndarray) -> np.ndarray:
         """``M^-1 B`` for ``B`` (n,) or (n, k)."""
-        L = self.L
-        y = np.empty(B.shape, dtype=np.result_type(L, B))
-        for (i0, i1), D in zip(self.cuts, self.inv, strict=True):
-            y[i0:i1] = D @ (B[i0:i1] - L[i0:i1, :i0] @ y[:i0] if i0 else B[i0:i1])
-        x = y
-        n = L.shape[0]
-        for (i0, i1), D in zip(reversed(self.cuts), reversed(self.inv), strict=True):
-            x[i0:i1] = D.T @ (y[i0:i1] - L[i1:, i0:i1].T @ x[i1:] if i1 < n else y[i0:i1])
-        return x
+        return tri_solve(self.L.T, tri_solve(self.L, B, True), False)
 
 
 def _trans(trans: int | str) -> bool:
