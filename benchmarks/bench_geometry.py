@@ -15,7 +15,8 @@ Per instance, in this one run, with the same BLAS thread count (``--threads``, d
   ``min sigma_max(W)`` (problem construction and compilation included);
 * agreement of the objectives.
 
-Writes ``benchmarks/results/geometry.md``.
+Writes the top of ``benchmarks/results/geometry.md`` (its header and table; the sections
+from the first ``## `` heading on are kept).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -54,11 +56,12 @@ import numpy as np  # noqa: E402
 from attnsvm import random_instance  # noqa: E402
 
 
-def dense_highs(inst) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """HiGHS on min t s.t. C w >= 1, -t <= w_ij <= t as 2 d^2 rows; (objective, seconds)."""
+def dense_highs(inst) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+    """HiGHS on min t s.t. C w >= 1, -t <= w_ij <= t as 2 d^2 rows; (objective, seconds,
+    CPU seconds)."""
     from scipy.optimize import linprog
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     c = inst.constraints()
     C = np.einsum("ki,kj->kij", c.A, c.Zc).reshape(c.m, -1)
     N = C.shape[1]
@@ -69,16 +72,17 @@ def dense_highs(inst) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     cost[-1] = 1
     res = linprog(cost, A_ub=A_ub, b_ub=np.r_[-np.ones(c.m), np.zeros(2 * N)],
                   bounds=(None, None), method="highs")
-    return float(res.fun), time.perf_counter() - t0
+    return float(res.fun), time.perf_counter() - t0, time.process_time() - c0
 
 
-def cvxpy_clarabel(inst) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """cvxpy + Clarabel on min sigma_max(W) s.t. the rows; (objective, seconds)."""
+def cvxpy_clarabel(inst) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+    """cvxpy + Clarabel on min sigma_max(W) s.t. the rows; (objective, seconds, CPU
+    seconds)."""
     import warnings
 
     import cvxpy as cp
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     c = inst.constraints()
     W = cp.Variable((inst.d, inst.d))
     vals = cp.sum(cp.multiply(c.A @ W, c.Zc), axis=1)
@@ -86,19 +90,34 @@ def cvxpy_clarabel(inst) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prob.solve(solver="CLARABEL")
-    return float(prob.value), time.perf_counter() - t0
+    return float(prob.value), time.perf_counter() - t0, time.process_time() - c0
 
 
-def attnsvm_process(path: str, norm: str, repeat: int) -> tuple[dict, float]:
-    """Median wall seconds of the whole ``attnsvm solve`` process and its JSON."""
-    times, out = [], {}
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def attnsvm_process(path: str, norm: str, repeat: int, cache: str
+                    ) -> tuple[dict, float, float]:
+    """Median wall and CPU seconds of the whole ``attnsvm solve`` process, and its JSON.
+
+    Python's bytecode is cached as in an installed package (this sandbox sets
+    ``PYTHONDONTWRITEBYTECODE``): an untimed first run writes it under ``cache``
+    (``PYTHONPYCACHEPREFIX``), outside the source tree.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = cache
+    cmd = [sys.executable, "-m", "attnsvm.cli.main", "solve", path, "--norm", norm, "--json"]
+    subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+    times, cpus, out = [], [], {}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        p = subprocess.run([sys.executable, "-m", "attnsvm.cli.main", "solve", path, "--norm",
-                            norm, "--json"], capture_output=True, text=True, check=True)
+        t0, c0 = time.perf_counter(), _children_cpu()
+        p = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
         times.append(time.perf_counter() - t0)
+        cpus.append(_children_cpu() - c0)
         out = json.loads(p.stdout)
-    return out, float(np.median(times))
+    return out, float(np.median(times)), float(np.median(cpus))
 
 
 LOAD0 = os.getloadavg()[0]
@@ -116,23 +135,27 @@ def main() -> None:
             inst.save(path)
             big = shape[2] > 40
             for norm, ref in (("linf", dense_highs), ("spec", cvxpy_clarabel)):
-                rep, secs = attnsvm_process(path, norm, 1 if big else ARGS.repeat)
+                rep, secs, cpu = attnsvm_process(path, norm, 1 if big else ARGS.repeat,
+                                                 str(Path(tmp) / "pycache"))
                 if big and not ARGS.big_reference:
-                    rv, rs = float("nan"), float("nan")
+                    rv, rs, rc = float("nan"), float("nan"), float("nan")
                 else:
-                    rv, rs = ref(inst)
+                    rv, rs, rc = ref(inst)
                 rows.append({"shape": shape, "seed": seed, "norm": norm, "status": rep["status"],
                              "objective": rep["objective"], "gap": rep.get("certified_gap"),
                              "attnsvm_s": secs, "ref_s": rs, "ref_obj": rv,
-                             "ratio": rs / secs, "rel_diff": abs(rep["objective"] - rv) / rv})
+                             "ratio": rs / secs, "rel_diff": abs(rep["objective"] - rv) / rv,
+                             "attnsvm_cpu": cpu, "ref_cpu": rc, "cpu_ratio": rc / cpu})
                 print(rows[-1], flush=True)
     head = ("| (n, T, d) | seed | norm | status | certified gap | attnsvm solve process (s) | "
-            "reference (s) | reference / attnsvm | rel. objective difference |\n"
-            "|---|---|---|---|---|---|---|---|---|\n")
+            "reference (s) | reference / attnsvm | CPU s: attnsvm, reference, ratio | "
+            "rel. objective difference |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n")
     def ref_cells(r: dict) -> str:
         if r["ref_s"] != r["ref_s"]:  # nan: not run
-            return "not run | - | -"
-        return f"{r['ref_s']:.2f} | {r['ratio']:.1f}x | {r['rel_diff']:.1e}"
+            return f"not run | - | {r['attnsvm_cpu']:.2f}, -, - | -"
+        return (f"{r['ref_s']:.2f} | {r['ratio']:.1f}x | {r['attnsvm_cpu']:.2f}, "
+                f"{r['ref_cpu']:.2f}, {r['cpu_ratio']:.1f}x | {r['rel_diff']:.1e}")
 
     body = "".join(
         f"| {r['shape']} | {r['seed']} | {r['norm']} | {r['status']} | {r['gap']:.1e} | "
@@ -148,12 +171,19 @@ def main() -> None:
         f"Commit {commit}. Command: `python benchmarks/bench_geometry.py"
         f"{' --quick' if ARGS.quick else ''}{' --big' if ARGS.big else ''}`. Load average "
         f"(1 min) when it started: {LOAD0:.1f}, when it ended: {os.getloadavg()[0]:.1f} (other "
-        "jobs on the same 2 cores slow both sides; compare the ratio).\n\n"
+        "jobs on the same 2 cores slow both sides; compare the ratio; the CPU seconds, user "
+        "plus system of the attnsvm process and of the reference's code in the benchmark "
+        "process, depend less on that load).\n\n"
         "attnsvm: the whole `attnsvm solve --norm linf|spec --json` process (median of "
         f"{ARGS.repeat}; once at (100, 20, 64)). References, in the benchmark process: linf, "
         "HiGHS (scipy linprog) on the dense LP with the box as 2 d^2 rows; spec, cvxpy + "
-        "Clarabel on min sigma_max(W) (construction and compilation included).\n\n" + head + body)
-    Path(ARGS.out).write_text(text)
+        "Clarabel on min sigma_max(W) (construction and compilation included). Bytecode "
+        "cached as in an installed package (an untimed first run writes it to a temporary "
+        "PYTHONPYCACHEPREFIX; this sandbox sets PYTHONDONTWRITEBYTECODE).\n\n" + head + body)
+    out = Path(ARGS.out)
+    old = out.read_text() if out.exists() else ""
+    rest = old.find("\n## ")  # later sections (heads, other sizes) are kept as they are
+    out.write_text(text + ("\n" + old[rest + 1:] if rest >= 0 else ""))
     print(text)
 
 

@@ -15,9 +15,10 @@ which always terminates.
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_solve, cholesky, solve_triangular
+from numpy.linalg import LinAlgError
 
 from ..constraints import ConstraintKernel
+from ._linalg import cho_solve, cholesky, solve_triangular
 
 __all__ = ["block_pivoting", "KernelCache"]
 
@@ -77,14 +78,14 @@ class _UpdatableSolve:
 
     def _refactor(self, P: np.ndarray) -> None:
         K = self.cache.sub(P)
-        self.L = cholesky(K, lower=True, check_finite=False)
+        self.L = cholesky(K, lower=True)
         self.B = P.copy()
 
     def _extend(self, A: np.ndarray) -> None:
         K_BA = self.cache.block(self.B, A)
         K_AA = self.cache.sub(A)
-        L21 = solve_triangular(self.L, K_BA, lower=True, check_finite=False).T  # (a, |B|)
-        L22 = cholesky(K_AA - L21 @ L21.T, lower=True, check_finite=False)
+        L21 = solve_triangular(self.L, K_BA, lower=True).T  # (a, |B|)
+        L22 = cholesky(K_AA - L21 @ L21.T, lower=True)
         nb, na = self.B.size, A.size
         L = np.zeros((nb + na, nb + na))
         L[:nb, :nb] = self.L
@@ -99,21 +100,21 @@ class _UpdatableSolve:
         D_mask = ~np.isin(self.B, P)
         if self.B.size == 0 or D_mask.sum() > 0.1 * self.B.size:
             self._refactor(P)
-            return cho_solve((self.L, True), self.b[P], check_finite=False)
+            return cho_solve((self.L, True), self.b[P])
         if A.size:
             self._extend(A)
             D_mask = np.concatenate([D_mask, np.zeros(A.size, dtype=bool)])
-        y = cho_solve((self.L, True), self.b[self.B], check_finite=False)
+        y = cho_solve((self.L, True), self.b[self.B])
         D = np.flatnonzero(D_mask)
         if D.size:
             # pin lambda_D = 0: with H = L^{-1} E_D, (H^T H) mu = -y_D, lambda = y + M^{-1} E_D mu
             E = np.zeros((self.B.size, D.size))
             E[D, np.arange(D.size)] = 1.0
-            H = solve_triangular(self.L, E, lower=True, check_finite=False)
+            H = solve_triangular(self.L, E, lower=True)
             mu = np.linalg.solve(H.T @ H, -y[D])
             rhs = np.zeros(self.B.size)
             rhs[D] = mu
-            y = y + cho_solve((self.L, True), rhs, check_finite=False)
+            y = y + cho_solve((self.L, True), rhs)
         order = np.argsort(self.B)
         pos = order[np.searchsorted(self.B, P, sorter=order)]
         return y[pos]

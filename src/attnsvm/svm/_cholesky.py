@@ -6,7 +6,8 @@ Used by the working-set SVM solver to keep ``K_SS = L L^T`` of the active constr
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import solve_triangular
+
+from ._linalg import solve_triangular
 
 __all__ = ["GrowingCholesky"]
 
@@ -43,20 +44,20 @@ class GrowingCholesky:
         if self.k == 0:
             return np.zeros(0)
         L = self.L
-        y = solve_triangular(L, b, lower=True, check_finite=False)
-        return solve_triangular(L, y, lower=True, trans="T", check_finite=False)
+        y = solve_triangular(L, b, lower=True)
+        return solve_triangular(L, y, lower=True, trans="T")
 
     def backward(self, y: np.ndarray) -> np.ndarray:
         """Solve ``L^T x = y``."""
         if self.k == 0:
             return np.zeros(0)
-        return solve_triangular(self.L, y, lower=True, trans="T", check_finite=False)
+        return solve_triangular(self.L, y, lower=True, trans="T")
 
     def forward(self, b: np.ndarray) -> np.ndarray:
         """Solve ``L y = b``."""
         if self.k == 0:
             return np.zeros(0)
-        return solve_triangular(self.L, b, lower=True, check_finite=False)
+        return solve_triangular(self.L, b, lower=True)
 
     def append(self, y: np.ndarray, diag: float) -> None:
         """Append a row: ``y = L^{-1} c`` for the new column ``c``, ``diag = sqrt(kpp - y.y)``."""

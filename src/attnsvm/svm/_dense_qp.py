@@ -22,7 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import solve_triangular
+
+from ._linalg import solve_triangular
 
 __all__ = ["DenseQPResult", "solve_dense_hard_margin", "DEPENDENCE_TOL"]
 
@@ -66,7 +67,7 @@ def _project(N_act: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     c2 = Q.T @ z
     z -= Q @ c2
     c += c2
-    r = solve_triangular(R, c, lower=False, check_finite=False)
+    r = solve_triangular(R, c, lower=False)
     return r, z
 
 
@@ -75,7 +76,7 @@ def _least_norm(N_act: np.ndarray, b_act: np.ndarray, p: int) -> np.ndarray:
     if N_act.shape[0] == 0:
         return np.zeros(p)
     Q, R = np.linalg.qr(N_act.T)
-    y = solve_triangular(R, b_act, lower=False, trans="T", check_finite=False)
+    y = solve_triangular(R, b_act, lower=False, trans="T")
     return Q @ y
 
 

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve, eigh
 
+from ._linalg import CholeskyFactor
 from ._spectral_rows import barrier_preconditioner, pcg
 
 __all__ = ["SpecIPMResult", "spectral_ipm"]
@@ -44,11 +44,15 @@ class SpecIPMResult:
     newton: str = "dense"
 
 
-def _max_step(X: np.ndarray, dX: np.ndarray) -> float:
-    """Largest ``a`` with ``X + a dX`` PSD (``X`` positive definite)."""
-    L = np.linalg.cholesky(X)
-    Li = np.linalg.inv(L)
-    ev = eigh(Li @ dX @ Li.T, eigvals_only=True)
+def _inv_chol(X: np.ndarray) -> np.ndarray:
+    """``L^-1`` for the Cholesky factor ``L`` of a positive definite ``X`` (raises
+    LinAlgError); one per iteration serves the predictor's and the corrector's steps."""
+    return np.linalg.inv(np.linalg.cholesky(X))
+
+
+def _max_step(Li: np.ndarray, dX: np.ndarray) -> float:
+    """Largest ``a`` with ``X + a dX`` PSD, from ``Li = L^-1`` of :func:`_inv_chol` ``(X)``."""
+    ev = np.linalg.eigvalsh(Li @ dX @ Li.T)
     lo = float(ev[0])
     return np.inf if lo >= 0 else -1.0 / lo
 
@@ -58,37 +62,108 @@ def _vec_step(x: np.ndarray, dx: np.ndarray) -> float:
     return float(np.min(-x[neg] / dx[neg])) if np.any(neg) else np.inf
 
 
-def _dense_matrix(Si: np.ndarray, Z: np.ndarray, SZ: np.ndarray, D: np.ndarray,
-                  Dk: np.ndarray, onehot: np.ndarray, AA: np.ndarray, zz: np.ndarray,
-                  r1: int, r2: int, quad: bool, Lstar: Callable[[np.ndarray], np.ndarray]
-                  ) -> np.ndarray:
-    """The HKM Newton matrix in ``(t, vec W)``, ``(1 + r1 r2)`` square."""
-    N = r1 * r2
-    S11, S12, S22 = Si[:r1, :r1], Si[:r1, r1:], Si[r1:, r1:]
-    Z11, Z12, Z22 = Z[:r1, :r1], Z[:r1, r1:], Z[r1:, r1:]
-    # MWW[a, b, c, e] = S11[a,c] Z22[e,b] + Z11[a,c] S22[e,b] + S12[a,e] Z12[c,b]
-    #                   + Z12[a,e] S12[c,b]     (Z22, S22 symmetric)
-    MWW = (S11[:, None, :, None] * Z22[None, :, None, :]
-           + Z11[:, None, :, None] * S22[None, :, None, :]
-           + S12[:, None, None, :] * Z12.T[None, :, :, None]
-           + Z12[:, None, None, :] * S12.T[None, :, :, None])
-    M = np.empty((N + 1, N + 1))
-    M[1:, 1:] = MWW.reshape(N, N)
-    Ag = onehot @ (Dk[:, None] * AA)  # (g, r1 r1): sum_k in g D_k a_k a_k^T
-    CDC = (Ag.T @ zz).reshape(r1, r1, r2, r2)
-    M[1:, 1:] += CDC.transpose(0, 2, 1, 3).reshape(N, N)
-    if quad:
-        M[1:, 1:] += np.eye(N)
-    M[0, 0] = float(np.trace(SZ))
-    M[0, 1:] = M[1:, 0] = Lstar(SZ).ravel()
-    return M
+class _DenseNewton:
+    """The HKM Newton matrix in ``(t, vec W)``, ``(1 + r1 r2)`` square, with its buffers.
+
+    Its ``W`` block, ``M[(a, b), (c, e)]``, is ``S11[a,c] Z22[b,e] + Z11[a,c] S22[b,e]
+    + sum_g Ag[a,c] zz_g[b,e]`` (Kronecker terms, one matrix product over the stacked
+    ``(r1 r1)`` and ``(r2 r2)`` factors) plus ``S12[a,e] Z12[c,b] + Z12[a,e] S12[c,b]``
+    (swapped terms, a rank-two product); ``Z22``, ``S22`` and each ``zz_g`` are symmetric.
+    ``Ag = sum_{k in g} D_k a_k a_k^T`` is a batched product over the rows of each group
+    (padded to the largest group; a one-hot product where the groups are too uneven).
+    The matrix and the products write into buffers kept across iterations: fresh arrays of
+    this size cost page faults that take longer than the arithmetic.
+    """
+
+    def __init__(self, A: np.ndarray, inv: np.ndarray, Zq: np.ndarray) -> None:
+        m, r1 = A.shape
+        ng, r2 = Zq.shape
+        self.r1, self.r2 = r1, r2
+        N = r1 * r2
+        counts = np.bincount(inv, minlength=ng)
+        tm = int(counts.max()) if m else 0
+        self.padded = ng * tm <= 2 * m + 64
+        if self.padded:  # row k of group g sits at slot (g, position of k within g)
+            order = np.argsort(inv, kind="stable")
+            first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            self.slot = (inv[order], np.arange(m) - first[inv[order]], order)
+            self.Ap = np.zeros((ng, tm, r1))
+            self.Ap[self.slot[0], self.slot[1]] = A[order]
+            self.Dp = np.zeros((ng, tm))
+        else:
+            self.onehot = np.zeros((ng, m))
+            self.onehot[inv, np.arange(m)] = 1.0
+            self.AA = (A[:, :, None] * A[:, None, :]).reshape(m, r1 * r1)
+        self.P = np.empty((2 + ng, r1 * r1))
+        self.Q = np.empty((2 + ng, r2 * r2))
+        self.Q[2:] = (Zq[:, :, None] * Zq[:, None, :]).reshape(ng, r2 * r2)
+        self.K = np.empty((r1 * r1, r2 * r2))
+        self.R = np.empty((N, N))
+        self.M = np.empty((N + 1, N + 1))
+        self.L = np.empty((N + 1, N + 1))  # its Cholesky factor
+
+    def matrix(self, Si: np.ndarray, Z: np.ndarray, SZ: np.ndarray, Dk: np.ndarray,
+               quad: bool, Lstar: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """The matrix for ``S^-1`` and ``Z`` (p, p), ``S^-1 Z`` and the row weights ``Dk``
+        (m,); a view of the buffer (valid until the next call)."""
+        r1, r2 = self.r1, self.r2
+        N = r1 * r2
+        P, Q = self.P, self.Q
+        P[0], P[1] = Si[:r1, :r1].ravel(), Z[:r1, :r1].ravel()
+        Q[0], Q[1] = Z[r1:, r1:].ravel(), Si[r1:, r1:].ravel()
+        if self.padded:
+            g, pos, order = self.slot
+            self.Dp[g, pos] = Dk[order]
+            Ap = self.Ap
+            P[2:] = np.matmul(Ap.transpose(0, 2, 1), self.Dp[:, :, None] * Ap).reshape(
+                Ap.shape[0], r1 * r1)
+        else:
+            P[2:] = self.onehot @ (Dk[:, None] * self.AA)
+        K = np.matmul(P.T, Q, out=self.K).reshape(r1, r1, r2, r2)          # [a, c, b, e]
+        X = np.vstack([Si[:r1, r1:].reshape(1, -1), Z[:r1, r1:].reshape(1, -1)])  # (2, N)
+        Y = X[::-1]
+        R = np.matmul(X.T, Y, out=self.R).reshape(r1, r2, r1, r2)          # [a, e, c, b]
+        M = self.M
+        W4 = M[1:, 1:].reshape(r1, r2, r1, r2)  # a view of M (splitting an axis never copies)
+        np.add(K.transpose(0, 2, 1, 3), R.transpose(0, 3, 2, 1), out=W4)
+        if not np.shares_memory(W4, M):
+            M[1:, 1:] = W4.reshape(N, N)
+        if quad:
+            M[1:, 1:] += np.eye(N)
+        M[0, 0] = float(np.trace(SZ))
+        M[0, 1:] = M[1:, 0] = Lstar(SZ).ravel()
+        return M
+
+
+def _dual_start(G: np.ndarray, lam0: np.ndarray, lam: np.ndarray, Z: np.ndarray, r1: int,
+                theta: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """``(1 - theta)`` times the dual-feasible point of the multipliers ``lam0`` (m,), plus
+    ``theta`` times the central start ``(lam, Z)``.
+
+    With ``G = sum lam0_k a_k z_k^T = U diag(g) V^T`` (r1, r2), ``lam0 / ||G||_*`` and
+    ``Z = [[U g U^T, -U g V^T], [-V g U^T, V g V^T]] / (2 ||G||_*)`` (PSD, trace one,
+    ``2 Z_12 = -G / ||G||_*``) meet every dual equation; the Frobenius multipliers give a good
+    such point (their ``G`` is the Frobenius optimum).  Ignored (the start is returned) when
+    ``G`` is zero.
+    """
+    Ug, g, Vt = np.linalg.svd(G, full_matrices=False)
+    nuc = float(g.sum())
+    if not nuc > 0 or not np.isfinite(nuc):
+        return lam, Z
+    Zg = np.empty_like(Z)
+    Zg[:r1, :r1] = (Ug * g) @ Ug.T
+    Zg[r1:, r1:] = (Vt.T * g) @ Vt
+    Zg[:r1, r1:] = -(Ug * g) @ Vt
+    Zg[r1:, :r1] = Zg[:r1, r1:].T
+    return ((1 - theta) * lam0 / nuc + theta * lam,
+            (1 - theta) * Zg / (2 * nuc) + theta * Z)
 
 
 def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
                  b: np.ndarray, n_eq: int, W0: np.ndarray, *, target: float = 1e-11,
                  max_iter: int = 80, certify: Callable[[np.ndarray, np.ndarray], float]
-                 | None = None, fixed_t: float | None = None, newton: str = "auto"
-                 ) -> SpecIPMResult:
+                 | None = None, fixed_t: float | None = None, newton: str = "auto",
+                 lam0: np.ndarray | None = None) -> SpecIPMResult:
     """Run the interior point from ``W0`` until ``certify(W, lam) <= target``.
 
     Parameters
@@ -118,6 +193,10 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
         above :data:`_DENSE_MAX` entries, without equality rows or ``fixed_t``) by
         conjugate gradients preconditioned with its central-path form, solved in the row
         space (:mod:`._spectral_rows`).
+    lam0 : ndarray, shape (m,), optional
+        Multipliers of a related problem (the Frobenius SVM's): the dense branch starts its
+        dual from their dual-feasible point mixed with the central one (:func:`_dual_start`;
+        inequality entries must be ``>= 0``).
 
     Returns
     -------
@@ -127,7 +206,6 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
     m, r1 = A.shape
     r2 = Zc.shape[1]
     p, N = r1 + r2, r1 * r2
-    ng = Zq.shape[0]
     ineq = np.arange(n_eq, m)
     eq = np.arange(n_eq)
     quad = fixed_t is not None
@@ -170,12 +248,9 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
     if newton not in ("auto", "rows", "dense"):
         raise ValueError(f"newton must be 'auto', 'rows' or 'dense', not {newton!r}")
     rows = (newton == "rows" or (newton == "auto" and N > _DENSE_MAX)) and not quad and not n_eq
-    onehot = AA = zz = np.zeros(0)
-    if not rows:
-        onehot = np.zeros((ng, m))
-        onehot[inv, np.arange(m)] = 1.0
-        AA = (A[:, :, None] * A[:, None, :]).reshape(m, r1 * r1)
-        zz = (Zq[:, :, None] * Zq[:, None, :]).reshape(ng, r2 * r2)
+    dense = None if rows else _DenseNewton(A, inv, Zq)
+    if lam0 is not None and not rows and not quad:
+        lam, Z = _dual_start(combine(lam0), lam0, lam, Z, r1)
     best: SpecIPMResult | None = None
     best_gap = np.inf
     history: list[float] = []
@@ -223,17 +298,19 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
             def msolve(rhs: np.ndarray) -> np.ndarray:
                 return pcg(matvec, pre, rhs, rtol=rtol, max_iter=cg_max)
         else:
-            M = _dense_matrix(Si, Z, SZ, D, Dk, onehot, AA, zz, r1, r2, quad, Lstar)
+            assert dense is not None
+            M = dense.matrix(Si, Z, SZ, Dk, quad, Lstar)
             try:  # M is symmetric by construction; the factorization reads one triangle
-                fac = cho_factor(M, check_finite=False)
+                fac = CholeskyFactor(M, out=dense.L)
             except np.linalg.LinAlgError:
                 try:
-                    fac = cho_factor(M + 1e-14 * np.trace(M) / (N + 1) * np.eye(N + 1))
+                    fac = CholeskyFactor(M + 1e-14 * np.trace(M) / (N + 1) * np.eye(N + 1),
+                                         out=dense.L)
                 except np.linalg.LinAlgError:
                     break
 
             def msolve(rhs: np.ndarray) -> np.ndarray:
-                return cho_solve(fac, rhs)  # type: ignore[no-any-return]
+                return fac.solve(rhs)
         MiE = np.column_stack([msolve(c) for c in E]) if ne else None
         Seq = E @ MiE if ne else None
 
@@ -268,11 +345,12 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
 
         def steps(dS: np.ndarray, dZ: np.ndarray, ds: np.ndarray, dl: np.ndarray
                   ) -> tuple[float, float]:
-            ap = min(1.0, _max_step(S, dS), _vec_step(s, ds))
-            ad = min(1.0, _max_step(Z, dZ), _vec_step(lam[ineq], dl[n_eq:]))
+            ap = min(1.0, _max_step(LiS, dS), _vec_step(s, ds))
+            ad = min(1.0, _max_step(LiZ, dZ), _vec_step(lam[ineq], dl[n_eq:]))
             return ap, ad
 
         try:
+            LiS, LiZ = _inv_chol(S), _inv_chol(Z)
             dt, dW, dS, dZ, ds, dl, dnu = direction(0.0, None, None)
             ap, ad = steps(dS, dZ, ds, dl)
             mu_aff = (float(np.vdot(S + ap * dS, Z + ad * dZ))

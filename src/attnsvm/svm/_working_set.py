@@ -22,11 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import LinAlgError, cholesky
+from numpy.linalg import LinAlgError
 
 from ..constraints import ConstraintKernel
 from ._block_pivoting import block_pivoting
 from ._cholesky import GrowingCholesky
+from ._linalg import cholesky
 
 __all__ = ["solve_hard_margin", "QPResult", "default_chunk"]
 
@@ -276,7 +277,7 @@ def _valid_start(kernel: ConstraintKernel, b: np.ndarray, S: np.ndarray
             break
         K_SS = kernel.block(S, S)
         try:
-            L = cholesky(K_SS, lower=True, check_finite=False)
+            L = cholesky(K_SS, lower=True)
         except LinAlgError:
             break
         chol = GrowingCholesky.from_factor(L)

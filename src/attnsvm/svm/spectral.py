@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 
@@ -36,7 +37,8 @@ from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..instance import Instance
 from ._bounds import certified_solution, certify, least_frobenius_stage
 from ._instance import infeasible_answer, solve_on_instance, validated_constraints
-from ._spectral_ipm import spectral_ipm
+from ._linalg import numpy_backend
+from ._spectral_ipm import _DENSE_MAX, spectral_ipm
 from .frobenius import solve_fro_constraints
 from .norms import row_scale
 from .solution import INFEASIBLE, OPTIMAL, SVMSolution
@@ -46,6 +48,14 @@ __all__ = ["solve_spec", "solve_spec_constraints"]
 
 #: singular values of the optimum within this relative distance of ||W||_2 span its top space
 _TOP = 1e-7
+
+
+def _small_linalg(cons: ConstraintSet) -> AbstractContextManager[None]:
+    """NumPy linear algebra for the Frobenius stages of a small problem (at most
+    ``_DENSE_MAX`` entries of W, the dense interior point's range): the solve process then never
+    imports SciPy, whose import costs more than such a solve.  Larger problems keep SciPy's."""
+    small = cons.A.shape[1] * cons.Zc.shape[1] <= _DENSE_MAX
+    return numpy_backend() if small else nullcontext()
 
 
 def _least_frobenius(red: ConstraintSet, t: float, W: np.ndarray) -> np.ndarray | None:
@@ -65,7 +75,7 @@ def _least_frobenius(red: ConstraintSet, t: float, W: np.ndarray) -> np.ndarray 
             not np.any(b2[n_eq:] > 0) and not np.any(b2[:n_eq] != 0)):
         return W0
     cons = ConstraintSet(A=red.A @ Up, Zc=red.Zc @ Vp, index=red.index, b=b2, n_eq=n_eq)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _small_linalg(cons):
         warnings.simplefilter("ignore", ConvergenceWarning)
         sol = solve_fro_constraints(cons, tol=1e-12)
     if sol.status != OPTIMAL or sol.W is None or np.linalg.norm(sol.W, 2) > t:
@@ -122,7 +132,8 @@ def solve_spec_constraints(
     check_positive("tol", tol)
     check_choice("newton", newton, ("auto", "rows", "dense"))
     A, Zc, bb, n_eq = cset.A, cset.Zc, cset.rhs, int(cset.n_eq)
-    fro = solve_fro_constraints(cset)
+    with _small_linalg(cset):
+        fro = solve_fro_constraints(cset)
     if fro.status == INFEASIBLE or fro.W is None:
         return infeasible_answer(fro, "spec", cset, "exact Frobenius working set (certificate)",
                                  start)
@@ -145,7 +156,8 @@ def solve_spec_constraints(
         return certify(red, W, lam, "spec").gap
 
     res = spectral_ipm(red.A, red.Zc, inv, Zq, bb, n_eq, W0, target=tol / 10,
-                       max_iter=max_iter, certify=gap_of, newton=newton)
+                       max_iter=max_iter, certify=gap_of, newton=newton,
+                       lam0=None if start_W is not fro.W else np.asarray(fro.dual))
     bounds = certify(red, res.W, res.lam, "spec")
     info: dict[str, object] = {"frobenius_solution": fro, "least_frobenius": False,
                                "ipm_iterations": res.iterations, "newton": res.newton}
