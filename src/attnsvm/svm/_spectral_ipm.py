@@ -23,8 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve, eigh
+from scipy.linalg import eigh
 
+from ._rowspace import spd_solver
 from ._spectral_rows import barrier_preconditioner, pcg
 
 __all__ = ["SpecIPMResult", "spectral_ipm"]
@@ -224,16 +225,13 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
                 return pcg(matvec, pre, rhs, rtol=rtol, max_iter=cg_max)
         else:
             M = _dense_matrix(Si, Z, SZ, D, Dk, onehot, AA, zz, r1, r2, quad, Lstar)
-            try:  # M is symmetric by construction; the factorization reads one triangle
-                fac = cho_factor(M, check_finite=False)
+            try:  # semidefinite up to rounding: scaled, shifted where needed, refined
+                fsolve = spd_solver(M)
             except np.linalg.LinAlgError:
-                try:
-                    fac = cho_factor(M + 1e-14 * np.trace(M) / (N + 1) * np.eye(N + 1))
-                except np.linalg.LinAlgError:
-                    break
+                break
 
             def msolve(rhs: np.ndarray) -> np.ndarray:
-                return cho_solve(fac, rhs)  # type: ignore[no-any-return]
+                return fsolve(rhs)
         MiE = np.column_stack([msolve(c) for c in E]) if ne else None
         Seq = E @ MiE if ne else None
 
