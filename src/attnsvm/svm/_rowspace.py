@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["RowGram", "spd_solver"]
+__all__ = ["RowGram", "spd_solver", "stalled"]
 
 #: the dense way, ``C`` (m, N) in memory, is used up to this many entries of ``C``
 _DENSE_ENTRIES = 4_000_000
@@ -175,3 +175,18 @@ def spd_solver(M: np.ndarray, refine: int = 2) -> Callable[[np.ndarray], np.ndar
         return x / d if rhs.ndim == 1 else x / d[:, None]  # type: ignore[no-any-return]
 
     return solve
+
+
+def stalled(gaps: list[float], mus: list[float]) -> bool:
+    """Whether an interior point has stopped making progress.
+
+    ``gaps`` holds the best certified gap after each iteration, ``mus`` the barrier
+    parameter.  Near the end (best gap below 1e-6) the gap alone decides: no 10% fall in 5
+    iterations.  Far from it a relative gap near 1 falls slowly while the iterates still
+    move, so the run stalls only when neither the gap nor ``mu`` fell by 10% in 10
+    iterations (the iteration cap bounds the rest).
+    """
+    best = gaps[-1]
+    if best < 1e-6:
+        return len(gaps) > 4 and best > 0.9 * gaps[-5]
+    return len(gaps) > 9 and best > 0.9 * gaps[-10] and mus[-1] > 0.9 * mus[-10]

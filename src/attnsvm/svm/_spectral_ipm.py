@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import eigh
 
-from ._rowspace import spd_solver
+from ._rowspace import spd_solver, stalled
 from ._spectral_rows import barrier_preconditioner, pcg
 
 __all__ = ["SpecIPMResult", "spectral_ipm"]
@@ -180,6 +180,7 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
     best: SpecIPMResult | None = None
     best_gap = np.inf
     history: list[float] = []
+    mus: list[float] = []
     it = 0
     for it in range(1, max_iter + 1):
         S = L(W, t)
@@ -296,10 +297,10 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
             best_gap = gap
             best = SpecIPMResult(t=t, W=W.copy(), lam=lam.copy(), iterations=it)
         history.append(best_gap)
-        stalled = len(history) > 4 and best_gap > 0.9 * history[-5]
+        mus.append(mu)
         # row space: a collapsed step near the end is the inexact solve at its limit
         collapsed = rows and max(ap, ad) < 1e-2 and best_gap < 1e-6
-        if gap <= target or max(ap, ad) < 1e-10 or stalled or collapsed:
+        if gap <= target or max(ap, ad) < 1e-10 or stalled(history, mus) or collapsed:
             break
     if best is None:
         best = SpecIPMResult(t=t, W=W.copy(), lam=lam.copy(), iterations=it)
