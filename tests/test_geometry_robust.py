@@ -117,3 +117,32 @@ def test_spec_dense_newton_on_outlier_features(seed, reference):
     if reference != "certificate":
         ref = cvx_spec_reduced(cons) if reference == "reduced" else cvx_spec(cons)
         assert sol.objective == pytest.approx(ref, rel=1e-6)
+
+
+@pytest.mark.parametrize("norm,first", [("linf", 0.1), ("linf", 0.0), ("spec", 0.1),
+                                        ("spec", 0.0)])
+def test_working_set_of_rows_against_all_rows(norm, first, monkeypatch):
+    from attnsvm import random_instance
+    from attnsvm.svm import _row_working_set as ws
+    from attnsvm.svm import solve
+    from test_geometry_svm import dense_lp
+
+    inst = random_instance(12, 10, 8, seed=4)
+    full = solve(inst, norm, newton="rows")
+    assert "working_set" not in full.info
+    monkeypatch.setattr(ws, "MIN_ROWS", 0)
+    monkeypatch.setattr(ws, "FIRST", first)     # 0: only the rows the start meets exactly
+    sol = solve(inst, norm, newton="rows")
+    info = sol.info["working_set"]
+    assert info["rounds"] >= 2 and info["rows"] < inst.constraints().m
+    assert sol.status == "optimal"
+    cons = inst.constraints()
+    ref = dense_lp(cons) if norm == "linf" else cvx_spec(cons)
+    assert sol.objective == pytest.approx(ref, rel=1e-7 if norm == "linf" else 1e-6)
+    assert sol.objective == pytest.approx(full.objective, rel=1e-8)
+    check_certificate(sol, 1e-9 if norm == "linf" else 1e-8)
+    assert sol.info["least_frobenius"] is True
+    if norm == "linf":
+        assert np.linalg.norm(sol.W) == pytest.approx(np.linalg.norm(full.W), rel=1e-6)
+    else:  # the spectral face is read from the iterate (thin): at least as small, to 1e-6
+        assert np.linalg.norm(sol.W) <= np.linalg.norm(full.W) * (1 + 1e-6)

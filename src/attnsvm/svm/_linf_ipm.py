@@ -171,7 +171,8 @@ def _refined(nsolve: Newton, Du: np.ndarray, Dl: np.ndarray, D: np.ndarray, n_eq
         dt, dw, dle = nsolve(rhs_t, rhs_w, re)
         rt, rw, rr = residual(rhs_t, rhs_w, re, dt, dw, dle)
         size = np.sqrt(rt * rt + float(rw @ rw) + float(rr @ rr))
-        for _ in range(steps):
+        scale = np.sqrt(rhs_t * rhs_t + float(rhs_w @ rhs_w) + float(re @ re))
+        for _ in range(steps if size > 1e-13 * scale else 0):
             ct, cw, cl = nsolve(rt, rw, rr)
             t2, w2, l2 = dt + ct, dw + cw, dle + cl
             rt2, rw2, rr2 = residual(rhs_t, rhs_w, re, t2, w2, l2)
