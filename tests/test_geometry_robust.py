@@ -146,3 +146,23 @@ def test_working_set_of_rows_against_all_rows(norm, first, monkeypatch):
         assert np.linalg.norm(sol.W) == pytest.approx(np.linalg.norm(full.W), rel=1e-6)
     else:  # the spectral face is read from the iterate (thin): at least as small, to 1e-6
         assert np.linalg.norm(sol.W) <= np.linalg.norm(full.W) * (1 + 1e-6)
+
+
+def test_spec_retries_in_the_row_space_when_dense_does_not_certify(monkeypatch):
+    from attnsvm import random_instance
+    from attnsvm.svm import _spectral_ipm, solve
+
+    real = _spectral_ipm.spectral_ipm
+
+    def dense_cut_short(*args, **kw):   # the dense run stops uncertified after 3 iterations
+        if kw.get("newton") == "auto":
+            kw["max_iter"] = 3
+        return real(*args, **kw)
+
+    monkeypatch.setattr(_spectral_ipm, "spectral_ipm", dense_cut_short)
+    inst = random_instance(6, 8, 10, seed=0)
+    sol = solve(inst, "spec")
+    assert sol.info["newton"] == "dense, then rows"
+    assert sol.status == "optimal"
+    assert sol.objective == pytest.approx(cvx_spec(inst.constraints()), rel=1e-6)
+    check_certificate(sol, 1e-8)

@@ -110,6 +110,10 @@ def spectral_rows(red: ConstraintSet, W0: np.ndarray, *, target: float, max_iter
     where its Newton systems are in the row space (``newton="rows"``, or "auto" above
     :data:`._spectral_ipm._DENSE_MAX` entries, no equality rows) and ``m >= min_rows``.
 
+    Where "auto" chose the dense Newton system and its answer does not certify to
+    ``10 target``, the row-space one runs too and the better answer is kept (``newton``
+    then reads "dense, then rows"; ``iterations`` counts both).
+
     Returns ``(W, lam, iterations, newton, working_set)`` (``working_set`` None when all
     rows were solved at once).
     """
@@ -128,9 +132,23 @@ def spectral_rows(red: ConstraintSet, W0: np.ndarray, *, target: float, max_iter
         used["newton"] = res.newton
         return res.W, res.lam, res.iterations
 
-    rows = (newton == "rows" or (newton == "auto" and W0.size > _DENSE_MAX)) and not red.n_eq
-    if rows and red.m >= MIN_ROWS:
-        W, lam, ws = on_working_set(red, run, W0)
-        return W, lam, ws["iterations"], used["newton"], ws
-    W, lam, it = run(red, W0)
-    return W, lam, it, used["newton"], None
+    def attempt(mode: str) -> tuple[np.ndarray, np.ndarray, int, str, dict[str, int] | None]:
+        nonlocal newton
+        newton = mode
+        rows = (mode == "rows" or (mode == "auto" and W0.size > _DENSE_MAX)) and not red.n_eq
+        if rows and red.m >= MIN_ROWS:
+            W, lam, ws = on_working_set(red, run, W0)
+            return W, lam, ws["iterations"], used["newton"], ws
+        W, lam, it = run(red, W0)
+        return W, lam, it, used["newton"], None
+
+    first = attempt(newton)
+    if first[3] == "dense" and newton == "auto" and not red.n_eq:
+        # the dense Newton system can stall on nearly rank-deficient factors (relative gap
+        # near 1, short dual steps) where the row-space one goes on: retry, keep the better
+        gap = certify(red, first[0], first[1], "spec").gap
+        if not gap <= 10 * target:
+            second = attempt("rows")
+            if certify(red, second[0], second[1], "spec").gap < gap:
+                return second[0], second[1], first[2] + second[2], "dense, then rows", second[4]
+    return first
