@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._rowspace import RowGram, _cholesky, _tri
+from ._rowspace import RowGram, _cholesky, _tri, spd_solver, stalled
 
 __all__ = ["LinfIPMResult", "linf_ipm"]
 
@@ -43,6 +43,9 @@ def _step(x: np.ndarray, dx: np.ndarray) -> float:
 #: entries whose box weight ``Du + Dl`` is below this times the median stay in the Schur
 #: complement of the row-space Newton solve (the free entries, whose weight tends to zero)
 _FREE = 1e-3
+#: the Schur complement keeps up to max(m, this) free entries (a degenerate optimal face can
+#: have many more free entries than rows; eliminating them would divide by weights near 0)
+_FREE_MAX = 2000
 
 Newton = Callable[[float, np.ndarray, np.ndarray], tuple[float, np.ndarray, np.ndarray]]
 
@@ -53,7 +56,6 @@ def _dense_newton(E: np.ndarray, AA: np.ndarray, zz: np.ndarray, onehot: np.ndar
     """Solver of the Newton system in ``(t, w)``: the ``(1 + N)`` square matrix (box diagonal
     and border, rows ``sum_g kron(A_g^T D_g A_g, z_g z_g^T)``), equalities by a Schur
     complement."""
-    from scipy.linalg import cho_solve
 
     N = d1 * d2
     m = AA.shape[0]
@@ -66,13 +68,13 @@ def _dense_newton(E: np.ndarray, AA: np.ndarray, zz: np.ndarray, onehot: np.ndar
     M[1:, 1:][np.diag_indices(N)] += Du + Dl
     M[0, 0] = float(Du.sum() + Dl.sum())
     M[0, 1:] = M[1:, 0] = Dl - Du
-    fac = _cholesky(M)
-    MiE = cho_solve(fac, E.T) if n_eq else None
+    msolve = spd_solver(M)
+    MiE = msolve(E.T) if n_eq else None
     Seq = E @ MiE if n_eq else None
 
     def solve(rhs_t: float, rhs_w: np.ndarray, re: np.ndarray
               ) -> tuple[float, np.ndarray, np.ndarray]:
-        dy = cho_solve(fac, np.concatenate([[rhs_t], rhs_w]))
+        dy = msolve(np.concatenate([[rhs_t], rhs_w]))
         dle = np.zeros(0)
         if n_eq:
             assert MiE is not None and Seq is not None
@@ -106,8 +108,8 @@ def _rows_newton(rg: RowGram, Du: np.ndarray, Dl: np.ndarray, D: np.ndarray, n_e
     e = Dl - Du
     dmed = float(np.median(delta))
     cand = np.flatnonzero(delta < _FREE * dmed)
-    if cand.size > m:
-        cand = cand[np.argsort(delta[cand], kind="stable")[:m]]
+    if cand.size > max(m, _FREE_MAX):
+        cand = cand[np.argsort(delta[cand], kind="stable")[:max(m, _FREE_MAX)]]
     F = np.sort(cand)
     bnd = np.ones(N, dtype=bool)
     bnd[F] = False
@@ -139,6 +141,46 @@ def _rows_newton(rg: RowGram, Du: np.ndarray, Dl: np.ndarray, D: np.ndarray, n_e
         dw = RB * (rhs_w - e * dt - combine(p))
         dw[F] = y[1:]
         return dt, dw, -p[:n_eq]
+
+    return solve
+
+
+def _refined(nsolve: Newton, Du: np.ndarray, Dl: np.ndarray, D: np.ndarray, n_eq: int,
+             values: Callable[[np.ndarray], np.ndarray],
+             combine: Callable[[np.ndarray], np.ndarray], steps: int = 2) -> Newton:
+    """``nsolve`` refined against the Newton system itself, ``M dy - E^T dle = r``,
+    ``E dy = re`` (``M`` the box and inequality rows, ``E`` the equality rows): near the
+    end both factorizations lose digits to the spread of the weights, and the refinement
+    (products with the rows only) wins them back; it stops where the residual stops falling.
+    """
+    delta, e = Du + Dl, Dl - Du
+    sd = float(delta.sum())
+    m = n_eq + D.size
+
+    def residual(rhs_t: float, rhs_w: np.ndarray, re: np.ndarray, dt: float, dw: np.ndarray,
+                 dle: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        v = values(dw)
+        x = np.zeros(m)
+        x[n_eq:] = D * v[n_eq:]
+        x[:n_eq] = -dle
+        return (rhs_t - (sd * dt + float(e @ dw)),
+                rhs_w - (e * dt + delta * dw + combine(x)), re - v[:n_eq])
+
+    def solve(rhs_t: float, rhs_w: np.ndarray, re: np.ndarray
+              ) -> tuple[float, np.ndarray, np.ndarray]:
+        dt, dw, dle = nsolve(rhs_t, rhs_w, re)
+        rt, rw, rr = residual(rhs_t, rhs_w, re, dt, dw, dle)
+        size = np.sqrt(rt * rt + float(rw @ rw) + float(rr @ rr))
+        scale = np.sqrt(rhs_t * rhs_t + float(rhs_w @ rhs_w) + float(re @ re))
+        for _ in range(steps if size > 1e-13 * scale else 0):
+            ct, cw, cl = nsolve(rt, rw, rr)
+            t2, w2, l2 = dt + ct, dw + cw, dle + cl
+            rt2, rw2, rr2 = residual(rhs_t, rhs_w, re, t2, w2, l2)
+            size2 = np.sqrt(rt2 * rt2 + float(rw2 @ rw2) + float(rr2 @ rr2))
+            if not size2 < size:
+                break
+            dt, dw, dle, rt, rw, rr, size = t2, w2, l2, rt2, rw2, rr2, size2
+        return dt, dw, dle
 
     return solve
 
@@ -207,6 +249,7 @@ def linf_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray, b: 
     best: LinfIPMResult | None = None
     best_gap = np.inf
     history: list[float] = []
+    mus: list[float] = []
     it = 0
     for it in range(1, max_iter + 1):
         u, lo = t - w, t + w
@@ -221,8 +264,10 @@ def linf_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray, b: 
         Du, Dl = zu / u, zl / lo
         D = lam[ineq] / s
         try:
-            nsolve = (_rows_newton(rg, Du, Dl, D, n_eq, values, combine) if rg is not None
-                      else _dense_newton(E, AA, zz, onehot, Du, Dl, D, n_eq, d1, d2))
+            nsolve = _refined(
+                _rows_newton(rg, Du, Dl, D, n_eq, values, combine) if rg is not None
+                else _dense_newton(E, AA, zz, onehot, Du, Dl, D, n_eq, d1, d2),
+                Du, Dl, D, n_eq, values, combine)
         except np.linalg.LinAlgError:
             break
         Ain, Zin = A[ineq], Zc[ineq]
@@ -267,8 +312,8 @@ def linf_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray, b: 
             best_gap = gap
             best = LinfIPMResult(t=t, W=w.reshape(d1, d2).copy(), lam=lam.copy(), iterations=it)
         history.append(best_gap)
-        stalled = len(history) > 4 and best_gap > 0.9 * history[-5]
-        if gap <= target or max(ap, ad) < 1e-12 or stalled:
+        mus.append(mu)
+        if gap <= target or max(ap, ad) < 1e-12 or stalled(history, mus):
             break
     if best is None:
         best = LinfIPMResult(t=t, W=w.reshape(d1, d2).copy(), lam=lam.copy(), iterations=it)

@@ -17,9 +17,12 @@ with the ``m x N`` row matrix, unless that is the cheaper way (few rows, small `
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
-__all__ = ["RowGram"]
+__all__ = ["RowGram", "spd_solver", "stalled"]
 
 #: the dense way, ``C`` (m, N) in memory, is used up to this many entries of ``C``
 _DENSE_ENTRIES = 4_000_000
@@ -127,3 +130,76 @@ def _tri(fac: tuple[np.ndarray, bool], B: np.ndarray, trans: bool) -> np.ndarray
                                 check_finite=False)
     return solve_triangular(c, B, lower=False, trans=0 if trans else 1,  # type: ignore
                             check_finite=False)
+
+
+def spd_solver(M: np.ndarray, refine: int = 2,
+               factor: Callable[[np.ndarray], Any] | None = None
+               ) -> Callable[[np.ndarray], np.ndarray]:
+    """``rhs -> M^-1 rhs`` for a symmetric positive semidefinite ``M`` (n, n) that may be
+    indefinite in its last bits (an interior point's Newton matrix near the end, entries
+    spread over many orders of magnitude).
+
+    ``M`` is scaled to unit diagonal, factored by Cholesky with the smallest shift of
+    ``0, 1e-14, 1e-12, ..., 1e-6`` (relative to the unit diagonal) that succeeds, and each
+    solve is refined ``refine`` times against ``M`` itself (the shifted factor as the
+    preconditioner; the refinement stops where the residual stops falling).  Raises
+    LinAlgError when even the largest shift fails (``M`` not semidefinite).
+    """
+    from scipy.linalg import cho_factor, cho_solve
+
+    d = np.sqrt(np.maximum(np.diag(M), 1e-300))
+    Ms = M / d[:, None] / d[None, :]
+    n = M.shape[0]
+    fac = None
+    shift = 0.0
+    for shift in (0.0, 1e-14, 1e-12, 1e-10, 1e-8, 1e-6):
+        try:
+            fac = factor(Ms + shift * np.eye(n) if shift else Ms)
+            break
+        except np.linalg.LinAlgError:
+            continue
+    if fac is None:
+        raise np.linalg.LinAlgError("matrix is not positive semidefinite")
+    steps = refine if shift else 0
+
+    def solve(rhs: np.ndarray) -> np.ndarray:
+        bs = rhs / d if rhs.ndim == 1 else rhs / d[:, None]
+        x = fac.solve(bs)
+        if steps:
+            r = bs - Ms @ x
+            nr = float(np.linalg.norm(r))
+            for _ in range(steps):
+                x2 = x + fac.solve(r)
+                r2 = bs - Ms @ x2
+                n2 = float(np.linalg.norm(r2))
+                if n2 >= nr:
+                    break
+                x, r, nr = x2, r2, n2
+        return x / d if rhs.ndim == 1 else x / d[:, None]  # type: ignore[no-any-return]
+
+    return solve
+
+
+class _ScipyFactor:
+    """SciPy's ``cho_factor`` result with a ``solve`` method."""
+
+    def __init__(self, fac: Any, cho_solve: Callable[..., np.ndarray]) -> None:
+        self._fac, self._cho_solve = fac, cho_solve
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        return self._cho_solve(self._fac, rhs, check_finite=False)
+
+
+def stalled(gaps: list[float], mus: list[float]) -> bool:
+    """Whether an interior point has stopped making progress.
+
+    ``gaps`` holds the best certified gap after each iteration, ``mus`` the barrier
+    parameter.  Near the end (best gap below 1e-6) the gap alone decides: no 10% fall in 5
+    iterations.  Far from it a relative gap near 1 falls slowly while the iterates still
+    move, so the run stalls only when neither the gap nor ``mu`` fell by 10% in 10
+    iterations (the iteration cap bounds the rest).
+    """
+    best = gaps[-1]
+    if best < 1e-6:
+        return len(gaps) > 4 and best > 0.9 * gaps[-5]
+    return len(gaps) > 9 and best > 0.9 * gaps[-10] and mus[-1] > 0.9 * mus[-10]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._linalg import CholeskyFactor
+from ._rowspace import spd_solver, stalled
 from ._spectral_rows import barrier_preconditioner, pcg
 
 __all__ = ["SpecIPMResult", "spectral_ipm"]
@@ -254,6 +255,7 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
     best: SpecIPMResult | None = None
     best_gap = np.inf
     history: list[float] = []
+    mus: list[float] = []
     it = 0
     for it in range(1, max_iter + 1):
         S = L(W, t)
@@ -300,17 +302,14 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
         else:
             assert dense is not None
             M = dense.matrix(Si, Z, SZ, Dk, quad, Lstar)
-            try:  # M is symmetric by construction; the factorization reads one triangle
-                fac = CholeskyFactor(M, out=dense.L)
+            L_buf = dense.L
+            try:  # semidefinite up to rounding: scaled, shifted where needed, refined
+                fsolve = spd_solver(M, factor=lambda X: CholeskyFactor(X, out=L_buf))
             except np.linalg.LinAlgError:
-                try:
-                    fac = CholeskyFactor(M + 1e-14 * np.trace(M) / (N + 1) * np.eye(N + 1),
-                                         out=dense.L)
-                except np.linalg.LinAlgError:
-                    break
+                break
 
             def msolve(rhs: np.ndarray) -> np.ndarray:
-                return fac.solve(rhs)
+                return fsolve(rhs)
         MiE = np.column_stack([msolve(c) for c in E]) if ne else None
         Seq = E @ MiE if ne else None
 
@@ -376,10 +375,10 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
             best_gap = gap
             best = SpecIPMResult(t=t, W=W.copy(), lam=lam.copy(), iterations=it)
         history.append(best_gap)
-        stalled = len(history) > 4 and best_gap > 0.9 * history[-5]
+        mus.append(mu)
         # row space: a collapsed step near the end is the inexact solve at its limit
         collapsed = rows and max(ap, ad) < 1e-2 and best_gap < 1e-6
-        if gap <= target or max(ap, ad) < 1e-10 or stalled or collapsed:
+        if gap <= target or max(ap, ad) < 1e-10 or stalled(history, mus) or collapsed:
             break
     if best is None:
         best = SpecIPMResult(t=t, W=W.copy(), lam=lam.copy(), iterations=it)

@@ -32,9 +32,11 @@ from .._validation import check_choice, check_positive
 from ..constraints import ConstraintSet
 from ..exceptions import ConvergenceWarning, InvalidInputError, SolverError
 from ..instance import Instance
+from . import _row_working_set
 from ._bounds import certified_solution, certify, least_frobenius_stage, make_feasible
 from ._instance import infeasible_answer, solve_on_instance, validated_constraints
 from ._linf_ipm import linf_ipm
+from ._row_working_set import on_working_set
 from .frobenius import solve_fro_constraints
 from .norms import row_scale
 from .solution import INFEASIBLE, OPTIMAL, SVMSolution
@@ -219,14 +221,27 @@ def solve_linf_constraints(
         if (isinstance(warm_start, SVMSolution) and warm_start.W is not None
                 and warm_start.W.shape == fro.W.shape):
             start_W = make_feasible(cset, warm_start.W)
-        Zq, inv = unit.groups
-        res = linf_ipm(unit.A, unit.Zc, inv, Zq, bb, n_eq, start_W * (sA * sZ),
-                       certify=lambda W, lam: certify(unit, W, lam, "linf").gap,
-                       target=min(1e-12, tol / 100), max_iter=max_rounds + 30,
-                       newton=newton)
-        W, lam, rounds = res.W, res.lam, res.iterations
+
+        def run(sub: ConstraintSet, W0: np.ndarray, target: float | None = None
+                ) -> tuple[np.ndarray, np.ndarray, int]:
+            Zq, inv = sub.groups
+            res = linf_ipm(sub.A, sub.Zc, inv, Zq, sub.rhs, int(sub.n_eq), W0,
+                           certify=lambda W, lam: certify(sub, W, lam, "linf").gap,
+                           target=target or min(1e-12, tol / 100), max_iter=max_rounds + 30,
+                           newton=newton)
+            info["newton"] = res.newton
+            return res.W, res.lam, res.iterations
+
+        W0 = start_W * (sA * sZ)
+        # a working set of rows where the Newton systems are in the row space
+        rows_newton = newton == "rows" or (newton == "auto" and m < W0.size)
+        if rows_newton and m >= _row_working_set.MIN_ROWS:
+            W, lam, ws = on_working_set(unit, run, W0)
+            rounds = ws["iterations"]
+            info["working_set"] = ws
+        else:
+            W, lam, rounds = run(unit, W0)
         info["ipm_iterations"] = rounds
-        info["newton"] = res.newton
     else:
         rows = np.union1d(np.arange(n_eq), np.flatnonzero(fro.dual != 0))
         if isinstance(warm_start, SVMSolution) and warm_start.dual.size == m:

@@ -38,7 +38,8 @@ from ..instance import Instance
 from ._bounds import certified_solution, certify, least_frobenius_stage
 from ._instance import infeasible_answer, solve_on_instance, validated_constraints
 from ._linalg import numpy_backend
-from ._spectral_ipm import _DENSE_MAX, spectral_ipm
+from ._row_working_set import spectral_rows
+from ._spectral_ipm import _DENSE_MAX
 from .frobenius import solve_fro_constraints
 from .norms import row_scale
 from .solution import INFEASIBLE, OPTIMAL, SVMSolution
@@ -150,24 +151,25 @@ def solve_spec_constraints(
         if vals.size and np.all(vals > 0):
             start_W = warm_start.W * max(1.0, float(np.max(bb[n_eq:] / vals)))
     W0 = U.T @ (start_W * (sA * sZ)) @ V
-    Zq, inv = red.groups
 
-    def gap_of(W: np.ndarray, lam: np.ndarray) -> float:
-        return certify(red, W, lam, "spec").gap
-
-    res = spectral_ipm(red.A, red.Zc, inv, Zq, bb, n_eq, W0, target=tol / 10,
-                       max_iter=max_iter, certify=gap_of, newton=newton,
-                       lam0=None if start_W is not fro.W else np.asarray(fro.dual))
-    bounds = certify(red, res.W, res.lam, "spec")
+    # a working set of rows where the Newton systems are in the row space (m >= 1000);
+    # the dense interior point starts its dual from the Frobenius multipliers
+    lam0 = None if start_W is not fro.W else np.asarray(fro.dual)
+    W_ipm, lam_ipm, iterations, used, ws = spectral_rows(red, W0, target=tol / 10,
+                                                         max_iter=max_iter, newton=newton,
+                                                         lam0=lam0)
+    bounds = certify(red, W_ipm, lam_ipm, "spec")
     info: dict[str, object] = {"frobenius_solution": fro, "least_frobenius": False,
-                               "ipm_iterations": res.iterations, "newton": res.newton}
+                               "ipm_iterations": iterations, "newton": used}
+    if ws is not None:
+        info["working_set"] = ws
     if least_frobenius and bounds.gap <= tol:
-        bounds = least_frobenius_stage(red, bounds, res.lam,
+        bounds = least_frobenius_stage(red, bounds, lam_ipm,
                                        _least_frobenius(red, bounds.upper, bounds.W), "spec",
                                        tol, info, "the interior point's optimum")
     return certified_solution(
         "spec", U @ bounds.W @ V.T / (sA * sZ), cset, bounds.mu / (sA * sZ), bounds.gap, tol,
-        info, res.iterations, "spectral interior point (HKM, rank-one Newton system), certified",
+        info, iterations, "spectral interior point (HKM, rank-one Newton system), certified",
         "spectral interior point", start)
 
 
