@@ -77,7 +77,9 @@ _INNER = (("one_minus_corr", "1 - corr"), ("corr_svmeq", "corr with W^svmeq"),
           ("hier_upper_infeasible_emb", "hierarchy, layers above: share infeasible on the "
            "embeddings"), ("hier_upper_heads", "hierarchy, layers above: heads"),
           ("gap_top_layer", "top layer corr - control"), ("_ratio_", " margin ratio, "),
-          ("_nearest_", " share of seeds nearest "))
+          ("_nearest_", " share of seeds nearest "),
+          ("_corr_mean_ngd_grows", " mean corr where the norm of NGD's p grows"),
+          ("_norm_stalled", " share of runs whose norm stalled"))
 _START = (("multi_", "several-token runs: "),)
 _END = (("_mean", ", mean"), ("_median", ", median"), ("_sd", ", sd"), ("_min", ", min"),
         ("_max", ", max"), ("_q25", ", 25% quantile"), ("_q75", ", 75% quantile"),
