@@ -21,7 +21,7 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 
-from attnsvm.experiments._common import mathtext
+from attnsvm.experiments._common import legend_overlaps, mathtext
 from attnsvm.experiments.registry import Verdict, figure_names, get_figure
 from attnsvm.experiments.report import write_report
 from attnsvm.experiments.runner import run_figure
@@ -115,6 +115,7 @@ def test_figure_runs_plots_and_reads_well(name: str,
     res, fig, out = _run(name, tmp_path_factory)
     spec = get_figure(name)
     _check_axes(name, fig)
+    assert legend_overlaps(fig) == [], f"{name}: a legend covers data points"
     # The takeaway is one sentence (drawn as the caption).
     assert spec.takeaway.endswith(".") and len(spec.takeaway) < 300
     assert not re.search(r"[.!?] +[A-Z]", spec.takeaway), "more than one sentence"

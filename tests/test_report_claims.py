@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from attnsvm.experiments import get_figure, run_figure
+from attnsvm.experiments._common import legend_overlaps
 from attnsvm.experiments._labels import norm_label, run_label
 from attnsvm.experiments.report import headline_label
 
@@ -142,25 +143,6 @@ def test_headline_labels_of_the_geometry_and_training_studies_are_words() -> Non
     assert headline_label("ngd_W_ratio_linf") == "NGD on W: margin ratio, max-norm"
 
 
-def _overlaps_data(fig: Any) -> list[str]:
-    """Labels of legends drawn inside an axes that hold a data point under them."""
-    fig.canvas.draw()
-    bad = []
-    for ax in fig.axes:
-        leg = ax.get_legend()
-        if leg is None:
-            continue
-        box = leg.get_window_extent()
-        if not box.overlaps(ax.get_window_extent()):
-            continue
-        for line in ax.get_lines():
-            xy = ax.transData.transform(np.column_stack(line.get_data()).astype(float))
-            xy = xy[np.isfinite(xy).all(axis=1)]
-            if len(xy) and box.contains_points(xy).any():
-                bad.append(f"{ax.get_title()}: {line.get_label()}")
-    return bad
-
-
 _OG_RUNS = (("ngd_W", "ngd", "W", 0.1, 0.0), ("adam1e-8_W", "adam", "W", 0.01, 1e-8),
             ("ngd_KQ", "ngd", "KQ", 0.1, 0.0))
 _MB_RUNS = (("signum_full", "signum", 0, "cyclic", 0.01, 0.0, 0.9, 0.999),
@@ -177,7 +159,7 @@ def test_geometry_legends_cover_no_data_and_read_in_words(
         name: str, overrides: dict, tmp_path: Path) -> None:
     res = run_figure(name, tmp_path, quick=True, progress=False, overrides=overrides)
     fig = res.figure
-    assert _overlaps_data(fig) == []
+    assert legend_overlaps(fig) == []
     texts = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
     texts += [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
     texts += [ax.get_title() for ax in fig.axes] + [ax.get_ylabel() for ax in fig.axes]
