@@ -155,7 +155,7 @@ _OPTIMIZER = {"ngd": "NGD", "gd": "GD", "polyak": "Polyak"}
 
 
 def plot(cfg: LocalConvergenceConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
-    fig, ax = new_figure(3, 1)
+    fig, ax = new_figure(3, 1, height=4.4)
     d = df[df["step"] > 0]
     m = d.groupby(["variant", "step"], sort=True).mean(numeric_only=True).reset_index()
     q = d.groupby(["variant", "step"], sort=True)[["corr_fro", "corr_nuc"]]
