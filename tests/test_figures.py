@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 import pytest
 from matplotlib.figure import Figure as MplFigure
+from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 
-from attnsvm.experiments._common import mathtext
+from attnsvm.experiments._common import legend_overlaps, mathtext
 from attnsvm.experiments.registry import Verdict, figure_names, get_figure
 from attnsvm.experiments.report import write_report
 from attnsvm.experiments.runner import run_figure
@@ -85,8 +86,14 @@ def _check_axes(name: str, fig: MplFigure) -> None:
         labelled = _labelled_lines(ax) + [c for c in ax.collections + ax.patches
                                           if not str(c.get_label()).startswith("_")]
         leg = ax.get_legend()
-        if labelled:
-            assert leg is not None and leg.get_visible(), f"{where}: curves without a legend"
+        # every labelled curve is named in a legend: its own axes', a neighbour's (drawn
+        # outside the axes so that it covers no data) or the figure's
+        legends = [*fig.legends, *(c for a in fig.axes for c in a.get_children()
+                                   if isinstance(c, Legend))]
+        named = {t.get_text() for lg in legends if lg.get_visible() for t in lg.get_texts()}
+        missing = [str(c.get_label()) for c in labelled
+                   if not {str(c.get_label()), mathtext(str(c.get_label()))} & named]
+        assert not missing, f"{where}: curves without a legend: {missing}"
         if leg is not None:
             sizes = [t.get_fontsize() for t in leg.get_texts()]
             assert sizes and min(sizes) >= 7, f"{where}: legend text {min(sizes)} pt"
@@ -108,6 +115,7 @@ def test_figure_runs_plots_and_reads_well(name: str,
     res, fig, out = _run(name, tmp_path_factory)
     spec = get_figure(name)
     _check_axes(name, fig)
+    assert legend_overlaps(fig) == [], f"{name}: a legend covers data points"
     # The takeaway is one sentence (drawn as the caption).
     assert spec.takeaway.endswith(".") and len(spec.takeaway) < 300
     assert not re.search(r"[.!?] +[A-Z]", spec.takeaway), "more than one sentence"
@@ -120,8 +128,12 @@ def test_figure_runs_plots_and_reads_well(name: str,
     assert spec.verdict is not None
     v = spec.verdict(res.config, res.headline)
     assert isinstance(v, Verdict) and v.measured and v.criterion
-    assert rec["verdict"] == {"measured": v.measured, "passed": v.passed,
-                              "criterion": v.criterion}
+    assert {k: rec["verdict"][k] for k in ("measured", "passed", "criterion")} == {
+        "measured": v.measured, "passed": v.passed, "criterion": v.criterion}
+    # a deviation always says why (the figure's own diagnosis where it has one), a pass never
+    assert bool(rec["verdict"]["why"]) == (v.passed is False)
+    if v.passed is False and v.why:
+        assert rec["verdict"]["why"] == v.why
     # Prose: numbers formatted, plurals right.
     prose = " ".join([rec["comparison"], rec["differences"], v.measured, v.criterion])
     assert not RAW_FLOAT.search(prose), RAW_FLOAT.search(prose)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from attnsvm.experiments._labels import norm_label, run_label
 from attnsvm.experiments.figures._margin_rates import fit_rates, seed_slopes
 from attnsvm.experiments.figures.minibatch_geometry import CLAIMS
 from attnsvm.experiments.figures.optimizer_geometry import NORMS
@@ -58,5 +59,6 @@ def test_minibatch_verdict_needs_every_claim():
         h[f"{run}_ratio_{norm}"] = 0.85
         assert fig.verdict(cfg, h).passed is False
     v = fig.verdict(cfg, _headline())
-    assert all(f"{run} -> {k}" in v.measured for run, k in CLAIMS.items())
-    assert "adam_seq (measured)" in v.measured
+    assert all(f"{run_label(run)} -> {norm_label(k)}" in v.measured  # in words
+               for run, k in CLAIMS.items())
+    assert "Adam, per sequence (measured)" in v.measured

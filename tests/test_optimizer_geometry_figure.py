@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from attnsvm.experiments._labels import norm_label, run_label
 from attnsvm.experiments.figures.optimizer_geometry import CLAIMS, NORMS
 from attnsvm.experiments.registry import get_figure
 
@@ -28,4 +29,5 @@ def test_verdict_needs_every_claim():
         h[f"{run}_ratio_{norm}"] = 0.85            # nearest, but far from the max margin
         assert fig.verdict(cfg, h).passed is False
     v = fig.verdict(cfg, _headline())
-    assert all(f"{run} -> {k}" in v.measured for run, k in CLAIMS.items())
+    assert all(f"{run_label(run)} -> {norm_label(k)}" in v.measured  # in words
+               for run, k in CLAIMS.items())

@@ -156,11 +156,16 @@ class SolveReport:
         if self.status == OPTIMAL:
             lo = {True: "yes", False: "no", None: "not tested (no Y and v)"}[
                 self.locally_optimal]
+            # local optimality is TF-SVM's Frobenius notion, a property of the token choice:
+            # for another norm it gets a line of its own that says so
+            local = f"locally optimal: {lo}, " if sol.norm == "fro" else ""
             lines.append(
                 f"optimal: ||W||_{sol.norm} = {sol.objective:.10g}, margin {sol.margin:.6g}, "
                 f"{len(sol.support())} support constraints of {sol.constraints.m}, "
-                f"rank {sol.rank}, locally optimal{_local_basis(sol.norm)}: {lo}, "
-                f"{self.seconds:.3g} s")
+                f"rank {sol.rank}, {local}{self.seconds:.3g} s")
+            if sol.norm != "fro":
+                lines.append(f"token choice locally optimal (TF-SVM's test on the Frobenius "
+                             f"Att-SVM of these tokens): {lo}")
         elif self.status == INFEASIBLE:
             lines.append(
                 f"infeasible: no W separates the chosen tokens (certificate residual "
@@ -175,12 +180,6 @@ class SolveReport:
                 if len(self.alpha) > max_tokens else "")
         lines.append(f"alpha ({source}): {shown}{more}")
         return "\n".join(lines)
-
-
-def _local_basis(norm: str) -> str:
-    """Local optimality is a property of the token choice read from the Frobenius support
-    (TF-SVM); for another norm the summary says so."""
-    return "" if norm == "fro" else " (a Frobenius notion, from its support)"
 
 
 def solve_report(instance: Instance, norm: str = "fro", *, tol: float = DEFAULT_TOL,

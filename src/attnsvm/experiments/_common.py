@@ -20,7 +20,8 @@ from ..svm import SVMSolution
 from ..svm import solve as solve_svm
 
 __all__ = ["make_instances", "optimal_or_first", "corr", "solve", "solution_fields", "targets",
-           "new_figure", "save_figure", "series_style", "add_legend", "SOLVE_TOL", "ALIGNED",
+           "new_figure", "save_figure", "series_style", "add_legend",
+           "legend_outside", "legend_overlaps", "SOLVE_TOL", "ALIGNED",
            "aligned", "log_steps", "mathtext"]
 
 #: KKT accuracy an SVM solution must reach to count as certified.
@@ -138,6 +139,56 @@ def add_legend(ax: Any, **kw: Any) -> Any:
     kw.setdefault("fontsize", 8)
     kw.setdefault("framealpha", 0.85)
     return ax.legend(**kw)
+
+
+def legend_outside(ax: Any, where: str = "right", handles: Sequence[Any] | None = None,
+                   ncol: int = 1, **kw: Any) -> Any:
+    """A legend outside the axes ``ax`` so that it covers no data: to the ``"right"`` of the
+    axes or ``"below"`` them (under the x label), in 8 pt; ``handles`` default to the axes'
+    own labelled artists. The figure's layout (:func:`save_figure`) makes room for it."""
+    if where not in ("right", "below"):
+        raise ValueError(f"where must be 'right' or 'below', not {where!r}")
+    kw.setdefault("fontsize", 8)
+    kw.setdefault("frameon", False)
+    if where == "right":
+        kw.update(loc="center left", bbox_to_anchor=(1.02, 0.5))
+    else:  # a fixed distance under the axes, below the tick labels and the x label
+        from matplotlib.transforms import ScaledTranslation
+
+        below = ax.transAxes + ScaledTranslation(0, -0.48, ax.figure.dpi_scale_trans)
+        kw.update(loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below)
+    if handles is None:
+        return ax.legend(ncol=ncol, **kw)
+    return ax.legend(handles=list(handles), ncol=ncol, **kw)
+
+
+def legend_overlaps(fig: Any) -> list[str]:
+    """Curves with a data point under a legend drawn inside their axes, as ``"title: label"``
+    (empty when every legend sits on empty space or outside the axes); the figure is drawn
+    first so that the legends have their final places."""
+    fig.canvas.draw()
+    bad = []
+    from matplotlib.legend import Legend
+
+    for ax in fig.axes:
+        for leg in [c for c in ax.get_children() if isinstance(c, Legend)]:
+            box = leg.get_window_extent()
+            if leg.get_visible() and box.overlaps(ax.get_window_extent()):
+                bad += _under(ax, box)
+    return bad
+
+
+def _under(ax: Any, box: Any) -> list[str]:
+    """Curves of ``ax`` with a data point inside the display box ``box``."""
+    bad = []
+    for line in ax.get_lines():
+        xy = ax.transData.transform(np.column_stack(line.get_data()).astype(float))
+        xy = xy[np.isfinite(xy).all(axis=1)]
+        inside = ((xy[:, 0] >= box.x0) & (xy[:, 0] <= box.x1) & (xy[:, 1] >= box.y0)
+                  & (xy[:, 1] <= box.y1))
+        if inside.any():
+            bad.append(f"{ax.get_title()}: {line.get_label()}")
+    return bad
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float = 3.4

@@ -97,11 +97,16 @@ class Verdict:
         a study that measures without a pass/fail criterion.
     criterion : str
         What counts as agreeing with the claim.
+    why : str
+        For a deviation, why the numbers fall short of ``criterion``, read from what this run
+        measured (too few steps or seeds, a part of the claim that fails and where); empty
+        when the claim holds.
     """
 
     measured: str
     passed: bool | None
     criterion: str
+    why: str = ""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from ..reporting import (
     write_json_atomic,
 )
 from ..reporting import provenance as _provenance
+from ._labels import RUN_KEY, run_label
 from .registry import FIGURES, NEW_STUDIES
 
 __all__ = ["provenance", "git_commit", "write_report", "load_records", "summary_text",
@@ -54,6 +55,9 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+#: a prompt-paths run group at the start of a key (``n1T3_local_gd_``)
+_PROMPT_RUN = re.compile(r"^n(\d+)T(\d+)_(random|local)_(n?gd)_")
+
 #: Words of the headline keys (see :func:`headline_label`): inside a key, at its start and at
 #: its end.
 _INNER = (("one_minus_corr", "1 - corr"), ("corr_svmeq", "corr with W^svmeq"),
@@ -62,10 +66,24 @@ _INNER = (("one_minus_corr", "1 - corr"), ("corr_svmeq", "corr with W^svmeq"),
           ("corr_svms", "corr between the two SVMs"),
           ("corr_svm_fin", "corr with R W^svm + W^fin"), ("corr_svm", "corr with W^svm"),
           ("_KQ_official", ", (K,Q) with the official weight decay,"), ("_KQ", ", (K,Q),"),
-          ("_W_", ", W, "), ("prob_", "selected-token probability "))
+          ("_W_", ", W, "), ("prob_", "selected-token probability "),
+          ("_slope_sqrt", " slope of the gap vs log t"),
+          ("_slope_log", " slope of the gap vs log log t"),
+          ("_consistent_sqrt", " consistent with 1/sqrt(t)"),
+          ("_consistent_log", " consistent with 1/log t"), ("_rate_norm", " gap fitted in"),
+          ("hier_layer0_max_delta", "hierarchy, layer 0: |layer input - embeddings|, max"),
+          ("hier_upper_gain_input", "hierarchy, layers above: corr - control on the layer input"),
+          ("hier_upper_gain_emb", "hierarchy, layers above: corr - control on the embeddings"),
+          ("hier_upper_infeasible_emb", "hierarchy, layers above: share infeasible on the "
+           "embeddings"), ("hier_upper_heads", "hierarchy, layers above: heads"),
+          ("gap_top_layer", "top layer corr - control"), ("_ratio_", " margin ratio, "),
+          ("_nearest_", " share of seeds nearest "),
+          ("_corr_mean_ngd_grows", " mean corr where the norm of NGD's p grows"),
+          ("_norm_stalled", " share of runs whose norm stalled"))
 _START = (("multi_", "several-token runs: "),)
 _END = (("_mean", ", mean"), ("_median", ", median"), ("_sd", ", sd"), ("_min", ", min"),
-        ("_max", ", max"), ("_q25", ", 25% quantile"), ("_q75", ", 75% quantile"))
+        ("_max", ", max"), ("_q25", ", 25% quantile"), ("_q75", ", 75% quantile"),
+        ("_lo", ", 95% interval, low"), ("_hi", ", 95% interval, high"))
 
 
 def headline_label(key: str) -> str:
@@ -78,9 +96,21 @@ def headline_label(key: str) -> str:
     >>> headline_label("min_max_prob_median")
     'min max prob, median'
     >>> headline_label("n1T3_local_gd_corr_mean"), headline_label("corr_svm_fin_min")
-    ('n=1, T=3 local GD corr, mean', 'corr with R W^svm + W^fin, min')
+    ('n=1, T=3, local start, GD: corr, mean', 'corr with R W^svm + W^fin, min')
+    >>> headline_label("adam1e-8_KQ_ratio_linf")
+    'Adam (eps 1e-8) on (K,Q): margin ratio, max-norm'
+    >>> print(headline_label("signum_seq_rand_slope_sqrt_lo"))
+    Signum, per sequence, random order: slope of the gap vs log t, 95% interval, low
     """
     text, head, tail = key, "", ""
+    run = RUN_KEY.match(text)
+    if run:  # a geometry study's run: its words, then the rest of the key
+        head, text = run_label(run.group(0)) + ": ", text[run.end():]
+    prompt = _PROMPT_RUN.match(text)
+    if prompt:  # prompt-paths: setting, start and optimizer
+        n, T, start, opt = prompt.groups()
+        head = f"n={n}, T={T}, {start} start, {'NGD' if opt == 'ngd' else 'GD'}: "
+        text = "_" + text[prompt.end():]
     for old, new in _START:
         if text.startswith(old):
             text, head = text[len(old):], new
@@ -101,7 +131,9 @@ _WORDS_OF_KEYS = {"fro": "Frobenius", "fro,": "Frobenius,", "nuc": "nuclear",
                   "nuc,": "nuclear,", "gd": "GD", "gd,": "GD,", "ngd": "NGD", "ngd,": "NGD,",
                   "md,": "mirror descent,", "polyak,": "Polyak,", "scc": "SCC", "svm": "SVM",
                   "rel": "relative", "diff": "difference", "fin": "W^fin",
-                  "perp,": "orthogonal part,", "scs": "SCS", "tol1e-7,": "tol 1e-7,"}
+                  "perp,": "orthogonal part,", "scs": "SCS", "tol1e-7,": "tol 1e-7,",
+                  "linf": "max-norm", "linf,": "max-norm,", "spec": "spectral",
+                  "spec,": "spectral,", "emb": "embeddings"}
 #: Sizes written together in a key (``n1T3``, ``T5``, ``d4``): ``n=1, T=3``.
 _SIZES = re.compile(r"\b(?:[nTdK]\d+)+\b")
 

@@ -27,7 +27,14 @@ from ..progress import format_seconds
 from ..reporting import to_jsonable, write_json_atomic
 from .config import FigureConfig
 from .executors import BACKENDS, Executor, make_executor
-from .registry import Figure, expected_seconds, figure_names, get_figure, missing_extra
+from .registry import (
+    Figure,
+    Verdict,
+    expected_seconds,
+    figure_names,
+    get_figure,
+    missing_extra,
+)
 from .report import provenance, write_report
 from .sweep import Sweep
 
@@ -153,12 +160,21 @@ def run_figure(name: str, out: str | Path = DEFAULT_OUT, quick: bool = False,
         "takeaway": fig.takeaway,
         "verdict": None if verdict is None else {
             "measured": verdict.measured, "passed": verdict.passed,
-            "criterion": verdict.criterion},
+            "criterion": verdict.criterion, "why": _why(verdict)},
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "executor": executor.name if executor is not None else "batched",
     })
     write_json_atomic(out / "data" / f"{name}.json", record)
     return FigureResult(name, cfg, df, headline, record, seconds, drawn)
+
+
+def _why(verdict: Verdict) -> str:
+    """What the report says about a deviation: the figure's own diagnosis, or that it gives
+    none (never silence); empty for a pass or a study without a criterion."""
+    if verdict.passed is not False:
+        return ""
+    return verdict.why or ("The criterion fails on the numbers measured above; this figure "
+                           "gives no further diagnosis.")
 
 
 def reproduce(names: Sequence[str] | None = None, out: str | Path = DEFAULT_OUT,

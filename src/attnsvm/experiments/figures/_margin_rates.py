@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._labels import norm_label, run_label
+
 __all__ = ["RATE_MODELS", "seed_slopes", "fit_rates", "rate_text", "plot_rates", "plot_slopes"]
 
 #: model name -> (x transform, slope of that model)
@@ -119,15 +121,19 @@ def rate_text(h: Mapping[str, Any], run: str) -> str:
         return (f"{num(h.get(f'{run}_slope_{m}'))} [{num(h.get(f'{run}_slope_{m}_lo'))}, "
                 f"{num(h.get(f'{run}_slope_{m}_hi'))}]")
 
-    return (f"{run} (gap to {h.get(f'{run}_rate_norm')}): vs log t {part('sqrt')}, "
-            f"vs log log t {part('log')}")
+    return (f"{run_label(run)} (gap to {norm_label(str(h.get(f'{run}_rate_norm')))}): vs log t "
+            f"{part('sqrt')}, vs log log t {part('log')}")
 
 
-def plot_rates(ax: Any, df: pd.DataFrame, targets: Mapping[str, str], h: Mapping[str, Any]
-               ) -> None:
+def plot_rates(ax: Any, df: pd.DataFrame, targets: Mapping[str, str], h: Mapping[str, Any],
+               styles: Mapping[str, int] | None = None) -> None:
     """Mean gap against steps (log-log) per run, 10-90% band, with 1/sqrt(t) and 1/log t
-    guides through the first run's last point; the legend gives the fitted slopes."""
-    from .._common import add_legend, series_style
+    guides through the first run's last point.
+
+    ``styles`` maps each run to its :func:`~attnsvm.experiments._common.series_style` index,
+    the same as in the figure's legend (default: the runs' order); the panel's own legend
+    names the guides only (the fitted slopes are in :func:`plot_slopes`)."""
+    from .._common import legend_outside, series_style
 
     anchor = None
     for c, (run, norm) in enumerate(targets.items()):
@@ -137,28 +143,38 @@ def plot_rates(ax: Any, df: pd.DataFrame, targets: Mapping[str, str], h: Mapping
         gap = (1.0 - g[f"ratio_{norm}"]).clip(lower=1e-6)
         grp = gap.groupby(g["step"])
         m, lo, hi = grp.mean(), grp.quantile(0.1), grp.quantile(0.9)
-        st = series_style(c, len(m))
-        slope = h.get(f"{run}_slope_sqrt")
-        lab = f"{run} ({norm}), slope {slope:.2f}" if slope is not None and np.isfinite(
-            slope) else f"{run} ({norm})"
-        ax.loglog(m.index, m.to_numpy(), label=lab,
-                  **{k: v for k, v in st.items() if k != "markevery"})
+        st = series_style(c if styles is None else styles[run], len(m))
+        ax.loglog(m.index, m.to_numpy(), **{k: v for k, v in st.items() if k != "markevery"})
         ax.fill_between(m.index, lo.to_numpy(), hi.to_numpy(), color=st["color"], alpha=0.1,
                         lw=0)
         if anchor is None:
             anchor = (float(m.index[-1]), float(m.iloc[-1]))
+    guides = []
     if anchor is not None:
         t1, g1 = anchor
         t = np.geomspace(max(3.0, t1 / 10), t1, 20)
-        ax.loglog(t, g1 * np.sqrt(t1 / t), color="k", lw=0.8, ls=":", label="1/sqrt(t)")
-        ax.loglog(t, g1 * np.log(t1) / np.log(t), color="0.4", lw=0.8, ls="--",
-                  label="1/log t")
+        guides += ax.loglog(t, g1 * np.sqrt(t1 / t), color="k", lw=0.8, ls=":",
+                            label="1/sqrt(t)")
+        guides += ax.loglog(t, g1 * np.log(t1) / np.log(t), color="0.4", lw=0.8, ls="--",
+                            label="1/log t")
     ax.set(xlabel="step", ylabel="1 - margin ratio (mean)", title="margin gap decay")
-    add_legend(ax, fontsize=7, loc="lower left")
+    if guides:
+        legend_outside(ax, "below", handles=guides, ncol=2)
 
 
-def plot_slopes(ax: Any, targets: Mapping[str, str], h: Mapping[str, Any], model: str) -> None:
-    """Fitted slope per run with its 95% interval across seeds, beside the model's slope."""
+def slope_label(run: str, norm: str) -> str:
+    """A run and the norm of its fitted gap, for the slope panels' rows.
+
+    >>> slope_label("sign_W", "linf")
+    'sign descent on W → max-norm'
+    """
+    return f"{run_label(run)} → {norm_label(norm)}"
+
+
+def plot_slopes(ax: Any, targets: Mapping[str, str], h: Mapping[str, Any], model: str,
+                ticklabels: bool = True) -> None:
+    """Fitted slope per run with its 95% interval across seeds, beside the model's slope;
+    ``ticklabels=False`` leaves the rows unnamed (a panel beside one that names them)."""
     runs = [r for r in targets if f"{r}_slope_{model}" in h]
     y = np.arange(len(runs))
     mean = np.array([h[f"{r}_slope_{model}"] for r in runs], dtype=float)
@@ -169,9 +185,12 @@ def plot_slopes(ax: Any, targets: Mapping[str, str], h: Mapping[str, Any], model
     want = RATE_MODELS[model][1]
     ax.axvline(want, color="k", lw=0.8, ls=":",
                label="1/sqrt(t)" if model == "sqrt" else "1/log t")
-    ax.set_yticks(y, [f"{r} ({targets[r]})" for r in runs], fontsize=6)
+    ax.set_yticks(y, [slope_label(r, targets[r]) for r in runs] if ticklabels else [],
+                  fontsize=8)
+    ax.set_ylim(-0.6, len(runs) - 0.4)
     ax.set(xlabel="slope of log gap vs " + ("log t" if model == "sqrt" else "log log t"),
-           ylabel="run (target norm)", title="fitted rate, last decade")
-    from .._common import add_legend
+           ylabel="run → norm of its gap" if ticklabels else "(rows as left)",
+           title="fitted rate, last decade")
+    from .._common import legend_outside
 
-    add_legend(ax, fontsize=7, loc="best")
+    legend_outside(ax, "below", ncol=2)

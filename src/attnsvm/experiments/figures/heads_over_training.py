@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ...reporting import fmt_number as num
-from .._common import add_legend, new_figure, save_figure, series_style
+from .._common import legend_outside, new_figure, save_figure, series_style
 from ..config import FigureConfig
 from ..registry import Figure, Verdict
 from ..sweep import Cell
@@ -128,17 +128,19 @@ def _hierarchy(df: pd.DataFrame) -> dict[str, Any]:
 
 
 def plot(cfg: HeadsOverTrainingConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
-    fig, ax = new_figure(2, 1, 5.0, 3.4)
+    fig, ax = new_figure(2, 1, 5.0, 4.0)
     a = ax[0, 0]
     d = df.assign(gap=_gap(df), x=df["step"].clip(lower=0))
     for j, ((layer, head), g) in enumerate(d.groupby(["layer", "head"])):
         m = g.groupby("step").mean(numeric_only=True).reset_index()
-        a.plot(m["step"], m["gap"], label=f"L{layer} H{head}", **series_style(j, len(m)))
+        a.plot(m["step"], m["gap"], label=f"layer {layer}, head {head}",
+               **series_style(j, len(m)))
     r = d.groupby("step")["recall_accuracy"].mean().reset_index()
     a.plot(r["step"], r["recall_accuracy"], color="grey", lw=3, alpha=0.5, label="recall acc.")
     a.set_xscale("symlog", linthresh=1.0)
-    a.set(xlabel="step", ylabel="corr_fro - control", title="heads vs their Att-SVMs")
-    add_legend(a)
+    a.set(xlabel="step", ylabel="corr(W_head, W^mm) - control",
+          title="heads vs their Att-SVMs")
+    legend_outside(a, "below", ncol=2)
     b = ax[0, 1]
     for j, (layer, g) in enumerate(d.groupby("layer")):
         m = g.assign(gi=pd.to_numeric(g["hier_gain_input"], errors="coerce"),
@@ -149,15 +151,17 @@ def plot(cfg: HeadsOverTrainingConfig, df: pd.DataFrame, path: Path | None = Non
         b.plot(m["step"], m["ge"], label=f"layer {layer}: on embeddings",
                **{**st, "ls": ":", "lw": 1.6, "mfc": "none", "zorder": 10})
     b.set_xscale("symlog", linthresh=1.0)
-    b.set(xlabel="step", ylabel="corr_rope - control", title="hierarchy: which tokens?")
-    add_legend(b)
+    b.set(xlabel="step", ylabel="corr - control (lifted Att-SVM)",
+          title="hierarchy: which tokens?")
+    legend_outside(b, "below", ncol=2)
+    opt = {"adamw": "AdamW", "sgd": "SGD", "muon": "Muon"}.get(cfg.optimizer, cfg.optimizer)
     return save_figure(fig, path, f"Heads over training: {cfg.layers} layers x {cfg.heads} "
-                       f"heads, d={cfg.d_model}, {cfg.optimizer}", caption=TAKEAWAY)
+                       f"heads, d={cfg.d_model}, {opt}", caption=TAKEAWAY)
 
 
 def notes(cfg: HeadsOverTrainingConfig, h: dict[str, Any]) -> dict[str, str]:
     cmp = (f"No published figure. Final recall accuracy {num(h['recall_final_mean'])}; top layer "
-           f"corr_fro - control {num(h['gap_top_layer_first_mean'])} at step 0, "
+           f"corr(W_head, W^mm) - control {num(h['gap_top_layer_first_mean'])} at step 0, "
            f"{num(h['gap_top_layer_final_mean'])} at the end.")
     diff = ("Rotary heads are analysed by the probe's form for this build (position-free on "
             "probes without the lifted rotary SVM); see docs/training-dynamics.md.")
@@ -173,10 +177,11 @@ def verdict(cfg: HeadsOverTrainingConfig, h: dict[str, Any]) -> Verdict:
     inf = h.get("hier_upper_infeasible_emb")
     layer0 = d0 is None or d0 <= 1e-12
     upper = gi is not None and (ge is None or gi > ge)
-    measured = (f"layer 0 |input - embeddings| {num(d0)}; layers above: corr_rope - control "
+    measured = (f"layer 0 |input - embeddings| {num(d0)}; layers above: corr with the lifted "
+                f"Att-SVM - control "
                 f"{num(gi)} on the layer input, {num(ge)} on the embeddings (embedding SVM "
                 f"infeasible for {num(inf)} of the heads); recall {num(h['recall_final_mean'])}; "
-                f"top layer corr_fro - control {num(h['gap_top_layer_first_mean'])} -> "
+                f"top layer corr(W_head, W^mm) - control {num(h['gap_top_layer_first_mean'])} -> "
                 f"{num(h['gap_top_layer_final_mean'])}")
     return Verdict(measured, bool(layer0 and upper),
                    "layer 0: both instances coincide (difference <= 1e-12); layers above, last "

@@ -28,6 +28,7 @@ from .._common import (
     add_legend,
     aligned,
     corr,
+    legend_outside,
     log_steps,
     make_instances,
     new_figure,
@@ -149,8 +150,12 @@ _VAR = {"W": "$W$", "KQ": "$(K,Q)$", "KQ-official": "$(K,Q)$, official decay"}
 _TGT = {"corr_fro": "$W^{mm}$", "corr_nuc": "$W_*^{mm}$"}
 
 
+#: optimizer keys in the title, in words
+_OPTIMIZER = {"ngd": "NGD", "gd": "GD", "polyak": "Polyak"}
+
+
 def plot(cfg: LocalConvergenceConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
-    fig, ax = new_figure(3, 1)
+    fig, ax = new_figure(3, 1, height=4.4)
     d = df[df["step"] > 0]
     m = d.groupby(["variant", "step"], sort=True).mean(numeric_only=True).reset_index()
     q = d.groupby(["variant", "step"], sort=True)[["corr_fro", "corr_nuc"]]
@@ -188,11 +193,12 @@ def plot(cfg: LocalConvergenceConfig, df: pd.DataFrame, path: Path | None = None
                       lw=2.4 - 0.6 * j, ls=("-", "--", ":")[j],
                       label=f"{_VAR[var]} vs {_TGT[col]}")
     ax[0, 2].set(xlabel="final correlation", ylabel="runs", title="final correlation")
-    add_legend(ax[0, 0], loc="lower right")
-    add_legend(ax[0, 1], fontsize=7, loc="lower left")
+    add_legend(ax[0, 0], loc="upper left")
+    legend_outside(ax[0, 1], "below", ncol=2)
     add_legend(ax[0, 2], loc="upper left")
     return save_figure(fig, path, f"Local convergence: n={cfg.n}, T={cfg.T}, d={cfg.d}, "
-                                  f"{cfg.optimizer} lr={cfg.lr}, {cfg.steps} steps",
+                                  f"{_OPTIMIZER.get(cfg.optimizer, cfg.optimizer)} lr={cfg.lr}, "
+                                  f"{cfg.steps} steps",
                        caption=TAKEAWAY)
 
 

@@ -22,12 +22,13 @@ import numpy as np
 import pandas as pd
 
 from ...reporting import fmt_number as num
-from .._common import add_legend, make_instances, new_figure, save_figure, series_style
+from .._common import legend_outside, make_instances, new_figure, save_figure, series_style
+from .._labels import norm_label, run_label
 from ..config import FigureConfig
 from ..registry import Figure, Verdict
 from ..sweep import Cell
 from ._margin_rates import fit_rates, plot_rates, plot_slopes, rate_text
-from .optimizer_geometry import NORMS, _ratios, claim_parts
+from .optimizer_geometry import NORMS, _ratios, claim_parts, claim_why
 
 __all__ = ["MinibatchGeometryConfig", "FIGURE", "CLAIMS"]
 
@@ -141,51 +142,58 @@ def summarize(cfg: MinibatchGeometryConfig, df: pd.DataFrame) -> dict[str, Any]:
 
 
 def plot(cfg: MinibatchGeometryConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
-    fig, ax = new_figure(4, 2, width=3.3, height=2.8)
+    fig, ax = new_figure(4, 2, width=3.4, height=2.8)
     labels = [r[0] for r in cfg.runs]
+    handles = []
     for j, k in enumerate(NORMS):
         a = ax[0, j]
         for c, run in enumerate(labels):
             g = df[df["run"] == run].groupby("step")[f"ratio_{k}"]
             m, lo, hi = g.mean(), g.quantile(0.1), g.quantile(0.9)
             st = series_style(c, len(m))
-            a.semilogx(m.index, m.to_numpy(), label=run,
-                       **{kk: v for kk, v in st.items() if kk != "markevery"})
+            (line,) = a.semilogx(m.index, m.to_numpy(), label=run_label(run),
+                                 **{kk: v for kk, v in st.items() if kk != "markevery"})
+            handles += [line] if j == 0 else []
             a.fill_between(m.index, lo.to_numpy(), hi.to_numpy(), color=st["color"],
                            alpha=0.12, lw=0)
         a.axhline(1.0, color="k", lw=0.6, ls=":")
-        a.set(xlabel="step", ylabel=f"margin ratio ({k})", title=f"W: {k}", ylim=(0.0, 1.05))
-        add_legend(a, fontsize=7, loc="upper left")
+        a.set(xlabel="step", ylabel=f"margin ratio ({norm_label(k)})",
+              title=f"W: {norm_label(k)}", ylim=(0.0, 1.05))
     tg = rate_targets(df)
     h = fit_rates(df, tg)
-    plot_rates(ax[1, 0], df, tg, h)
-    plot_slopes(ax[1, 1], tg, h, "sqrt")
-    plot_slopes(ax[1, 2], tg, h, "log")
+    # bottom row: the slope panels first, so that their row names sit in the left margin
+    plot_slopes(ax[1, 0], tg, h, "sqrt")
+    plot_slopes(ax[1, 1], tg, h, "log", ticklabels=False)
+    plot_rates(ax[1, 2], df, tg, h, styles={r: labels.index(r) for r in tg})
     _nearest_bars(ax[1, 3], df, labels)
     return save_figure(fig, path, f"One sequence per step vs the full batch: n={cfg.n}, "
                        f"T={cfg.T}, d={cfg.d}, {df['seed'].nunique()} seeds (mean, 10-90% "
-                       "band); bottom: gap decay, fitted slopes, nearest Att-SVM",
-                       caption=TAKEAWAY)
+                       "band); bottom: fitted slopes, gap decay, nearest Att-SVM",
+                       caption=TAKEAWAY, legend=handles, legend_cols=4)
 
 
 def _nearest_bars(ax: Any, df: pd.DataFrame, labels: list[str]) -> None:
-    """Share of seeds each run ends nearest each geometry (stacked bars)."""
+    """Share of seeds each run ends nearest each geometry (stacked bars), one row per run in
+    the order of the slope panels (the first run at the bottom)."""
     last = df[df["step"] == df["step"].max()]
     left = np.zeros(len(labels))
     for c, k in enumerate(NORMS):
         share = np.array([float((last[last["run"] == r]["nearest"] == k).mean())
                           for r in labels])
-        ax.barh(np.arange(len(labels)), share, left=left, color=f"C{c}", label=k)
+        ax.barh(np.arange(len(labels)), share, left=left, color=f"C{c}", label=norm_label(k))
         left += share
-    ax.set_yticks(np.arange(len(labels)), labels, fontsize=6)
-    ax.set(xlabel="share of seeds", ylabel="run", title="ends nearest", xlim=(0, 1))
-    add_legend(ax, fontsize=7, loc="lower right")
+    ax.set_yticks(np.arange(len(labels)), [])  # rows as in the slope panels
+    ax.set(xlabel="share of seeds", ylabel="(rows as left)", title="ends nearest",
+           xlim=(0, 1))
+    legend_outside(ax, "below", ncol=2)
 
 
 def notes(cfg: MinibatchGeometryConfig, h: dict[str, Any]) -> dict[str, str]:
     parts = "; ".join(
-        f"{run}: " + ", ".join(f"{k} {num(h.get(f'{run}_ratio_{k}'))}" for k in NORMS)
-        + f", nearest {h.get(f'{run}_nearest')}" for run in (r[0] for r in cfg.runs))
+        f"{run_label(run)}: " + ", ".join(f"{norm_label(k)} {num(h.get(f'{run}_ratio_{k}'))}"
+                                          for k in NORMS)
+        + f", nearest {norm_label(str(h.get(f'{run}_nearest')))}"
+        for run in (r[0] for r in cfg.runs))
     rates = "; ".join(rate_text(h, r[0]) for r in cfg.runs if f"{r[0]}_slope_sqrt" in h)
     cmp = ("Baek, Song and Yun (2025) prove for linear logistic regression that Signum with "
            "momentum near 1 reaches the l_inf max margin for any batch size, and that "
@@ -194,7 +202,7 @@ def notes(cfg: MinibatchGeometryConfig, h: dict[str, Any]) -> dict[str, str]:
            "of log(1 - ratio), last decade, mean [95% interval]: " + rates + ".")
     diff = ("New study. W-parametrization from W = 0.01 N(0, 1), logistic loss, exact score "
             "directions; a step of a one-sequence run uses one sequence (so 6 steps are one "
-            "epoch); Signum's momentum 0.9 (signum99: 0.99), Adam's betas (0.9, 0.999); "
+            "epoch); Signum's momentum 0.9 (or 0.99 where named), Adam's betas (0.9, 0.999); "
             "ratios for the tokens each run ends selecting.")
     return {"comparison": cmp, "differences": diff}
 
@@ -204,14 +212,14 @@ def verdict(cfg: MinibatchGeometryConfig, h: dict[str, Any]) -> Verdict:
     for run in (r[0] for r in cfg.runs if r[0] not in CLAIMS):
         near = h.get(f"{run}_nearest")
         share = h.get(f"{run}_nearest_{near}") if near else None
-        parts.append(f"{run} (measured): nearest {near} in "
+        parts.append(f"{run_label(run)} (measured): nearest {norm_label(str(near))} in "
                      f"{'n/a' if share is None else f'{share:.0%}'} of seeds")
     return Verdict("; ".join(parts), ok,
                    f"Signum with momentum 0.9 (full batch, one sequence per step in cyclic and "
                    f"in random order) "
                    f"ends nearest the max-norm Att-SVM for >= {cfg.share:.0%} of the seeds with "
-                   f"a mean final linf margin ratio >= {cfg.ratio:g}; momentum 0.99 and Adam are "
-                   "measured")
+                   f"a mean final max-norm margin ratio >= {cfg.ratio:g}; momentum 0.99 and Adam "
+                   "are measured", claim_why(CLAIMS, h, cfg.share, cfg.ratio))
 
 
 FIGURE = Figure(

@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 
 from ...reporting import fmt_number as num
-from .._common import add_legend, make_instances, new_figure, save_figure, series_style
+from .._common import make_instances, new_figure, save_figure, series_style
+from .._labels import norm_label, run_label
 from ..config import FigureConfig
 from ..registry import Figure, Verdict
 from ..sweep import Cell
 from ._margin_rates import fit_rates, plot_rates, plot_slopes, rate_text
 
-__all__ = ["OptimizerGeometryConfig", "FIGURE", "CLAIMS"]
+__all__ = ["OptimizerGeometryConfig", "FIGURE", "CLAIMS", "claim_parts", "claim_why"]
 
 NORMS = ("fro", "nuc", "linf", "spec")
 
@@ -156,40 +157,59 @@ def rate_targets(df: pd.DataFrame) -> dict[str, str]:
     return out
 
 
+_PARAM = {"W": "W", "KQ": "(K,Q)"}
+
+
+def styles(runs: Any) -> dict[str, int]:
+    """Series style per run: one per optimizer, the same for W and (K,Q)."""
+    opts: list[str] = []
+    for r in runs:
+        opt = r.rsplit("_", 1)[0]
+        if opt not in opts:
+            opts.append(opt)
+    return {r: opts.index(r.rsplit("_", 1)[0]) for r in runs}
+
+
 def plot(cfg: OptimizerGeometryConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
-    fig, ax = new_figure(4, 3, width=3.3, height=2.8)
+    fig, ax = new_figure(4, 3, width=3.4, height=2.8)
     tg = rate_targets(df)
     h = fit_rates(df, tg)
-    for j, param in enumerate(("W", "KQ")):
-        plot_rates(ax[2, j], df, {r: k for r, k in tg.items() if r.endswith("_" + param)}, h)
-        ax[2, j].set_title(f"{param}: margin gap decay")
-    plot_slopes(ax[2, 2], tg, h, "sqrt")
-    plot_slopes(ax[2, 3], tg, h, "log")
     labels = [r[0] for r in cfg.runs]
+    sty = styles(labels)
+    # bottom row: the slope panels first, so that their row names sit in the left margin
+    plot_slopes(ax[2, 0], tg, h, "sqrt")
+    plot_slopes(ax[2, 1], tg, h, "log", ticklabels=False)
+    for j, param in enumerate(("W", "KQ")):
+        plot_rates(ax[2, 2 + j], df, {r: k for r, k in tg.items() if r.endswith("_" + param)},
+                   h, styles=sty)
+        ax[2, 2 + j].set_title(f"{_PARAM[param]}: margin gap decay")
+    handles: dict[str, Any] = {}
     for i, param in enumerate(("W", "KQ")):
         for j, k in enumerate(NORMS):
             a = ax[i, j]
-            for c, run in enumerate([lb for lb in labels if lb.endswith("_" + param)]):
+            for run in [lb for lb in labels if lb.endswith("_" + param)]:
                 g = df[df["run"] == run].groupby("step")[f"ratio_{k}"]
                 m, lo, hi = g.mean(), g.quantile(0.1), g.quantile(0.9)
-                st = series_style(c, len(m))
-                a.semilogx(m.index, m.to_numpy(), label=run.rsplit("_", 1)[0],
-                           **{kk: v for kk, v in st.items() if kk != "markevery"})
+                st = series_style(sty[run], len(m))
+                lab = run_label(run, param=False)
+                (line,) = a.semilogx(m.index, m.to_numpy(), label=lab,
+                                     **{kk: v for kk, v in st.items() if kk != "markevery"})
+                handles.setdefault(lab, line)
                 a.fill_between(m.index, lo.to_numpy(), hi.to_numpy(), color=st["color"],
                                alpha=0.12, lw=0)
             a.axhline(1.0, color="k", lw=0.6, ls=":")
-            a.set(xlabel="step", ylabel=f"margin ratio ({k})", title=f"{param}: {k}",
-                  ylim=(0.0, 1.05))
-            add_legend(a, fontsize=7, loc="lower right")
+            a.set(xlabel="step", ylabel=f"margin ratio ({norm_label(k)})",
+                  title=f"{_PARAM[param]}: {norm_label(k)}", ylim=(0.0, 1.05))
     return save_figure(fig, path, f"Margin ratio in four geometries: n={cfg.n}, T={cfg.T}, "
                        f"d={cfg.d}, {df['seed'].nunique()} seeds (mean, 10-90% band); bottom: "
-                       "1 - ratio in each run's target norm and its fitted slopes",
-                       caption=TAKEAWAY)
+                       "fitted slopes of 1 - ratio in each run's target norm, and its decay",
+                       caption=TAKEAWAY, legend=list(handles.values()), legend_cols=4)
 
 
 def notes(cfg: OptimizerGeometryConfig, h: dict[str, Any]) -> dict[str, str]:
     parts = "; ".join(
-        f"{run}: " + ", ".join(f"{k} {num(h.get(f'{run}_ratio_{k}'))}" for k in NORMS)
+        f"{run_label(run)}: " + ", ".join(f"{norm_label(k)} {num(h.get(f'{run}_ratio_{k}'))}"
+                                          for k in NORMS)
         for run in (r[0] for r in cfg.runs))
     rates = "; ".join(rate_text(h, run) for run in (r[0] for r in cfg.runs)
                       if f"{run}_slope_sqrt" in h)
@@ -225,16 +245,49 @@ def claim_parts(claims: dict[str, str], h: dict[str, Any], share: float,
                 and got_share >= share and got_ratio >= ratio)
         ok = ok and bool(good)
         shown = "n/a" if got_share is None else f"{got_share:.0%}"
-        parts.append(f"{run} -> {k}: nearest in {shown} of seeds, mean ratio {num(got_ratio)}")
+        parts.append(f"{run_label(run)} -> {norm_label(k)}: nearest in {shown} of seeds, mean "
+                     f"ratio {num(got_ratio)}")
     return ok, parts
+
+
+def claim_why(claims: dict[str, str], h: dict[str, Any], share: float, ratio: float) -> str:
+    """Why the failing ``run -> norm`` claims fail, from the headline numbers: the share or
+    the ratio that falls short, and whether the gap ``1 - ratio`` was still shrinking at the
+    end (the 95% interval of its fitted slope against log t below 0) or not measurably.
+
+    Empty when every claim holds."""
+    out = []
+    seeds = f"{h.get('seeds')} seeds"
+    for run, k in claims.items():
+        got_share, got_ratio = h.get(f"{run}_nearest_{k}"), h.get(f"{run}_ratio_{k}")
+        if (got_share is not None and got_ratio is not None and np.isfinite(got_ratio)
+                and got_share >= share and got_ratio >= ratio):
+            continue
+        text = f"{run_label(run)} -> {norm_label(k)}: "
+        if got_share is None or got_share < share:
+            text += f"nearest in only {'n/a' if got_share is None else f'{got_share:.0%}'} of "
+            text += "the seeds; "
+        text += f"mean ratio {num(got_ratio)} after {h.get('steps')} steps"
+        hi, slope = h.get(f"{run}_slope_sqrt_hi"), h.get(f"{run}_slope_sqrt")
+        if h.get(f"{run}_rate_norm") == k and hi is not None and np.isfinite(hi):
+            if hi < 0:
+                text += (f", its gap 1 - ratio still shrinking at the end (slope against log t "
+                         f"{num(slope)}, 95% interval up to {num(hi)} over {seeds}): too few "
+                         f"steps")
+            else:
+                text += (f", its gap not measurably shrinking (slope against log t "
+                         f"{num(slope)}, 95% interval up to {num(hi)} over {seeds})")
+        out.append(text)
+    return "; ".join(out) + "." if out else ""
 
 
 def verdict(cfg: OptimizerGeometryConfig, h: dict[str, Any]) -> Verdict:
     ok, parts = claim_parts(CLAIMS, h, cfg.share, cfg.ratio)
     return Verdict("; ".join(parts), ok,
-                   f"every claim (NGD -> fro, sign -> linf, spectral and Muon -> spec, (K,Q) NGD "
-                   f"-> nuc): the claimed geometry is the nearest for >= {cfg.share:.0%} of the "
-                   f"seeds and its mean final margin ratio is >= {cfg.ratio:g}")
+                   f"every claim (NGD -> Frobenius, sign descent -> max-norm, spectral descent "
+                   f"and Muon -> spectral, NGD on (K,Q) -> nuclear): the claimed geometry is the "
+                   f"nearest for >= {cfg.share:.0%} of the seeds and its mean final margin "
+                   f"ratio is >= {cfg.ratio:g}", claim_why(CLAIMS, h, cfg.share, cfg.ratio))
 
 
 FIGURE = Figure(

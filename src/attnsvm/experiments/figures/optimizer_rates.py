@@ -28,6 +28,7 @@ from .._common import (
     series_style,
     targets,
 )
+from .._labels import norm_label
 from .._training import trajectory
 from ..config import FigureConfig
 from ..registry import Figure, Verdict
@@ -99,32 +100,43 @@ def summarize(cfg: OptimizerRatesConfig, df: pd.DataFrame) -> dict[str, Any]:
         out[f"{o}_{p}_one_minus_corr_mean"] = float((1 - g["corr"]).mean())
         out[f"{o}_{p}_one_minus_corr_max"] = float((1 - g["corr"]).max())
         out[f"{o}_{p}_loglog_slope"] = _slope(m[(m["optimizer"] == o) & (m["param"] == p)])
+    for (o, p), g in last.groupby(["optimizer", "param"]):  # the spread behind each mean
+        gap = (1 - g["corr"]).dropna()
+        out[f"{o}_{p}_one_minus_corr_sd"] = float(gap.std(ddof=1)) if len(gap) > 1 else np.nan
     return out
 
 
 def plot(cfg: OptimizerRatesConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
     fig, ax = new_figure(2, 1, width=4.8)
-    m = df.groupby(["optimizer", "param", "target", "step"]).mean(
-        numeric_only=True).reset_index()
+    d = df[df["step"] > 0].assign(gap=(1 - df["corr"]).clip(lower=1e-16))
     for j, param in enumerate(("W", "KQ")):
         for i, o in enumerate(cfg.optimizers):
-            g = m[(m["optimizer"] == o) & (m["param"] == param)]
-            g = g[g["step"] > 0]
-            if len(g):
-                ax[0, j].loglog(g["step"], (1 - g["corr"]).clip(lower=1e-16),
-                                label=f"{o} (vs {g['target'].iloc[0]})",
-                                **series_style(i, len(g)))
-        ax[0, j].set(xlabel="step", ylabel="1 - corr (mean)", title=f"{param}")
-        add_legend(ax[0, j])
-    return save_figure(fig, path, f"Directional convergence: n={cfg.n}, T={cfg.T}, d={cfg.d}",
-                       caption=TAKEAWAY)
+            g = d[(d["optimizer"] == o) & (d["param"] == param)]
+            if not len(g):
+                continue
+            q = g.groupby("step")["gap"]
+            m, lo, hi = q.mean(), q.quantile(0.1), q.quantile(0.9)
+            st = series_style(i, len(m))
+            ax[0, j].loglog(m.index, m.to_numpy(), label=f"{_NAMES[o]} (vs "
+                            f"{norm_label(str(g['target'].iloc[0]))})", **st)
+            if g["seed"].nunique() > 1:  # the spread across seeds
+                ax[0, j].fill_between(m.index, lo.to_numpy(), hi.to_numpy(),
+                                      color=st["color"], alpha=0.1, lw=0)
+        ax[0, j].set(xlabel="step", ylabel="1 - corr (mean, 10-90% band)",
+                     title=_PARAMS[param])
+        add_legend(ax[0, j], loc="lower left")
+    return save_figure(fig, path, f"Directional convergence: n={cfg.n}, T={cfg.T}, d={cfg.d}, "
+                       f"{df['seed'].nunique()} seeds", caption=TAKEAWAY)
 
 
 def notes(cfg: OptimizerRatesConfig, h: dict[str, Any]) -> dict[str, str]:
-    parts = "; ".join(f"{k.replace('_one_minus_corr_mean', '')}: {num(v)}" for k, v in h.items()
-                      if k.endswith("_one_minus_corr_mean"))
+    parts = "; ".join(
+        f"{_NAMES[o]} on {_PARAMS[p]}: {num(h.get(f'{o}_{p}_one_minus_corr_mean'))} (sd "
+        f"{num(h.get(f'{o}_{p}_one_minus_corr_sd'))})" for o in cfg.optimizers for p in ("W", "KQ")
+        if f"{o}_{p}_one_minus_corr_mean" in h)
     cmp = ("No published counterpart in the two papers (Vasudeva et al. and Julistiono et al. "
-           "give rates for NGD/Polyak and mirror descent). Mean final 1 - corr: " + parts
+           "give rates for NGD/Polyak and mirror descent). Mean final 1 - corr (sd across seeds): "
+           + parts
            + ". Log-log slopes over the last decade are in the headline table.")
     diff = (f"New study. Step sizes: {dict(zip(cfg.optimizers, cfg.lrs, strict=True))}; "
             f"mirror descent with p = {cfg.md_p} is compared with the entrywise l_p SVM "
@@ -137,17 +149,30 @@ def verdict(cfg: OptimizerRatesConfig, h: dict[str, Any]) -> Verdict:
     def gap(o: str, p: str) -> float:
         return float(h.get(f"{o}_{p}_one_minus_corr_mean") or float("nan"))
 
-    faster = all(gap(o, p) < gap("gd", p) for o in ("ngd", "polyak") for p in ("W", "KQ"))
+    slower = [(o, p) for o in ("ngd", "polyak") for p in ("W", "KQ")
+              if not gap(o, p) < gap("gd", p)]
     md = gap("md", "W")
-    ok = faster and md <= 1 - ALIGNED
+    ok = not slower and md <= 1 - ALIGNED
+
     def worst(o: str, p: str) -> str:
         return num(h.get(f"{o}_{p}_one_minus_corr_max"))
 
-    parts = "; ".join(f"{o}: {num(gap(o, 'W'))} (max {worst(o, 'W')}) (W), {num(gap(o, 'KQ'))}"
-                      f" (max {worst(o, 'KQ')}) ((K,Q))" for o in cfg.optimizers)
+    parts = "; ".join(f"{_NAMES[o]}: {num(gap(o, 'W'))} (max {worst(o, 'W')}) (W), "
+                      f"{num(gap(o, 'KQ'))} (max {worst(o, 'KQ')}) ((K,Q))" for o in cfg.optimizers)
+    why = [f"{_NAMES[o]} on {_PARAMS[p]} ends at mean 1 - corr {num(gap(o, p))}, not below "
+           f"GD's {num(gap('gd', p))} after {cfg.steps} steps" for o, p in slower]
+    if not md <= 1 - ALIGNED:
+        why.append(f"mirror descent on W ends at mean 1 - corr {num(md)} with the l_p SVM after "
+                   f"{cfg.steps} steps, above {1 - ALIGNED:.2f}, and still falling: its log-log "
+                   f"slope over the last decade is {num(h.get('md_W_loglog_slope'))}, so these "
+                   f"steps are too few for the criterion, not a different limit")
     return Verdict(f"final 1 - corr over {plural(cfg.seeds, 'seed')}, mean (max): {parts}", ok,
                    f"NGD and Polyak below GD for W and (K,Q), and mirror descent's 1 - corr "
-                   f"with the l_p SVM <= {1 - ALIGNED:.2f}")
+                   f"with the l_p SVM <= {1 - ALIGNED:.2f}", "" if ok else "; ".join(why) + ".")
+
+
+_NAMES = {"ngd": "NGD", "polyak": "Polyak", "gd": "GD", "md": "mirror descent"}
+_PARAMS = {"W": "W", "KQ": "(K,Q)"}
 
 
 FIGURE = Figure(

@@ -24,6 +24,7 @@ from ...svm.conic import solve_conic
 from ...svm.nuclear import solve_nuc_many
 from .._common import (
     add_legend,
+    legend_outside,
     make_instances,
     new_figure,
     optimal_or_first,
@@ -215,8 +216,8 @@ def plot(cfg: RankConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
         a.set_xlabel("d")
         a.set_ylabel("mean rank (feasible, certified)")
         a.set_title(f"{fixed}={fv}, varying {col}")
-        a.add_artist(add_legend(a, loc="upper left", title="colour"))
-        add_legend(a, handles=norm_keys, loc="lower right")
+        # one legend under the axes: the colours, then the two norms' line styles
+        legend_outside(a, "below", handles=[*a.get_lines()[::2], *norm_keys], ncol=2)
     a = ax[0, 2]
     for j, (n, T) in enumerate(dict.fromkeys(zip(t["n"], t["T"], strict=False))):
         g = t[(t["n"] == n) & (t["T"] == T)].sort_values("d")

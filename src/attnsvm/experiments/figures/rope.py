@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ...reporting import fmt_number as num
+from ...reporting import fmt_share, plural
 from ...svm.rotary import lifted_correlation, rotary_constraints, solve_lifted
 from .._common import (
     ALIGNED,
@@ -155,10 +156,22 @@ def verdict(cfg: RopeConfig, h: dict[str, Any]) -> Verdict:
     a, b = h["lifted_corr_fro_mean"], h["factors_corr_nuc_mean"]
     own = (a > h["lifted_corr_nuc_mean"]) and (b > h["factors_corr_fro_mean"])
     ok = bool(np.isfinite(a) and np.isfinite(b) and a >= ALIGNED and b >= ALIGNED and own)
+    why = []
+    for p, t, v, words in (("lifted", "fro", a, "the lifted Frobenius"),
+                           ("factors", "nuc", b, "the group nuclear")):
+        other = h[f"{p}_corr_{'nuc' if t == 'fro' else 'fro'}_mean"]
+        if not (np.isfinite(v) and v >= ALIGNED):
+            why.append(f"{p}: mean corr with {words} Att-SVM {num(v)} after {cfg.steps} steps "
+                       f"over {plural(int(h['runs']), 'run')}; the correlation of "
+                       f"{fmt_share(h.get(f'{p}_still_rising'))} of the runs still rose over "
+                       f"the second half of the steps, so the runs have not reached their "
+                       f"limit direction")
+        if not v > other:
+            why.append(f"{p}: nearer the other SVM ({num(other)}) than its own ({num(v)})")
     return Verdict(f"lifted vs Frobenius SVM {_spread(h, 'lifted', 'fro')}; factors vs group "
                    f"nuclear SVM {_spread(h, 'factors', 'nuc')}", ok,
                    f"both mean correlations >= {ALIGNED}, each above the correlation with the "
-                   f"other SVM")
+                   f"other SVM", "" if ok else "; ".join(why) + ".")
 
 
 FIGURE = Figure(
