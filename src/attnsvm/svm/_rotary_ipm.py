@@ -1,0 +1,290 @@
+"""A structured primal-dual interior point for the group nuclear lifted Att-SVM.
+
+On reduced coordinates (keys' width ``r1``, queries' width ``r2``) each block ``f`` (and the
+free block ``W0``, real) is a Hermitian cone of order ``N = r1 + r2``; with
+``u_kf = [a_kf; 0]``, ``v_k = [0; z_k]`` and ``B_kf = u_kf v_k^H + v_k u_kf^H``:
+
+    (P)  min sum_f tr X_f   s.t.  sum_f <B_kf, X_f> - x_k = b_k,  X_f >= 0,  x >= 0
+    (D)  max b^T y          s.t.  S_f = I - [[0, G_f], [G_f^H, 0]] >= 0,  y_k >= 0,
+
+``<A, B> = Re tr(A^H B)``, ``G_f = sum_k y_k a_kf z_k^T`` and ``x``, ``y_k >= 0`` only on the
+inequality rows.  ``S_f >= 0`` is ``||G_f||_2 <= 1`` and ``tr X_f >= 2 ||X_f,12||_*``, so
+``M_f = 2 X_f,12`` solves ``min sum_f ||M_f||_*`` on the rows.  Nothing of size ``N^2 x N^2``
+is formed: every ``B_kf`` is rank two, so the Schur complement of the HKM direction is
+
+    H = sum_f Re( P^X_VU o (P^S_VU)^T + P^X_VV o (P^S_UU)^T + P^X_UU o (P^S_VV)^T
+                  + P^X_UV o (P^S_UV)^T )  (+ diag(x / y) on inequality rows),
+
+``P^X_VU = Z X_21 A_f^T`` (m, m) etc. (``P^S`` with ``S_f^{-1}``): ``O(F m^2 (r1 + r2))``
+per iteration.  Mehrotra predictor-corrector steps from an infeasible start; the answer is
+only a candidate, certified afterwards (:func:`~._rotary_certify.finish`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+__all__ = ["BlockData", "IPMOutcome", "block_ipm"]
+
+#: iteration limit of :func:`block_ipm`
+MAX_ITER = 120
+#: iterations without a better iterate after which :func:`block_ipm` stops
+STALL = 6
+
+
+@dataclass
+class BlockData:
+    """One cone's rows: ``A`` (m, r1) key factors (complex or real), ``Z`` (m, r2) queries."""
+
+    A: np.ndarray
+    Z: np.ndarray
+
+    @property
+    def r1(self) -> int:
+        return int(self.A.shape[1])
+
+    @property
+    def n(self) -> int:
+        return int(self.A.shape[1] + self.Z.shape[1])
+
+    def apply(self, R: np.ndarray) -> np.ndarray:
+        """``Re tr(B_k R)`` for every row ``k`` (``R`` (N, N), not necessarily Hermitian)."""
+        r1 = self.r1
+        t1 = np.einsum("kj,kj->k", self.Z @ R[r1:, :r1], self.A)
+        t2 = np.einsum("kj,kj->k", np.conj(self.A) @ R[:r1, r1:], self.Z)
+        return np.asarray((t1 + t2).real)
+
+    def adjoint(self, y: np.ndarray) -> np.ndarray:
+        """``sum_k y_k B_k`` (N, N) Hermitian."""
+        G = self.A.T @ (y[:, None] * self.Z)
+        r1 = self.r1
+        out = np.zeros((self.n, self.n), dtype=G.dtype)
+        out[:r1, r1:] = G
+        out[r1:, :r1] = np.conj(G).T
+        return out
+
+    def schur(self, X: np.ndarray, Si: np.ndarray) -> np.ndarray:
+        """``Re tr(B_k X B_l S^{-1})`` (m, m)."""
+        r1 = self.r1
+        Ac, Z = np.conj(self.A), self.Z
+        At = self.A.T
+
+        def parts(W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            uu = (Ac @ W[:r1, :r1]) @ At            # u_k^H W u_l
+            vv = (Z @ W[r1:, r1:]) @ Z.T            # v_k^H W v_l
+            vu = (Z @ W[r1:, :r1]) @ At             # v_k^H W u_l
+            return uu, vv, vu
+
+        xuu, xvv, xvu = parts(X)
+        suu, svv, svu = parts(Si)
+        H = xvu * svu.T + xvv * suu.T + xuu * svv.T + np.conj(xvu).T * np.conj(svu)
+        return np.asarray(H.real)
+
+
+@dataclass
+class IPMOutcome:
+    """What :func:`block_ipm` returns: per block ``X`` (N, N), multipliers ``y`` (m,),
+    ``pobj``, ``dobj``, relative residuals and the iteration count."""
+
+    X: list[np.ndarray]
+    y: np.ndarray
+    pobj: float
+    dobj: float
+    rel_gap: float
+    primal_res: float
+    dual_res: float
+    iterations: int
+    converged: bool
+
+
+def _herm(W: np.ndarray) -> np.ndarray:
+    return np.asarray((W + np.conj(W).T) / 2)
+
+
+def _inv_pd(S: np.ndarray) -> np.ndarray:
+    """``S^{-1}`` of a Hermitian positive definite ``S`` through its Cholesky factor."""
+    L = np.linalg.cholesky(S)
+    Li = np.linalg.solve(L, np.eye(S.shape[0]))
+    return np.asarray(np.conj(Li).T @ Li)
+
+
+def _factor(H: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Cholesky factor of the Schur complement, with a growing diagonal shift where rounding
+    has left it indefinite (near the end of a run)."""
+    H = (H + H.T) / 2
+    shift = 0.0
+    top = float(np.max(np.abs(np.diag(H)))) or 1.0
+    for _ in range(8):
+        try:
+            return cho_factor(H + shift * np.eye(H.shape[0]), check_finite=False)
+        except (LinAlgError, np.linalg.LinAlgError):
+            shift = top * 1e-15 if shift == 0.0 else shift * 100
+    raise LinAlgError("Schur complement not positive definite")
+
+
+def _max_step(X: np.ndarray, dX: np.ndarray) -> float:
+    """Largest ``a <= 1`` (times ``1 / 0.98`` margin left to the caller) with
+    ``X + a dX >= 0``."""
+    try:
+        L = np.linalg.cholesky(X)
+    except np.linalg.LinAlgError:
+        return 0.0
+    Li = np.linalg.solve(L, dX)
+    lam = np.linalg.eigvalsh(_herm(np.linalg.solve(L, np.conj(Li).T)))
+    lo = float(lam[0])
+    return 1.0 if lo >= -1.0 else -1.0 / lo
+
+
+def _lp_step(x: np.ndarray, dx: np.ndarray) -> float:
+    neg = dx < 0
+    return float(min(1.0, np.min(-x[neg] / dx[neg]))) if np.any(neg) else 1.0
+
+
+@dataclass
+class _Point:
+    """An iterate: cones ``X``, ``S`` (N, N) per block, LP parts ``x``, ``s`` (m_in,), ``y``."""
+
+    X: list[np.ndarray]
+    x: np.ndarray
+    y: np.ndarray
+    S: list[np.ndarray]
+    s: np.ndarray
+
+
+class _Problem:
+    """The linear maps of (P)/(D) over all blocks and the LP part (inequality rows)."""
+
+    def __init__(self, blocks: list[BlockData], b: np.ndarray, n_eq: int) -> None:
+        self.blocks, self.b = blocks, b
+        self.m = b.size
+        self.ineq = np.arange(n_eq, self.m)
+        self.nu = sum(bl.n for bl in blocks) + self.ineq.size
+
+    def apply(self, Rs: list[np.ndarray], xl: np.ndarray) -> np.ndarray:
+        """``A(X, x)``: ``sum_f Re tr(B_kf R_f) - x_k`` (m,)."""
+        v = np.zeros(self.m)
+        for bl, R in zip(self.blocks, Rs, strict=True):
+            v += bl.apply(R)
+        v[self.ineq] -= xl
+        return v
+
+    def adjoint(self, y: np.ndarray) -> list[np.ndarray]:
+        return [bl.adjoint(y) for bl in self.blocks]
+
+    def mu(self, p: _Point) -> float:
+        return (sum(float(np.sum(Xf * np.conj(Sf)).real) for Xf, Sf in zip(p.X, p.S, strict=True))
+                + float(p.x @ p.s)) / self.nu
+
+
+@dataclass
+class _Direction:
+    dX: list[np.ndarray]
+    dx: np.ndarray
+    dy: np.ndarray
+    dS: list[np.ndarray]
+    ds: np.ndarray
+
+
+def _solve_direction(pr: _Problem, p: _Point, Si: list[np.ndarray], fac: tuple,
+                     rp: np.ndarray, Rd: list[np.ndarray], rdl: np.ndarray, sig_mu: float,
+                     corr: _Direction | None) -> _Direction:
+    """HKM direction: ``dX S + X dS = sig_mu I - X S - dXa dSa`` (corrector ``corr``),
+    ``A(dX) = rp``, ``A^* dy + dS = Rd``: ``dX = base + X A^*(dy) S^{-1}`` with
+    ``base = sig_mu S^{-1} - X - (X Rd + dXa dSa) S^{-1}``, ``H dy = rp - A(base)``."""
+    base = []
+    for j, (Xf, Sif, R) in enumerate(zip(p.X, Si, Rd, strict=True)):
+        T = Xf @ R if corr is None else Xf @ R + corr.dX[j] @ corr.dS[j]
+        base.append(sig_mu * Sif - Xf - T @ Sif)
+    base_l = (sig_mu - p.x * rdl - (0.0 if corr is None else corr.dx * corr.ds)) / p.s - p.x
+    dy = cho_solve(fac, rp - pr.apply(base, base_l), check_finite=False)
+    Ady = pr.adjoint(dy)
+    dS = [R - Ay for R, Ay in zip(Rd, Ady, strict=True)]
+    dX = [_herm(bs + Xf @ Ay @ Sif) for bs, Xf, Ay, Sif in zip(base, p.X, Ady, Si, strict=True)]
+    ds = rdl + dy[pr.ineq]
+    dx = base_l - p.x * dy[pr.ineq] / p.s
+    return _Direction(dX, dx, dy, dS, ds)
+
+
+def _steps(p: _Point, d: _Direction) -> tuple[float, float]:
+    """Largest primal and dual step lengths (at most 1) that keep the cones."""
+    ap = min([_max_step(Xf, dX) for Xf, dX in zip(p.X, d.dX, strict=True)] + [_lp_step(p.x, d.dx)])
+    ad = min([_max_step(Sf, dS) for Sf, dS in zip(p.S, d.dS, strict=True)] + [_lp_step(p.s, d.ds)])
+    return ap, ad
+
+
+def _move(p: _Point, d: _Direction, ap: float, ad: float) -> _Point:
+    return _Point([Xf + ap * dX for Xf, dX in zip(p.X, d.dX, strict=True)], p.x + ap * d.dx,
+                  p.y + ad * d.dy, [_herm(Sf + ad * dS) for Sf, dS in zip(p.S, d.dS, strict=True)],
+                  p.s + ad * d.ds)
+
+
+def block_ipm(blocks: list[BlockData], b: np.ndarray, n_eq: int, tol: float = 1e-12,
+              max_iter: int = MAX_ITER, scale: float = 1.0) -> IPMOutcome:
+    """Solve (P)/(D) above by Mehrotra predictor-corrector HKM steps.
+
+    Parameters
+    ----------
+    blocks : list of BlockData
+        One per cone (``A`` (m, r1), ``Z`` (m, r2) each).
+    b : ndarray, shape (m,)
+    n_eq : int
+        The first ``n_eq`` rows are equalities.
+    tol : float
+        Stop once the relative gap and residuals are below it (or after :data:`STALL`
+        iterations without a better iterate).
+    max_iter : int
+    scale : float
+        Size of the start ``X_f = scale I`` (e.g. a known objective over ``sum N_f``).
+
+    Returns
+    -------
+    IPMOutcome
+        The iterate with the smallest ``max(rel_gap, residuals)`` seen.
+    """
+    pr = _Problem(blocks, b, n_eq)
+    mi = pr.ineq.size
+    p = _Point([scale * np.eye(bl.n, dtype=complex) for bl in blocks], np.full(mi, max(scale, 1.0)),
+               np.zeros(pr.m), [np.eye(bl.n, dtype=complex) for bl in blocks], np.ones(mi))
+    bnorm = 1.0 + float(np.linalg.norm(b))
+    best: IPMOutcome | None = None
+    for it in range(max_iter + 1):
+        Rd = [np.eye(Sf.shape[0]) - Ay - Sf for Ay, Sf in zip(pr.adjoint(p.y), p.S, strict=True)]
+        rdl = p.y[pr.ineq] - p.s                         # C - A^* y - s on the LP part
+        rp = b - pr.apply(p.X, p.x)
+        pobj = float(sum(np.trace(Xf).real for Xf in p.X))
+        dobj = float(b @ p.y)
+        pres = float(np.linalg.norm(rp)) / bnorm
+        dres = float(np.sqrt(sum(np.linalg.norm(R) ** 2 for R in Rd) + rdl @ rdl)) / (
+            1.0 + np.sqrt(len(blocks)))
+        gap = abs(pobj - dobj) / (1.0 + abs(pobj))
+        err = max(gap, pres, dres)
+        if best is None or err < max(best.rel_gap, best.primal_res, best.dual_res):
+            best = IPMOutcome([Xf.copy() for Xf in p.X], p.y.copy(), pobj, dobj, gap, pres,
+                              dres, it, err <= tol)
+        if err <= tol or it == max_iter or it - best.iterations >= STALL:
+            break
+        mu = pr.mu(p)
+        try:
+            Si = [_inv_pd(Sf) for Sf in p.S]
+            H = np.zeros((pr.m, pr.m))
+            for bl, Xf, Sif in zip(blocks, p.X, Si, strict=True):
+                H += bl.schur(Xf, Sif)
+            H[pr.ineq, pr.ineq] += p.x / p.s
+            fac = _factor(H)
+        except (LinAlgError, np.linalg.LinAlgError, ValueError):
+            break
+        aff = _solve_direction(pr, p, Si, fac, rp, Rd, rdl, 0.0, None)
+        ap, ad = _steps(p, aff)
+        mu_aff = pr.mu(_move(p, aff, ap, ad))
+        sigma = min(1.0, (max(mu_aff, 0.0) / mu) ** 3) if mu > 0 else 0.0
+        d = _solve_direction(pr, p, Si, fac, rp, Rd, rdl, sigma * mu, aff)
+        ap, ad = _steps(p, d)
+        ap, ad = min(1.0, 0.98 * ap), min(1.0, 0.98 * ad)
+        if ap <= 1e-12 and ad <= 1e-12:
+            break
+        p = _move(p, d, ap, ad)
+    assert best is not None
+    return best
