@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve
+from scipy.linalg import LinAlgError, cho_factor, cho_solve, solve_triangular
 
 __all__ = ["BlockData", "IPMOutcome", "block_ipm"]
 
@@ -104,11 +104,11 @@ def _herm(W: np.ndarray) -> np.ndarray:
     return np.asarray((W + np.conj(W).T) / 2)
 
 
-def _inv_pd(S: np.ndarray) -> np.ndarray:
-    """``S^{-1}`` of a Hermitian positive definite ``S`` through its Cholesky factor."""
+def _inv_chol(S: np.ndarray) -> np.ndarray:
+    """``L^{-1}`` for the Cholesky factor ``S = L L^H`` of a Hermitian positive definite ``S``
+    (then ``S^{-1} = L^{-H} L^{-1}``)."""
     L = np.linalg.cholesky(S)
-    Li = np.linalg.solve(L, np.eye(S.shape[0]))
-    return np.asarray(np.conj(Li).T @ Li)
+    return np.asarray(solve_triangular(L, np.eye(S.shape[0]), lower=True, check_finite=False))
 
 
 def _factor(H: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -125,17 +125,20 @@ def _factor(H: np.ndarray) -> tuple[np.ndarray, bool]:
     raise LinAlgError("Schur complement not positive definite")
 
 
-def _max_step(X: np.ndarray, dX: np.ndarray) -> float:
-    """Largest ``a <= 1`` (times ``1 / 0.98`` margin left to the caller) with
-    ``X + a dX >= 0``."""
-    try:
-        L = np.linalg.cholesky(X)
-    except np.linalg.LinAlgError:
+def _max_step(Li: np.ndarray | None, dX: np.ndarray) -> float:
+    """Largest ``a <= 1`` with ``X + a dX >= 0``, from ``Li = L^{-1}``, ``X = L L^H``
+    (None: ``X`` is not positive definite, step 0)."""
+    if Li is None:
         return 0.0
-    Li = np.linalg.solve(L, dX)
-    lam = np.linalg.eigvalsh(_herm(np.linalg.solve(L, np.conj(Li).T)))
-    lo = float(lam[0])
+    lo = float(np.linalg.eigvalsh(_herm(Li @ dX @ np.conj(Li).T))[0])
     return 1.0 if lo >= -1.0 else -1.0 / lo
+
+
+def _inv_chol_or_none(X: np.ndarray) -> np.ndarray | None:
+    try:
+        return _inv_chol(X)
+    except (LinAlgError, np.linalg.LinAlgError):
+        return None
 
 
 def _lp_step(x: np.ndarray, dx: np.ndarray) -> float:
@@ -208,10 +211,14 @@ def _solve_direction(pr: _Problem, p: _Point, Si: list[np.ndarray], fac: tuple,
     return _Direction(dX, dx, dy, dS, ds)
 
 
-def _steps(p: _Point, d: _Direction) -> tuple[float, float]:
-    """Largest primal and dual step lengths (at most 1) that keep the cones."""
-    ap = min([_max_step(Xf, dX) for Xf, dX in zip(p.X, d.dX, strict=True)] + [_lp_step(p.x, d.dx)])
-    ad = min([_max_step(Sf, dS) for Sf, dS in zip(p.S, d.dS, strict=True)] + [_lp_step(p.s, d.ds)])
+def _steps(p: _Point, d: _Direction, LXi: list[np.ndarray | None],
+           LSi: list[np.ndarray | None]) -> tuple[float, float]:
+    """Largest primal and dual step lengths (at most 1) that keep the cones (``LXi``,
+    ``LSi``: inverse Cholesky factors of ``X_f``, ``S_f``)."""
+    ap = min([_max_step(Li, dX) for Li, dX in zip(LXi, d.dX, strict=True)]
+             + [_lp_step(p.x, d.dx)])
+    ad = min([_max_step(Li, dS) for Li, dS in zip(LSi, d.dS, strict=True)]
+             + [_lp_step(p.s, d.ds)])
     return ap, ad
 
 
@@ -268,7 +275,8 @@ def block_ipm(blocks: list[BlockData], b: np.ndarray, n_eq: int, tol: float = 1e
             break
         mu = pr.mu(p)
         try:
-            Si = [_inv_pd(Sf) for Sf in p.S]
+            LSi = [_inv_chol(Sf) for Sf in p.S]
+            Si = [np.conj(Li).T @ Li for Li in LSi]
             H = np.zeros((pr.m, pr.m))
             for bl, Xf, Sif in zip(blocks, p.X, Si, strict=True):
                 H += bl.schur(Xf, Sif)
@@ -276,12 +284,13 @@ def block_ipm(blocks: list[BlockData], b: np.ndarray, n_eq: int, tol: float = 1e
             fac = _factor(H)
         except (LinAlgError, np.linalg.LinAlgError, ValueError):
             break
+        LXi = [_inv_chol_or_none(Xf) for Xf in p.X]
         aff = _solve_direction(pr, p, Si, fac, rp, Rd, rdl, 0.0, None)
-        ap, ad = _steps(p, aff)
+        ap, ad = _steps(p, aff, LXi, list(LSi))
         mu_aff = pr.mu(_move(p, aff, ap, ad))
         sigma = min(1.0, (max(mu_aff, 0.0) / mu) ** 3) if mu > 0 else 0.0
         d = _solve_direction(pr, p, Si, fac, rp, Rd, rdl, sigma * mu, aff)
-        ap, ad = _steps(p, d)
+        ap, ad = _steps(p, d, LXi, list(LSi))
         ap, ad = min(1.0, 0.98 * ap), min(1.0, 0.98 * ad)
         if ap <= 1e-12 and ad <= 1e-12:
             break

@@ -47,6 +47,15 @@ CLARABEL_MAX = 4000
 #: largest relative gap / residual of the interior point's last iterate that is not handed
 #: to the fallback (the certificate decides ``optimal`` in any case)
 IPM_ACCEPT = 1e-8
+#: certified gap of the interior point's answer above which the face polish and the Newton
+#: step are tried
+POLISH_ABOVE = 1e-10
+#: relative shortfall of a row outside the working set that adds it
+WS_VIOLATION = 1e-9
+#: working-set rounds (the last one takes every row)
+WS_ROUNDS = 8
+#: fewest rows added per round
+WS_ADD = 8
 
 
 def reduce_problem(problem: RotaryConstraintSet) -> tuple[RotaryConstraintSet, tuple]:
@@ -74,25 +83,61 @@ def reduce_problem(problem: RotaryConstraintSet) -> tuple[RotaryConstraintSet, t
     return red, (U, V, U0, V0)
 
 
-def _ipm(red: RotaryConstraintSet, scale: float
-         ) -> tuple[str, np.ndarray, np.ndarray | None, np.ndarray, dict[str, Any]]:
-    """The structured block interior point (:mod:`._rotary_ipm`) on the reduced rows:
-    ``(status, M (F, r1, r2), W0, lambda (m,), info)``."""
-    m, F, r1 = red.A.shape
-    blocks = [BlockData(red.A[:, f], red.Zc) for f in range(F)]
-    if red.A0 is not None:
-        assert red.Z0 is not None
-        blocks.append(BlockData(red.A0, red.Z0))
-    out = block_ipm(blocks, red.rhs, red.n_eq, scale=scale)
+def _ipm_rows(red: RotaryConstraintSet, rows: np.ndarray, scale: float
+              ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, Any]:
+    """The block interior point on the rows ``rows``: ``M``, ``W0``, multipliers (m,)."""
+    sub = red.subset(rows)
+    F, r1 = red.F, red.A.shape[2]
+    blocks = [BlockData(sub.A[:, f], sub.Zc) for f in range(F)]
+    if sub.A0 is not None:
+        assert sub.Z0 is not None
+        blocks.append(BlockData(sub.A0, sub.Z0))
+    out = block_ipm(blocks, sub.rhs, sub.n_eq, scale=scale)
     M = np.stack([2 * X[:r1, r1:] for X in out.X[:F]])
     W0 = None
     if red.A0 is not None:
         s1 = red.A0.shape[1]
         W0 = np.asarray(2 * out.X[F][:s1, s1:].real)
+    y = np.zeros(red.m)
+    y[rows] = out.y
+    return M, W0, y, out
+
+
+def _ipm(red: RotaryConstraintSet, scale: float, start: np.ndarray
+         ) -> tuple[str, np.ndarray, np.ndarray | None, np.ndarray, dict[str, Any]]:
+    """The structured block interior point (:mod:`._rotary_ipm`) on a working set of rows:
+    ``(status, M (F, r1, r2), W0, lambda (m,), info)``.
+
+    The working set starts at ``start`` (e.g. the lifted Frobenius SVM's support) and the
+    equality rows; rows that the answer violates by more than :data:`WS_VIOLATION` (relative)
+    are added, the most violated first, until none is (then the subproblem's optimum is the
+    whole problem's, its multipliers padded with zeros are dual feasible for all rows).  An
+    iteration costs ``O(F s^2 r)`` for ``s`` rows in the set.
+    """
+    m = red.m
+    b = red.rhs
+    inset = np.zeros(m, dtype=bool)
+    inset[start] = True
+    inset[: red.n_eq] = True
+    rounds = 0
+    while True:
+        rounds += 1
+        rows = np.flatnonzero(inset)
+        M, W0, y, out = _ipm_rows(red, rows, scale)
+        short = (b - red.values(M, W0)) / np.maximum(1.0, np.abs(b))
+        short[inset] = -np.inf
+        bad = np.flatnonzero(short > WS_VIOLATION)
+        if bad.size == 0 or inset.all() or rounds >= WS_ROUNDS:
+            break
+        add = bad[np.argsort(-short[bad])][: max(WS_ADD, rows.size // 2)]
+        inset[add] = True
+        if rounds == WS_ROUNDS - 1:
+            inset[:] = True
     info = {"ipm_iterations": out.iterations, "ipm_gap": out.rel_gap,
-            "ipm_residuals": (out.primal_res, out.dual_res)}
-    good = max(out.rel_gap, out.primal_res, out.dual_res) <= IPM_ACCEPT
-    return ("optimal" if good else "inaccurate"), M, W0, out.y.copy(), info
+            "ipm_residuals": (out.primal_res, out.dual_res), "working_set": int(rows.size),
+            "working_set_rounds": rounds}
+    good = max(out.rel_gap, out.primal_res, out.dual_res) <= IPM_ACCEPT and bad.size == 0
+    return ("optimal" if good else "inaccurate"), M, W0, y, info
 
 
 def _sdp(red: RotaryConstraintSet) -> tuple[str, np.ndarray, np.ndarray | None, np.ndarray]:
@@ -164,7 +209,8 @@ def _onto_rows(red: RotaryConstraintSet, M: np.ndarray, W0: np.ndarray | None,
     return M, W0
 
 
-def solve_lifted_nuc(problem: RotaryConstraintSet, tol: float = 1e-6) -> RotarySolution:
+def solve_lifted_nuc(problem: RotaryConstraintSet, tol: float = 1e-6,
+                     sdp: str = "ipm") -> RotarySolution:
     """``min sum_f ||M_f||_* + ||W0||_*`` subject to the rows, certified by its dual.
 
     Parameters
@@ -172,6 +218,9 @@ def solve_lifted_nuc(problem: RotaryConstraintSet, tol: float = 1e-6) -> RotaryS
     problem : RotaryConstraintSet
     tol : float
         Certified relative gap required for ``optimal``.
+    sdp : {"ipm", "clarabel"}
+        The block SDP's solver: the structured interior point (default) or the dense SDP
+        through cvxpy + Clarabel (the previous method, kept for comparisons).
 
     Returns
     -------
@@ -194,11 +243,15 @@ def solve_lifted_nuc(problem: RotaryConstraintSet, tol: float = 1e-6) -> RotaryS
     upper = group_nuclear(fro.M, fro.W0)
     n_cone = red.F * (red.A.shape[2] + red.Zc.shape[1]) + (
         0 if red.A0 is None or red.Z0 is None else red.A0.shape[1] + red.Z0.shape[1])
-    status, Mr, W0r, lam, ipm_info = _ipm(red, max(upper / max(n_cone, 1), 1e-8))
-    info: dict[str, Any] = {"solver": "block interior point (rank-two Schur), certified "
-                            "from its dual", "sdp_status": status,
-                            "reduced_shape": (int(U.shape[1]), int(V.shape[1])), **ipm_info}
-    if status != "optimal" and red.m * red.F <= CLARABEL_MAX:
+    info: dict[str, Any] = {"reduced_shape": (int(U.shape[1]), int(V.shape[1]))}
+    status = "not run"
+    if sdp == "ipm":
+        # the working set starts at the lifted Frobenius SVM's support
+        support = np.flatnonzero(fro.dual != 0)
+        status, Mr, W0r, lam, ipm_info = _ipm(red, max(upper / max(n_cone, 1), 1e-8), support)
+        info.update(solver="block interior point (rank-two Schur), certified from its dual",
+                    sdp_status=status, **ipm_info)
+    if sdp == "clarabel" or (status != "optimal" and red.m * red.F <= CLARABEL_MAX):
         # fall back on the dense SDP (cvxpy + Clarabel) where it is small enough
         status, Mr, W0r, lam = _sdp(red)
         info.update(solver="cvxpy + Clarabel, embedded block SDP, certified from its dual",
@@ -219,8 +272,11 @@ def solve_lifted_nuc(problem: RotaryConstraintSet, tol: float = 1e-6) -> RotaryS
         return bool(cand.info["kkt"]["primal"] <= PRIMAL_TOL and cand.info["kkt"]["dual"] == 0
                     and cand.info["certified_gap"] < sol.info["certified_gap"])
 
-    # the tangent polish with face-corrected multipliers, kept when it certifies better
-    for Mc, W0c, y in face_candidates(red, Mr, W0r, lam):
+    # the tangent polish with face-corrected multipliers, kept when it certifies better; not
+    # tried when the interior point's answer certifies to POLISH_ABOVE already (the polish
+    # and the Newton step cost dense systems in the face's unknowns)
+    polish = sol.info["certified_gap"] > POLISH_ABOVE
+    for Mc, W0c, y in face_candidates(red, Mr, W0r, lam) if polish else ():
         cand = certify(Mc, W0c, y, "tangent")
         starts.insert(0, (Mc, W0c, y))
         if better(cand):
@@ -229,7 +285,7 @@ def solve_lifted_nuc(problem: RotaryConstraintSet, tol: float = 1e-6) -> RotaryS
             break
     # Newton on the face's optimality system (_rotary_newton) from each point so far
     for (Ms, W0s, ys), rtol, share in itertools.product(starts, (1e-6, 1e-4), (1e-6, 1e-4)):
-        if sol.info["certified_gap"] <= 1e-12:
+        if not polish or sol.info["certified_gap"] <= 1e-12:
             break
         nt = newton_candidate(red, Ms, W0s if red.A0 is not None else None, ys, rtol, share)
         if nt is not None:
