@@ -25,63 +25,92 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve, solve_triangular
+from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 __all__ = ["BlockData", "IPMOutcome", "block_ipm"]
 
 #: iteration limit of :func:`block_ipm`
 MAX_ITER = 120
 #: iterations without a better iterate after which :func:`block_ipm` stops
-STALL = 6
+STALL = 8
 
 
-@dataclass
+def _ct(W: np.ndarray) -> np.ndarray:
+    """Conjugate transpose of the last two axes."""
+    return np.asarray(np.conj(W).swapaxes(-1, -2))
+
+
+def _parts(A: np.ndarray, Z: np.ndarray, W: np.ndarray, r1: int
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``u_k^H W u_l``, ``v_k^H W v_l``, ``v_k^H W u_l`` (K, m, m) for ``W`` (K, N, N)."""
+    At = A.swapaxes(1, 2)
+    uu = (np.conj(A) @ W[:, :r1, :r1]) @ At
+    vv = (Z @ W[:, r1:, r1:]) @ Z.T
+    vu = (Z @ W[:, r1:, :r1]) @ At
+    return uu, vv, vu
+
+
+#: most entries of the (K, m, m) products that :meth:`BlockData.schur` holds at once
+_SCHUR_ENTRIES = 4_000_000
+
+
 class BlockData:
-    """One cone's rows: ``A`` (m, r1) key factors (complex or real), ``Z`` (m, r2) queries."""
+    """``K`` cones that share their queries: ``A`` (K, m, r1) key factors (complex or real;
+    (m, r1) is one cone), ``Z`` (m, r2) queries.  Every method works on all ``K`` cones at
+    once (arrays (K, N, N)), so the interior point's cost per iteration is a few batched
+    matrix products, not ``K`` Python-level ones."""
 
-    A: np.ndarray
-    Z: np.ndarray
+    def __init__(self, A: np.ndarray, Z: np.ndarray) -> None:
+        self.A = A[None] if A.ndim == 2 else A
+        self.Z = Z
+
+    @property
+    def K(self) -> int:
+        return int(self.A.shape[0])
 
     @property
     def r1(self) -> int:
-        return int(self.A.shape[1])
+        return int(self.A.shape[2])
 
     @property
     def n(self) -> int:
-        return int(self.A.shape[1] + self.Z.shape[1])
+        return int(self.A.shape[2] + self.Z.shape[1])
 
     def apply(self, R: np.ndarray) -> np.ndarray:
-        """``Re tr(B_k R)`` for every row ``k`` (``R`` (N, N), not necessarily Hermitian)."""
+        """``sum_K Re tr(B_k R)`` for every row ``k`` (``R`` (K, N, N), not necessarily
+        Hermitian)."""
+        R = R[None] if R.ndim == 2 else R
         r1 = self.r1
-        t1 = np.einsum("kj,kj->k", self.Z @ R[r1:, :r1], self.A)
-        t2 = np.einsum("kj,kj->k", np.conj(self.A) @ R[:r1, r1:], self.Z)
+        t1 = np.einsum("gkj,gkj->k", self.Z @ R[:, r1:, :r1], self.A)
+        t2 = np.einsum("gkj,kj->k", np.conj(self.A) @ R[:, :r1, r1:], self.Z)
         return np.asarray((t1 + t2).real)
 
     def adjoint(self, y: np.ndarray) -> np.ndarray:
-        """``sum_k y_k B_k`` (N, N) Hermitian."""
-        G = self.A.T @ (y[:, None] * self.Z)
+        """``sum_k y_k B_k`` (K, N, N) Hermitian."""
+        G = self.A.swapaxes(1, 2) @ (y[:, None] * self.Z)      # (K, r1, r2)
         r1 = self.r1
-        out = np.zeros((self.n, self.n), dtype=G.dtype)
-        out[:r1, r1:] = G
-        out[r1:, :r1] = np.conj(G).T
+        out = np.zeros((self.K, self.n, self.n), dtype=G.dtype)
+        out[:, :r1, r1:] = G
+        out[:, r1:, :r1] = _ct(G)
         return out
 
     def schur(self, X: np.ndarray, Si: np.ndarray) -> np.ndarray:
-        """``Re tr(B_k X B_l S^{-1})`` (m, m)."""
-        r1 = self.r1
-        Ac, Z = np.conj(self.A), self.Z
-        At = self.A.T
-
-        def parts(W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            uu = (Ac @ W[:r1, :r1]) @ At            # u_k^H W u_l
-            vv = (Z @ W[r1:, r1:]) @ Z.T            # v_k^H W v_l
-            vu = (Z @ W[r1:, :r1]) @ At             # v_k^H W u_l
-            return uu, vv, vu
-
-        xuu, xvv, xvu = parts(X)
-        suu, svv, svu = parts(Si)
-        H = xvu * svu.T + xvv * suu.T + xuu * svv.T + np.conj(xvu).T * np.conj(svu)
-        return np.asarray(H.real)
+        """``sum_K Re tr(B_k X B_l S^{-1})`` (m, m) (``X``, ``Si`` (K, N, N))."""
+        X = X[None] if X.ndim == 2 else X
+        Si = Si[None] if Si.ndim == 2 else Si
+        r1, m = self.r1, self.Z.shape[0]
+        Z = self.Z
+        H = np.zeros((m, m))
+        step = max(1, _SCHUR_ENTRIES // max(m * m, 1))
+        for g in range(0, self.K, step):
+            A = self.A[g: g + step]
+            xuu, xvv, xvu = _parts(A, Z, X[g: g + step], r1)
+            suu, svv, svu = _parts(A, Z, Si[g: g + step], r1)
+            # Re(xvu o svu^T) + Re(conj(xvu)^T o conj(svu)) = T + T^T, T = Re(xvu o svu^T)
+            T = np.sum((xvu * svu.swapaxes(1, 2)).real, axis=0)
+            H += T + T.T + np.sum((xvv * suu.swapaxes(1, 2)).real
+                                  + (xuu * svv.swapaxes(1, 2)).real, axis=0)
+        return H
 
 
 @dataclass
@@ -101,14 +130,14 @@ class IPMOutcome:
 
 
 def _herm(W: np.ndarray) -> np.ndarray:
-    return np.asarray((W + np.conj(W).T) / 2)
+    return np.asarray((W + _ct(W)) / 2)
 
 
 def _inv_chol(S: np.ndarray) -> np.ndarray:
-    """``L^{-1}`` for the Cholesky factor ``S = L L^H`` of a Hermitian positive definite ``S``
-    (then ``S^{-1} = L^{-H} L^{-1}``)."""
+    """``L^{-1}`` for the Cholesky factors ``S = L L^H`` of Hermitian positive definite
+    ``S`` (K, N, N) (then ``S^{-1} = L^{-H} L^{-1}``)."""
     L = np.linalg.cholesky(S)
-    return np.asarray(solve_triangular(L, np.eye(S.shape[0]), lower=True, check_finite=False))
+    return np.asarray(np.linalg.solve(L, np.broadcast_to(np.eye(S.shape[-1]), S.shape)))
 
 
 def _factor(H: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -130,7 +159,7 @@ def _max_step(Li: np.ndarray | None, dX: np.ndarray) -> float:
     (None: ``X`` is not positive definite, step 0)."""
     if Li is None:
         return 0.0
-    lo = float(np.linalg.eigvalsh(_herm(Li @ dX @ np.conj(Li).T))[0])
+    lo = float(np.min(np.linalg.eigvalsh(_herm(Li @ dX @ _ct(Li)))))
     return 1.0 if lo >= -1.0 else -1.0 / lo
 
 
@@ -164,7 +193,7 @@ class _Problem:
         self.blocks, self.b = blocks, b
         self.m = b.size
         self.ineq = np.arange(n_eq, self.m)
-        self.nu = sum(bl.n for bl in blocks) + self.ineq.size
+        self.nu = sum(bl.K * bl.n for bl in blocks) + self.ineq.size
 
     def apply(self, Rs: list[np.ndarray], xl: np.ndarray) -> np.ndarray:
         """``A(X, x)``: ``sum_f Re tr(B_kf R_f) - x_k`` (m,)."""
@@ -253,30 +282,33 @@ def block_ipm(blocks: list[BlockData], b: np.ndarray, n_eq: int, tol: float = 1e
     """
     pr = _Problem(blocks, b, n_eq)
     mi = pr.ineq.size
-    p = _Point([scale * np.eye(bl.n, dtype=complex) for bl in blocks], np.full(mi, max(scale, 1.0)),
-               np.zeros(pr.m), [np.eye(bl.n, dtype=complex) for bl in blocks], np.ones(mi))
+    eyes = [np.tile(np.eye(bl.n, dtype=complex), (bl.K, 1, 1)) for bl in blocks]
+    p = _Point([scale * E for E in eyes], np.full(mi, max(scale, 1.0)), np.zeros(pr.m),
+               [E.copy() for E in eyes], np.ones(mi))
+    n_cones = sum(bl.K for bl in blocks)
     bnorm = 1.0 + float(np.linalg.norm(b))
     best: IPMOutcome | None = None
     for it in range(max_iter + 1):
-        Rd = [np.eye(Sf.shape[0]) - Ay - Sf for Ay, Sf in zip(pr.adjoint(p.y), p.S, strict=True)]
+        Rd = [np.eye(Sf.shape[-1]) - Ay - Sf for Ay, Sf in zip(pr.adjoint(p.y), p.S, strict=True)]
         rdl = p.y[pr.ineq] - p.s                         # C - A^* y - s on the LP part
         rp = b - pr.apply(p.X, p.x)
-        pobj = float(sum(np.trace(Xf).real for Xf in p.X))
+        pobj = float(sum(np.trace(Xf, axis1=-2, axis2=-1).real.sum() for Xf in p.X))
         dobj = float(b @ p.y)
         pres = float(np.linalg.norm(rp)) / bnorm
         dres = float(np.sqrt(sum(np.linalg.norm(R) ** 2 for R in Rd) + rdl @ rdl)) / (
-            1.0 + np.sqrt(len(blocks)))
+            1.0 + np.sqrt(n_cones))
         gap = abs(pobj - dobj) / (1.0 + abs(pobj))
         err = max(gap, pres, dres)
         if best is None or err < max(best.rel_gap, best.primal_res, best.dual_res):
-            best = IPMOutcome([Xf.copy() for Xf in p.X], p.y.copy(), pobj, dobj, gap, pres,
+            best = IPMOutcome([X1.copy() for Xf in p.X for X1 in Xf], p.y.copy(), pobj, dobj,
+                              gap, pres,
                               dres, it, err <= tol)
         if err <= tol or it == max_iter or it - best.iterations >= STALL:
             break
         mu = pr.mu(p)
         try:
             LSi = [_inv_chol(Sf) for Sf in p.S]
-            Si = [np.conj(Li).T @ Li for Li in LSi]
+            Si = [_ct(Li) @ Li for Li in LSi]
             H = np.zeros((pr.m, pr.m))
             for bl, Xf, Sif in zip(blocks, p.X, Si, strict=True):
                 H += bl.schur(Xf, Sif)

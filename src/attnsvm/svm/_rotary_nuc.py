@@ -88,7 +88,7 @@ def _ipm_rows(red: RotaryConstraintSet, rows: np.ndarray, scale: float
     """The block interior point on the rows ``rows``: ``M``, ``W0``, multipliers (m,)."""
     sub = red.subset(rows)
     F, r1 = red.F, red.A.shape[2]
-    blocks = [BlockData(sub.A[:, f], sub.Zc) for f in range(F)]
+    blocks = [BlockData(np.ascontiguousarray(sub.A.transpose(1, 0, 2)), sub.Zc)]  # (F, s, r1)
     if sub.A0 is not None:
         assert sub.Z0 is not None
         blocks.append(BlockData(sub.A0, sub.Z0))
