@@ -4,6 +4,12 @@ cvxpy + Clarabel written from SPEC.md's score formula.
 Run from the repository root::
 
     python benchmarks/bench_rotary.py            # writes benchmarks/results/rotary_solve.md
+    python benchmarks/bench_rotary.py smollm2 [ROWS] [HEADS]   # e.g. 8 0,4,7
+
+The second form (needs the extra ``decoder``) takes the group nuclear lifted problems that
+``attnsvm probe`` builds for SmolLM2 layer 0 on its first ROWS query rows (32 queries, as
+``bench_probe_rotary.py --max-queries 32``) and times, in one process, the block interior
+point against the previous dense SDP (cvxpy + Clarabel) on the same problems.
 
 Per size: seconds of ``solve_lifted`` and of the cvxpy reference (complex ``M_f``, rows
 written entry by entry), the largest entry difference (Frobenius) or relative objective
@@ -87,5 +93,55 @@ def main() -> None:
     Path("benchmarks/results/rotary_solve.md").write_text(text + "\n")
 
 
+def smollm2(rows: int, heads: list[int]) -> None:
+    """Dense SDP against block interior point on SmolLM2 layer 0's lifted nuclear problems."""
+    import attnsvm.svm.rotary as rot
+    from attnsvm.probe.analysis import ProbeOptions
+    from attnsvm.probe.corpus import make_sequences, read_corpus
+    from attnsvm.probe.models import load_model
+    from attnsvm.probe.tasks import HeadTask, run_tasks
+    from attnsvm.svm._rotary_nuc import solve_lifted_nuc
+
+    problems: list[RotaryConstraintSet] = []
+    real = rot.solve_lifted
+
+    def capture(problem: RotaryConstraintSet, norm: str = "fro", **kw: float) -> RotarySolution:
+        if norm == "nuc":                     # keep the problem, answer with the cheap target
+            problems.append(problem)
+            sol = real(problem, "fro")
+            sol.status = "inaccurate"
+            return sol
+        return real(problem, norm, **kw)
+
+    rot.solve_lifted = capture  # type: ignore[assignment]
+    _, ad = load_model("smollm2")
+    seqs = make_sequences(ad.tokenizer, read_corpus(None), seq_len=32, max_queries=32)
+    caps = [ad.capture(q, [0]) for q in seqs]
+    opts = ProbeOptions(nuclear=True, graph=False, nuclear_rows=rows, rope_nuclear_rows=rows)
+    forms = ad.head_forms(0)
+    W = [f.bilinear() for f in forms]
+    lc = [c.layer_only(0) for c in caps]
+    run_tasks([HeadTask(0, h, W, lc, True, True, opts, None, 64, forms) for h in heads], 1,
+              None)
+    rot.solve_lifted = real
+    print(f"load average {os.getloadavg()}")
+    print("| head | block interior point s | certified gap | dense SDP s | certified gap "
+          "| dense / new | rel. objective difference |\n|---|---|---|---|---|---|---|")
+    for h, P in zip(heads, problems, strict=True):
+        res = []
+        for how in ("ipm", "clarabel"):
+            t0 = time.perf_counter()
+            sol = solve_lifted_nuc(P, sdp=how)
+            res.append((time.perf_counter() - t0, sol.info["certified_gap"], sol.objective))
+        (ti, gi, oi), (td, gd, od) = res
+        print(f"| {h} | {ti:.2f} | {gi:.1e} | {td:.1f} | {gd:.1e} | {td / ti:.1f}x | "
+              f"{abs(oi - od) / od:.1e} |", flush=True)
+    print(f"load average {os.getloadavg()}")
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "smollm2":
+        smollm2(int(sys.argv[2]) if len(sys.argv) > 2 else 8,
+                [int(h) for h in (sys.argv[3] if len(sys.argv) > 3 else "0,4,7").split(",")])
+    else:
+        main()

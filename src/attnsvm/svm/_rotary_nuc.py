@@ -1,6 +1,6 @@
 """The group nuclear lifted Att-SVM: ``min sum_f ||M_f||_* (+ ||W0||_*)`` as a block SDP.
 
-Complex ``M_f = R_f + i I_f`` enters through its real embedding ``E_f = [[R, -I], [I, R]]``,
+In the dense fallback, complex ``M_f = R_f + i I_f`` enters through its real embedding ``E_f = [[R, -I], [I, R]]``,
 whose nuclear norm is twice the complex one; each row is linear in ``(R_f, I_f)``:
 ``sum_f Re(a_kf)^T R_f z_k + Im(a_kf)^T I_f z_k (+ a0_k^T W0 z0_k)``.
 
@@ -8,17 +8,19 @@ whose nuclear norm is twice the complex one; each row is linear in ``(R_f, I_f)`
    (the optimum lies in ``U (.) V^T``; the projection keeps the rows and never raises a
    nuclear norm), so the SDP is of the tokens' dimension, not the model's.
 2. Solve the block SDP with the structured interior point of :mod:`._rotary_ipm` (rank-two
-   constraint matrices, Schur complement ``O(F m^2 r)`` per iteration, no dense KKT system);
-   only where it does not converge and the problem is small (``m F <=`` :data:`CLARABEL_MAX`),
+   constraint matrices, Schur complement ``O(F s^2 r)`` per iteration, no dense KKT system)
+   on a working set of ``s`` rows (the lifted Frobenius support, then violated rows); only
+   where it does not converge and the problem is small (``m F <=`` :data:`CLARABEL_MAX`),
    with cvxpy + Clarabel (``normNuc`` of each embedded block).
 3. Correct the primal onto its rows (least-norm steps in the span of the row normals) and
-   certify from Clarabel's multipliers ourselves: ``G_f = sum_k lambda_k a_kf z_k^T``,
+   certify from the multipliers ourselves on every row: ``G_f = sum_k lambda_k a_kf z_k^T``,
    rescaled so that ``max_f ||G_f||_2 <= 1``, gives the lower bound ``sum(lambda b)``
    (:mod:`._rotary_certify`).  The answer is ``optimal`` only when that certified relative
    gap is at most ``tol``.
-4. Polish (:mod:`._rotary_face`): the candidate moved in the tangent space of its rank
-   manifold onto its active rows, with multipliers corrected on that face; kept when it
-   certifies a smaller gap (measured: 1e-8 -> median 1.6e-9 on random n=T=5, d=4, F=2).
+4. Where that gap is above :data:`POLISH_ABOVE`, polish (:mod:`._rotary_face`,
+   :mod:`._rotary_newton`): the candidate moved in the tangent space of its rank manifold
+   onto its active rows, multipliers corrected on that face, Newton on the face's optimality
+   system; each kept when it certifies a smaller gap.
 """
 
 from __future__ import annotations
@@ -119,6 +121,8 @@ def _ipm(red: RotaryConstraintSet, scale: float, start: np.ndarray
     inset = np.zeros(m, dtype=bool)
     inset[start] = True
     inset[: red.n_eq] = True
+    if not inset.any():
+        inset[:] = True
     rounds = 0
     while True:
         rounds += 1
