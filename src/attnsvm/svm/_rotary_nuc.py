@@ -1,7 +1,8 @@
 """The group nuclear lifted Att-SVM: ``min sum_f ||M_f||_* (+ ||W0||_*)`` as a block SDP.
 
-In the dense fallback, complex ``M_f = R_f + i I_f`` enters through its real embedding ``E_f = [[R, -I], [I, R]]``,
-whose nuclear norm is twice the complex one; each row is linear in ``(R_f, I_f)``:
+In the dense fallback, complex ``M_f = R_f + i I_f`` enters through its real embedding
+``E_f = [[R, -I], [I, R]]``, whose nuclear norm is twice the complex one; each row is linear
+in ``(R_f, I_f)``:
 ``sum_f Re(a_kf)^T R_f z_k + Im(a_kf)^T I_f z_k (+ a0_k^T W0 z0_k)``.
 
 1. Reduce: keys and queries are projected on orthonormal bases ``U``, ``V`` of their spans
