@@ -18,10 +18,10 @@ in ``(R_f, I_f)``:
    rescaled so that ``max_f ||G_f||_2 <= 1``, gives the lower bound ``sum(lambda b)``
    (:mod:`._rotary_certify`).  The answer is ``optimal`` only when that certified relative
    gap is at most ``tol``.
-4. Where that gap is above :data:`POLISH_ABOVE`, polish (:mod:`._rotary_face`,
-   :mod:`._rotary_newton`): the candidate moved in the tangent space of its rank manifold
-   onto its active rows, multipliers corrected on that face, Newton on the face's optimality
-   system; each kept when it certifies a smaller gap.
+4. Where that gap is above :data:`POLISH_ABOVE` (or ``m F <=`` :data:`POLISH_SMALL`),
+   polish (:mod:`._rotary_face`, :mod:`._rotary_newton`): the candidate moved in the
+   tangent space of its rank manifold onto its active rows, multipliers corrected on that
+   face, Newton on the face's optimality system; each kept when it certifies a smaller gap.
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ IPM_ACCEPT = 1e-8
 #: certified gap of the interior point's answer above which the face polish and the Newton
 #: step are tried
 POLISH_ABOVE = 1e-10
+#: largest ``m F`` at which the polish is tried whatever the gap (it is cheap there and takes
+#: gaps of 1e-11 to about 1e-15)
+POLISH_SMALL = 400
 #: relative shortfall of a row outside the working set that adds it
 WS_VIOLATION = 1e-9
 #: working-set rounds (the last one takes every row)
@@ -280,7 +283,7 @@ def solve_lifted_nuc(problem: RotaryConstraintSet, tol: float = 1e-6,
     # the tangent polish with face-corrected multipliers, kept when it certifies better; not
     # tried when the interior point's answer certifies to POLISH_ABOVE already (the polish
     # and the Newton step cost dense systems in the face's unknowns)
-    polish = sol.info["certified_gap"] > POLISH_ABOVE
+    polish = sol.info["certified_gap"] > POLISH_ABOVE or red.m * red.F <= POLISH_SMALL
     for Mc, W0c, y in face_candidates(red, Mr, W0r, lam) if polish else ():
         cand = certify(Mc, W0c, y, "tangent")
         starts.insert(0, (Mc, W0c, y))
