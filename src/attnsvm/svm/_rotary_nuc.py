@@ -1,21 +1,27 @@
 """The group nuclear lifted Att-SVM: ``min sum_f ||M_f||_* (+ ||W0||_*)`` as a block SDP.
 
-Complex ``M_f = R_f + i I_f`` enters through its real embedding ``E_f = [[R, -I], [I, R]]``,
-whose nuclear norm is twice the complex one; each row is linear in ``(R_f, I_f)``:
+In the dense fallback, complex ``M_f = R_f + i I_f`` enters through its real embedding
+``E_f = [[R, -I], [I, R]]``, whose nuclear norm is twice the complex one; each row is linear
+in ``(R_f, I_f)``:
 ``sum_f Re(a_kf)^T R_f z_k + Im(a_kf)^T I_f z_k (+ a0_k^T W0 z0_k)``.
 
 1. Reduce: keys and queries are projected on orthonormal bases ``U``, ``V`` of their spans
    (the optimum lies in ``U (.) V^T``; the projection keeps the rows and never raises a
    nuclear norm), so the SDP is of the tokens' dimension, not the model's.
-2. Solve the SDP with cvxpy + Clarabel (``normNuc`` of each embedded block).
+2. Solve the block SDP with the structured interior point of :mod:`._rotary_ipm` (rank-two
+   constraint matrices, Schur complement ``O(F s^2 r)`` per iteration, no dense KKT system)
+   on a working set of ``s`` rows (the lifted Frobenius support, then violated rows); only
+   where it does not converge and the problem is small (``m F <=`` :data:`CLARABEL_MAX`),
+   with cvxpy + Clarabel (``normNuc`` of each embedded block).
 3. Correct the primal onto its rows (least-norm steps in the span of the row normals) and
-   certify from Clarabel's multipliers ourselves: ``G_f = sum_k lambda_k a_kf z_k^T``,
+   certify from the multipliers ourselves on every row: ``G_f = sum_k lambda_k a_kf z_k^T``,
    rescaled so that ``max_f ||G_f||_2 <= 1``, gives the lower bound ``sum(lambda b)``
    (:mod:`._rotary_certify`).  The answer is ``optimal`` only when that certified relative
    gap is at most ``tol``.
-4. Polish (:mod:`._rotary_face`): the candidate moved in the tangent space of its rank
-   manifold onto its active rows, with multipliers corrected on that face; kept when it
-   certifies a smaller gap (measured: 1e-8 -> median 1.6e-9 on random n=T=5, d=4, F=2).
+4. Where that gap is above :data:`POLISH_ABOVE` (or ``m F <=`` :data:`POLISH_SMALL`),
+   polish (:mod:`._rotary_face`, :mod:`._rotary_newton`): the candidate moved in the
+   tangent space of its rank manifold onto its active rows, multipliers corrected on that
+   face, Newton on the face's optimality system; each kept when it certifies a smaller gap.
 """
 
 from __future__ import annotations
@@ -29,13 +35,33 @@ import numpy as np
 
 from .._numerics import row_space_basis
 from ..exceptions import MissingDependencyError
-from ._rotary_certify import PRIMAL_TOL, feasible_rescale, finish
+from ._rotary_certify import PRIMAL_TOL, feasible_rescale, finish, group_nuclear
 from ._rotary_face import face_candidates
 from ._rotary_fro import LiftedKernel
+from ._rotary_ipm import BlockData, block_ipm
 from ._rotary_newton import newton_candidate
 from .rotary import RotaryConstraintSet, RotarySolution
 
 __all__ = ["solve_lifted_nuc", "reduce_problem"]
+
+#: largest ``m * F`` (rows times blocks) for the dense-SDP fallback (cvxpy + Clarabel) when
+#: the block interior point does not converge
+CLARABEL_MAX = 4000
+#: largest relative gap / residual of the interior point's last iterate that is not handed
+#: to the fallback (the certificate decides ``optimal`` in any case)
+IPM_ACCEPT = 1e-8
+#: certified gap of the interior point's answer above which the face polish and the Newton
+#: step are tried
+POLISH_ABOVE = 1e-10
+#: largest ``m F`` at which the polish is tried whatever the gap (it is cheap there and takes
+#: gaps of 1e-11 to about 1e-15)
+POLISH_SMALL = 400
+#: relative shortfall of a row outside the working set that adds it
+WS_VIOLATION = 1e-9
+#: working-set rounds (the last one takes every row)
+WS_ROUNDS = 8
+#: fewest rows added per round
+WS_ADD = 8
 
 
 def reduce_problem(problem: RotaryConstraintSet) -> tuple[RotaryConstraintSet, tuple]:
@@ -61,6 +87,65 @@ def reduce_problem(problem: RotaryConstraintSet) -> tuple[RotaryConstraintSet, t
                               index=problem.index, b=problem.rhs, n_eq=problem.n_eq,
                               A0=A0r, Z0=Z0r)
     return red, (U, V, U0, V0)
+
+
+def _ipm_rows(red: RotaryConstraintSet, rows: np.ndarray, scale: float
+              ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, Any]:
+    """The block interior point on the rows ``rows``: ``M``, ``W0``, multipliers (m,)."""
+    sub = red.subset(rows)
+    F, r1 = red.F, red.A.shape[2]
+    blocks = [BlockData(np.ascontiguousarray(sub.A.transpose(1, 0, 2)), sub.Zc)]  # (F, s, r1)
+    if sub.A0 is not None:
+        assert sub.Z0 is not None
+        blocks.append(BlockData(sub.A0, sub.Z0))
+    out = block_ipm(blocks, sub.rhs, sub.n_eq, scale=scale)
+    M = np.stack([2 * X[:r1, r1:] for X in out.X[:F]])
+    W0 = None
+    if red.A0 is not None:
+        s1 = red.A0.shape[1]
+        W0 = np.asarray(2 * out.X[F][:s1, s1:].real)
+    y = np.zeros(red.m)
+    y[rows] = out.y
+    return M, W0, y, out
+
+
+def _ipm(red: RotaryConstraintSet, scale: float, start: np.ndarray
+         ) -> tuple[str, np.ndarray, np.ndarray | None, np.ndarray, dict[str, Any]]:
+    """The structured block interior point (:mod:`._rotary_ipm`) on a working set of rows:
+    ``(status, M (F, r1, r2), W0, lambda (m,), info)``.
+
+    The working set starts at ``start`` (e.g. the lifted Frobenius SVM's support) and the
+    equality rows; rows that the answer violates by more than :data:`WS_VIOLATION` (relative)
+    are added, the most violated first, until none is (then the subproblem's optimum is the
+    whole problem's, its multipliers padded with zeros are dual feasible for all rows).  An
+    iteration costs ``O(F s^2 r)`` for ``s`` rows in the set.
+    """
+    m = red.m
+    b = red.rhs
+    inset = np.zeros(m, dtype=bool)
+    inset[start] = True
+    inset[: red.n_eq] = True
+    if not inset.any():
+        inset[:] = True
+    rounds = 0
+    while True:
+        rounds += 1
+        rows = np.flatnonzero(inset)
+        M, W0, y, out = _ipm_rows(red, rows, scale)
+        short = (b - red.values(M, W0)) / np.maximum(1.0, np.abs(b))
+        short[inset] = -np.inf
+        bad = np.flatnonzero(short > WS_VIOLATION)
+        if bad.size == 0 or inset.all() or rounds >= WS_ROUNDS:
+            break
+        add = bad[np.argsort(-short[bad])][: max(WS_ADD, rows.size // 2)]
+        inset[add] = True
+        if rounds == WS_ROUNDS - 1:
+            inset[:] = True
+    info = {"ipm_iterations": out.iterations, "ipm_gap": out.rel_gap,
+            "ipm_residuals": (out.primal_res, out.dual_res), "working_set": int(rows.size),
+            "working_set_rounds": rounds}
+    good = max(out.rel_gap, out.primal_res, out.dual_res) <= IPM_ACCEPT and bad.size == 0
+    return ("optimal" if good else "inaccurate"), M, W0, y, info
 
 
 def _sdp(red: RotaryConstraintSet) -> tuple[str, np.ndarray, np.ndarray | None, np.ndarray]:
@@ -132,7 +217,8 @@ def _onto_rows(red: RotaryConstraintSet, M: np.ndarray, W0: np.ndarray | None,
     return M, W0
 
 
-def solve_lifted_nuc(problem: RotaryConstraintSet, tol: float = 1e-6) -> RotarySolution:
+def solve_lifted_nuc(problem: RotaryConstraintSet, tol: float = 1e-6,
+                     sdp: str = "ipm") -> RotarySolution:
     """``min sum_f ||M_f||_* + ||W0||_*`` subject to the rows, certified by its dual.
 
     Parameters
@@ -140,6 +226,9 @@ def solve_lifted_nuc(problem: RotaryConstraintSet, tol: float = 1e-6) -> RotaryS
     problem : RotaryConstraintSet
     tol : float
         Certified relative gap required for ``optimal``.
+    sdp : {"ipm", "clarabel"}
+        The block SDP's solver: the structured interior point (default) or the dense SDP
+        through cvxpy + Clarabel (the previous method, kept for comparisons).
 
     Returns
     -------
@@ -157,9 +246,24 @@ def solve_lifted_nuc(problem: RotaryConstraintSet, tol: float = 1e-6) -> RotaryS
         fro.info["seconds"] = time.perf_counter() - start
         return fro
     red, (U, V, U0, V0) = reduce_problem(problem)
-    status, Mr, W0r, lam = _sdp(red)
-    info = {"solver": "cvxpy + Clarabel, embedded block SDP, certified from its dual",
-            "sdp_status": status, "reduced_shape": (int(U.shape[1]), int(V.shape[1]))}
+    # start the interior point at the size of a known feasible point's objective
+    assert fro.M is not None
+    upper = group_nuclear(fro.M, fro.W0)
+    n_cone = red.F * (red.A.shape[2] + red.Zc.shape[1]) + (
+        0 if red.A0 is None or red.Z0 is None else red.A0.shape[1] + red.Z0.shape[1])
+    info: dict[str, Any] = {"reduced_shape": (int(U.shape[1]), int(V.shape[1]))}
+    status = "not run"
+    if sdp == "ipm":
+        # the working set starts at the lifted Frobenius SVM's support
+        support = np.flatnonzero(fro.dual != 0)
+        status, Mr, W0r, lam, ipm_info = _ipm(red, max(upper / max(n_cone, 1), 1e-8), support)
+        info.update(solver="block interior point (rank-two Schur), certified from its dual",
+                    sdp_status=status, **ipm_info)
+    if sdp == "clarabel" or (status != "optimal" and red.m * red.F <= CLARABEL_MAX):
+        # fall back on the dense SDP (cvxpy + Clarabel) where it is small enough
+        status, Mr, W0r, lam = _sdp(red)
+        info.update(solver="cvxpy + Clarabel, embedded block SDP, certified from its dual",
+                    sdp_status=status)
 
     def certify(Mr: np.ndarray, W0r: np.ndarray | None, y: np.ndarray,
                 how: str) -> RotarySolution:
@@ -176,8 +280,11 @@ def solve_lifted_nuc(problem: RotaryConstraintSet, tol: float = 1e-6) -> RotaryS
         return bool(cand.info["kkt"]["primal"] <= PRIMAL_TOL and cand.info["kkt"]["dual"] == 0
                     and cand.info["certified_gap"] < sol.info["certified_gap"])
 
-    # the tangent polish with face-corrected multipliers, kept when it certifies better
-    for Mc, W0c, y in face_candidates(red, Mr, W0r, lam):
+    # the tangent polish with face-corrected multipliers, kept when it certifies better; not
+    # tried when the interior point's answer certifies to POLISH_ABOVE already (the polish
+    # and the Newton step cost dense systems in the face's unknowns)
+    polish = sol.info["certified_gap"] > POLISH_ABOVE or red.m * red.F <= POLISH_SMALL
+    for Mc, W0c, y in face_candidates(red, Mr, W0r, lam) if polish else ():
         cand = certify(Mc, W0c, y, "tangent")
         starts.insert(0, (Mc, W0c, y))
         if better(cand):
@@ -186,7 +293,7 @@ def solve_lifted_nuc(problem: RotaryConstraintSet, tol: float = 1e-6) -> RotaryS
             break
     # Newton on the face's optimality system (_rotary_newton) from each point so far
     for (Ms, W0s, ys), rtol, share in itertools.product(starts, (1e-6, 1e-4), (1e-6, 1e-4)):
-        if sol.info["certified_gap"] <= 1e-12:
+        if not polish or sol.info["certified_gap"] <= 1e-12:
             break
         nt = newton_candidate(red, Ms, W0s if red.A0 is not None else None, ys, rtol, share)
         if nt is not None:
