@@ -19,8 +19,45 @@ from attnsvm.instance import Instance, TiedTokensError
 from attnsvm.svm.norms import row_scale
 from attnsvm.svm.nuclear._presolve import Reduced  # the interior point's coordinates
 
-__all__ = ["cvxpy_fro", "cvxpy_nuc", "cvxpy_graph_svm", "check_nuclear_certificate",
+__all__ = ["tarjan_order", "cvxpy_fro", "cvxpy_nuc", "cvxpy_graph_svm", "check_nuclear_certificate",
            "with_equality_rows", "optimal_or_first", "reduced_problem"]
+
+
+def tarjan_order(n_nodes: int, edges: np.ndarray) -> list[int]:
+    """Independent reference for the SCC numbering: Tarjan's algorithm, written recursively
+    (roots ``0 .. n_nodes - 1`` in turn, a node's edges in the given order), components
+    numbered in the reverse of the order Tarjan emits them."""
+    adj: list[list[int]] = [[] for _ in range(n_nodes)]
+    for u, v in np.asarray(edges, dtype=np.int64).reshape(-1, 2).tolist():
+        adj[u].append(v)
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    stack: list[int] = []
+    emitted: list[list[int]] = []
+
+    def visit(v: int) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in adj[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while not comp or comp[-1] != v:
+                comp.append(stack.pop())
+            emitted.append(comp)
+
+    for r in range(n_nodes):
+        if r not in index:
+            visit(r)
+    out = [0] * n_nodes
+    for j, comp in enumerate(reversed(emitted)):
+        for v in comp:
+            out[v] = j
+    return out
 
 
 def cvxpy_fro(A: np.ndarray, Zc: np.ndarray) -> tuple[str, np.ndarray | None]:
