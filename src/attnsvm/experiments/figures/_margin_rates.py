@@ -22,6 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...reporting import fmt_number as num
+from .._common import add_legend, series_style
+
 __all__ = ["RATE_MODELS", "seed_slopes", "fit_rates", "rate_text", "plot_rates", "plot_slopes"]
 
 #: model name -> (x transform, slope of that model)
@@ -113,8 +116,6 @@ def fit_rates(df: pd.DataFrame, targets: Mapping[str, str]) -> dict[str, Any]:
 
 def rate_text(h: Mapping[str, Any], run: str) -> str:
     """One line: the fitted slopes of ``run`` with their intervals."""
-    from ...reporting import fmt_number as num
-
     def part(m: str) -> str:
         return (f"{num(h.get(f'{run}_slope_{m}'))} [{num(h.get(f'{run}_slope_{m}_lo'))}, "
                 f"{num(h.get(f'{run}_slope_{m}_hi'))}]")
@@ -127,8 +128,6 @@ def plot_rates(ax: Any, df: pd.DataFrame, targets: Mapping[str, str], h: Mapping
                ) -> None:
     """Mean gap against steps (log-log) per run, 10-90% band, with 1/sqrt(t) and 1/log t
     guides through the first run's last point; the legend gives the fitted slopes."""
-    from .._common import add_legend, series_style
-
     anchor = None
     for c, (run, norm) in enumerate(targets.items()):
         g = df[(df["run"] == run) & (df["step"] > 0)]
@@ -172,6 +171,5 @@ def plot_slopes(ax: Any, targets: Mapping[str, str], h: Mapping[str, Any], model
     ax.set_yticks(y, [f"{r} ({targets[r]})" for r in runs], fontsize=6)
     ax.set(xlabel="slope of log gap vs " + ("log t" if model == "sqrt" else "log log t"),
            ylabel="run (target norm)", title="fitted rate, last decade")
-    from .._common import add_legend
 
     add_legend(ax, fontsize=7, loc="best")

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ...reporting import fmt_number as num
 from ...svm.rotary import lifted_correlation, rotary_constraints, solve_lifted
+from ...train.rotary import train_rotary
 from .._common import (
     ALIGNED,
     add_legend,
@@ -67,8 +68,6 @@ def _corr(M: np.ndarray, sol: Any) -> float:
 
 
 def run_cell(cfg: RopeConfig, cell: Cell) -> pd.DataFrame:
-    from ...train.rotary import train_rotary
-
     param = cell.params["param"]
     freqs = np.asarray(cfg.freqs, dtype=np.float64)
     pos = np.tile(np.arange(cfg.T), (cfg.n, 1))
