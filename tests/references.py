@@ -1,9 +1,10 @@
 """Independent references and standard problems shared by the tests.
 
 The references are written directly in cvxpy (never through attnsvm's own conic module), at
-tight Clarabel tolerances: the Frobenius and nuclear-norm Att-SVMs of a constraint set, and
-the Graph-SVM of a next-token dataset in the official code's formulation (one row per sample
-and token, SCCs from networkx).  :func:`check_nuclear_certificate` checks what every
+tight Clarabel tolerances: the Frobenius and nuclear-norm Att-SVMs of a constraint set, the
+Graph-SVM of a next-token dataset in the official code's formulation (one row per sample and
+token, SCCs from networkx) and that of a probe head's graphs.  :func:`tarjan_order` is Tarjan's
+SCC numbering, written recursively; :func:`check_nuclear_certificate` checks what every
 nuclear-norm answer must satisfy.
 """
 
@@ -19,8 +20,46 @@ from attnsvm.instance import Instance, TiedTokensError
 from attnsvm.svm.norms import row_scale
 from attnsvm.svm.nuclear._presolve import Reduced  # the interior point's coordinates
 
-__all__ = ["cvxpy_fro", "cvxpy_nuc", "cvxpy_graph_svm", "check_nuclear_certificate",
-           "with_equality_rows", "optimal_or_first", "reduced_problem"]
+__all__ = ["tarjan_order", "cvxpy_fro", "cvxpy_nuc", "cvxpy_graph_svm", "cvxpy_head_graph_svm",
+           "check_nuclear_certificate", "with_equality_rows", "optimal_or_first",
+           "reduced_problem"]
+
+
+def tarjan_order(n_nodes: int, edges: np.ndarray) -> list[int]:
+    """Independent reference for the SCC numbering: Tarjan's algorithm, written recursively
+    (roots ``0 .. n_nodes - 1`` in turn, a node's edges in the given order), components
+    numbered in the reverse of the order Tarjan emits them."""
+    adj: list[list[int]] = [[] for _ in range(n_nodes)]
+    for u, v in np.asarray(edges, dtype=np.int64).reshape(-1, 2).tolist():
+        adj[u].append(v)
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    stack: list[int] = []
+    emitted: list[list[int]] = []
+
+    def visit(v: int) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in adj[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while not comp or comp[-1] != v:
+                comp.append(stack.pop())
+            emitted.append(comp)
+
+    for r in range(n_nodes):
+        if r not in index:
+            visit(r)
+    out = [0] * n_nodes
+    for j, comp in enumerate(reversed(emitted)):
+        for v in comp:
+            out[v] = j
+    return out
 
 
 def cvxpy_fro(A: np.ndarray, Zc: np.ndarray) -> tuple[str, np.ndarray | None]:
@@ -79,6 +118,29 @@ def cvxpy_graph_svm(ds):
     prob = cp.Problem(cp.Minimize(cp.sum_squares(W)), cons)
     prob.solve(solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
     return prob.status, W.value
+
+
+def cvxpy_head_graph_svm(G: object, norm: str = "fro") -> tuple[float, np.ndarray]:
+    """Independent reference for a probe head's Graph-SVM (:class:`attnsvm.probe.graph.HeadGraphs`):
+    every edge a constraint, equality inside its component; (optimal value, W (d, d + 1))."""
+    import cvxpy as cp
+
+    d = G.keys.shape[1]  # type: ignore[attr-defined]
+    W = cp.Variable((d, d + 1))
+    cons = []
+    for (g, i, j), (ci, cj) in zip(G.edges, G.comp, strict=True):  # type: ignore[attr-defined]
+        a = G.keys[i] - G.keys[j]  # type: ignore[attr-defined]
+        expr = cp.sum(cp.multiply(W, np.outer(a, G.queries[g])))  # type: ignore[attr-defined]
+        cons.append(expr == 0 if ci == cj else expr >= 1)
+    obj = cp.sum_squares(W) if norm == "fro" else cp.normNuc(W)
+    prob = cp.Problem(cp.Minimize(obj), cons)
+    if norm == "fro":
+        prob.solve(solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
+    else:  # the semidefinite form stalls at tighter settings; defaults reach ~1e-8
+        prob.solve(solver="CLARABEL")
+    assert prob.status == "optimal"
+    value = float(np.sqrt(prob.value)) if norm == "fro" else float(prob.value)
+    return value, np.asarray(W.value)
 
 
 def check_nuclear_certificate(sol, tol=1e-9):

@@ -21,7 +21,7 @@ from attnsvm.ntp import (
     solve_w_fin,
     strongly_connected_components,
 )
-from references import cvxpy_graph_svm
+from references import cvxpy_graph_svm, tarjan_order
 
 nx = pytest.importorskip("networkx")
 
@@ -44,6 +44,18 @@ def test_sccs_match_networkx(seed):
     assert ours == nx_sccs(n, edges)
     assert np.all(comp[edges[:, 0]] <= comp[edges[:, 1]])  # topological (priority) order
     assert sorted(np.unique(comp).tolist()) == list(range(len(ours)))
+
+
+def test_scc_numbering_is_reversed_tarjan_order():
+    """The numbering W^fin and the JSON follow: Tarjan's emission order, reversed, for sorted,
+    unsorted and repeated edges (an independent recursive Tarjan in references.py)."""
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        n = int(rng.integers(1, 25))
+        edges = rng.integers(0, n, size=(int(rng.integers(0, 3 * n + 1)), 2))
+        for e in (edges, np.unique(edges, axis=0).reshape(-1, 2)):
+            assert strongly_connected_components(n, e).tolist() == tarjan_order(n, e)
+    assert strongly_connected_components(0, np.zeros((0, 2), dtype=int)).tolist() == []
 
 
 def test_sccs_iterative_on_deep_graphs():

@@ -18,6 +18,7 @@ from attnsvm.probe.compare import corr, random_control
 from attnsvm.probe.corpus import Sequence
 from attnsvm.probe.graph import build_graphs, strong_components
 from attnsvm.probe.instance import build_instance
+from references import cvxpy_head_graph_svm
 
 RNG = np.random.default_rng(7)
 E = RNG.standard_normal((6, 5))  # 6 token vectors, d = 5
@@ -113,28 +114,6 @@ def test_strong_components_on_random_digraphs() -> None:
         assert mine == ref
 
 
-def _cvxpy_graph_svm(G: object, norm: str = "fro") -> tuple[float, np.ndarray]:
-    """Independent Graph-SVM: every edge a constraint, equality inside its component."""
-    import cvxpy as cp
-
-    d = G.keys.shape[1]  # type: ignore[attr-defined]
-    W = cp.Variable((d, d + 1))
-    cons = []
-    for (g, i, j), (ci, cj) in zip(G.edges, G.comp, strict=True):  # type: ignore[attr-defined]
-        a = G.keys[i] - G.keys[j]  # type: ignore[attr-defined]
-        expr = cp.sum(cp.multiply(W, np.outer(a, G.queries[g])))  # type: ignore[attr-defined]
-        cons.append(expr == 0 if ci == cj else expr >= 1)
-    obj = cp.sum_squares(W) if norm == "fro" else cp.normNuc(W)
-    prob = cp.Problem(cp.Minimize(obj), cons)
-    if norm == "fro":
-        prob.solve(solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
-    else:  # the semidefinite form stalls at tighter settings; defaults reach ~1e-8
-        prob.solve(solver="CLARABEL")
-    assert prob.status == "optimal"
-    value = float(np.sqrt(prob.value)) if norm == "fro" else float(prob.value)
-    return value, np.asarray(W.value)
-
-
 def test_decoder_head_graph_svm_matches_cvxpy_where_att_svm_is_infeasible() -> None:
     inst = build_instance(CAPS, 0, 1, causal=True)
     assert inst.identical_keys > 0  # the repeated tokens: the Att-SVM cannot be feasible
@@ -144,7 +123,7 @@ def test_decoder_head_graph_svm_matches_cvxpy_where_att_svm_is_infeasible() -> N
     assert rec["nuc_status"] == "infeasible"  # same constraints: not solved twice
     assert rec["graph_status"] == "optimal" and rec["graph_feasible"] is True
     G = build_graphs(CAPS, 0, 1, causal=True)
-    obj, W_ref = _cvxpy_graph_svm(G)
+    obj, W_ref = cvxpy_head_graph_svm(G)
     assert rec["graph_objective"] == pytest.approx(obj, rel=1e-6)
     W = arrays["W_graph"].astype(np.float64)
     assert np.abs(W - W_ref).max() < 1e-4 * np.abs(W_ref).max()
@@ -163,7 +142,7 @@ def test_decoder_head_graph_svm_matches_cvxpy_where_att_svm_is_infeasible() -> N
     assert rec["corr_graph_random"] == pytest.approx(
         corr(W64, random_control((5, 6), 0, 0, 1)), abs=1e-6)
     # the nuclear-norm Graph-SVM (the target of a factored head), same constraints
-    nuc, _ = _cvxpy_graph_svm(G, "nuc")
+    nuc, _ = cvxpy_head_graph_svm(G, "nuc")
     assert rec["graph_nuc_status"] in ("optimal", "inaccurate")  # the gap is checked here:
     assert rec["graph_nuc_objective"] == pytest.approx(nuc, rel=1e-6)
     Wn = arrays["W_graph_nuc"]

@@ -89,6 +89,8 @@ def check_command_extra(command: str, model: str | None = None) -> None:
         return
     also: list[str] = []
     if command == "probe":
+        # the probe package only for the probe itself (main imports this module for every
+        # command; the probe's modules are a second of imports)
         from .probe.models import DEFAULT_MODEL, is_default_model
 
         if is_default_model(DEFAULT_MODEL if model is None else model):

@@ -23,7 +23,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ._io import npz_headers
 from .exceptions import InvalidInputError
+from .svm._working_set import default_chunk
 
 __all__ = ["ENV_VAR", "memory_limit", "check_memory", "format_bytes", "parse_bytes",
            "solve_memory", "train_memory", "ntp_memory", "ntp_solve_memory",
@@ -149,8 +151,6 @@ def _stored(headers: Headers) -> int:
 def _att_svm(n: int, T: int, d: int, norm: str) -> int:
     """Bytes of one Att-SVM solve: constraint factors and their scaled copies, W-sized
     matrices, the working set's Gram blocks (nuclear: its interior-point matrices)."""
-    from .svm._working_set import default_chunk
-
     m = n * max(T - 1, 0)
     c = min(m, default_chunk(m, d * d))
     total = 5 * 8 * m * d + 6 * 8 * d * d + 2 * 8 * c * c
@@ -222,8 +222,6 @@ def check_file_memory(command: str, path: str | os.PathLike[str], **options: Any
     InvalidInputError
         The estimate exceeds the limit.
     """
-    from ._io import npz_headers
-
     headers = npz_headers(path)
     if command == "solve":
         est = solve_memory(headers, str(options.get("norm", "fro")))

@@ -12,7 +12,11 @@ import numpy as np
 
 from .exceptions import InvalidInputError, InvalidParameterError
 
-__all__ = ["check_choice", "check_positive", "as_float_array", "as_int_array"]
+__all__ = ["check_choice", "check_positive", "check_steps", "MAX_STEPS", "as_float_array",
+           "as_int_array"]
+
+#: Largest accepted number of training steps (larger runs are refused up front: split them).
+MAX_STEPS = 10**9
 
 
 def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
@@ -41,6 +45,17 @@ def check_positive(name: str, value: Any, *, integer: bool = False,
             f"The '{name}' parameter must be a finite {kind} {bound}. Got {value!r} instead."
         )
     return value
+
+
+def check_steps(value: Any, name: str = "steps") -> int:
+    """Return ``value`` if it is an integer in ``[0, MAX_STEPS]``, else raise
+    :class:`InvalidParameterError`."""
+    steps = int(check_positive(name, value, integer=True, allow_zero=True))
+    if steps > MAX_STEPS:
+        raise InvalidParameterError(
+            f"The '{name}' parameter must be at most {MAX_STEPS:.0e} (split longer runs). "
+            f"Got {steps} instead.")
+    return steps
 
 
 def _describe(arr: Any) -> str:

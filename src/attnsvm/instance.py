@@ -27,7 +27,7 @@ from ._validation import as_float_array, as_int_array
 from .constraints import ConstraintSet
 from .exceptions import InstanceFileError, InvalidInputError
 
-__all__ = ["Instance", "TiedTokensError", "random_instance"]
+__all__ = ["Instance", "TiedTokensError", "random_instance", "check_rotary_fields"]
 
 #: Relative tolerance under which two token scores count as tied.
 TIE_RTOL = 1e-12
@@ -39,6 +39,38 @@ class TiedTokensError(InvalidInputError):
     def __init__(self, message: str, ties: dict[int, list[int]]):
         super().__init__(message)
         self.ties = ties
+
+
+def check_rotary_fields(inst: Instance) -> dict[str, np.ndarray]:
+    """Validated ``freqs`` (F,) float, ``pos`` (n, T) int64, ``qpos`` (n,) int64.
+
+    Raises
+    ------
+    InvalidInputError
+        A field missing or malformed, or no ``Z``.
+    """
+    missing = [k for k in ("freqs", "pos", "qpos") if getattr(inst, k) is None]
+    if missing:
+        raise InvalidInputError(
+            "A rotary instance needs 'freqs', 'pos' and 'qpos' together. Got no "
+            + " and no ".join(repr(k) for k in missing) + " instead.")
+    if inst.Z is None:
+        raise InvalidInputError(
+            "A rotary instance needs the queries 'Z' (n, d). Got self-attention "
+            "('query_index') instead.")
+    n, T, _ = inst.X.shape
+    freqs = as_float_array("freqs", inst.freqs, 1)
+    if freqs.size == 0:
+        raise InvalidInputError(
+            "The 'freqs' array must hold at least one frequency. Got shape (0,) instead.")
+    pos = as_int_array("pos", inst.pos, 2, (n, T))
+    qpos = as_int_array("qpos", inst.qpos, 1, (n,))
+    for name, arr in (("pos", pos), ("qpos", qpos)):
+        if arr.size and np.max(np.abs(arr)) >= 2 ** 53:
+            raise InvalidInputError(
+                f"The '{name}' values must be below 2**53 in magnitude (exact in float64). "
+                f"Got {int(np.max(np.abs(arr)))} instead.")
+    return {"freqs": freqs, "pos": pos, "qpos": qpos}
 
 
 @dataclass(frozen=True)
@@ -118,8 +150,6 @@ class Instance:
         if self.alpha is not None:
             object.__setattr__(self, "alpha", self.check_alpha(self.alpha))
         if self.freqs is not None or self.pos is not None or self.qpos is not None:
-            from .rotary_instance import check_rotary_fields  # rotary instances (SPEC.md)
-
             for k, val in check_rotary_fields(self).items():
                 object.__setattr__(self, k, val)
 

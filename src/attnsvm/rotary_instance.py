@@ -22,16 +22,19 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ._validation import as_float_array, as_int_array
 from .exceptions import InvalidInputError
-
-if TYPE_CHECKING:
-    from .instance import Instance
-    from .svm.rotary import RotaryConstraintSet, RotarySolution
+from .instance import Instance, check_rotary_fields
+from .svm.rotary import (
+    RotaryConstraintSet,
+    RotarySolution,
+    lifted_norm,
+    rotary_constraints,
+    solve_lifted,
+)
 
 __all__ = ["check_rotary_fields", "rotary_problem", "RotaryReport", "rotary_solve_report"]
 
@@ -39,42 +42,8 @@ __all__ = ["check_rotary_fields", "rotary_problem", "RotaryReport", "rotary_solv
 SUPPORT_TOL = 1e-6
 
 
-def check_rotary_fields(inst: Instance) -> dict[str, np.ndarray]:
-    """Validated ``freqs`` (F,) float, ``pos`` (n, T) int64, ``qpos`` (n,) int64.
-
-    Raises
-    ------
-    InvalidInputError
-        A field missing or malformed, or no ``Z``.
-    """
-    missing = [k for k in ("freqs", "pos", "qpos") if getattr(inst, k) is None]
-    if missing:
-        raise InvalidInputError(
-            "A rotary instance needs 'freqs', 'pos' and 'qpos' together. Got no "
-            + " and no ".join(repr(k) for k in missing) + " instead.")
-    if inst.Z is None:
-        raise InvalidInputError(
-            "A rotary instance needs the queries 'Z' (n, d). Got self-attention "
-            "('query_index') instead.")
-    n, T, _ = inst.X.shape
-    freqs = as_float_array("freqs", inst.freqs, 1)
-    if freqs.size == 0:
-        raise InvalidInputError(
-            "The 'freqs' array must hold at least one frequency. Got shape (0,) instead.")
-    pos = as_int_array("pos", inst.pos, 2, (n, T))
-    qpos = as_int_array("qpos", inst.qpos, 1, (n,))
-    for name, arr in (("pos", pos), ("qpos", qpos)):
-        if arr.size and np.max(np.abs(arr)) >= 2 ** 53:
-            raise InvalidInputError(
-                f"The '{name}' values must be below 2**53 in magnitude (exact in float64). "
-                f"Got {int(np.max(np.abs(arr)))} instead.")
-    return {"freqs": freqs, "pos": pos, "qpos": qpos}
-
-
 def rotary_problem(inst: Instance, alpha: np.ndarray) -> RotaryConstraintSet:
     """The lifted Att-SVM rows of a rotary instance for token choice ``alpha``."""
-    from .svm.rotary import rotary_constraints
-
     assert inst.Z is not None and inst.freqs is not None
     assert inst.pos is not None and inst.qpos is not None
     return rotary_constraints(inst.X, inst.Z, inst.pos, inst.qpos, inst.freqs, alpha)
@@ -88,8 +57,6 @@ def _grid(values: np.ndarray, index: np.ndarray, n: int, T: int) -> np.ndarray:
 
 def certificate_residual(problem: RotaryConstraintSet, c: np.ndarray) -> float:
     """``||sum_k c_k g_k|| / sum_k |c_k| ||g_k||`` (0 for an exact Farkas certificate)."""
-    from .svm.rotary import lifted_norm
-
     G, G0 = problem.combine(c)
     norms = np.sqrt(np.sum(np.abs(problem.A) ** 2, axis=(1, 2))) * np.linalg.norm(
         problem.Zc, axis=1)
@@ -188,8 +155,6 @@ def rotary_solve_report(inst: Instance, norm: str = "fro", *, tol: float = 1e-6
     ``locally_optimal`` (with ``Y`` and ``v``): every SVM neighbour of the lifted Frobenius
     solution (rows with value 1) has a lower token score than the selected token.
     """
-    from .svm.rotary import solve_lifted
-
     if norm not in ("fro", "nuc"):
         raise InvalidInputError(
             f"A rotary instance is solved in norm 'fro' or 'nuc'. Got '{norm}' instead.")

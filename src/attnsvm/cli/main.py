@@ -1,7 +1,10 @@
 """Entry point of the ``attnsvm`` console script.
 
-Sub-commands live in one module each (``solve_cmd``, ``train_cmd``, ``reproduce_cmd``,
-``probe_cmd``) and are imported only when used, so ``attnsvm solve`` never imports PyTorch.
+Sub-commands live in one module each (``solve_cmd``, ``train_cmd``, ...; the table
+:data:`COMMANDS`).  This module imports only the one that runs (none for ``--help`` and
+``--version``), and each command module imports what it needs at its top, so laziness lives at
+this one boundary: ``attnsvm solve`` never imports PyTorch.  The probe's extra is checked
+(:func:`attnsvm._extras.check_command_extra`) before its command runs.
 
 Exit codes: 0 success, 2 bad input (one ``error:`` line on stderr), 3 infeasible SVM,
 1 anything else.
@@ -13,7 +16,14 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+
+from attnsvm import __version__
+from attnsvm._extras import check_command_extra
+from attnsvm.exceptions import InfeasibleProblemError, InvalidInputError, MissingDependencyError
+
+from ._examples import EXAMPLES
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_ERROR", "EXIT_BAD_INPUT", "EXIT_INFEASIBLE"]
 
@@ -48,19 +58,17 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser; only ``command``'s module is imported (all when None)."""
-    from attnsvm import __version__
-
-    from ._examples import EXAMPLES
-
+def build_parser(command: str | None = None, *,
+                 load: bool = True) -> argparse.ArgumentParser:
+    """The argument parser; only ``command``'s module is imported (all when None, none when
+    ``load`` is False: enough for ``--help``, ``--version`` and an unknown command)."""
     parser = _Parser(prog="attnsvm", description="Softmax attention as a max-margin SVM.")
     parser.add_argument("--version", action="version", version=f"attnsvm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (mod, add, _run, help_) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_, description=help_, epilog=EXAMPLES.get(name),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-        if command is None or command == name:
+        if load and (command is None or command == name):
             module = importlib.import_module(f"attnsvm.cli.{mod}")
             getattr(module, add)(sp)
     return parser
@@ -91,8 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stderr (none when the input is rejected, so bad input gives exactly one ``error:``
     line), and a closed pipe (``| head``) ends the command quietly.
     """
-    import warnings
-
+    # numpy and tqdm (through _output) only once a command line is run, so that importing this
+    # module stays cheap
     from ._output import native_stdout_to_stderr, silence_stdout, write_warnings
 
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -128,14 +136,12 @@ _INTERRUPTED = KeyboardInterrupt("interrupted")
 
 
 def _dispatch(args_list: list[str], command: str | None) -> int:
-    parser = build_parser(command)
+    parser = build_parser(command, load=command is not None)
     args = parser.parse_args(args_list)
     if args.command is None:
         parser.error(f"a command is required (one of {', '.join(COMMANDS)}); "
                      f"see 'attnsvm --help'")
     mod, _add, run, _help = COMMANDS[args.command]
-    from attnsvm._extras import check_command_extra
-
     check_command_extra(args.command, getattr(args, "model", None))  # the extra 'probe'
     module = importlib.import_module(f"attnsvm.cli.{mod}")
     return int(getattr(module, run)(args))
@@ -143,12 +149,6 @@ def _dispatch(args_list: list[str], command: str | None) -> int:
 
 def error_code(exc: BaseException) -> int:
     """The exit code for an exception: 2 bad input, 3 infeasible, 130 interrupt, else 1."""
-    from attnsvm.exceptions import (
-        InfeasibleProblemError,
-        InvalidInputError,
-        MissingDependencyError,
-    )
-
     if isinstance(exc, (InvalidInputError, MissingDependencyError)):
         return EXIT_BAD_INPUT
     if isinstance(exc, InfeasibleProblemError):

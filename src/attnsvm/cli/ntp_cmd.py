@@ -8,8 +8,28 @@ log-loss (float64) and compares it with ``R W_svm + W_fin``.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+import warnings
 from typing import Any
+
+import numpy as np
+
+from attnsvm._memory import check_file_memory, check_memory, ntp_solve_memory
+from attnsvm._validation import check_positive, check_steps
+from attnsvm.exceptions import InvalidParameterError
+from attnsvm.ntp import NTPDataset, ntp_metrics, priority_graphs, solve_graph_svm, solve_w_fin
+from attnsvm.report_solve import DEFAULT_TOL, verify_solution
+from attnsvm.svm.solution import INFEASIBLE, OPTIMAL
+
+from ._output import (
+    Progress,
+    check_out_path,
+    emit_text,
+    json_text,
+    save_npz_atomic,
+    write_warnings,
+)
 
 __all__ = ["add_ntp_arguments", "run_ntp"]
 
@@ -38,24 +58,9 @@ def run_ntp(args: argparse.Namespace) -> int:
     InvalidParameterError
         Bad ``--steps``, ``--lr`` or ``--seed``.
     """
-    import warnings
-
-    from attnsvm._memory import check_file_memory
-    from attnsvm._validation import check_positive
-    from attnsvm.exceptions import InvalidParameterError
-    from attnsvm.ntp import NTPDataset
-
-    from ._output import check_out_path, write_warnings
-
     t0 = time.perf_counter()
     out_path = check_out_path(args.out)
-    steps = int(check_positive("steps", args.steps, integer=True, allow_zero=True))
-    if steps > 0:
-        from attnsvm.train.config import MAX_STEPS  # imports torch: only when training
-    if steps > 0 and steps > MAX_STEPS:
-        raise InvalidParameterError(
-            f"The 'steps' parameter must be at most {MAX_STEPS:.0e} (split longer runs). "
-            f"Got {steps} instead.")
+    steps = check_steps(args.steps)
     lr = float(check_positive("lr", args.lr))
     seed = args.seed
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -74,15 +79,6 @@ def run_ntp(args: argparse.Namespace) -> int:
 def _solve_and_train(ds: Any, steps: int, lr: float, seed: int
                      ) -> tuple[int, dict[str, Any], dict[str, Any]]:
     """The Graph-SVM (verified), W_fin and the optional run: (exit code, JSON, arrays)."""
-    import numpy as np
-
-    from attnsvm._memory import check_memory, ntp_solve_memory
-    from attnsvm.ntp import ntp_metrics, priority_graphs, solve_graph_svm, solve_w_fin
-    from attnsvm.report_solve import DEFAULT_TOL, verify_solution
-    from attnsvm.svm.solution import INFEASIBLE, OPTIMAL
-
-    from ._output import Progress
-
     graphs = priority_graphs(ds)
     # the rows and S_fin's generators are known now: their memory, before they are built
     n_rows = sum(int(gr.edges.shape[0]) for gr in graphs.values())
@@ -110,9 +106,9 @@ def _solve_and_train(ds: Any, steps: int, lr: float, seed: int
                 "fin_grad_norm": fin.grad_norm})
     arrays: dict[str, Any] = {"W_svm": sol.W, "W_fin": fin.W_fin}
     if steps > 0:
-        import torch
+        import torch  # PyTorch only for --steps N > 0: the solve-only path never loads it
 
-        from attnsvm.ntp import train_ntp
+        from attnsvm.ntp.train import train_ntp
 
         torch.set_num_threads(1)  # small problems: threads only add overhead
         bar = Progress(steps, "ntp: train", enabled=steps >= 2000)
@@ -142,10 +138,6 @@ def _solve_and_train(ds: Any, steps: int, lr: float, seed: int
 def _finish(args: argparse.Namespace, out_path: Any, code: int, res: dict[str, Any],
             arrays: dict[str, Any]) -> int:
     """Write ``--out`` (only for a verified answer), print the result, return ``code``."""
-    import sys
-
-    from ._output import emit_text, json_text, save_npz_atomic
-
     text = json_text(res) if args.json else _summary(res)  # complete before writing
     if out_path is not None and code in (0, 3):
         save_npz_atomic(out_path, **arrays)

@@ -11,6 +11,8 @@ import argparse
 import os
 from typing import Any
 
+from ..lm.config import OPTIMIZERS, POSITIONS, TASKS, PretrainConfig
+from ..lm.trainer import check_pretrain_out, pretrain
 from ._output import Progress, emit_json, emit_text
 
 __all__ = ["add_pretrain_arguments", "run_pretrain"]
@@ -18,8 +20,6 @@ __all__ = ["add_pretrain_arguments", "run_pretrain"]
 
 def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``pretrain`` options to a (sub)parser."""
-    from ..lm.config import OPTIMIZERS, POSITIONS, TASKS
-
     parser.add_argument("--task", choices=list(TASKS), default="induction",
                         help="induction (repeated random segments, default) or corpus "
                         "(next-token prediction on the shipped English text)")
@@ -55,9 +55,6 @@ def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_pretrain(args: argparse.Namespace) -> int:
     """Run ``attnsvm pretrain`` with parsed arguments; return the exit code."""
-    from ..lm.config import PretrainConfig
-    from ..lm.trainer import check_pretrain_out, pretrain
-
     cfg = PretrainConfig(task=args.task, layers=args.layers, heads=args.heads,
                          d_model=args.d_model, positions=args.positions,
                          optimizer=args.optimizer, steps=args.steps,

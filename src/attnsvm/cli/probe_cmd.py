@@ -12,6 +12,9 @@ import os
 import sys
 from typing import Any
 
+from ..probe.analysis import ProbeOptions
+from ..probe.geometry import parse_targets
+from ..probe.run import probe
 from ._output import Progress, check_out_path, emit_json, emit_text
 
 __all__ = ["add_probe_arguments", "run_probe"]
@@ -184,10 +187,6 @@ def run_probe(args: argparse.Namespace) -> int:
     """Run ``attnsvm probe`` with parsed arguments; return the exit code: 0, or 1 when some
     head's analysis failed (its record says why, one ``error:`` line each on stderr; the
     other heads' results are written)."""
-    from ..probe.analysis import ProbeOptions
-    from ..probe.geometry import parse_targets
-    from ..probe.run import probe
-
     check_out_path(args.out, "--out", kind="dir")
     nuc, geometry = parse_targets(getattr(args, "targets", None))
     opts = ProbeOptions(

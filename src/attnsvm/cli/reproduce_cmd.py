@@ -5,6 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from attnsvm.exceptions import InvalidParameterError
+from attnsvm.experiments.registry import describe_figures, get_figure
+from attnsvm.experiments.report import summary_text
+from attnsvm.experiments.runner import reproduce, resolve_backend
+
+from ._output import check_out_path, emit_text
+
 __all__ = ["add_reproduce_arguments", "run_reproduce"]
 
 
@@ -43,19 +50,12 @@ def run_reproduce(args: argparse.Namespace) -> int:
         ``--address`` without ``--backend ray``, or ``--out`` an existing file or an
         unwritable place (checked before anything runs).
     """
-    from attnsvm.exceptions import InvalidParameterError
-    from attnsvm.experiments.registry import describe_figures, get_figure
-
-    from ._output import check_out_path, emit_text
-
     if args.list:
         emit_text(describe_figures(args.out))  # times of the last run there, if any
         return 0
     check_out_path(args.out, "--out", kind="dir")  # before any figure runs
     for name in args.names:
         get_figure(name)
-    from attnsvm.experiments.runner import reproduce, resolve_backend
-
     resolve_backend(args.backend, args.workers)  # --workers with 'batched' fails here, early
     if args.address and args.backend != "ray":
         raise InvalidParameterError("The '--address' option needs '--backend ray'.")
@@ -63,7 +63,5 @@ def run_reproduce(args: argparse.Namespace) -> int:
     summary = reproduce(args.names or None, out=args.out, quick=args.quick,
                         backend=args.backend, workers=args.workers, address=args.address,
                         progress=args.progress, argv=sys.argv)
-    from attnsvm.experiments.report import summary_text
-
     emit_text(f"{summary_text(summary, args.names)}\nreport: {args.out}/index.html")
     return 0

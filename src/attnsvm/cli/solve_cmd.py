@@ -12,6 +12,14 @@ import sys
 import warnings
 from typing import Any
 
+from attnsvm._memory import check_file_memory
+from attnsvm._validation import check_positive
+from attnsvm.instance import Instance
+from attnsvm.report_solve import DEFAULT_TOL, solve_report
+from attnsvm.svm.solution import INFEASIBLE, OPTIMAL
+
+from ._output import check_out_path, emit_text, json_text, save_npz_atomic, write_warnings
+
 __all__ = ["add_solve_arguments", "run_solve"]
 
 
@@ -32,20 +40,13 @@ def add_solve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_solve(args: argparse.Namespace) -> int:
     """Solve the instance's Att-SVM; exit code 0 verified, 3 infeasible, 1 inaccurate."""
-    from attnsvm._memory import check_file_memory
-    from attnsvm._validation import check_positive
-    from attnsvm.instance import Instance
-    from attnsvm.report_solve import DEFAULT_TOL, solve_report
-    from attnsvm.svm.solution import INFEASIBLE, OPTIMAL
-
-    from ._output import check_out_path, emit_text, json_text, save_npz_atomic, write_warnings
-
     out = check_out_path(args.out)
     tol = DEFAULT_TOL if args.tol is None else check_positive("--tol", args.tol)
     check_file_memory("solve", args.instance, norm=args.norm)  # before any array is read
     inst = Instance.load(args.instance)
     with warnings.catch_warnings(record=True) as caught:
         if inst.is_rotary:  # the lifted Att-SVM (SPEC.md "Rotary instances")
+            # the lifted solver and its phase tables stay out of the plain solve path
             from attnsvm.rotary_instance import rotary_solve_report
 
             rep: Any = rotary_solve_report(inst, args.norm, tol=tol)

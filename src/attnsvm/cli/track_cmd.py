@@ -11,6 +11,7 @@ import os
 import sys
 from typing import Any
 
+from ..lm.track import TrackOptions, track
 from ._output import check_out_path, emit_json, emit_text
 
 __all__ = ["add_track_arguments", "run_track"]
@@ -76,8 +77,6 @@ def _summary_text(s: dict[str, Any], out: str) -> str:
 def run_track(args: argparse.Namespace) -> int:
     """Run ``attnsvm track`` with parsed arguments; return the exit code (1 when some head's
     analysis failed; the others are reported)."""
-    from ..lm.track import TrackOptions, track
-
     check_out_path(args.out, "--out", kind="dir")
     opts = TrackOptions(layers=args.layers, nuclear=args.nuclear, graph=args.graph,
                         text=args.text, seq_len=args.seq_len, max_queries=args.max_queries,

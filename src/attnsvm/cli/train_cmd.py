@@ -16,6 +16,16 @@ import argparse
 import time
 from typing import Any
 
+import numpy as np
+
+from attnsvm._memory import check_file_memory
+from attnsvm._validation import check_choice, check_positive, check_steps
+from attnsvm.exceptions import InvalidInputError, InvalidParameterError, SolverError
+from attnsvm.instance import Instance
+from attnsvm.svm.margins import margin_ratios
+
+from ._output import Progress, check_out_path, emit_json, emit_text, save_npz_atomic
+
 __all__ = ["add_train_arguments", "run_train", "CLI_OPTIMIZERS", "format_summary"]
 
 CLI_OPTIMIZERS = ("gd", "ngd", "polyak", "md", "adam", "sign", "spectral", "muon", "signum")
@@ -82,25 +92,14 @@ def format_summary(out: dict[str, Any]) -> str:
 
 def _check_args(args: argparse.Namespace) -> dict[str, Any]:
     """Validate the options before any work (InvalidParameterError / InvalidInputError)."""
-    from attnsvm._validation import check_choice, check_positive
-    from attnsvm.exceptions import InvalidParameterError
-    from attnsvm.train.config import MAX_STEPS
-
-    from ._output import check_out_path
-
     opts = {
         "param": check_choice("param", getattr(args, "param", "W"), CLI_PARAMS),
         "optimizer": check_choice("optimizer", getattr(args, "optimizer", "ngd"),
                                   CLI_OPTIMIZERS),
         "lr": float(check_positive("lr", getattr(args, "lr", 0.1))),
-        "steps": int(check_positive("steps", getattr(args, "steps", 2000), integer=True,
-                                    allow_zero=True)),
+        "steps": check_steps(getattr(args, "steps", 2000)),
         "backend": check_choice("backend", getattr(args, "backend", "auto"), CLI_BACKENDS),
     }
-    if opts["steps"] > MAX_STEPS:
-        raise InvalidParameterError(
-            f"The 'steps' parameter must be at most {MAX_STEPS:.0e} (split longer runs). "
-            f"Got {opts['steps']} instead.")
     seed = getattr(args, "seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InvalidParameterError(
@@ -138,20 +137,13 @@ def run_train(args: argparse.Namespace) -> int:
     """
     t0 = time.perf_counter()
     opts = _check_args(args)
-    import numpy as np
-
-    from attnsvm._memory import check_file_memory
-    from attnsvm.exceptions import InvalidInputError
-    from attnsvm.instance import Instance
-
-    from ._output import Progress, emit_json, emit_text, save_npz_atomic
-
     check_file_memory("train", args.instance, param=opts["param"])  # before any array is read
     inst = Instance.load(args.instance)
     if not inst.has_head:
         raise InvalidInputError(
             f"The instance '{args.instance}' must have labels 'Y' and head 'v' for training.")
 
+    # PyTorch once the input is checked: bad input exits without its seconds of import
     from attnsvm.train import compare_with_svms, train
 
     steps = opts["steps"]
@@ -174,8 +166,6 @@ def run_train(args: argparse.Namespace) -> int:
     with np.errstate(all="ignore"):
         w_norm = float(np.linalg.norm(W)) if W is not None else float("nan")
     if W is None or not np.all(np.isfinite(W)) or not np.isfinite(w_norm):
-        from attnsvm.exceptions import SolverError
-
         raise SolverError(  # the entries can be finite while their norm overflows
             f"training diverged: ||W||_F = {w_norm:g} after {steps} steps with lr "
             f"{opts['lr']:g}; use a smaller --lr (nothing written)")
@@ -202,8 +192,6 @@ def run_train(args: argparse.Namespace) -> int:
     }
     if "corr_lp" in cmp:
         out["corr_lp"], out["lp_p"] = cmp["corr_lp"], cmp["lp_p"]
-    from attnsvm.svm.margins import margin_ratios
-
     out["margin_ratios"] = margin_ratios(W, inst, alpha=res.selected)
     if opts["optimizer"] == "adam":
         out["adam_eps"], out["betas"] = opts["adam_eps"], list(opts["betas"])

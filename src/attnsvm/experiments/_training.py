@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..instance import Instance
+from ..train import train
+from ..train.params import get_param
 
 __all__ = ["Trajectory", "trajectory"]
 
@@ -85,8 +87,6 @@ def trajectory(instances: Sequence[Instance], record_steps: Sequence[int] | np.n
     import time
 
     # torch (heavy): imported when a figure trains, not when figures are listed
-    from ..train import train
-    from ..train.params import get_param
 
     t0 = time.perf_counter()
     steps = np.unique(np.asarray(record_steps, dtype=np.int64))

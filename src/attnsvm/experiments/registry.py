@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from .._extras import has_extra
 from ..exceptions import InvalidParameterError
 from ..progress import format_seconds
 from .config import FigureConfig
@@ -182,8 +183,6 @@ def get_figure(name: str) -> Figure:
 
 def missing_extra(name: str) -> str | None:
     """The extra that figure ``name`` needs and that is not installed, else None."""
-    from .._extras import has_extra
-
     extra = REQUIRES.get(name)
     return extra if extra is not None and not has_extra(extra) else None
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import InvalidInputError
-from ..probe.models import PICKLE_SUFFIXES
+from ..probe.models import PICKLE_SUFFIXES, resolve_model
 
 __all__ = ["schedule", "step_dirname", "save_checkpoint", "Checkpoint", "find_checkpoints",
            "architecture", "TASK_FILE"]
@@ -116,8 +116,6 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 
 def _load_one(path: Path) -> Checkpoint:
-    from ..probe.models import resolve_model
-
     src = resolve_model(str(path))  # raises on a folder that is not a model
     if src.gguf_file is not None:
         raise InvalidInputError(

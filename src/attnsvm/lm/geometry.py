@@ -39,6 +39,13 @@ from typing import Any
 
 import numpy as np
 
+from ..constraints import ConstraintSet
+from ..exceptions import ConvergenceWarning
+from ..probe.compare import corr
+from ..probe.run import head_file
+from ..svm import solve
+from ..svm.norms import norm_value
+
 __all__ = ["GEOMETRY_NORMS", "GEOMETRY_FIELDS", "head_constraints", "geometry_fields",
            "spec_clarabel"]
 
@@ -79,9 +86,6 @@ def head_constraints(probe_dir: str | Path, layer: int, head: int
         a file is missing or the head is not bilinear in the layer input (rotary, QK-norm,
         key-side augmentation).
     """
-    from ..constraints import ConstraintSet
-    from ..probe.run import head_file
-
     hp = head_file(probe_dir, layer, head)
     ip = Path(probe_dir) / "heads" / f"L{layer:02d}_input.npz"
     if not hp.is_file() or not ip.is_file():
@@ -114,11 +118,6 @@ def geometry_fields(probe_dir: str | Path, layer: int, heads: list[int], head: i
     norms : tuple of str
         Subset of :data:`GEOMETRY_NORMS`.
     """
-    from ..exceptions import ConvergenceWarning
-    from ..probe.compare import corr
-    from ..svm import solve
-    from ..svm.norms import norm_value
-
     out: dict[str, Any] = dict.fromkeys(GEOMETRY_FIELDS)
     built = head_constraints(probe_dir, layer, head)
     if built is None or built[0].m == 0:

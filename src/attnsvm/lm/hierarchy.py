@@ -34,6 +34,11 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import InvalidInputError
+from ..probe.capture import Capture, to_numpy
+from ..probe.corpus import make_sequences, read_corpus
+from ..probe.models import load_model, load_tokenizer, resolve_model
+from ..probe.run import parse_layers
+from ..probe.tasks import HeadTask, run_tasks
 
 __all__ = ["HIERARCHY_FIELDS", "NORM_MODULES", "embedding_inputs", "hierarchy_records",
            "hierarchy_fields", "input_norm"]
@@ -85,8 +90,6 @@ def embedding_inputs(adapter: Any, sequence: Any, layers: list[int]
     """
     import torch
 
-    from ..probe.capture import to_numpy
-
     held: dict[str, Any] = {}
 
     def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -110,8 +113,6 @@ def embedding_inputs(adapter: Any, sequence: Any, layers: list[int]
 def _embedding_capture(cap: Any, adapter: Any, layer: int, E: np.ndarray) -> Any:
     """A copy of ``cap`` restricted to ``layer`` whose tokens are ``E`` (the model's own
     probabilities, hence the head's selections, are kept)."""
-    from ..probe.capture import Capture
-
     out = Capture(cap.sequence, {layer: E}, {layer: cap.P[layer]}, cap.rope)
     nf = getattr(adapter, "norm_factors", None)
     if cap.qs.get(layer) is not None and nf is not None:  # QK-norm: factors of the new tokens
@@ -169,11 +170,6 @@ def hierarchy_records(path: str, layers: str | None, opts: Any, text: str | None
     list of dict
         One probe record per head (layer, head order), of the embedding-token instance.
     """
-    from ..probe.corpus import make_sequences, read_corpus
-    from ..probe.models import load_model, load_tokenizer, resolve_model
-    from ..probe.run import parse_layers
-    from ..probe.tasks import HeadTask, run_tasks
-
     src = resolve_model(path)
     tok = load_tokenizer(src)
     seqs = make_sequences(tok, read_corpus(text), seq_len=seq_len, max_queries=max_queries)

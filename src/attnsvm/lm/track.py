@@ -47,9 +47,16 @@ import numpy as np
 
 from .._io import atomic_write_text
 from ..exceptions import InvalidInputError
+from ..probe.analysis import ProbeOptions
+from ..probe.corpus import make_sequences, read_corpus
+from ..probe.models import offline_hub
+from ..probe.run import check_out_dir, check_sizes, head_file, parse_layers, probe
 from ..reporting import provenance, write_json_atomic
 from .checkpoints import Checkpoint, architecture, find_checkpoints
+from .geometry import geometry_fields
+from .hierarchy import hierarchy_fields, hierarchy_records
 from .tasks import induction_targets
+from .track_report import write_track_report
 
 __all__ = ["TrackOptions", "TrackResult", "track", "SERIES_FIELDS", "support_set", "jaccard",
            "recall_accuracy"]
@@ -160,8 +167,6 @@ def _setup(cks: list[Checkpoint], opts: TrackOptions) -> dict[str, Any]:
                 "max_queries": opts.max_queries or T * int(task.get("eval_sequences", 1)),
                 "task": task.get("task")}
     if opts.text is not None:
-        from ..probe.corpus import read_corpus
-
         read_corpus(opts.text)  # a missing, binary or empty file: one line, before probing
     return {"text": opts.text, "text_label": opts.text or "default corpus",
             "seq_len": opts.seq_len or 32, "max_queries": opts.max_queries or 352,
@@ -186,9 +191,6 @@ def _key(ck: Checkpoint, opts: TrackOptions, setup: dict[str, Any]) -> dict[str,
 def _probe_one(path: str, opts: TrackOptions, setup: dict[str, Any], out: str | None
                ) -> dict[str, Any]:
     """Probe one checkpoint (module level: runs in pool workers too); its summary."""
-    from ..probe.analysis import ProbeOptions
-    from ..probe.run import probe
-
     _quiet_transformers()
     popts = ProbeOptions(nuclear=opts.nuclear, graph=opts.graph, seed=opts.seed)
     res = probe(path, setup["text"], opts.layers, popts, out, seq_len=setup["seq_len"],
@@ -196,16 +198,12 @@ def _probe_one(path: str, opts: TrackOptions, setup: dict[str, Any], out: str | 
     summary = res.summary
     heads = summary["heads"]
     if opts.hierarchy:
-        from .hierarchy import hierarchy_fields, hierarchy_records
-
         emb = hierarchy_records(path, opts.layers, popts, setup["text"], setup["seq_len"],
                                 setup["max_queries"])
         by_head = {(r["layer"], r["head"]): r for r in emb}
         for rec in heads:
             rec.update(hierarchy_fields(rec, by_head.get((rec["layer"], rec["head"]), {})))
     if opts.geometry and out is not None:
-        from .geometry import geometry_fields
-
         layer_heads: dict[int, list[int]] = {}
         for rec in heads:
             layer_heads.setdefault(rec["layer"], []).append(rec["head"])
@@ -228,9 +226,6 @@ def _quiet_transformers() -> None:
 
 def _eval_ids(ck: Checkpoint, setup: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
     """The probe's sequences (ids, special mask), cut by the checkpoint's own tokenizer."""
-    from ..probe.corpus import make_sequences, read_corpus
-    from ..probe.models import offline_hub
-
     _quiet_transformers()
     from transformers import AutoTokenizer
 
@@ -254,8 +249,6 @@ def recall_accuracy(path: Path, seqs: list[tuple[np.ndarray, np.ndarray]]) -> fl
     import torch
     from transformers import AutoModelForCausalLM
 
-    from ..probe.models import offline_hub
-
     with offline_hub():
         model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True,
                                                      use_safetensors=True).eval()
@@ -276,7 +269,6 @@ def recall_accuracy(path: Path, seqs: list[tuple[np.ndarray, np.ndarray]]) -> fl
 def _head_arrays(cache: Path | None, rec: dict[str, Any]) -> dict[str, np.ndarray]:
     if cache is None:
         return {}
-    from ..probe.run import head_file
 
     path = head_file(cache, rec["layer"], rec["head"])
     if not path.is_file():
@@ -353,8 +345,6 @@ def track(paths: Sequence[str | os.PathLike[str]], options: TrackOptions | None 
         No checkpoints, a folder that is not a model, mixed architectures or tasks, bad
         options (checked before any probing).
     """
-    from ..probe.run import check_out_dir, check_sizes, parse_layers
-
     t0 = time.perf_counter()
     opts = options or TrackOptions()
     say = progress or (lambda msg: None)
@@ -443,7 +433,5 @@ def _run(cks: list[Checkpoint], opts: TrackOptions, setup: dict[str, Any],
         "seconds": time.perf_counter() - t0,
     }
     if out_dir is not None:
-        from .track_report import write_track_report
-
         write_track_report(summary, out_dir)
     return TrackResult(summary, out_dir, cached)

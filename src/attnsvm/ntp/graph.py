@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy.sparse import csr_array
+from scipy.sparse.csgraph import connected_components, depth_first_order
 
 from .._validation import as_int_array
 from ..exceptions import InvalidInputError
@@ -26,7 +28,15 @@ __all__ = ["PriorityGraph", "priority_graphs", "kept_token_graphs",
 
 
 def strongly_connected_components(n_nodes: int, edges: np.ndarray) -> np.ndarray:
-    """SCCs of a directed graph by Tarjan's algorithm, iteratively (no recursion limit).
+    """SCCs of a directed graph, numbered in a fixed topological order of the condensation.
+
+    The components are :func:`scipy.sparse.csgraph.connected_components` with
+    ``connection="strong"``.  Their order is the reverse postorder of one depth-first search
+    (:func:`scipy.sparse.csgraph.depth_first_order`): the search starts from the nodes
+    ``0, 1, ..., n_nodes - 1`` in turn and follows the edges of a node in the order given;
+    components are numbered by decreasing finishing time of their first visited node.  That
+    is the order Tarjan's algorithm emits, reversed (the order of earlier versions, kept because
+    ``W^fin``, the ``ntp`` JSON and the probe's equality rows follow it).
 
     Parameters
     ----------
@@ -48,52 +58,36 @@ def strongly_connected_components(n_nodes: int, edges: np.ndarray) -> np.ndarray
     """
     edges = as_int_array("edges", np.asarray(edges).reshape(-1, 2), 2, (None, 2), low=0,
                          high=max(n_nodes, 1))
-    order = np.argsort(edges[:, 0], kind="stable")
-    adj = edges[order, 1].tolist()
-    start = np.searchsorted(edges[order, 0], np.arange(n_nodes + 1)).tolist()
-    index = [-1] * n_nodes
-    low = [0] * n_nodes
-    on_stack = [False] * n_nodes
-    comp = [-1] * n_nodes
-    stack: list[int] = []
-    counter = ncomp = 0
-    for root in range(n_nodes):
-        if index[root] != -1:
-            continue
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack[root] = True
-        work = [[root, start[root]]]  # (node, next edge position)
-        while work:
-            frame = work[-1]
-            v, p = frame
-            if p < start[v + 1]:
-                frame[1] = p + 1
-                w = adj[p]
-                if index[w] == -1:
-                    index[w] = low[w] = counter
-                    counter += 1
-                    stack.append(w)
-                    on_stack[w] = True
-                    work.append([w, start[w]])
-                elif on_stack[w]:
-                    low[v] = min(low[v], index[w])
-                continue
-            work.pop()
-            if work:
-                u = work[-1][0]
-                low[u] = min(low[u], low[v])
-            if low[v] == index[v]:  # v roots a component: pop it
-                while True:
-                    x = stack.pop()
-                    on_stack[x] = False
-                    comp[x] = ncomp
-                    if x == v:
-                        break
-                ncomp += 1
-    # Tarjan emits components sinks first: reverse for a topological order
-    return (ncomp - 1) - np.asarray(comp, dtype=np.int64)
+    if n_nodes == 0:
+        return np.zeros(0, dtype=np.int64)
+    ones = np.ones(len(edges))
+    ncomp, labels = connected_components(
+        csr_array((ones, (edges[:, 0], edges[:, 1])), shape=(n_nodes, n_nodes)),
+        directed=True, connection="strong")
+    # one search over the whole graph: a super-root n_nodes with edges to 0 .. n_nodes - 1
+    src = np.concatenate([edges[:, 0], np.full(n_nodes, n_nodes)])
+    dst = np.concatenate([edges[:, 1], np.arange(n_nodes)])
+    by_src = np.argsort(src, kind="stable")  # a node's edges keep their given order
+    indptr = np.searchsorted(src[by_src], np.arange(n_nodes + 2))
+    forest = csr_array((np.ones(len(src)), dst[by_src], indptr), shape=(n_nodes + 1,) * 2)
+    pre, parent = depth_first_order(forest, n_nodes, directed=True, return_predecessors=True)
+    pre = pre[1:]  # preorder of the real nodes
+    rank = np.empty(n_nodes, dtype=np.int64)
+    rank[pre] = np.arange(n_nodes)
+    size = np.ones(n_nodes + 1, dtype=np.int64)  # subtree sizes
+    depth = np.full(n_nodes + 1, -1, dtype=np.int64)  # the super-root at depth -1
+    par = parent.tolist()
+    for v in pre.tolist():
+        depth[v] = depth[par[v]] + 1
+    for v in pre[::-1].tolist():
+        size[par[v]] += size[v]
+    # nodes finished before v: those visited earlier and not its ancestors, plus its subtree
+    finish = rank + size[:n_nodes] - 1 - depth[:n_nodes]
+    first = np.full(ncomp, n_nodes, dtype=np.int64)
+    np.minimum.at(first, labels, rank)  # the first visited node of each component
+    number = np.empty(ncomp, dtype=np.int64)
+    number[np.argsort(-finish[pre[first]], kind="stable")] = np.arange(ncomp)
+    return number[labels]
 
 
 @dataclass(frozen=True, eq=False)

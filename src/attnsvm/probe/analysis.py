@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from ..constraints import ConstraintSet
 from ..exceptions import InvalidParameterError
+from ..svm import solve_fro_constraints
 from .capture import Capture, position_free_scores
 from .compare import compare, constraint_values, corr, random_control
 from .geometry import GEOMETRY_NORMS, geometry_block
@@ -155,9 +157,6 @@ def _solve_block(
     warm: Any = None,
 ) -> tuple[dict[str, Any], Any]:
     """Solve the Frobenius Att-SVM of one constraint block and compare it with the head."""
-    from ..constraints import ConstraintSet
-    from ..svm import solve_fro_constraints
-
     rec: dict[str, Any] = {"m": int(A.shape[0]), "certified": None}
     vals = constraint_values(W_head, A, Zc)
     rec["violated_share"] = float(np.mean(vals <= 0)) if vals.size else 0.0

@@ -243,13 +243,13 @@ class Adapter(ABC):
     def exact_scores(self, form: HeadForm, capture: Capture) -> np.ndarray:
         """The head's exact pre-cap scores from the extracted pieces, shape (T, T)
         (:func:`attnsvm.probe.form.head_scores`: rotary, QK-norm and biases included)."""
-        from .form import head_scores
+        from .form import head_scores  # a true cycle: form builds on Capture and HeadForm
 
         return head_scores(form, capture)
 
     def recompute_probs(self, form: HeadForm, capture: Capture) -> np.ndarray:
         """Attention probabilities recomputed from the extracted pieces, shape (T, T)."""
-        from .form import head_probs
+        from .form import head_probs  # a true cycle (as above)
 
         return head_probs(form, capture)
 

@@ -14,12 +14,9 @@ from ..exceptions import ConvergenceWarning
 __all__ = ["corr", "compare", "random_control", "constraint_values", "solve_noting_warnings"]
 
 
-def corr(W1: np.ndarray, W2: np.ndarray) -> float:
-    """Correlation ``<W1, W2> / (||W1||_F ||W2||_F)`` in float64 (nan if either is zero).
-
-    :func:`attnsvm.reporting.correlation`, the measure every report uses.
-    """
-    return correlation(W1, W2)
+#: ``<W1, W2> / (||W1||_F ||W2||_F)`` in float64 (nan if either is zero): the one correlation
+#: of the package, :func:`attnsvm._numerics.correlation`, under the probe's short name
+corr = correlation
 
 
 def random_control(shape: tuple[int, int], seed: int, layer: int, head: int) -> np.ndarray:

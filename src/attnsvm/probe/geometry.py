@@ -30,7 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from ..constraints import ConstraintSet
 from ..exceptions import InvalidParameterError
+from ..svm import solve_linf_constraints, solve_spec_constraints
 from ..svm.norms import norm_value
 from .compare import compare, constraint_values, solve_noting_warnings
 from .instance import HeadInstance
@@ -105,9 +107,6 @@ def geometry_block(inst: HeadInstance, W_layer: list[np.ndarray], head: int,
     dict
         The fields of :data:`GEOMETRY_FIELDS` (None for norms not in ``norms``).
     """
-    from ..constraints import ConstraintSet
-    from ..svm import solve_linf_constraints, solve_spec_constraints
-
     out: dict[str, Any] = dict.fromkeys(GEOMETRY_FIELDS)
     if not norms:
         return out

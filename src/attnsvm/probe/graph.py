@@ -58,8 +58,8 @@ GRAPH_FIELDS = (
 def strong_components(n_nodes: int, edges: np.ndarray) -> np.ndarray:
     """Strongly connected component label of every node of a directed graph.
 
-    The iterative Tarjan algorithm of :func:`attnsvm.ntp.graph.strongly_connected_components`
-    (labels in a topological order of the condensation).
+    :func:`attnsvm.ntp.graph.strongly_connected_components` (scipy's components, labels in
+    its fixed topological order of the condensation, which orders the equality rows).
 
     Parameters
     ----------

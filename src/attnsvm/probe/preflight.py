@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import InvalidInputError, require
+from .adapters import SUPPORTED
 
 __all__ = ["Preflight", "preflight", "available_memory", "weight_summary", "QUANTIZED_DTYPES",
            "SUPPORTED_MODEL_TYPES", "check_in_memory"]
@@ -162,8 +163,6 @@ def preflight(folder: Path, gguf_file: str | None, seq_len: int, max_queries: in
         raise InvalidInputError(f"The config '{cfg_path}' is not a JSON object.")
     mtype = str(raw.get("model_type", ""))
     if mtype not in SUPPORTED_MODEL_TYPES:
-        from .adapters import SUPPORTED
-
         raise InvalidInputError(
             f"No probe adapter for model_type '{mtype or '?'}' (config.json of '{folder}'); "
             f"supported: {SUPPORTED}."

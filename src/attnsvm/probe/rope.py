@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ConvergenceWarning
+from ..svm.rotary import RotaryTables, lifted_norm, rotary_table_rows, solve_lifted
 from .capture import Capture, HeadForm
 from .form import head_features, head_scores, key_map, query_map
 from .instance import HeadInstance
@@ -250,8 +251,6 @@ def rope_block(
         Receives ``rope_basis_key`` (d_k, r_k), ``rope_basis_query`` (d_q, r_q), ``M_rope``
         (F, r, r) complex, ``W0_rope``, ``dual_rope`` (and the nuclear ones).
     """
-    from ..svm.rotary import RotaryTables, lifted_norm, rotary_table_rows, solve_lifted
-
     out = rope_skipped()
     form = forms[head]
     F = form.rot_dims // 2

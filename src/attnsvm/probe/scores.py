@@ -16,9 +16,12 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import InvalidInputError
+from .adapters import find_adapter
 from .capture import Adapter
 from .corpus import Sequence
 from .form import head_logits
+from .models import ModelSource, load_model
+from .preflight import check_in_memory
 
 __all__ = ["attention_scores", "as_adapter", "ids_sequence"]
 
@@ -31,9 +34,6 @@ def as_adapter(model: Any, tokenizer: Any = None) -> tuple[Any, Adapter]:
     InvalidInputError
         Unknown name or path, or an architecture the probe does not analyse exactly.
     """
-    from .adapters import find_adapter
-    from .models import ModelSource, load_model
-
     if model is None or isinstance(model, (str, os.PathLike)):
         return load_model(model)
     if isinstance(model, Adapter):
@@ -47,7 +47,6 @@ def as_adapter(model: Any, tokenizer: Any = None) -> tuple[Any, Adapter]:
             f"TransformerLens HookedTransformer. Got "
             f"{type(model).__name__} instead."
         )
-    from .preflight import check_in_memory
 
     check_in_memory(model)
     model.eval()

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_savez
+from ..experiments.executors import ProcessExecutor, RayExecutor
 from .analysis import ProbeOptions, analyze_head
 from .capture import Capture
 from .exactness import EXACT_FIELDS, exactness
@@ -227,7 +228,6 @@ def run_tasks(
                 progress(head_line(records[-1]), len(records), total)
         return records
     # the experiments' executors (the package imports pandas: only here)
-    from ..experiments.executors import ProcessExecutor, RayExecutor
 
     if backend == "ray":
         with RayExecutor(address, jobs) as ex:

@@ -37,7 +37,7 @@ from .._numerics import row_space_basis
 from ..exceptions import MissingDependencyError
 from ._rotary_certify import PRIMAL_TOL, feasible_rescale, finish, group_nuclear
 from ._rotary_face import face_candidates
-from ._rotary_fro import LiftedKernel
+from ._rotary_fro import LiftedKernel, solve_lifted_fro
 from ._rotary_ipm import BlockData, block_ipm
 from ._rotary_newton import newton_candidate
 from .rotary import RotaryConstraintSet, RotarySolution
@@ -237,7 +237,6 @@ def solve_lifted_nuc(problem: RotaryConstraintSet, tol: float = 1e-6,
         bound); ``infeasible`` with the lifted Frobenius solver's Farkas certificate.
     """
     start = time.perf_counter()
-    from ._rotary_fro import solve_lifted_fro
 
     # feasibility does not depend on the norm: the exact Frobenius solver decides it
     fro = solve_lifted_fro(problem, tol=1e-9)

@@ -19,6 +19,8 @@ from collections.abc import Callable
 import numpy as np
 
 from ..constraints import ConstraintSet
+from ._bounds import certify
+from ._spectral_ipm import _DENSE_MAX, spectral_ipm
 
 __all__ = ["on_working_set"]
 
@@ -120,9 +122,6 @@ def spectral_rows(red: ConstraintSet, W0: np.ndarray, *, target: float, max_iter
     Returns ``(W, lam, iterations, newton, working_set)`` (``working_set`` None when all
     rows were solved at once).
     """
-    from ._bounds import certify
-    from ._spectral_ipm import _DENSE_MAX, spectral_ipm
-
     used = {"newton": "dense"}
 
     def run(sub: ConstraintSet, W_0: np.ndarray, tgt: float | None = None

@@ -143,9 +143,15 @@ def spd_solver(M: np.ndarray, refine: int = 2,
     ``0, 1e-14, 1e-12, ..., 1e-6`` (relative to the unit diagonal) that succeeds, and each
     solve is refined ``refine`` times against ``M`` itself (the shifted factor as the
     preconditioner; the refinement stops where the residual stops falling).  Raises
-    LinAlgError when even the largest shift fails (``M`` not semidefinite).
+    LinAlgError when even the largest shift fails (``M`` not semidefinite).  ``factor``
+    (optional) builds the Cholesky factor of a matrix as an object with ``solve(rhs)``
+    (e.g. :class:`._linalg.CholeskyFactor`, NumPy only); SciPy's ``cho_factor`` otherwise.
     """
-    from scipy.linalg import cho_factor, cho_solve
+    if factor is None:
+        from scipy.linalg import cho_factor, cho_solve
+
+        def factor(X: np.ndarray) -> Any:
+            return _ScipyFactor(cho_factor(X, check_finite=False), cho_solve)
 
     d = np.sqrt(np.maximum(np.diag(M), 1e-300))
     Ms = M / d[:, None] / d[None, :]

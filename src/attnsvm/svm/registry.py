@@ -26,6 +26,7 @@ from .solution import SVMSolution
 __all__ = ["solve", "SOLVERS", "TOLERANCES", "solver_tol"]
 
 
+# The solvers, imported on first use (a solve in one norm loads only its own modules)
 def _lp(constraints: ConstraintSet, *, p: float | None = None, tol: float = 1e-6,
         solver: str = "CLARABEL", **options: Any) -> SVMSolution:
     from .conic import solve_conic
@@ -33,7 +34,6 @@ def _lp(constraints: ConstraintSet, *, p: float | None = None, tol: float = 1e-6
     return solve_conic(constraints, norm="lp", p=p, tol=tol, solver=solver, **options)
 
 
-# The other solvers, imported on first use (a solve in one norm loads only its own modules)
 def _nuc(constraints: ConstraintSet, *, warm_start: Any = None, **options: Any) -> SVMSolution:
     from .nuclear import solve_nuc_constraints
 

@@ -175,7 +175,7 @@ class FusedEngine:
 
     def __init__(self, prob: Problem, names: tuple[str, ...], blocks: list[Tensor], loss: Loss,
                  opt: Optimizer, kq_eps: float):
-        from . import _fused_triton
+        from . import _fused_triton  # Triton is optional (the extra 'gpu')
 
         self._fused = _fused_triton
         self.names = names

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._validation import as_float_array, check_choice, check_positive
+from .._validation import MAX_STEPS, as_float_array, check_choice, check_positive, check_steps
 from ..exceptions import InvalidParameterError
 from .params import PARAMETRIZATIONS
 
@@ -20,9 +20,6 @@ __all__ = ["TrainConfig", "BACKENDS", "DEFAULT_INIT_SCALE", "MAX_STEPS", "instan
 
 #: Default standard deviation of the random start (entries i.i.d. N(0, init_scale^2)).
 DEFAULT_INIT_SCALE = 0.01
-
-#: Largest accepted number of steps (larger runs are refused up front: split them).
-MAX_STEPS = 10**9
 
 #: Execution backends of the trainer.
 BACKENDS = ("auto", "torch", "numpy", "triton")
@@ -100,11 +97,7 @@ class TrainConfig:
     def check(self) -> TrainConfig:
         """Validate the plain settings (returns ``self``)."""
         check_choice("param", self.param, tuple(PARAMETRIZATIONS))
-        check_positive("steps", self.steps, integer=True, allow_zero=True)
-        if self.steps > MAX_STEPS:
-            raise InvalidParameterError(
-                f"The 'steps' parameter must be at most {MAX_STEPS:.0e} (split longer runs). "
-                f"Got {self.steps} instead.")
+        check_steps(self.steps)
         check_positive("init_scale", self.init_scale, allow_zero=True)
         check_positive("kq_eps", self.kq_eps, allow_zero=True)
         check_choice("backend", self.backend, BACKENDS)

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...reporting import fmt_number as num
+from .._common import legend_outside, series_style
 from .._labels import norm_label, run_label
 
 __all__ = ["RATE_MODELS", "seed_slopes", "fit_rates", "rate_text", "plot_rates", "plot_slopes"]
@@ -115,8 +117,6 @@ def fit_rates(df: pd.DataFrame, targets: Mapping[str, str]) -> dict[str, Any]:
 
 def rate_text(h: Mapping[str, Any], run: str) -> str:
     """One line: the fitted slopes of ``run`` with their intervals."""
-    from ...reporting import fmt_number as num
-
     def part(m: str) -> str:
         return (f"{num(h.get(f'{run}_slope_{m}'))} [{num(h.get(f'{run}_slope_{m}_lo'))}, "
                 f"{num(h.get(f'{run}_slope_{m}_hi'))}]")
@@ -133,8 +133,6 @@ def plot_rates(ax: Any, df: pd.DataFrame, targets: Mapping[str, str], h: Mapping
     ``styles`` maps each run to its :func:`~attnsvm.experiments._common.series_style` index,
     the same as in the figure's legend (default: the runs' order); the panel's own legend
     names the guides only (the fitted slopes are in :func:`plot_slopes`)."""
-    from .._common import legend_outside, series_style
-
     anchor = None
     for c, (run, norm) in enumerate(targets.items()):
         g = df[(df["run"] == run) & (df["step"] > 0)]
@@ -191,6 +189,5 @@ def plot_slopes(ax: Any, targets: Mapping[str, str], h: Mapping[str, Any], model
     ax.set(xlabel="slope of log gap vs " + ("log t" if model == "sqrt" else "log log t"),
            ylabel="run → norm of its gap" if ticklabels else "(rows as left)",
            title="fitted rate, last decade")
-    from .._common import legend_outside
 
     legend_outside(ax, "below", ncol=2)

@@ -19,6 +19,7 @@ import pandas as pd
 from ...reporting import fmt_number as num
 from ...reporting import fmt_share as share
 from ...svm import local_optimality
+from ...train import train
 from .._common import add_legend, corr, make_instances, new_figure, save_figure, solve
 from ..config import FigureConfig
 from ..registry import Figure, Verdict
@@ -58,7 +59,6 @@ def cells(cfg: ConvergenceTypesConfig) -> list[Cell]:
 
 def run_cell(cfg: ConvergenceTypesConfig, cell: Cell) -> pd.DataFrame:
     # torch (heavy): imported when a figure trains, not when figures are listed
-    from ...train import train
 
     n, T, d = (cell.params[k] for k in ("n", "T", "d"))
     insts = make_instances(n, T, d, cell.seeds)

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from ...lm import PretrainConfig, TrackOptions, pretrain, track
 from ...reporting import fmt_number as num
 from .._common import legend_outside, new_figure, save_figure, series_style
 from ..config import FigureConfig
@@ -60,8 +61,6 @@ def cells(cfg: HeadsOverTrainingConfig) -> list[Cell]:
 
 
 def run_cell(cfg: HeadsOverTrainingConfig, cell: Cell) -> pd.DataFrame:
-    from ...lm import PretrainConfig, TrackOptions, pretrain, track
-
     rows = []
     for seed in cell.seeds:
         pc = PretrainConfig(task="induction", layers=cfg.layers, heads=cfg.heads,

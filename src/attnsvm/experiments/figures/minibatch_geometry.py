@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 from ...reporting import fmt_number as num
+from ...train import train
+from ...train.optim import Optimizer
 from .._common import legend_outside, make_instances, new_figure, save_figure, series_style
 from .._labels import norm_label, run_label
 from ..config import FigureConfig
@@ -78,8 +80,6 @@ def cells(cfg: MinibatchGeometryConfig) -> list[Cell]:
 
 def _optimizer(name: str, lr: float, eps: float, betas: tuple[float, float]) -> Any:
     """An optimizer whose state survives the trainer's ``init`` of a continued run."""
-    from ...train.optim import Optimizer
-
     class Persistent(Optimizer):
         def init(self, blocks: Any) -> None:
             if not self._state:
@@ -89,8 +89,6 @@ def _optimizer(name: str, lr: float, eps: float, betas: tuple[float, float]) -> 
 
 
 def run_cell(cfg: MinibatchGeometryConfig, cell: Cell) -> pd.DataFrame:
-    from ...train import train
-
     seeds = list(cell.seeds)
     insts = make_instances(cfg.n, cfg.T, cfg.d, seeds)
     cache: dict[Any, Any] = {}

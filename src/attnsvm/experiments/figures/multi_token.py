@@ -21,6 +21,7 @@ from ...reporting import fmt_number as num
 from ...reporting import fmt_share as share
 from ...reporting import plural
 from ...svm import fit_svmeq, solve_fro
+from ...train import ReLUHead, train
 from .._common import add_legend, corr, make_instances, new_figure, save_figure, series_style
 from ..config import FigureConfig
 from ..registry import Figure, Verdict
@@ -65,8 +66,6 @@ def _probs(inst: Any, W: np.ndarray) -> np.ndarray:
 
 
 def run_cell(cfg: MultiTokenConfig, cell: Cell) -> pd.DataFrame:
-    from ...train import ReLUHead, train
-
     d = cell.params["d"]
     insts = make_instances(cfg.n, cfg.T, d, cell.seeds)
     V = np.stack([np.random.default_rng([s, 7]).standard_normal((d, d)) for s in cell.seeds])

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ...reporting import fmt_number as num
 from ...reporting import plural
+from ...train import reference_train
 from .._common import (
     ALIGNED,
     add_legend,
@@ -63,7 +64,6 @@ def cells(cfg: NumericsConfig) -> list[Cell]:
 
 def run_cell(cfg: NumericsConfig, cell: Cell) -> pd.DataFrame:
     # torch (heavy): imported when a figure trains, not when figures are listed
-    from ...train import reference_train
 
     insts = make_instances(cfg.n, cfg.T, cfg.d, cell.seeds)
     rs = log_steps(cfg.steps, 12)

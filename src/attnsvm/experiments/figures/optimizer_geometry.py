@@ -20,6 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ...reporting import fmt_number as num
+from ...svm import margin_ratio, solve
+from ...train import train
+from ...train.optim import Optimizer
 from .._common import make_instances, new_figure, save_figure, series_style
 from .._labels import norm_label, run_label
 from ..config import FigureConfig
@@ -74,8 +77,6 @@ def cells(cfg: OptimizerGeometryConfig) -> list[Cell]:
 
 def _ratios(inst: Any, W: np.ndarray, alpha: np.ndarray, cache: dict[Any, Any]
             ) -> dict[str, float]:
-    from ...svm import margin_ratio, solve
-
     out = {}
     for nm in NORMS:
         key = (id(inst), tuple(int(a) for a in alpha), nm)
@@ -93,8 +94,6 @@ def _ratios(inst: Any, W: np.ndarray, alpha: np.ndarray, cache: dict[Any, Any]
 
 def _persistent(name: str, lr: float, eps: float) -> Any:
     """An optimizer whose state survives the trainer's ``init`` of a continued run."""
-    from ...train.optim import Optimizer
-
     class Persistent(Optimizer):
         def init(self, blocks: Any) -> None:
             if not self._state:
@@ -104,8 +103,6 @@ def _persistent(name: str, lr: float, eps: float) -> Any:
 
 
 def run_cell(cfg: OptimizerGeometryConfig, cell: Cell) -> pd.DataFrame:
-    from ...train import train
-
     seeds = list(cell.seeds)
     insts = make_instances(cfg.n, cfg.T, cfg.d, seeds)
     cache: dict[Any, Any] = {}

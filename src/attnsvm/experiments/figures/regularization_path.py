@@ -17,6 +17,7 @@ import pandas as pd
 
 from ...reporting import fmt_number as num
 from ...reporting import plural
+from ...train import regularization_path
 from .._common import (
     ALIGNED,
     add_legend,
@@ -64,8 +65,6 @@ def cells(cfg: RegularizationPathConfig) -> list[Cell]:
 
 
 def run_cell(cfg: RegularizationPathConfig, cell: Cell) -> pd.DataFrame:
-    from ...train import regularization_path
-
     param = cell.params["param"]
     norm = "fro" if param == "W" else "nuc"
     insts = make_instances(cfg.n, cfg.T, cfg.d, cell.seeds)

@@ -19,6 +19,7 @@ import pandas as pd
 from ...reporting import fmt_number as num
 from ...reporting import fmt_share, plural
 from ...svm.rotary import lifted_correlation, rotary_constraints, solve_lifted
+from ...train.rotary import train_rotary
 from .._common import (
     ALIGNED,
     add_legend,
@@ -68,8 +69,6 @@ def _corr(M: np.ndarray, sol: Any) -> float:
 
 
 def run_cell(cfg: RopeConfig, cell: Cell) -> pd.DataFrame:
-    from ...train.rotary import train_rotary
-
     param = cell.params["param"]
     freqs = np.asarray(cfg.freqs, dtype=np.float64)
     pos = np.tile(np.arange(cfg.T), (cfg.n, 1))
