@@ -17,7 +17,7 @@ from attnsvm.svm.nuclear import _newton
 
 N = 300  # above DENSE_MAX: the Lanczos branch
 
-pytestmark = pytest.mark.skipif(
+draws_seeded = pytest.mark.skipif(
     not _newton._eigsh_takes_rng(),
     reason="SciPy < 1.15: Fortran ARPACK draws from its own per-process generator")
 
@@ -40,6 +40,7 @@ def _breakdown_matrix() -> np.ndarray:
     return -lap - eye  # eigenvalues -1 - 2 + 2 cos(2 pi k / N): -5 (N even) ... -1 (ones)
 
 
+@draws_seeded
 def test_lanczos_breakdown_needs_a_random_vector():
     # the premise: ARPACK draws from the generator on this matrix
     from scipy.sparse.linalg import eigsh
@@ -52,6 +53,7 @@ def test_lanczos_breakdown_needs_a_random_vector():
     assert str(g.bit_generator.state) != before
 
 
+@draws_seeded
 @pytest.mark.parametrize("matvec", [False, True])
 def test_min_eig_is_repeatable_bit_for_bit_and_accurate(matvec):
     C = _breakdown_matrix()
@@ -63,6 +65,7 @@ def test_min_eig_is_repeatable_bit_for_bit_and_accurate(matvec):
     assert vals[0] == pytest.approx(exact, rel=1e-6)  # eigsh's tol
 
 
+@draws_seeded
 def test_max_step_is_repeatable_on_a_breakdown():
     # _max_step's operator L^-1 D L^-T with L = I: the same breakdown, the same step twice
     C = _breakdown_matrix()
