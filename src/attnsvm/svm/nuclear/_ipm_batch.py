@@ -133,9 +133,7 @@ def nuclear_ipm_batch(
             stop |= policy.accepted(best_err, best_then, accept_tol)
         if it > policy.STAGNATION_AFTER:  # stagnation (blocked steps)
             stop |= policy.stagnated(err, hist[:, it - policy.STAGNATION_LAG])
-        # HKM blocked near the optimum: the single solver goes on with NT there; here the
-        # problem leaves the stack (certified as it is, else solved again by the single solver)
-        stop |= (stalls >= policy.STALLS_TO_NT) & (rel_gap <= policy.NEAR_GAP)
+        stop |= policy.leaves_stack(stalls, rel_gap)  # HKM blocked near the optimum
         # ---- one step of every problem that goes on: HKM, or NT while HKM's steps are blocked
         go = ~stop
         use_nt = go & policy.nt_direction(nt_phase, rel_gap)

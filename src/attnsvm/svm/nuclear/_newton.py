@@ -10,6 +10,8 @@ and the step lengths are diagonal-scaled.  Centring and damping are :mod:`._poli
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,12 +27,33 @@ __all__ = ["DENSE_MAX", "Step", "hkm_step", "nt_step"]
 #: factorization) instead of a dense eigenvalue solve
 DENSE_MAX = 256
 
+#: seed of the random vectors ARPACK may ask for (see :func:`_arpack_rng`)
+ARPACK_SEED = 0
+
 
 def _inv_lower(M: np.ndarray) -> np.ndarray:
     """``L^-1`` for the lower Cholesky factor ``L`` of a positive definite ``M``."""
     L = np.linalg.cholesky(M)
     return solve_triangular(L, np.eye(M.shape[0]), lower=True, check_finite=False)
 
+
+@functools.cache
+def _eigsh_takes_rng() -> bool:
+    from scipy.sparse.linalg import eigsh  # lazy: start-up of the commands without Lanczos
+
+    return "rng" in inspect.signature(eigsh).parameters
+
+
+def _arpack_rng() -> dict[str, np.random.Generator]:
+    """``rng=`` for :func:`scipy.sparse.linalg.eigsh`: a generator seeded with
+    :data:`ARPACK_SEED`, new at every call, where SciPy takes one (1.15 and later).
+
+    ARPACK asks for a random vector when its Krylov space breaks down (``v0`` in an invariant
+    subspace, a lost direction); without a generator SciPy seeds one from the operating
+    system, so that a step length, and with it the solution's last bits, would change from
+    run to run.  Older SciPy (Fortran ARPACK) draws from a generator of its own, seeded once
+    per process."""
+    return {"rng": np.random.default_rng(ARPACK_SEED)} if _eigsh_takes_rng() else {}
 
 
 def _min_eig(dense: Callable[[], np.ndarray], N: int,
@@ -45,7 +68,7 @@ def _min_eig(dense: Callable[[], np.ndarray], N: int,
     op = dense() if matvec is None else LinearOperator((N, N), matvec=matvec, dtype=float)
     try:
         return float(eigsh(op, k=1, which="SA", tol=1e-6, maxiter=20 * N, v0=np.ones(N),
-                           return_eigenvectors=False)[0])
+                           return_eigenvectors=False, **_arpack_rng())[0])
     except ArpackNoConvergence:
         return float(eigh(dense(), eigvals_only=True, subset_by_index=[0, 0],
                           check_finite=False)[0])

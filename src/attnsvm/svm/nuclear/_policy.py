@@ -15,8 +15,8 @@ import numpy as np
 
 __all__ = ["Tolerances", "damping", "mehrotra_sigma", "rounding_limited", "stagnated",
            "accepted", "start_scale", "start_dual", "start_slack", "count_stalls",
-           "hkm_blocked", "nt_direction", "STALL_STEP", "STALLS_TO_NT", "NT_AFTER", "NEAR_GAP",
-           "STAGNATION_AFTER", "STAGNATION_LAG", "ACCEPT_LAG"]
+           "hkm_blocked", "nt_direction", "leaves_stack", "STALL_STEP", "STALLS_TO_NT",
+           "NT_AFTER", "NEAR_GAP", "STAGNATION_AFTER", "STAGNATION_LAG", "ACCEPT_LAG"]
 
 F = TypeVar("F", float, np.ndarray)
 
@@ -164,3 +164,11 @@ def nt_direction(nt_phase: Any, rel_gap: Any) -> Any:
     """A run that HKM's blocked steps switched to NT steps with NT until the relative gap is
     :data:`NEAR_GAP` (HKM's last digits are the more accurate of the two)."""
     return nt_phase & (rel_gap > NEAR_GAP)
+
+
+def leaves_stack(stalls: Any, rel_gap: Any) -> Any:
+    """The stacked interior point: HKM blocked (:data:`STALLS_TO_NT` stalls in a row) at a
+    relative gap of at most :data:`NEAR_GAP`, where the single interior point goes on with NT
+    steps to the end; the problem leaves the stack (certified as it is, else solved again by
+    the single solver)."""
+    return (stalls >= STALLS_TO_NT) & (rel_gap <= NEAR_GAP)
