@@ -150,16 +150,16 @@ def test_working_set_of_rows_against_all_rows(norm, first, monkeypatch):
 
 def test_spec_retries_in_the_row_space_when_dense_does_not_certify(monkeypatch):
     from attnsvm import random_instance
-    from attnsvm.svm import _spectral_ipm, solve
+    from attnsvm.svm import _row_working_set, solve
 
-    real = _spectral_ipm.spectral_ipm
+    real = _row_working_set.spectral_ipm
 
     def dense_cut_short(*args, **kw):   # the dense run stops uncertified after 3 iterations
         if kw.get("newton") == "auto":
             kw["max_iter"] = 3
         return real(*args, **kw)
 
-    monkeypatch.setattr(_spectral_ipm, "spectral_ipm", dense_cut_short)
+    monkeypatch.setattr(_row_working_set, "spectral_ipm", dense_cut_short)
     inst = random_instance(6, 8, 10, seed=0)
     sol = solve(inst, "spec")
     assert sol.info["newton"] == "dense, then rows"
