@@ -66,18 +66,18 @@ REQUIRES: dict[str, str] = {"heads-over-training": "probe"}
 #: Measured wall seconds per figure, ``(quick, full)``: ``attnsvm reproduce --quick`` and
 #: ``attnsvm reproduce`` (papers' sizes), the ``seconds`` of each figure in ``summary.json``.
 TIMINGS: dict[str, tuple[float, float]] = {
-    # rank (full): the batched nuclear solver, a whole `attnsvm reproduce rank` process;
-    # multi-token (quick): CPU seconds of one run at its new quick settings (2001 steps)
-    "local-convergence": (3.9, 15.2), "rank": (1.6, 29.0), "multi-token": (2.7, 17.8),
-    "paths-2d": (0.7, 2.2), "prompt-paths": (1.7, 7.2), "joint-vp": (0.4, 1.3),
-    "losses": (0.7, 1.4), "ntp-acyclic": (4.5, 6.8), "ntp-cyclic": (3.4, 6.0),
-    "ntp-local": (2.8, 5.1), "convergence-types": (0.5, 23.3), "optimizer-rates": (1.8, 10.6),
-    "numerics": (1.0, 11.4), "regularization-path": (0.8, 3.5),
+    # quick: one whole `attnsvm reproduce --quick` run on a quiet machine (its summary.json);
+    # rank (full): the batched nuclear solver, a whole `attnsvm reproduce rank` process
+    "local-convergence": (1.8, 15.2), "rank": (1.9, 29.0), "multi-token": (2.1, 17.8),
+    "paths-2d": (1.5, 2.2), "prompt-paths": (3.0, 7.2), "joint-vp": (0.7, 1.3),
+    "losses": (0.5, 1.4), "ntp-acyclic": (1.4, 6.8), "ntp-cyclic": (1.5, 6.0),
+    "ntp-local": (1.1, 5.1), "convergence-types": (0.6, 23.3), "optimizer-rates": (1.7, 10.6),
+    "numerics": (1.2, 11.4), "regularization-path": (1.1, 3.5),
     # the full times of the next four were measured while the machine was busy (2-5x slower)
-    "rope": (1.8, 111.1),
-    "optimizer-geometry": (3.0, 356.9),
-    "minibatch-geometry": (4.6, 106.4),  # full: 2 workers
-    "heads-over-training": (9.0, 814.2),  # full: before the hierarchy panel
+    "rope": (1.5, 111.1),
+    "optimizer-geometry": (3.9, 356.9),
+    "minibatch-geometry": (2.2, 106.4),  # full: 2 workers
+    "heads-over-training": (7.8, 814.2),  # full: before the hierarchy panel
 }
 
 #: Where :data:`TIMINGS` were measured.
