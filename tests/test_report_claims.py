@@ -181,3 +181,23 @@ def test_solve_summary_keeps_local_optimality_a_frobenius_notion() -> None:
     assert "locally optimal" not in nuc[0] and nuc[0].startswith("optimal: ||W||_nuc")
     assert nuc[1] == ("token choice locally optimal (TF-SVM's test on the Frobenius Att-SVM "
                       "of these tokens): yes")
+
+
+def test_several_seed_figures_give_the_sd_beside_the_min():
+    import pandas as pd
+
+    from attnsvm.experiments._common import sd
+    from attnsvm.experiments.figures import losses
+
+    c = np.array([0.91, 0.99, 0.97, np.nan])
+    want = np.std(c[:3], ddof=1)
+    assert sd(c) == pytest.approx(want, rel=1e-12)
+    assert np.isnan(sd([0.5]))
+    cfg = losses.LossesConfig()
+    df = pd.concat([pd.DataFrame({"step": 10, "loss": lo, "corr_p": c, "global": True,
+                                  "feasible": True}) for lo in cfg.losses])
+    h = losses.summarize(cfg, df)
+    for lo in cfg.losses:
+        assert h[f"corr_p_{lo}_sd"] == pytest.approx(want, rel=1e-12)
+        assert h[f"corr_p_{lo}_min"] == pytest.approx(0.91)
+    assert losses.verdict(cfg, h).measured.count("sd ") == len(cfg.losses)

@@ -31,6 +31,19 @@ SOLVE_TOL = 1e-6
 ALIGNED = 0.95
 
 
+def sd(values: Any) -> float:
+    """Sample standard deviation (``ddof=1``) of the finite ``values``; NaN for fewer than two.
+
+    Parameters
+    ----------
+    values : array_like, shape (k,)
+        One number per run (seed).
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.std(ddof=1)) if v.size > 1 else float("nan")
+
+
 def aligned(*values: Any) -> bool:
     """True when every value is a number >= :data:`ALIGNED` (None or NaN is not aligned)."""
     return all(v is not None and np.isfinite(v) and v >= ALIGNED for v in values)

@@ -29,6 +29,7 @@ from .._common import (
     make_instances,
     new_figure,
     save_figure,
+    sd,
     series_style,
 )
 from .._training import trajectory
@@ -105,6 +106,8 @@ def summarize(cfg: JointVPConfig, df: pd.DataFrame) -> dict[str, Any]:
         "corr_p_best_of_two_mean": float(best[best > -2].mean()),
         "corr_v_min": float(f["corr_v"].min()),
         "corr_p_best_of_two_min": float(best[best > -2].min()),
+        "corr_v_sd": sd(f["corr_v"]),
+        "corr_p_best_of_two_sd": sd(best[best > -2]),
         "share_relaxed_closer": float((f["corr_p_relaxed"] > f["corr_p"]).mean()),
         "v_infeasible": int((~f["v_feasible"]).sum()),
         "p_infeasible": int((~f["p_feasible"]).sum()),
@@ -155,9 +158,10 @@ def notes(cfg: JointVPConfig, h: dict[str, Any]) -> dict[str, str]:
 def verdict(cfg: JointVPConfig, h: dict[str, Any]) -> Verdict:
     ok = aligned(h["corr_v_mean"], h["corr_p_best_of_two_mean"])
     runs = plural(int(h.get("runs", 0)), "run")
-    return Verdict(f"mean corr(v, v^mm) = {num(h['corr_v_mean'])} (min "
-                   f"{num(h.get('corr_v_min'))}); mean corr(p, nearer of p^mm and relaxed) = "
-                   f"{num(h['corr_p_best_of_two_mean'])} (min "
+    return Verdict(f"mean corr(v, v^mm) = {num(h['corr_v_mean'])} (sd "
+                   f"{num(h.get('corr_v_sd'))}, min {num(h.get('corr_v_min'))}); mean corr(p, "
+                   f"nearer of p^mm and relaxed) = {num(h['corr_p_best_of_two_mean'])} (sd "
+                   f"{num(h.get('corr_p_best_of_two_sd'))}, min "
                    f"{num(h.get('corr_p_best_of_two_min'))}); {runs}", ok,
                    f"both mean correlations >= {ALIGNED}")
 

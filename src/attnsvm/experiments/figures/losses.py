@@ -27,6 +27,7 @@ from .._common import (
     make_instances,
     new_figure,
     save_figure,
+    sd,
     series_style,
 )
 from .._training import trajectory
@@ -91,6 +92,7 @@ def summarize(cfg: LossesConfig, df: pd.DataFrame) -> dict[str, Any]:
     for lo, g in f.groupby("loss"):
         out[f"corr_p_{lo}_mean"] = float(g["corr_p"].mean())
         out[f"corr_p_{lo}_min"] = float(g["corr_p"].min())
+        out[f"corr_p_{lo}_sd"] = sd(g["corr_p"])
         out[f"runs_{lo}"] = int(g["corr_p"].notna().sum())
         out[f"global_share_{lo}"] = float(g["global"].mean())
         out[f"infeasible_{lo}"] = int((~g["feasible"]).sum())
@@ -113,8 +115,9 @@ def plot(cfg: LossesConfig, df: pd.DataFrame, path: Path | None = None) -> Any:
 
 
 def notes(cfg: LossesConfig, h: dict[str, Any]) -> dict[str, str]:
-    parts = "; ".join(f"{lo}: mean corr {num(h[f'corr_p_{lo}_mean'])} (min "
-                      f"{num(h[f'corr_p_{lo}_min'])})" for lo in cfg.losses)
+    parts = "; ".join(f"{lo}: mean corr {num(h[f'corr_p_{lo}_mean'])} (sd "
+                      f"{num(h.get(f'corr_p_{lo}_sd'))}, min {num(h[f'corr_p_{lo}_min'])})"
+                      for lo in cfg.losses)
     cmp = ("The published figure shows both losses driving p to the p^mm direction. Here: "
            + parts + ".")
     diff = ("Correlations are with the p-SVM of the tokens selected at the end of each run; "
@@ -124,7 +127,8 @@ def notes(cfg: LossesConfig, h: dict[str, Any]) -> dict[str, str]:
 
 def verdict(cfg: LossesConfig, h: dict[str, Any]) -> Verdict:
     vals = [h.get(f"corr_p_{lo}_mean") for lo in cfg.losses]
-    return Verdict("; ".join(f"{lo}: mean corr(p, p^mm) = {num(v)} (min "
+    return Verdict("; ".join(f"{lo}: mean corr(p, p^mm) = {num(v)} (sd "
+                             f"{num(h.get(f'corr_p_{lo}_sd'))}, min "
                              f"{num(h.get(f'corr_p_{lo}_min'))}, "
                              f"{plural(int(h.get(f'runs_{lo}', 0)), 'run')})"
                              for lo, v in zip(cfg.losses, vals, strict=True)),

@@ -49,7 +49,8 @@ def verdict(cfg: NTPAcyclicConfig, h: dict[str, Any]) -> Verdict:
     c, a = h["corr_svm_mean"], h["top_scc_attention_mean"]
     ok = (h["certified"] == h["runs"] and h["cyclic_runs"] == 0 and c is not None
           and c >= 0.97 and a is not None and a >= 0.99)
-    return Verdict(f"mean cos(W, W^svm) {num(c)} (min {num(h['corr_svm_min'])}); attention on "
+    return Verdict(f"mean cos(W, W^svm) {num(c)} (sd {num(h.get('corr_svm_sd'))}, min "
+                   f"{num(h['corr_svm_min'])}); attention on "
                    f"the label {num(a)} ({plural(h['runs'], 'run')})", ok,
                    "every Graph-SVM certified and acyclic; mean cos(W, W^svm) >= 0.97; mean "
                    "attention on the label >= 0.99")
@@ -59,7 +60,8 @@ def notes(cfg: NTPAcyclicConfig, h: dict[str, Any]) -> dict[str, str]:
     cmp = (f"The paper's acyclic figure shows cos(W, W^svm) approaching 1 and the attention "
            f"collapsing on the label. Here after {cfg.steps} steps over "
            f"{plural(h['runs'], 'run')}: cos(W, W^svm) {num(h['corr_svm_mean'])} on average "
-           f"(min {num(h['corr_svm_min'])}), fitted R {num(h['R_mean'])}, attention on the "
+           f"(sd {num(h.get('corr_svm_sd'))}, min {num(h['corr_svm_min'])}), fitted R "
+           f"{num(h['R_mean'])}, attention on the "
            f"label {num(h['top_scc_attention_mean'])}.")
     diff = ("The official code solves the SVM with SCS at default accuracy without a status "
             "check and draws acyclic data by rejection sampling; here W^svm is KKT-certified "

@@ -20,7 +20,7 @@ import pandas as pd
 from ...ntp import ntp_metrics, random_ntp_dataset, solve_graph_svm, solve_w_fin, train_ntp
 from ...reporting import fmt_number as num
 from ...reporting import plural
-from .._common import add_legend, log_steps, new_figure, save_figure, series_style
+from .._common import add_legend, log_steps, new_figure, save_figure, sd, series_style
 from ..config import FigureConfig
 from ..registry import Figure, Verdict
 from ..sweep import Cell
@@ -105,6 +105,7 @@ def summarize(cfg: Any, df: pd.DataFrame) -> dict[str, Any]:
         "corr_svm_mean": float(f["corr_svm"].mean()), "corr_svm_min": float(f["corr_svm"].min()),
         "corr_svm_fin_mean": float(f["corr_svm_fin"].mean()),
         "corr_svm_fin_min": float(f["corr_svm_fin"].min()),
+        "corr_svm_sd": sd(f["corr_svm"]), "corr_svm_fin_sd": sd(f["corr_svm_fin"]),
         "corr_perp_mean": float(f["corr_perp"].mean()),
         "fin_gap_mean": float(f["fin_gap"].mean()), "fin_gap_max": float(f["fin_gap"].max()),
         "fin_norm_mean": float(f["fin_norm"].mean()),
@@ -160,7 +161,8 @@ def verdict(cfg: NTPCyclicConfig, h: dict[str, Any]) -> Verdict:
     c, a, share = h["corr_svm_fin_mean"], h["top_scc_attention_mean"], h["share_fin_helps"]
     ok = (h["certified"] == h["runs"] and c is not None and c >= 0.97 and share == 1.0
           and a is not None and a >= 0.99)
-    return Verdict(f"mean cos(W, R W^svm + W^fin) {num(c)} (min {num(h['corr_svm_fin_min'])}), "
+    return Verdict(f"mean cos(W, R W^svm + W^fin) {num(c)} (sd {num(h.get('corr_svm_fin_sd'))}, "
+                   f"min {num(h['corr_svm_fin_min'])}), "
                    f"cos(W, W^svm) {num(h['corr_svm_mean'])}; top-SCC attention {num(a)} "
                    f"({plural(h['runs'], 'run')})", ok,
                    "every Graph-SVM certified; mean cos(W, R W^svm + W^fin) >= 0.97 and at least "
@@ -171,7 +173,8 @@ def notes(cfg: NTPCyclicConfig, h: dict[str, Any]) -> dict[str, str]:
     cmp = (f"The paper's cyclic figure shows cos(W, W^svm) and cos(W, R W^svm + W^fin) reaching "
            f"about 0.98-0.99, ||P_fin W - W^fin|| falling and the attention on the top SCC "
            f"tending to 1. Here after {cfg.steps} steps over {plural(h['runs'], 'run')}: "
-           f"cos(W, R W^svm + W^fin) {num(h['corr_svm_fin_mean'])} on average (min "
+           f"cos(W, R W^svm + W^fin) {num(h['corr_svm_fin_mean'])} on average (sd "
+           f"{num(h.get('corr_svm_fin_sd'))}, min "
            f"{num(h['corr_svm_fin_min'])}), cos(W, W^svm) {num(h['corr_svm_mean'])}, "
            f"cos(W - P_fin W, W^svm) {num(h['corr_perp_mean'])}, ||P_fin W - W^fin|| "
            f"{num(h['fin_gap_mean'])} (||W^fin|| {num(h['fin_norm_mean'])}), top-SCC attention "

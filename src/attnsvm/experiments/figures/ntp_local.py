@@ -29,7 +29,7 @@ from ...ntp.fin import fit_r
 from ...reporting import fmt_number as num
 from ...reporting import fmt_share as share
 from ...reporting import plural
-from .._common import add_legend, log_steps, new_figure, save_figure, series_style
+from .._common import add_legend, log_steps, new_figure, save_figure, sd, series_style
 from ..config import FigureConfig
 from ..registry import Figure, Verdict
 from ..sweep import Cell
@@ -113,6 +113,7 @@ def summarize(cfg: NTPLocalConfig, df: pd.DataFrame) -> dict[str, Any]:
         "corr_global_fin_mean": float(ok["corr_global_fin"].mean()),
         "corr_local_mean": float(ok["corr_local"].mean()),
         "corr_local_min": float(ok["corr_local"].min()),
+        "corr_global_sd": sd(ok["corr_global"]), "corr_local_sd": sd(ok["corr_local"]),
         "corr_local_perp_mean": float(ok["corr_local_perp"].mean()),
         "share_local_best": float((ok["corr_local"] >= ok["corr_global"] - 1e-12).mean()),
     }
@@ -150,7 +151,8 @@ def plot(cfg: NTPLocalConfig, df: pd.DataFrame, path: Path | None = None) -> Any
 def verdict(cfg: NTPLocalConfig, h: dict[str, Any]) -> Verdict:
     c, s = h["corr_local_mean"], h["share_local_best"]
     ok = h["feasible"] == h["runs"] and c is not None and c >= 0.99 and s == 1.0
-    return Verdict(f"mean cos(W, local W^svm) {num(c)} (min {num(h['corr_local_min'])}) vs "
+    return Verdict(f"mean cos(W, local W^svm) {num(c)} (sd {num(h.get('corr_local_sd'))}, min "
+                   f"{num(h['corr_local_min'])}) vs "
                    f"global {num(h['corr_global_mean'])} ({plural(h['runs'], 'run')})", ok,
                    "every local Graph-SVM feasible; mean cos(W, local W^svm) >= 0.99 and at "
                    "least cos(W, global W^svm) in every run")
@@ -161,7 +163,8 @@ def notes(cfg: NTPLocalConfig, h: dict[str, Any]) -> dict[str, str]:
            f"against the global Graph-SVM and 0.99 or more against the local one. Here over "
            f"{plural(h['runs'], 'run')}: global {num(h['corr_global_min'])} to "
            f"{num(h['corr_global_max'])} (mean {num(h['corr_global_mean'])}), local "
-           f"{num(h['corr_local_mean'])} on average (min {num(h['corr_local_min'])}). GD kept "
+           f"{num(h['corr_local_mean'])} on average (sd {num(h.get('corr_local_sd'))}, min "
+           f"{num(h['corr_local_min'])}). GD kept "
            f"exactly the tokens of the label's SCC in {share(h['seq_kept_global_share'])} of "
            f"the sequences and in every sequence of {share(h['kept_global_share'])} of the "
            f"runs; the local W^svm is at least as close as the global one in "
