@@ -177,7 +177,8 @@ def _lp_step(x: np.ndarray, dx: np.ndarray) -> float:
 
 @dataclass
 class _Point:
-    """An iterate: cones ``X``, ``S`` (N, N) per block, LP parts ``x``, ``s`` (m_in,), ``y``."""
+    """An iterate: cones ``X``, ``S`` (N, N) per block, LP parts ``x``, ``s`` (m_in,), ``y``
+    (also a direction, :data:`_Direction`)."""
 
     X: list[np.ndarray]
     x: np.ndarray
@@ -211,13 +212,8 @@ class _Problem:
                 + float(p.x @ p.s)) / self.nu
 
 
-@dataclass
-class _Direction:
-    dX: list[np.ndarray]
-    dx: np.ndarray
-    dy: np.ndarray
-    dS: list[np.ndarray]
-    ds: np.ndarray
+#: A search direction has the iterate's shape: ``(dX, dx, dy, dS, ds)``.
+_Direction = _Point
 
 
 def _solve_direction(pr: _Problem, p: _Point, Si: list[np.ndarray], fac: tuple,
@@ -228,9 +224,9 @@ def _solve_direction(pr: _Problem, p: _Point, Si: list[np.ndarray], fac: tuple,
     ``base = sig_mu S^{-1} - X - (X Rd + dXa dSa) S^{-1}``, ``H dy = rp - A(base)``."""
     base = []
     for j, (Xf, Sif, R) in enumerate(zip(p.X, Si, Rd, strict=True)):
-        T = Xf @ R if corr is None else Xf @ R + corr.dX[j] @ corr.dS[j]
+        T = Xf @ R if corr is None else Xf @ R + corr.X[j] @ corr.S[j]
         base.append(sig_mu * Sif - Xf - T @ Sif)
-    base_l = (sig_mu - p.x * rdl - (0.0 if corr is None else corr.dx * corr.ds)) / p.s - p.x
+    base_l = (sig_mu - p.x * rdl - (0.0 if corr is None else corr.x * corr.s)) / p.s - p.x
     dy = cho_solve(fac, rp - pr.apply(base, base_l), check_finite=False)
     Ady = pr.adjoint(dy)
     dS = [R - Ay for R, Ay in zip(Rd, Ady, strict=True)]
@@ -244,17 +240,17 @@ def _steps(p: _Point, d: _Direction, LXi: list[np.ndarray | None],
            LSi: list[np.ndarray | None]) -> tuple[float, float]:
     """Largest primal and dual step lengths (at most 1) that keep the cones (``LXi``,
     ``LSi``: inverse Cholesky factors of ``X_f``, ``S_f``)."""
-    ap = min([_max_step(Li, dX) for Li, dX in zip(LXi, d.dX, strict=True)]
-             + [_lp_step(p.x, d.dx)])
-    ad = min([_max_step(Li, dS) for Li, dS in zip(LSi, d.dS, strict=True)]
-             + [_lp_step(p.s, d.ds)])
+    ap = min([_max_step(Li, dX) for Li, dX in zip(LXi, d.X, strict=True)]
+             + [_lp_step(p.x, d.x)])
+    ad = min([_max_step(Li, dS) for Li, dS in zip(LSi, d.S, strict=True)]
+             + [_lp_step(p.s, d.s)])
     return ap, ad
 
 
 def _move(p: _Point, d: _Direction, ap: float, ad: float) -> _Point:
-    return _Point([Xf + ap * dX for Xf, dX in zip(p.X, d.dX, strict=True)], p.x + ap * d.dx,
-                  p.y + ad * d.dy, [_herm(Sf + ad * dS) for Sf, dS in zip(p.S, d.dS, strict=True)],
-                  p.s + ad * d.ds)
+    return _Point([Xf + ap * dX for Xf, dX in zip(p.X, d.X, strict=True)], p.x + ap * d.x,
+                  p.y + ad * d.y, [_herm(Sf + ad * dS) for Sf, dS in zip(p.S, d.S, strict=True)],
+                  p.s + ad * d.s)
 
 
 def block_ipm(blocks: list[BlockData], b: np.ndarray, n_eq: int, tol: float = 1e-12,
