@@ -126,16 +126,12 @@ def solve_lifted_fro(problem: RotaryConstraintSet, tol: float = 1e-9) -> RotaryS
     Zall = problem.Zc if problem.Z0 is None else np.concatenate([problem.Zc, problem.Z0], 1)
     sA, sZ = row_scale(L), row_scale(Zall)
     kernel = LiftedKernel(problem, sA, sZ)
-    b = problem.rhs
-    res = solve_hard_margin(kernel, b, n_eq=problem.n_eq, tol=min(tol, 1e-10))
-    info = {"solver": f"working-set ({res.method}) on the stacked real blocks",
-            "iterations": res.iterations, "rounds": res.rounds}
+    res, info = _working_set(kernel, problem, tol, "the stacked real blocks")
     if res.status == "infeasible":
         return _infeasible(res, m, info, start)
     w_unit = res.point(kernel)
     nrm = safe_norm(w_unit)
-    lam = np.zeros(m)
-    lam[res.active] = res.lam
+    lam = _multipliers(res, m)
     mu = lam / (nrm * sA * sZ) if nrm > 0 else lam
     M, W0 = kernel.split(w_unit / (sA * sZ))
     M, W0, _ = feasible_rescale(problem, M, W0)
@@ -166,17 +162,13 @@ def _solve_tables(problem: RotaryConstraintSet, tol: float, start: float) -> Rot
     Zall = t.Zq if problem.Z0 is None else np.concatenate([problem.Zc, problem.Z0], 1)
     sZ = row_scale(Zall)
     kernel = PhaseKernel(t, problem.A0, problem.Z0, sA, sZ)
-    b = problem.rhs
-    res = solve_hard_margin(kernel, b, n_eq=problem.n_eq, tol=min(tol, 1e-10))
-    info = {"solver": f"working-set ({res.method}) on the phase kernel of the tables",
-            "iterations": res.iterations, "rounds": res.rounds}
+    res, info = _working_set(kernel, problem, tol, "the phase kernel of the tables")
     if res.status == "infeasible":
         return _infeasible(res, m, info, start)
     c = res.point(kernel)                      # Theta_scaled = sum_k c_k g_k / (sA sZ)
     nz = np.flatnonzero(c)
     nrm = float(np.sqrt(max(float(c[nz] @ kernel.block(nz, nz) @ c[nz]), 0.0)))
-    lam = np.zeros(m)
-    lam[res.active] = res.lam
+    lam = _multipliers(res, m)
     mu = lam / (nrm * sA * sZ) if nrm > 0 else lam
     # <Theta, g_k> = (K c)_k (K the scaled Gram matrix): the row values of Theta, and the
     # factor that makes every row hold folded into the coefficients before M is formed
@@ -196,6 +188,21 @@ def _solve_tables(problem: RotaryConstraintSet, tol: float, start: float) -> Rot
     scale = (sA * sZ) / (s * nrm) if np.array_equal(c, lam) and nrm > 0 else None
     sol = finish(problem, "fro", M, W0, mu, tol, info, vals=vals, sums_scale=scale)
     return _ended(sol, res, start)
+
+
+def _working_set(kernel: Any, problem: RotaryConstraintSet, tol: float, where: str
+                 ) -> tuple[Any, dict[str, Any]]:
+    """The exact working-set solve on ``kernel`` (the rows' Gram matrix) and its info."""
+    res = solve_hard_margin(kernel, problem.rhs, n_eq=problem.n_eq, tol=min(tol, 1e-10))
+    return res, {"solver": f"working-set ({res.method}) on {where}",
+                 "iterations": res.iterations, "rounds": res.rounds}
+
+
+def _multipliers(res: Any, m: int) -> np.ndarray:
+    """The working set's multipliers on all ``m`` rows (0 off its active set)."""
+    lam = np.zeros(m)
+    lam[res.active] = res.lam
+    return lam
 
 
 def _infeasible(res: Any, m: int, info: dict[str, Any], start: float) -> RotarySolution:
