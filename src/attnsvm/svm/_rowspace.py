@@ -18,9 +18,11 @@ with the ``m x N`` row matrix, unless that is the cheaper way (few rows, small `
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from functools import partial
 
 import numpy as np
+
+from ._linalg import cho_solve, cholesky, solve_triangular
 
 __all__ = ["RowGram", "spd_solver", "stalled"]
 
@@ -108,32 +110,25 @@ class RowGram:
 def _cholesky(M: np.ndarray) -> tuple[np.ndarray, bool]:  # the factor and its triangle
     """Cholesky factor of a symmetric positive (semi)definite ``M`` for ``cho_solve``, with a
     tiny diagonal shift where the plain one fails (raises LinAlgError when that fails too)."""
-    from scipy.linalg import cho_factor
-
     try:
-        return cho_factor(M, check_finite=False)  # type: ignore[no-any-return]
+        return cholesky(M), False
     except np.linalg.LinAlgError:
         shift = 1e-14 * max(float(np.trace(M)) / max(M.shape[0], 1), 1e-300)
-        return cho_factor(M + shift * np.eye(M.shape[0]),  # type: ignore[no-any-return]
-                          check_finite=False)
+        return cholesky(M + shift * np.eye(M.shape[0])), False
 
 
 def _tri(fac: tuple[np.ndarray, bool], B: np.ndarray, trans: bool) -> np.ndarray:
     """``L^-1 B`` (``trans``: ``L^-T B``) for the Cholesky factor ``fac`` = ``(c, lower)``
     of :func:`_cholesky` (``M = L L^T``)."""
-    from scipy.linalg import solve_triangular
-
     c, lower = fac
     # M = L L^T with L = c (lower) or c^T (upper)
     if lower:
-        return solve_triangular(c, B, lower=True, trans=1 if trans else 0,  # type: ignore
-                                check_finite=False)
-    return solve_triangular(c, B, lower=False, trans=0 if trans else 1,  # type: ignore
-                            check_finite=False)
+        return solve_triangular(c, B, lower=True, trans=1 if trans else 0)
+    return solve_triangular(c, B, lower=False, trans=0 if trans else 1)
 
 
 def spd_solver(M: np.ndarray, refine: int = 2,
-               factor: Callable[[np.ndarray], Any] | None = None
+               factor: Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray]] | None = None
                ) -> Callable[[np.ndarray], np.ndarray]:
     """``rhs -> M^-1 rhs`` for a symmetric positive semidefinite ``M`` (n, n) that may be
     indefinite in its last bits (an interior point's Newton matrix near the end, entries
@@ -144,14 +139,13 @@ def spd_solver(M: np.ndarray, refine: int = 2,
     solve is refined ``refine`` times against ``M`` itself (the shifted factor as the
     preconditioner; the refinement stops where the residual stops falling).  Raises
     LinAlgError when even the largest shift fails (``M`` not semidefinite).  ``factor``
-    (optional) builds the Cholesky factor of a matrix as an object with ``solve(rhs)``
-    (e.g. :class:`._linalg.CholeskyFactor`, NumPy only); SciPy's ``cho_factor`` otherwise.
+    (optional) maps a matrix to the solve with its Cholesky factor (e.g. the ``solve`` of
+    :class:`._linalg.CholeskyFactor`, a buffer kept across calls); :func:`._linalg.cholesky`
+    and :func:`._linalg.cho_solve` otherwise.
     """
     if factor is None:
-        from scipy.linalg import cho_factor, cho_solve
-
-        def factor(X: np.ndarray) -> Any:
-            return _ScipyFactor(cho_factor(X, check_finite=False), cho_solve)
+        def factor(X: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+            return partial(cho_solve, (cholesky(X), False))
 
     d = np.sqrt(np.maximum(np.diag(M), 1e-300))
     Ms = M / d[:, None] / d[None, :]
@@ -170,12 +164,12 @@ def spd_solver(M: np.ndarray, refine: int = 2,
 
     def solve(rhs: np.ndarray) -> np.ndarray:
         bs = rhs / d if rhs.ndim == 1 else rhs / d[:, None]
-        x = fac.solve(bs)
+        x = fac(bs)
         if steps:
             r = bs - Ms @ x
             nr = float(np.linalg.norm(r))
             for _ in range(steps):
-                x2 = x + fac.solve(r)
+                x2 = x + fac(r)
                 r2 = bs - Ms @ x2
                 n2 = float(np.linalg.norm(r2))
                 if n2 >= nr:
@@ -184,16 +178,6 @@ def spd_solver(M: np.ndarray, refine: int = 2,
         return x / d if rhs.ndim == 1 else x / d[:, None]  # type: ignore[no-any-return]
 
     return solve
-
-
-class _ScipyFactor:
-    """SciPy's ``cho_factor`` result with a ``solve`` method."""
-
-    def __init__(self, fac: Any, cho_solve: Callable[..., np.ndarray]) -> None:
-        self._fac, self._cho_solve = fac, cho_solve
-
-    def solve(self, rhs: np.ndarray) -> np.ndarray:
-        return self._cho_solve(self._fac, rhs, check_finite=False)
 
 
 def stalled(gaps: list[float], mus: list[float]) -> bool:

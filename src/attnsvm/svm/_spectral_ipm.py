@@ -304,7 +304,7 @@ def spectral_ipm(A: np.ndarray, Zc: np.ndarray, inv: np.ndarray, Zq: np.ndarray,
             M = dense.matrix(Si, Z, SZ, Dk, quad, Lstar)
             L_buf = dense.L
             try:  # semidefinite up to rounding: scaled, shifted where needed, refined
-                fsolve = spd_solver(M, factor=lambda X: CholeskyFactor(X, out=L_buf))
+                fsolve = spd_solver(M, factor=lambda X: CholeskyFactor(X, out=L_buf).solve)
             except np.linalg.LinAlgError:
                 break
 
