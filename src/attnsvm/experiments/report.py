@@ -23,7 +23,7 @@ from ..reporting import (
     write_json_atomic,
 )
 from ..reporting import provenance as _provenance
-from ._labels import RUN_KEY, run_label
+from ._labels import NORM_LABELS, RUN_KEY, run_label
 from .registry import FIGURES, NEW_STUDIES
 
 __all__ = ["provenance", "git_commit", "write_report", "load_records", "summary_text",
@@ -127,13 +127,13 @@ def headline_label(key: str) -> str:
 
 
 #: Whole words of the headline keys, spelled out (after :data:`_INNER`).
-_WORDS_OF_KEYS = {"fro": "Frobenius", "fro,": "Frobenius,", "nuc": "nuclear",
-                  "nuc,": "nuclear,", "gd": "GD", "gd,": "GD,", "ngd": "NGD", "ngd,": "NGD,",
+_WORDS_OF_KEYS = {**{norm + c: NORM_LABELS[norm] + c for norm in ("fro", "nuc", "linf", "spec")
+                     for c in ("", ",")},
+                  "gd": "GD", "gd,": "GD,", "ngd": "NGD", "ngd,": "NGD,",
                   "md,": "mirror descent,", "polyak,": "Polyak,", "scc": "SCC", "svm": "SVM",
                   "rel": "relative", "diff": "difference", "fin": "W^fin",
                   "perp,": "orthogonal part,", "scs": "SCS", "tol1e-7,": "tol 1e-7,",
-                  "linf": "max-norm", "linf,": "max-norm,", "spec": "spectral",
-                  "spec,": "spectral,", "emb": "embeddings"}
+                  "emb": "embeddings"}
 #: Sizes written together in a key (``n1T3``, ``T5``, ``d4``): ``n=1, T=3``.
 _SIZES = re.compile(r"\b(?:[nTdK]\d+)+\b")
 
