@@ -33,6 +33,8 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _provenance import provenance  # noqa: E402  (benchmarks/ is on sys.path)
+
 from attnsvm.svm.rotary import (  # noqa: E402
     RotaryConstraintSet,
     RotarySolution,
@@ -55,6 +57,7 @@ def _solve(P: RotaryConstraintSet, norm: str) -> RotarySolution:
 
 
 def main() -> None:
+    load0 = os.getloadavg()[0]
     lines = ["| n,T,d,F | m | norm | attnsvm s | cvxpy s | diff vs cvxpy | certified gap (max) "
              "| min margin |", "|---|---|---|---|---|---|---|---|"]
     for n, T, d, F in SIZES:
@@ -88,9 +91,13 @@ def main() -> None:
                 f"| {n},{T},{d},{F} | {n * (T - 1)} | {norm} | {np.median(t_a):.3f} | "
                 f"{np.median(t_c):.3f} | {max(diffs):.1e} ({what}) | {max(gaps):.1e} | "
                 f"{min(margins) - 1:+.1e} (minus 1) |")
+    header = ("# Lifted Att-SVMs against cvxpy + Clarabel\n\n" + provenance()
+              + f" Load average (1 min) at the start: {load0:.1f}, at the end: "
+              f"{os.getloadavg()[0]:.1f}. Command: `python benchmarks/bench_rotary.py`; "
+              f"{SEEDS} random instances per size, medians of the seconds.\n\n")
     text = "\n".join(lines)
     print(text)
-    Path("benchmarks/results/rotary_solve.md").write_text(text + "\n")
+    Path("benchmarks/results/rotary_solve.md").write_text(header + text + "\n")
 
 
 def smollm2(rows: int, heads: list[int]) -> None:
